@@ -1,0 +1,377 @@
+"""The `lipparse-rt` command: parse arguments, build the pieces, call the pipeline, map errors."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from . import __version__
+from .errors import InputError, LipParseError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Real-time human parsing into the 20 LIP classes with LIP-Net on ONNX Runtime.",
+)
+err = Console(stderr=True)
+out = Console()
+_state = {"debug": False}
+
+SIZE_HELP = "Model input: the long side in pixels, a multiple of 16 (0 = the size stored in the weights)."
+WEIGHTS_HELP = "ONNX weights (default: the shipped weights/lipnet.onnx, or $LIPPARSE_WEIGHTS)."
+PROVIDER_HELP = "Execution provider: auto (TensorRT -> CUDA -> CPU), tensorrt, cuda or cpu."
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    from .pipeline import Interrupted
+
+    raise Interrupted()
+
+
+@app.callback()
+def main(
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks and debug logs."),
+    version: bool = typer.Option(False, "--version", help="Print the version and exit."),
+) -> None:
+    """Real-time human parsing into the 20 LIP classes with LIP-Net on ONNX Runtime."""
+    if version:
+        out.print(__version__)
+        raise typer.Exit()
+    _state["debug"] = debug
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.INFO,
+        format="%(message)s",
+        handlers=[RichHandler(console=err, show_time=False, show_path=debug)],
+        force=True,
+    )
+    if threading_main():
+        signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def threading_main() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _fail(exc: BaseException) -> None:
+    """Print one line (a traceback with --debug) and exit with the error's code."""
+    if _state["debug"]:
+        err.print_exception()
+    code = getattr(exc, "exit_code", 1)
+    msg = str(exc) if isinstance(exc, LipParseError) else f"{type(exc).__name__}: {exc}"
+    err.print(f"[bold red]error:[/] {msg}", markup=True, highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _engine(weights: Optional[Path], provider: str, size: int, threads: int = 0):
+    from .engine import Engine, EngineConfig, default_weights
+
+    return Engine(EngineConfig(weights=weights or default_weights(), provider=provider, input_size=size, threads=threads))
+
+
+def _summary(stats, label: str) -> None:
+    med = sorted(stats.model_ms)[len(stats.model_ms) // 2] if stats.model_ms else 0.0
+    line = (f"{label}: {stats.frames_out} frames in {stats.wall_s:.1f} s, "
+            f"end-to-end {stats.fps:.1f} FPS, model-only {stats.model_fps:.1f} FPS ({med:.1f} ms/frame)")
+    if stats.dropped:
+        line += f", {stats.dropped} stale frames dropped"
+    out.print(line, highlight=False, soft_wrap=True)
+
+
+@app.command()
+def video(
+    input: Path = typer.Argument(..., help="Input video file (anything FFmpeg reads)."),
+    out_path: Optional[Path] = typer.Option(None, "--out", "-o", help="Output MP4 (H.264, audio kept)."),
+    masks: Optional[Path] = typer.Option(None, "--masks", help="Also write one index PNG of LIP ids per frame here."),
+    show: bool = typer.Option(False, "--show", help="Also show the result live in a window."),
+    force: bool = typer.Option(False, "--force", "-f", help="Overwrite an existing output."),
+    weights: Optional[Path] = typer.Option(None, "--weights", "-w", help=WEIGHTS_HELP),
+    size: int = typer.Option(0, "--size", help=SIZE_HELP),
+    provider: str = typer.Option("auto", "--provider", help=PROVIDER_HELP),
+    alpha: float = typer.Option(0.5, "--alpha", min=0.0, max=1.0, help="Overlay opacity."),
+) -> None:
+    """Parse every frame of a video and write an overlay video (and/or masks)."""
+    from .pipeline import run_file
+    from .sinks import MaskWriter, VideoWriter, Window, check_output
+    from .sources import VideoFile
+
+    try:
+        if out_path is None and masks is None and not show:
+            raise InputError("nothing to do: give --out FILE, --masks DIR or --show")
+        if out_path is not None:
+            check_output(out_path, force, (input,))
+        with ExitStack() as stack:
+            src = stack.enter_context(VideoFile(input))
+            engine = _engine(weights, provider, size)
+            window = stack.enter_context(Window()) if show else None
+            writer = None
+            if out_path is not None:
+                writer = stack.enter_context(VideoWriter(out_path, src.fps, src.width, src.height, src.time_base,
+                                                         audio_from=input if src.has_audio else None))
+            mask_writer = stack.enter_context(MaskWriter(masks)) if masks is not None else None
+            mh, mw = engine.model_shape(src.height, src.width)
+            err.print(f"{input.name}: {src.width}x{src.height} @ {float(src.fps):.2f} FPS -> model {mw}x{mh} on {engine.provider}",
+                      highlight=False)
+            with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                          TextColumn("{task.fields[fps]:>6.1f} frames/s"), TimeElapsedColumn(), TimeRemainingColumn(),
+                          console=err, transient=False) as progress:
+                task = progress.add_task("parsing", total=src.frame_count or None, fps=0.0)
+                t0 = time.perf_counter()
+
+                def on_frame(n: int) -> None:
+                    dt = time.perf_counter() - t0
+                    progress.update(task, completed=n, fps=n / dt if dt > 0 else 0.0)
+
+                stats = run_file(src, engine, writer, mask_writer, window, alpha, on_frame)
+                progress.update(task, total=stats.frames_out)
+    except LipParseError as exc:
+        _fail(exc)
+    _summary(stats, input.name)
+    if stats.source_error:
+        err.print(f"warning: {input}: {stats.source_error}; {stats.frames_out} frames were written", highlight=False)
+    if stats.interrupted:
+        err.print(f"interrupted: {stats.frames_out} frames written" + (f" to {out_path}" if out_path else ""))
+        raise typer.Exit(stats.interrupted)
+    if stats.source_error:
+        raise typer.Exit(2)
+
+
+@app.command()
+def webcam(
+    camera: str = typer.Option("0", "--camera", "-c", help="Camera index, device path, stream URL, or a video file played at its own rate."),
+    mirror: bool = typer.Option(True, "--mirror/--no-mirror", help="Mirror the display (the model always sees the camera's own frame)."),
+    show: bool = typer.Option(True, "--show/--no-show", help="Open a window (q or Esc quits)."),
+    out_path: Optional[Path] = typer.Option(None, "--out", "-o", help="Also record what is shown to this MP4."),
+    force: bool = typer.Option(False, "--force", "-f", help="Overwrite an existing recording."),
+    weights: Optional[Path] = typer.Option(None, "--weights", "-w", help=WEIGHTS_HELP),
+    size: int = typer.Option(0, "--size", help=SIZE_HELP),
+    provider: str = typer.Option("auto", "--provider", help=PROVIDER_HELP),
+    alpha: float = typer.Option(0.5, "--alpha", min=0.0, max=1.0, help="Overlay opacity."),
+    max_frames: int = typer.Option(0, "--max-frames", help="Stop after this many frames (0 = until q or the source ends)."),
+) -> None:
+    """Parse a live camera: overlay, legend and a HUD with FPS and latency."""
+    from fractions import Fraction
+
+    from .pipeline import run_live
+    from .sinks import VideoWriter, Window, check_output, has_display
+    from .sources import Camera
+
+    try:
+        if show and not has_display():
+            from .errors import DisplayError
+
+            raise DisplayError("cannot open a window: no display (set DISPLAY, or use --no-show with --out FILE)")
+        if not show and out_path is None:
+            raise InputError("nothing to do: with --no-show give --out FILE")
+        if out_path is not None:
+            check_output(out_path, force)
+        engine = _engine(weights, provider, size)
+        with ExitStack() as stack:
+            cam = stack.enter_context(Camera(camera))
+            window = stack.enter_context(Window()) if show else None
+            writer = None
+            if out_path is not None:
+                frame = None
+                while frame is None:  # the recording's size is the camera's
+                    try:
+                        frame = cam.read(timeout=1.0)
+                    except StopIteration:
+                        raise InputError(f"camera '{camera}' gave no frames") from None
+                h, w = frame.image.shape[:2]
+                writer = stack.enter_context(VideoWriter(out_path, Fraction(round(cam.fps * 1000), 1000), w, h,
+                                                         time_base=Fraction(1, 1000)))
+            err.print(f"camera {camera} on {engine.provider}, model long side {engine.input_size}", highlight=False)
+            stats = run_live(cam, engine, window, writer, alpha, mirror, max_frames=max_frames)
+    except LipParseError as exc:
+        _fail(exc)
+    _summary(stats, f"camera {camera}")
+    p50, p95 = stats.latency(50), stats.latency(95)
+    if p50 is not None:
+        out.print(f"capture-to-display latency p50 {p50:.1f} ms, p95 {p95:.1f} ms", highlight=False)
+    if stats.interrupted:
+        raise typer.Exit(stats.interrupted)
+
+
+@app.command()
+def image(
+    path: Path = typer.Argument(..., help="An image, or a folder of images."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="Write overlays (JPEG/PNG as the input) here."),
+    masks: Optional[Path] = typer.Option(None, "--masks", help="Write masks here: one 8-bit PNG of LIP ids per image, full size, named by stem."),
+    weights: Optional[Path] = typer.Option(None, "--weights", "-w", help=WEIGHTS_HELP),
+    size: int = typer.Option(0, "--size", help=SIZE_HELP),
+    provider: str = typer.Option("auto", "--provider", help=PROVIDER_HELP),
+    alpha: float = typer.Option(0.5, "--alpha", min=0.0, max=1.0, help="Overlay opacity."),
+) -> None:
+    """Parse images: overlays and/or masks (masks are what accuracy is scored on)."""
+    import cv2
+
+    from .pipeline import render_frame
+    from .sinks import MaskWriter
+    from .sources import Images
+
+    try:
+        if out_dir is None and masks is None:
+            raise InputError("nothing to do: give --out DIR and/or --masks DIR")
+        images = Images(path)
+        engine = _engine(weights, provider, size)
+        mask_writer = MaskWriter(masks) if masks is not None else None
+        if out_dir is not None:
+            MaskWriter(out_dir)  # same folder checks
+        n = 0
+        with Progress(TextColumn("parsing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                      console=err, transient=True) as progress:
+            task = progress.add_task("parsing", total=len(images))
+            for img_path, bgr in images:
+                ids = engine.run(bgr)
+                if mask_writer is not None:
+                    mask_writer.write(ids, img_path.stem)
+                if out_dir is not None:
+                    target = out_dir / f"{img_path.stem}.png"
+                    if not cv2.imwrite(str(target), render_frame(bgr, ids, alpha)):
+                        raise InputError(f"cannot write '{target}'")
+                n += 1
+                progress.advance(task)
+    except LipParseError as exc:
+        _fail(exc)
+    out.print(f"{n} image(s) parsed" + (f", masks in {masks}" if masks else "") + (f", overlays in {out_dir}" if out_dir else ""),
+              highlight=False)
+
+
+@app.command()
+def info(
+    weights: Optional[Path] = typer.Option(None, "--weights", "-w", help=WEIGHTS_HELP),
+    provider: str = typer.Option("auto", "--provider", help=PROVIDER_HELP),
+) -> None:
+    """Print version, weights and their metadata, ONNX Runtime and its providers."""
+    import json
+
+    import onnxruntime as ort
+
+    try:
+        engine = _engine(weights, provider, 0)
+    except LipParseError as exc:
+        _fail(exc)
+    meta = engine.meta
+    out.print(f"lipparse-rt {__version__}")
+    out.print(f"weights: {engine.config.weights}")
+    out.print(f"  parameters: {int(meta.get('num_params', 0)):,}")
+    out.print(f"  input size (long side): {meta.get('input_size')}")
+    for key in ("training_data", "iterations", "trained_at", "miou"):
+        if key in meta:
+            out.print(f"  {key.replace('_', ' ')}: {meta[key]}")
+    out.print(f"  classes: {len(json.loads(meta.get('names', '[]')))}")
+    out.print(f"onnxruntime {ort.__version__}; available providers: {', '.join(ort.get_available_providers())}")
+    out.print(f"provider in use: {engine.provider}")
+
+
+@app.command()
+def train(
+    data: list[str] = typer.Option(..., "--data", "-d", help="ROOT[:split=S][:labels=L][:ratio=R][:white] (repeatable)."),
+    out_dir: Path = typer.Option(Path("runs/lipnet"), "--out", "-o", help="Run folder: last.pt and log.csv."),
+    iters: int = typer.Option(20000, "--iters", help="Total iterations (the poly schedule's length)."),
+    size: int = typer.Option(256, "--size", help="Training crop size (square)."),
+    batch: int = typer.Option(4, "--batch", help="Mini-batch size."),
+    lr: float = typer.Option(0.005, "--lr", help="Adam base learning rate."),
+    ckpt_every: int = typer.Option(200, "--ckpt-every", help="Checkpoint every N iterations."),
+    seed: int = typer.Option(0, "--seed"),
+    threads: int = typer.Option(2, "--threads", help="torch CPU threads."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from OUT/last.pt."),
+) -> None:
+    """Train LIP-Net on LIP-format folders (needs torch: the "train" extra)."""
+    try:
+        from .train import DatasetSpec, TrainConfig, train as run_train
+    except ImportError as exc:
+        _fail(InputError(f"training needs torch: pip install 'lipparse-rt[train]' ({exc})"))
+    try:
+        cfg = TrainConfig(datasets=tuple(DatasetSpec.parse(d) for d in data), out=str(out_dir), iters=iters,
+                          batch=batch, lr=lr, size=size, seed=seed, ckpt_every=ckpt_every, threads=threads)
+        path = run_train(cfg, resume=resume)
+    except LipParseError as exc:
+        _fail(exc)
+    except KeyboardInterrupt:
+        err.print(f"interrupted: resume with --resume from {out_dir / 'last.pt'}")
+        raise typer.Exit(130)
+    out.print(f"checkpoint: {path}")
+
+
+@app.command()
+def export(
+    checkpoint: Path = typer.Argument(..., help="Training checkpoint (last.pt)."),
+    out_path: Path = typer.Option(Path("weights/lipnet.onnx"), "--out", "-o", help="ONNX file to write."),
+    size: int = typer.Option(256, "--size", help="Default input long side stored in the model."),
+    data_note: str = typer.Option("", "--data-note", help="Training data description stored in the metadata."),
+) -> None:
+    """Export a checkpoint to ONNX: uint8 BGR in, uint8 LIP ids out (needs torch)."""
+    try:
+        from .export import export_onnx, load_checkpoint
+    except ImportError as exc:
+        _fail(InputError(f"export needs torch and onnx: pip install 'lipparse-rt[train]' ({exc})"))
+    try:
+        if not checkpoint.is_file():
+            raise InputError(f"cannot read checkpoint '{checkpoint}': no such file")
+        net, ckpt = load_checkpoint(checkpoint)
+        meta = {"iterations": str(ckpt.get("step", 0))}
+        if data_note:
+            meta["training_data"] = data_note
+        export_onnx(net, out_path, size, meta)
+    except LipParseError as exc:
+        _fail(exc)
+    out.print(f"wrote {out_path} ({net.num_params():,} parameters)")
+
+
+@app.command("eval")
+def eval_cmd(
+    data: Path = typer.Option(..., "--data", "-d", help="Labelled folder (images + index PNGs)."),
+    split: Optional[str] = typer.Option(None, "--split", help="Restrict to the stems in DATA/SPLIT.txt."),
+    labels: Optional[str] = typer.Option(None, "--labels", help="Label sub-folder (default: found)."),
+    protocol: str = typer.Option("lip", "--protocol", help="lip (20 classes) or ccp (merged skin/shoe, 255 ignored)."),
+    weights: Optional[Path] = typer.Option(None, "--weights", "-w", help=WEIGHTS_HELP),
+    size: int = typer.Option(0, "--size", help=SIZE_HELP),
+    provider: str = typer.Option("auto", "--provider", help=PROVIDER_HELP),
+    limit: int = typer.Option(0, "--limit", help="Score only the first N images (0 = all)."),
+) -> None:
+    """Score the model on a labelled split through the app's engine: mIoU, per-class IoU, pixel accuracy."""
+    from .evaluate import evaluate
+    from .metrics import PROTOCOLS, markdown_table
+
+    try:
+        if protocol not in PROTOCOLS:
+            raise InputError(f"unknown protocol '{protocol}': use lip or ccp")
+        engine = _engine(weights, provider, size)
+        with Progress(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                      console=err, transient=True) as progress:
+            task = progress.add_task("scoring", total=None)
+            result = evaluate(engine, data, split, labels, protocol, limit,
+                              on_image=lambda i, n: progress.update(task, completed=i, total=n))
+    except LipParseError as exc:
+        _fail(exc)
+    out.print(f"{data} ({split or 'all'}, {result.images} images, protocol {protocol}, size {engine.input_size})",
+              highlight=False)
+    out.print(markdown_table(result.scores, result.names), highlight=False)
+    if result.side_error is not None:
+        out.print(f"wrong side (arms/legs/shoes): {100 * result.side_error:.2f}%", highlight=False)
+
+
+def run() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    run()

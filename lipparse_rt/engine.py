@@ -1,0 +1,178 @@
+"""ONNX Runtime engine: uint8 BGR frame in, uint8 LIP ids at the frame's size out.
+
+Tries TensorRT -> CUDA -> CPU, reports the provider really in use and says in one log line
+when a requested GPU provider could not be created. Resizes keeping the aspect ratio (the long
+side to `input_size`, the other side padded to a multiple of 16), so people are never stretched
+and no compute is spent on letterbox bars wider than 15 pixels.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from .classes import NAMES
+from .errors import InputError, WeightsError
+
+log = logging.getLogger(__name__)
+
+U8 = NDArray[np.uint8]
+
+PROVIDERS = {
+    "tensorrt": "TensorrtExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "cpu": "CPUExecutionProvider",
+}
+SHORT = {v: k for k, v in PROVIDERS.items()}
+STRIDE = 16
+PAD_BGR = (104, 116, 124)  # the training mean: normalises to ~0
+WEIGHTS_ENV = "LIPPARSE_WEIGHTS"
+
+
+def default_weights() -> Path:
+    """$LIPPARSE_WEIGHTS, else the shipped weights/lipnet.onnx next to the package."""
+    env = os.environ.get(WEIGHTS_ENV)
+    return Path(env) if env else Path(__file__).resolve().parent.parent / "weights" / "lipnet.onnx"
+
+
+def trt_cache_dir() -> Path:
+    """Where TensorRT engines are cached: $XDG_CACHE_HOME/lipparse-rt/tensorrt."""
+    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return base / "lipparse-rt" / "tensorrt"
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """What to run and how.
+
+    Args:
+        provider: 'auto' (TensorRT -> CUDA -> CPU), 'tensorrt', 'cuda' or 'cpu'.
+        input_size: the model's long side in pixels; 0 takes the size stored in the weights.
+        threads: intra-op threads for the CPU provider; 0 lets ONNX Runtime choose.
+        fp16: let TensorRT build an fp16 engine.
+    """
+
+    weights: Path = Path()
+    provider: str = "auto"
+    input_size: int = 0
+    threads: int = 0
+    fp16: bool = True
+    spinning: bool = True
+
+    def __post_init__(self) -> None:
+        if self.provider not in ("auto", *PROVIDERS):
+            raise InputError(f"unknown provider '{self.provider}': use auto, tensorrt, cuda or cpu")
+        if self.input_size and (self.input_size < 32 or self.input_size % STRIDE):
+            raise InputError(f"input size {self.input_size} must be a multiple of {STRIDE}, at least 32")
+
+
+def fit_size(h: int, w: int, long_side: int) -> tuple[int, int, int, int]:
+    """Return (resized h, w, padded h, w): the long side to `long_side`, aspect kept, padded to x16."""
+    scale = long_side / max(h, w)
+    rh, rw = max(1, round(h * scale)), max(1, round(w * scale))
+    return rh, rw, -(-rh // STRIDE) * STRIDE, -(-rw // STRIDE) * STRIDE
+
+
+class Engine:
+    """A LIP-Net ONNX session; `run(bgr)` returns the class map at the frame's own size."""
+
+    def __init__(self, config: EngineConfig) -> None:
+        import onnxruntime as ort
+
+        self.config = config
+        path = Path(config.weights)
+        if not path.is_file():
+            raise WeightsError(f"cannot read weights '{path}': no such file")
+        wanted = self._wanted(ort.get_available_providers())
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if config.threads:
+            options.intra_op_num_threads = config.threads
+        if not config.spinning:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        ort.set_default_logger_severity(4)  # failed GPU providers: we say it in one line below
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                self.session = ort.InferenceSession(str(path), options, providers=wanted)
+        except Exception as exc:  # ORT raises its own exception types for a bad model
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise WeightsError(f"cannot load weights '{path}': not a valid ONNX model ({first[:160]})") from exc
+        self.provider = SHORT.get(self.session.get_providers()[0], self.session.get_providers()[0])
+        missing = [SHORT[name] for name, _ in wanted if SHORT[name] != "cpu" and name not in self.session.get_providers()]
+        if missing:
+            level = logging.WARNING if config.provider != "auto" else logging.INFO
+            log.log(level, "%s provider could not be created (no usable GPU or its libraries): running on %s",
+                    "/".join(missing), self.provider)
+        self.meta = dict(self.session.get_modelmeta().custom_metadata_map)
+        self._check_model(path)
+        self.input_size = config.input_size or int(self.meta.get("input_size", 256))
+
+    def _wanted(self, available: list[str]) -> list[tuple[str, dict]]:
+        order = ["tensorrt", "cuda", "cpu"] if self.config.provider == "auto" else [self.config.provider, "cpu"]
+        wanted: list[tuple[str, dict]] = []
+        for short in dict.fromkeys(order):
+            name = PROVIDERS[short]
+            if name not in available:
+                if short == self.config.provider and short != "cpu":
+                    log.warning("%s is not in this ONNX Runtime build: running on cpu", name)
+                continue
+            opts: dict = {}
+            if short == "tensorrt":
+                cache = trt_cache_dir()
+                opts = {"trt_fp16_enable": self.config.fp16, "trt_engine_cache_enable": True,
+                        "trt_engine_cache_path": str(cache), "trt_timing_cache_enable": True,
+                        "trt_timing_cache_path": str(cache)}
+            wanted.append((name, opts))
+        return wanted
+
+    def _check_model(self, path: Path) -> None:
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        if len(inputs) != 1 or inputs[0].name != "bgr" or inputs[0].type != "tensor(uint8)":
+            got = ", ".join(f"{i.name}:{i.type}" for i in inputs)
+            raise WeightsError(f"cannot use weights '{path}': expected one uint8 input 'bgr', got {got}")
+        if outputs[0].name != "ids":
+            raise WeightsError(f"cannot use weights '{path}': expected an output 'ids', got '{outputs[0].name}'")
+        names = json.loads(self.meta.get("names", "[]"))
+        if tuple(names) != NAMES:
+            raise WeightsError(
+                f"cannot use weights '{path}': its classes ({len(names)}) are not the 20 LIP classes"
+            )
+
+    def model_shape(self, h: int, w: int) -> tuple[int, int]:
+        """The (height, width) the model sees for an h x w frame (after padding)."""
+        _, _, ph, pw = fit_size(h, w, self.input_size)
+        return ph, pw
+
+    def prepare(self, bgr: U8) -> tuple[U8, tuple[int, int]]:
+        """Resize (aspect kept) and pad one frame into a 1xHxWx3 uint8 batch; return it and the valid size."""
+        if bgr.ndim != 3 or bgr.shape[2] != 3 or bgr.dtype != np.uint8:
+            raise InputError(f"expected an HxWx3 uint8 BGR frame, got {bgr.shape} {bgr.dtype}")
+        h, w = bgr.shape[:2]
+        rh, rw, ph, pw = fit_size(h, w, self.input_size)
+        batch = np.empty((1, ph, pw, 3), np.uint8)
+        batch[0, rh:, :] = PAD_BGR
+        batch[0, :rh, rw:] = PAD_BGR
+        interp = cv2.INTER_AREA if rh < h else cv2.INTER_LINEAR
+        batch[0, :rh, :rw] = cv2.resize(bgr, (rw, rh), interpolation=interp)
+        return batch, (rh, rw)
+
+    def infer(self, batch: U8) -> U8:
+        """Run the model on a prepared batch; return its ids (1xHxW uint8)."""
+        return self.session.run(["ids"], {"bgr": batch})[0]
+
+    def run(self, bgr: U8) -> U8:
+        """Parse one HxWx3 uint8 BGR frame; return HxW uint8 LIP ids at the frame's size."""
+        batch, (rh, rw) = self.prepare(bgr)
+        ids = self.infer(batch)[0, :rh, :rw]
+        h, w = bgr.shape[:2]
+        return cv2.resize(ids, (w, h), interpolation=cv2.INTER_NEAREST)

@@ -1,0 +1,39 @@
+"""Errors the CLI turns into one line on stderr and an exit code. Imports nothing."""
+
+from __future__ import annotations
+
+
+class LipParseError(Exception):
+    """A failure the user can act on; its message names the thing and the cause."""
+
+    exit_code = 1
+
+
+class InputError(LipParseError):
+    """A missing, unreadable or unsupported input (file, video, image, folder)."""
+
+    exit_code = 2
+
+
+class OutputError(LipParseError):
+    """An output that cannot be written (folder, existing file, codec, disk)."""
+
+    exit_code = 3
+
+
+class WeightsError(LipParseError):
+    """A weights file that is missing, not ONNX, or not a LIP-Net we can run."""
+
+    exit_code = 4
+
+
+class CameraError(LipParseError):
+    """A camera that cannot be opened or was lost."""
+
+    exit_code = 5
+
+
+class DisplayError(LipParseError):
+    """A window was asked for where there is no display."""
+
+    exit_code = 6

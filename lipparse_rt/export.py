@@ -1,0 +1,91 @@
+"""Checkpoint -> ONNX: uint8 BGR frames in, uint8 LIP ids out, with metadata for the engine."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from .classes import NAMES
+from .errors import WeightsError
+from .model import LipNet, LipNetConfig, Preprocess
+
+log = logging.getLogger(__name__)
+
+INPUT_NAME = "bgr"
+OUTPUT_NAME = "ids"
+LOGITS_NAME = "logits"
+
+
+class Deployable(nn.Module):
+    """Preprocess -> LIP-Net -> argmax: the whole graph that ships."""
+
+    def __init__(self, net: LipNet, with_logits: bool = False) -> None:
+        super().__init__()
+        self.preprocess = Preprocess()
+        self.net = net
+        self.with_logits = with_logits
+
+    def forward(self, bgr: Tensor) -> Tensor | tuple[Tensor, Tensor]:
+        logits = self.net(self.preprocess(bgr))
+        ids = logits.argmax(1).to(torch.uint8)
+        return (ids, logits) if self.with_logits else ids
+
+
+def load_checkpoint(path: Path) -> tuple[LipNet, dict]:
+    """Rebuild LIP-Net from a training checkpoint; return it (eval mode) and the checkpoint dict."""
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        net = LipNet(LipNetConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in ckpt["config"].items()}))
+        net.load_state_dict(ckpt["model"])
+    except (OSError, KeyError, RuntimeError, TypeError) as exc:
+        raise WeightsError(f"cannot load checkpoint '{path}': {exc}") from exc
+    return net.eval(), ckpt
+
+
+def export_onnx(
+    net: LipNet,
+    out: Path,
+    input_size: int = 256,
+    metadata: dict[str, str] | None = None,
+    with_logits: bool = False,
+) -> Path:
+    """Write `net` as ONNX with a dynamic HxW uint8 BGR input named 'bgr' and uint8 ids 'ids'.
+
+    Args:
+        input_size: the long side the app resizes frames to; stored in the metadata.
+        with_logits: also output the float logits (for parity tests and flip TTA).
+    """
+    import onnx
+
+    wrapper = Deployable(net.eval(), with_logits).eval()
+    dummy = torch.zeros(1, input_size, input_size, 3, dtype=torch.uint8)
+    outputs = [OUTPUT_NAME, LOGITS_NAME] if with_logits else [OUTPUT_NAME]
+    axes = {INPUT_NAME: {1: "height", 2: "width"}, OUTPUT_NAME: {1: "height", 2: "width"}}
+    if with_logits:
+        axes[LOGITS_NAME] = {2: "height", 3: "width"}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp.onnx")
+    with torch.no_grad():
+        torch.onnx.export(
+            wrapper, (dummy,), str(tmp), input_names=[INPUT_NAME], output_names=outputs,
+            dynamic_axes=axes, opset_version=17, dynamo=False,
+        )
+    model = onnx.load(str(tmp))
+    meta = {
+        "names": json.dumps(list(NAMES)),
+        "input_size": str(input_size),
+        "num_params": str(net.num_params()),
+        "config": json.dumps(net.config.__dict__),
+        **(metadata or {}),
+    }
+    for key, value in meta.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(model, str(out))
+    tmp.unlink()
+    log.info("wrote %s", out)
+    return out

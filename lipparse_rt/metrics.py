@@ -1,0 +1,96 @@
+"""Confusion matrices, IoU and the CCP merged-label protocol. Pure numpy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .classes import FLIP_PAIRS, NAMES, NUM_CLASSES
+
+IGNORE = 255
+CCP_NAMES: tuple[str, ...] = NAMES[:13] + ("skin", "shoe")
+
+
+def _ccp_lut(partial: bool) -> NDArray[np.uint8]:
+    lut = np.full(256, IGNORE, np.uint8)
+    lut[:13] = np.arange(13)
+    lut[13:18] = 13  # face, arms, legs -> skin
+    lut[18:20] = 14  # shoes -> shoe
+    if partial:
+        lut[20], lut[21] = 13, 14
+    return lut
+
+
+# The `ccp` protocol of ../shared/data/README.md: 15 classes (0..12, skin, shoe), 255 ignored.
+CCP_PRED_LUT = _ccp_lut(partial=False)
+CCP_LABEL_LUT = _ccp_lut(partial=True)
+PROTOCOLS = ("lip", "ccp")
+
+
+def confusion(pred: NDArray[np.uint8], label: NDArray[np.uint8], n: int) -> NDArray[np.int64]:
+    """n x n confusion matrix, rows = label, columns = prediction; labels >= n are ignored."""
+    if pred.shape != label.shape:
+        raise ValueError(f"prediction {pred.shape} and label {label.shape} differ in size")
+    keep = label < n
+    idx = label[keep].astype(np.int64) * n + np.minimum(pred[keep], n - 1).astype(np.int64)
+    return np.bincount(idx, minlength=n * n).reshape(n, n)
+
+
+def protocol_confusion(pred: NDArray[np.uint8], label: NDArray[np.uint8], protocol: str) -> NDArray[np.int64]:
+    """The confusion matrix of one image under 'lip' (20 classes) or 'ccp' (15 merged classes)."""
+    if protocol == "ccp":
+        return confusion(CCP_PRED_LUT[pred], CCP_LABEL_LUT[label], len(CCP_NAMES))
+    if protocol == "lip":
+        return confusion(pred, label, NUM_CLASSES)
+    raise ValueError(f"unknown protocol '{protocol}': use one of {', '.join(PROTOCOLS)}")
+
+
+def class_names(protocol: str) -> tuple[str, ...]:
+    """Class names of a protocol's confusion matrix."""
+    return CCP_NAMES if protocol == "ccp" else NAMES
+
+
+@dataclass(frozen=True)
+class Scores:
+    """IoU per class (NaN where a class is absent from the labels), mIoU, pixel accuracy."""
+
+    iou: NDArray[np.float64]
+    miou: float
+    pixel_acc: float
+
+
+def scores(cm: NDArray[np.int64]) -> Scores:
+    """IoU = TP / (TP + FP + FN) per class; mIoU over classes present in the labels."""
+    tp = np.diag(cm).astype(np.float64)
+    gt, pr = cm.sum(1).astype(np.float64), cm.sum(0).astype(np.float64)
+    union = gt + pr - tp
+    iou = np.where(gt > 0, tp / np.maximum(union, 1), np.nan)
+    present = gt > 0
+    miou = float(np.nanmean(iou[present])) if present.any() else float("nan")
+    acc = float(tp.sum() / cm.sum()) if cm.sum() else float("nan")
+    return Scores(iou, miou, acc)
+
+
+def side_errors(cm: NDArray[np.int64]) -> tuple[int, int]:
+    """(wrong-side, same-part) pixel counts over arms, legs and shoes of a 20-class matrix.
+
+    Same-part pixels are those where label and prediction name the same part (either side);
+    wrong-side ones name the other side.
+    """
+    wrong = same = 0
+    for a, b in FLIP_PAIRS:
+        wrong += int(cm[a, b] + cm[b, a])
+        same += int(cm[a, a] + cm[b, b] + cm[a, b] + cm[b, a])
+    return wrong, same
+
+
+def markdown_table(s: Scores, names: tuple[str, ...], title: str = "IoU (%)") -> str:
+    """A Markdown table of per-class IoU, then mIoU and pixel accuracy."""
+    rows = [f"| class | {title} |", "|---|---|"]
+    for name, v in zip(names, s.iou):
+        rows.append(f"| {name} | {'n/a' if np.isnan(v) else f'{100 * v:.1f}'} |")
+    rows.append(f"| **mIoU** | **{100 * s.miou:.1f}** |")
+    rows.append(f"| pixel accuracy | {100 * s.pixel_acc:.1f} |")
+    return "\n".join(rows)

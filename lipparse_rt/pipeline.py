@@ -1,0 +1,360 @@
+"""The pipe: source -> engine -> render -> sinks, each stage in its own thread.
+
+Stages overlap, so the slowest one sets the pace. Queues are bounded (back-pressure, flat
+memory). One stop event ends every stage; each worker keeps its exception for the caller,
+and every thread started is joined before a function returns.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .engine import Engine
+from .render import HudInfo, hud, legend, overlay
+from .sources import Camera, Frame
+
+log = logging.getLogger(__name__)
+
+U8 = NDArray[np.uint8]
+_END = object()
+_POLL = 0.05
+
+
+class FrameSink(Protocol):
+    def write(self, bgr: U8, pts: int | None = None) -> None: ...
+
+
+class MaskSink(Protocol):
+    def write(self, ids: U8, name: str) -> Any: ...
+
+
+class Display(Protocol):
+    def show(self, bgr: U8, wait_ms: int = 1) -> int: ...
+    def closed(self) -> bool: ...
+
+
+class Interrupted(Exception):
+    """Raised by a signal handler to stop a run like Ctrl-C does (SIGTERM)."""
+
+    exit_code = 143
+
+
+@dataclass
+class RunStats:
+    """What a run did and how fast."""
+
+    frames_in: int = 0
+    frames_out: int = 0
+    dropped: int = 0
+    wall_s: float = 0.0
+    model_ms: list[float] = field(default_factory=list)
+    latency_ms: list[float] = field(default_factory=list)
+    interrupted: int = 0  # exit code of the signal that stopped the run (130 Ctrl-C, 143 SIGTERM)
+    stopped: bool = False  # the user quit (q, Esc, window closed)
+    source_error: str | None = None
+
+    @property
+    def fps(self) -> float:
+        """End-to-end frames written (or shown) per second of wall time."""
+        return self.frames_out / self.wall_s if self.wall_s > 0 else 0.0
+
+    @property
+    def model_fps(self) -> float:
+        """Frames per second of model time alone (median)."""
+        med = float(np.median(self.model_ms)) if self.model_ms else 0.0
+        return 1000.0 / med if med > 0 else 0.0
+
+    def latency(self, q: float) -> float | None:
+        """Capture-to-output latency percentile in ms."""
+        return float(np.percentile(self.latency_ms, q)) if self.latency_ms else None
+
+
+class Meter:
+    """Sliding-window FPS (N stamps = N-1 intervals), recent model ms and latencies."""
+
+    def __init__(self, window: int = 60) -> None:
+        self._stamps: deque[float] = deque(maxlen=window)
+        self._model: deque[float] = deque(maxlen=window)
+        self._lat: deque[float] = deque(maxlen=window * 4)
+
+    def tick(self, t: float, model_ms: float, latency_ms: float) -> None:
+        self._stamps.append(t)
+        self._model.append(model_ms)
+        self._lat.append(latency_ms)
+
+    @property
+    def fps(self) -> float:
+        if len(self._stamps) < 2:
+            return 0.0
+        span = self._stamps[-1] - self._stamps[0]
+        return (len(self._stamps) - 1) / span if span > 0 else 0.0
+
+    def hud(self, provider: str, input_hw: tuple[int, int], status: str = "") -> HudInfo:
+        lat = np.array(self._lat) if self._lat else None
+        return HudInfo(
+            fps=self.fps,
+            model_ms=float(np.mean(self._model)) if self._model else 0.0,
+            latency_p50_ms=float(np.percentile(lat, 50)) if lat is not None else None,
+            latency_p95_ms=float(np.percentile(lat, 95)) if lat is not None else None,
+            provider=provider, input_hw=input_hw, status=status,
+        )
+
+
+class _Stage:
+    """A worker thread that records its exception and sets the shared stop event on failure."""
+
+    def __init__(self, name: str, target: Callable[[], None], stop: threading.Event) -> None:
+        self.error: BaseException | None = None
+        self._target, self._stop = target, stop
+        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def _run(self) -> None:
+        try:
+            self._target()
+        except BaseException as exc:  # handed to the caller, re-raised there
+            self.error = exc
+            self._stop.set()
+
+
+def _put(q: queue.Queue, item: object, stop: threading.Event) -> bool:
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=_POLL)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def _get(q: queue.Queue, stop: threading.Event) -> object:
+    while not stop.is_set():
+        try:
+            return q.get(timeout=_POLL)
+        except queue.Empty:
+            continue
+    return _END
+
+
+def _join(stages: list[_Stage]) -> None:
+    for s in stages:
+        s.thread.join()
+    for s in stages:
+        if s.error is not None and not isinstance(s.error, (KeyboardInterrupt, Interrupted)):
+            raise s.error
+
+
+def render_frame(bgr: U8, ids: U8, alpha: float, with_legend: bool = True) -> U8:
+    """Overlay (and legend) for one frame."""
+    out = overlay(bgr, ids, alpha)
+    return legend(out, ids) if with_legend else out
+
+
+def run_file(
+    frames: Iterable[Frame],
+    engine: Engine,
+    video: FrameSink | None = None,
+    masks: MaskSink | None = None,
+    display: Display | None = None,
+    alpha: float = 0.5,
+    on_frame: Callable[[int], None] | None = None,
+    depth: int = 4,
+) -> RunStats:
+    """Parse every frame of a file source; nothing is dropped (bounded queues give back-pressure).
+
+    Threads: read -> infer -> render -> write. The calling thread shows frames when
+    `display` is given (dropping display frames, never output frames) and reports progress.
+    Ctrl-C (or `Interrupted`) stops every stage; what was written stays and `interrupted` is set.
+    """
+    stats = RunStats()
+    stop = threading.Event()
+    q_in: queue.Queue = queue.Queue(depth)
+    q_ids: queue.Queue = queue.Queue(depth)
+    q_out: queue.Queue = queue.Queue(depth)
+    shown: queue.Queue = queue.Queue(1)
+    done = threading.Event()
+    written = [0]
+
+    def read() -> None:
+        try:
+            for frame in frames:
+                stats.frames_in += 1
+                if not _put(q_in, frame, stop):
+                    return
+        finally:
+            _put(q_in, _END, stop)
+
+    def infer() -> None:
+        try:
+            while (item := _get(q_in, stop)) is not _END:
+                t = time.perf_counter()
+                ids = engine.run(item.image)
+                stats.model_ms.append((time.perf_counter() - t) * 1000)
+                if not _put(q_ids, (item, ids), stop):
+                    return
+        finally:
+            _put(q_ids, _END, stop)
+
+    def render() -> None:
+        try:
+            while (item := _get(q_ids, stop)) is not _END:
+                frame, ids = item
+                out = render_frame(frame.image, ids, alpha) if video or display else None
+                if not _put(q_out, (frame, ids, out), stop):
+                    return
+        finally:
+            _put(q_out, _END, stop)
+
+    def write() -> None:
+        try:
+            while (item := _get(q_out, stop)) is not _END:
+                frame, ids, out = item
+                if video is not None:
+                    video.write(out, frame.pts)
+                if masks is not None:
+                    masks.write(ids, f"{frame.index:06d}")
+                stats.latency_ms.append((time.perf_counter() - frame.t_capture) * 1000)
+                written[0] += 1
+                stats.frames_out = written[0]
+                if display is not None and shown.empty():
+                    shown.put_nowait(out)
+        finally:
+            done.set()
+
+    stages = [_Stage(n, f, stop) for n, f in (("read", read), ("infer", infer), ("render", render), ("write", write))]
+    t0 = time.perf_counter()
+    for s in stages:
+        s.thread.start()
+    try:
+        last = -1
+        while not done.is_set():
+            if display is not None:
+                _show(display, shown, stats, stop)
+            else:
+                done.wait(_POLL)
+            if on_frame and written[0] != last:
+                last = written[0]
+                on_frame(last)
+    except (KeyboardInterrupt, Interrupted) as exc:
+        stats.interrupted = getattr(exc, "exit_code", 130)
+    finally:
+        stop.set()
+        _join(stages)
+        stats.wall_s = time.perf_counter() - t0
+        stats.frames_out = written[0]
+    if on_frame:
+        on_frame(written[0])
+    stats.source_error = getattr(frames, "error", None)
+    return stats
+
+
+def _show(display: Display, shown: queue.Queue, stats: RunStats, stop: threading.Event) -> None:
+    try:
+        img = shown.get(timeout=_POLL)
+    except queue.Empty:
+        return
+    key = display.show(img, 1)
+    if key in (ord("q"), 27) or display.closed():
+        stats.stopped = True
+        stop.set()
+
+
+def run_live(
+    camera: Camera,
+    engine: Engine,
+    display: Display | None = None,
+    video: FrameSink | None = None,
+    alpha: float = 0.5,
+    mirror: bool = True,
+    show_hud: bool = True,
+    max_frames: int = 0,
+) -> RunStats:
+    """Parse a live source: newest frame only, so latency never builds up.
+
+    Threads: the camera's reader, an inference worker that always takes the newest frame,
+    and the calling thread, which renders, shows (q or Esc quits) and records. Mirroring
+    flips what is shown only; the model sees the camera's own frame.
+    """
+    stats = RunStats()
+    stop = threading.Event()
+    results: queue.Queue = queue.Queue(1)
+    meter = Meter()
+    model_hw = [(0, 0)]
+
+    def infer() -> None:
+        try:
+            while not stop.is_set():
+                try:
+                    frame = camera.read(timeout=_POLL)
+                except StopIteration:
+                    return
+                if frame is None:
+                    continue
+                stats.frames_in += 1
+                t = time.perf_counter()
+                ids = engine.run(frame.image)
+                ms = (time.perf_counter() - t) * 1000
+                model_hw[0] = engine.model_shape(*frame.image.shape[:2])
+                try:  # keep only the newest result for the display
+                    results.get_nowait()
+                    stats.dropped += 1
+                except queue.Empty:
+                    pass
+                results.put_nowait((frame, ids, ms))
+        finally:
+            _put(results, _END, stop)
+
+    worker = _Stage("infer", infer, stop)
+    t0 = time.perf_counter()
+    t_pts0: float | None = None
+    worker.thread.start()
+    try:
+        while not stop.is_set():
+            try:
+                item = results.get(timeout=_POLL)
+            except queue.Empty:
+                continue
+            if item is _END:
+                break
+            frame, ids, ms = item
+            out = overlay(frame.image, ids, alpha)
+            if mirror:
+                out = np.ascontiguousarray(out[:, ::-1])
+            legend(out, ids)
+            now = time.perf_counter()
+            meter.tick(now, ms, (now - frame.t_capture) * 1000)
+            if show_hud:
+                status = "camera lost - reconnecting" if camera.lost else ""
+                hud(out, meter.hud(engine.provider, model_hw[0], status))
+            if video is not None:
+                t_pts0 = frame.t_capture if t_pts0 is None else t_pts0
+                video.write(out, round((frame.t_capture - t_pts0) * 1000))
+            if display is not None:
+                key = display.show(out, 1)
+                if key in (ord("q"), 27) or display.closed():
+                    stats.stopped = True
+                    break
+            done = time.perf_counter()
+            stats.latency_ms.append((done - frame.t_capture) * 1000)
+            stats.model_ms.append(ms)
+            stats.frames_out += 1
+            if max_frames and stats.frames_out >= max_frames:
+                break
+    except (KeyboardInterrupt, Interrupted) as exc:
+        stats.interrupted = getattr(exc, "exit_code", 130)
+    finally:
+        stop.set()
+        worker.thread.join()
+        stats.wall_s = time.perf_counter() - t0
+        stats.dropped += camera.dropped
+    if worker.error is not None and not isinstance(worker.error, (KeyboardInterrupt, Interrupted)):
+        raise worker.error
+    return stats

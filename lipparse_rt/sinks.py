@@ -1,0 +1,257 @@
+"""Frame sinks: VideoWriter (H.264 MP4, audio kept), MaskWriter (index PNGs), Window.
+
+No model here. Sinks are context managers that take `write(...)` and leave a complete file
+on `close()`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from .errors import DisplayError, OutputError
+
+log = logging.getLogger(__name__)
+
+U8 = NDArray[np.uint8]
+
+# Audio codecs the MP4 muxer takes as they are; anything else is re-encoded to AAC.
+MP4_AUDIO = {"aac", "mp3", "opus", "alac", "flac", "ac3", "eac3"}
+
+
+def check_output(path: Path, force: bool, inputs: tuple[Path, ...] = ()) -> None:
+    """Refuse an output that is an input, exists (without `force`) or sits in an unwritable folder."""
+    path = Path(path)
+    for src in inputs:
+        if src.exists() and path.exists() and path.resolve() == Path(src).resolve():
+            raise OutputError(f"cannot write '{path}': it is the input; choose another --out")
+    if path.is_dir():
+        raise OutputError(f"cannot write '{path}': it is a directory")
+    if path.exists() and not force:
+        raise OutputError(f"cannot write '{path}': it exists (use --force to overwrite)")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.exists():
+        try:
+            parent.mkdir(parents=True)
+        except OSError as exc:
+            raise OutputError(f"cannot create folder '{parent}': {exc.strerror}") from exc
+    if not os.access(parent, os.W_OK):
+        raise OutputError(f"cannot write '{path}': folder '{parent}' is not writable")
+
+
+class _AudioCopy:
+    """Feeds the audio of a source file into an output container, in step with the video."""
+
+    def __init__(self, source: Path, out) -> None:  # out: av.container.OutputContainer
+        import av
+
+        self._in = av.open(str(source))
+        self._src = self._in.streams.audio[0]
+        self._out = out
+        self._copy = self._src.codec_context.name in MP4_AUDIO
+        if self._copy:
+            self.stream = out.add_stream_from_template(self._src)
+        else:
+            self.stream = out.add_stream("aac", rate=self._src.codec_context.sample_rate or 48000)
+            self._resampler = None
+        self._packets = self._in.demux(self._src)
+        self._pending = None
+        self._done = False
+
+    def _mux(self, packet) -> None:
+        if self._copy:
+            packet.stream = self.stream
+            self._out.mux(packet)
+        else:
+            for frame in packet.decode():
+                frame.pts = None
+                self._out.mux(self.stream.encode(frame))
+
+    def feed_until(self, t: float) -> None:
+        """Mux source audio packets that start before `t` seconds."""
+        while not self._done:
+            if self._pending is None:
+                self._pending = next(self._packets, None)
+                if self._pending is None:
+                    self._done = True
+                    break
+            pkt = self._pending
+            if pkt.pts is not None and pkt.size and float(pkt.pts * pkt.time_base) > t:
+                break
+            self._pending = None
+            if pkt.size:
+                self._mux(pkt)
+
+    def close(self) -> None:
+        self.feed_until(float("inf"))
+        if not self._copy:
+            self._out.mux(self.stream.encode(None))
+        self._in.close()
+
+
+class VideoWriter:
+    """H.264 (libx264, yuv420p) in a fragmented MP4 that browsers play; audio of `audio_from` kept.
+
+    Fragmented ('frag_keyframe+empty_moov'): what was written before a crash or `kill -9`
+    still plays, up to the last keyframe (one every 2 s).
+
+    Args:
+        time_base: the source's time base; with it, `write(..., pts)` keeps the source's
+            timestamps (variable frame rates survive). Without it frames are spaced 1/fps.
+    """
+
+    def __init__(self, path: Path, fps: Fraction, width: int, height: int,
+                 time_base: Fraction | None = None, audio_from: Path | None = None,
+                 crf: int = 20, preset: str = "veryfast") -> None:
+        import av
+
+        self.path = Path(path)
+        self.frames = 0
+        self._w, self._h = width - width % 2, height - height % 2
+        try:
+            self._out = av.open(str(self.path), "w", format="mp4", options={
+                "movflags": "frag_keyframe+empty_moov+default_base_moof"})
+        except (av.FFmpegError, OSError) as exc:
+            raise OutputError(f"cannot write '{self.path}': {exc}") from exc
+        try:
+            self._stream = self._out.add_stream("libx264", rate=fps)
+            self._stream.width, self._stream.height = self._w, self._h
+            self._stream.pix_fmt = "yuv420p"
+            self._stream.options = {"crf": str(crf), "preset": preset, "g": str(max(1, round(2 * fps)))}
+            self._tb = time_base or Fraction(1, 1) / Fraction(fps)
+            self._stream.codec_context.time_base = self._tb
+            self._fps = Fraction(fps)
+            self._audio = _AudioCopy(audio_from, self._out) if audio_from and _has_audio(audio_from) else None
+        except Exception:
+            self._out.close()
+            raise
+        self._last_pts: int | None = None
+
+    def __enter__(self) -> "VideoWriter":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def write(self, bgr: U8, pts: int | None = None) -> None:
+        """Encode one frame; `pts` in the time base given at construction."""
+        import av
+
+        if pts is None or (self._last_pts is not None and pts <= self._last_pts):
+            # No timestamp (or a repeat): place it one frame period after the last.
+            step = max(1, round(1 / (self._fps * self._tb)))
+            pts = 0 if self._last_pts is None else self._last_pts + step
+        self._last_pts = pts
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(bgr[: self._h, : self._w]), format="bgr24")
+        frame.pts = pts
+        frame.time_base = self._tb
+        try:
+            if self._audio:
+                self._audio.feed_until(float(pts * self._tb))
+            for packet in self._stream.encode(frame):
+                self._out.mux(packet)
+        except (av.FFmpegError, OSError) as exc:
+            raise OutputError(f"cannot write '{self.path}': {exc}") from exc
+        self.frames += 1
+
+    def close(self) -> None:
+        """Flush the encoder and finish the file (it plays whatever was written)."""
+        if self._out is None:
+            return
+        out, self._out = self._out, None
+        try:
+            for packet in self._stream.encode(None):
+                out.mux(packet)
+            if self._audio:
+                self._audio.close()
+        finally:
+            out.close()
+
+
+def _has_audio(path: Path) -> bool:
+    import av
+
+    with av.open(str(path)) as c:
+        return bool(c.streams.audio)
+
+
+class MaskWriter:
+    """Writes class maps as single-channel 8-bit PNGs of LIP ids into a folder."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+        if self.folder.exists() and not self.folder.is_dir():
+            raise OutputError(f"cannot write masks to '{self.folder}': it is a file")
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"cannot create folder '{self.folder}': {exc.strerror}") from exc
+        if not os.access(self.folder, os.W_OK):
+            raise OutputError(f"cannot write masks to '{self.folder}': not writable")
+
+    def __enter__(self) -> "MaskWriter":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def write(self, ids: U8, name: str) -> Path:
+        """Write `ids` as `folder/name.png`; return the path."""
+        path = self.folder / f"{name}.png"
+        if not cv2.imwrite(str(path), ids):
+            raise OutputError(f"cannot write mask '{path}'")
+        return path
+
+
+def has_display() -> bool:
+    """True where a window can open (an X or Wayland display on Linux; always elsewhere)."""
+    if sys.platform.startswith("linux"):
+        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    return True
+
+
+class Window:
+    """An OpenCV window; `show` draws a frame and returns the key pressed (or -1)."""
+
+    def __init__(self, title: str = "lipparse-rt") -> None:
+        if not has_display():
+            raise DisplayError("cannot open a window: no display (set DISPLAY, or use --out / --no-show)")
+        self.title = title
+        cv2.namedWindow(title, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO)
+        self._sized = False
+
+    def __enter__(self) -> "Window":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def show(self, bgr: U8, wait_ms: int = 1) -> int:
+        """Show a frame; return the key code pressed within `wait_ms` (-1 for none)."""
+        if not self._sized:
+            cv2.resizeWindow(self.title, bgr.shape[1], bgr.shape[0])
+            self._sized = True
+        cv2.imshow(self.title, bgr)
+        return cv2.waitKey(wait_ms) & 0xFF if wait_ms >= 0 else -1
+
+    def closed(self) -> bool:
+        """True when the user closed the window."""
+        try:
+            return cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1
+        except cv2.error:
+            return True
+
+    def close(self) -> None:
+        """Destroy the window."""
+        try:
+            cv2.destroyWindow(self.title)
+            cv2.waitKey(1)
+        except cv2.error:
+            pass

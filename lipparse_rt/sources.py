@@ -1,0 +1,272 @@
+"""Frame sources: Camera (newest frame only, a reader thread), VideoFile (every frame), Images.
+
+No model here. Sources are context managers and yield `Frame`s of HxWx3 uint8 BGR.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Callable, Iterator, Protocol
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from .errors import CameraError, InputError
+
+log = logging.getLogger(__name__)
+
+U8 = NDArray[np.uint8]
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One frame at a seam: never written after hand-off."""
+
+    index: int
+    t_capture: float  # perf_counter() when grabbed
+    image: U8  # HxWx3 BGR
+    pts: int | None = None  # presentation timestamp in the source's time base, if known
+
+
+def _check_file(path: Path, what: str) -> None:
+    if not path.exists():
+        raise InputError(f"cannot read {what} '{path}': no such file")
+    if path.is_dir():
+        raise InputError(f"cannot read {what} '{path}': it is a directory")
+
+
+class VideoFile:
+    """Every frame of a video file, in order, decoded by PyAV (FFmpeg); nothing is dropped."""
+
+    def __init__(self, path: Path) -> None:
+        import av
+
+        self.path = Path(path)
+        _check_file(self.path, "video")
+        try:
+            self._container = av.open(str(self.path))
+        except (av.FFmpegError, UnicodeDecodeError) as exc:
+            raise InputError(f"cannot read video '{self.path}': not a video file") from exc
+        if not self._container.streams.video:
+            self._container.close()
+            raise InputError(f"cannot read video '{self.path}': it has no video stream")
+        self._stream = self._container.streams.video[0]
+        self._stream.thread_type = "AUTO"
+        rate = self._stream.average_rate or self._stream.guessed_rate
+        if not rate:
+            self._container.close()
+            raise InputError(f"cannot read video '{self.path}': no frame rate")
+        self.fps: Fraction = Fraction(rate)
+        self.time_base: Fraction = Fraction(self._stream.time_base or Fraction(1, 90000))
+        self.width: int = self._stream.codec_context.width
+        self.height: int = self._stream.codec_context.height
+        self.frame_count: int = self._stream.frames or 0
+        if not self.frame_count and self._stream.duration:
+            self.frame_count = round(float(self._stream.duration * self.time_base * self.fps))
+        self.has_audio = bool(self._container.streams.audio)
+        self.error: str | None = None  # set when decoding stopped early on damaged data
+
+    def __enter__(self) -> "VideoFile":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the file."""
+        self._container.close()
+
+    def __iter__(self) -> Iterator[Frame]:
+        import av
+
+        index = 0
+        try:
+            for packet in self._container.demux(self._stream):
+                for vf in packet.decode():
+                    img = vf.to_ndarray(format="bgr24")
+                    yield Frame(index, time.perf_counter(), img, vf.pts)
+                    index += 1
+        except av.FFmpegError as exc:
+            self.error = f"decoding stopped after frame {index}: {exc}"
+            log.warning("video '%s': %s", self.path, self.error)
+        if index == 0 and self.error is None:
+            raise InputError(f"cannot read video '{self.path}': it has no frames")
+
+
+def open_capture(spec: str) -> cv2.VideoCapture:
+    """Open an OpenCV capture from an index ('0'), a device path, a URL or a video file."""
+    target: int | str = int(spec) if spec.isdigit() else spec
+    cap = cv2.VideoCapture(target)
+    if not cap.isOpened():
+        cap.release()
+        raise CameraError(f"cannot open camera '{spec}': no such device or stream")
+    return cap
+
+
+class Camera:
+    """A live source read by its own thread that keeps only the newest frame.
+
+    Stale frames are overwritten and counted in `dropped`, so latency never builds up. A video
+    file given as the camera is played at its own frame rate and ends at its last frame. A
+    camera whose reads fail is reopened with back-off for `reconnect_s` seconds, then given up.
+
+    Args:
+        spec: camera index, device path, stream URL or video file.
+        opener: makes the capture (tests pass a fake).
+    """
+
+    def __init__(self, spec: str, reconnect_s: float = 5.0,
+                 opener: Callable[[str], cv2.VideoCapture] = open_capture) -> None:
+        self.spec = spec
+        self.is_file = Path(spec).is_file()
+        if not self.is_file and not spec.isdigit() and "://" not in spec and not spec.startswith("/dev/"):
+            raise CameraError(f"cannot open camera '{spec}': no such device, stream or file")
+        self._opener = opener
+        self._reconnect_s = reconnect_s
+        self._cap = opener(spec)
+        fps = self._cap.get(cv2.CAP_PROP_FPS)
+        self.fps = fps if 1 <= fps <= 240 else 30.0
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._slot: Frame | None = None
+        self._count = 0  # frames grabbed
+        self._consumed = 0  # frames handed out
+        self.dropped = 0
+        self.ended = False
+        self.lost = False  # reads failing, reconnecting
+        self.error: str | None = None
+        self._thread = threading.Thread(target=self._run, name="camera", daemon=True)
+        self._thread.start()
+
+    def __enter__(self) -> "Camera":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the reader thread and release the capture."""
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        self._thread.join(timeout=5)
+        self._cap.release()
+
+    def _reconnect(self) -> bool:
+        self.lost = True
+        deadline = time.perf_counter() + self._reconnect_s
+        delay = 0.1
+        while not self._stop.is_set() and time.perf_counter() < deadline:
+            self._stop.wait(delay)
+            delay = min(delay * 2, 1.0)
+            self._cap.release()
+            try:
+                self._cap = self._opener(self.spec)
+            except CameraError:
+                continue
+            ok, img = self._cap.read()
+            if ok and img is not None:
+                self.lost = False
+                log.info("camera '%s' is back", self.spec)
+                self._publish(img)
+                return True
+        return False
+
+    def _publish(self, img: U8) -> None:
+        with self._cond:
+            self._slot = Frame(self._count, time.perf_counter(), img)
+            self._count += 1
+            self._cond.notify_all()
+
+    def _run(self) -> None:
+        t0 = time.perf_counter()
+        try:
+            while not self._stop.is_set():
+                if self.is_file:  # play a file at its own rate
+                    due = t0 + self._count / self.fps
+                    self._stop.wait(max(0.0, due - time.perf_counter()))
+                ok, img = self._cap.read()
+                if ok and img is not None:
+                    self._publish(img)
+                elif self.is_file:
+                    break
+                elif not self._reconnect():
+                    self.error = f"camera '{self.spec}' was lost and did not come back within {self._reconnect_s:.0f} s"
+                    break
+        except Exception as exc:  # keep it for the consumer; the thread must end cleanly
+            self.error = f"camera '{self.spec}' failed: {exc}"
+        finally:
+            with self._cond:
+                self.ended = True
+                self._cond.notify_all()
+
+    def read(self, timeout: float = 0.1) -> Frame | None:
+        """Return a frame newer than the last one returned, or None after `timeout` s.
+
+        Raises StopIteration when the source has ended and every frame was seen.
+        """
+        with self._cond:
+            if self._count == self._consumed and not self.ended:
+                self._cond.wait(timeout)
+            if self._count > self._consumed and self._slot is not None:
+                frame = self._slot
+                self.dropped += self._count - self._consumed - 1
+                self._consumed = self._count
+                return frame
+            if self.ended:
+                if self.error:
+                    raise CameraError(self.error)
+                raise StopIteration
+            return None
+
+
+class Images:
+    """Every image of a file or a folder (sorted), as (path, BGR)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        if not self.path.exists():
+            raise InputError(f"cannot read images '{self.path}': no such file or folder")
+        if self.path.is_dir():
+            self.files = sorted(p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_EXTS)
+            if not self.files:
+                raise InputError(f"cannot read images '{self.path}': the folder has no images")
+        else:
+            self.files = [self.path]
+
+    def __enter__(self) -> "Images":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __iter__(self) -> Iterator[tuple[Path, U8]]:
+        for path in self.files:
+            yield path, read_image_any(path)
+
+
+def read_image_any(path: Path) -> U8:
+    """Read any common image as HxWx3 uint8 BGR (grey, 16-bit and alpha images converted)."""
+    data = np.fromfile(str(path), np.uint8)
+    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if img is None:
+        raise InputError(f"cannot read image '{path}': not an image file")
+    if img.dtype == np.uint16:
+        img = (img >> 8).astype(np.uint8)
+    elif img.dtype != np.uint8:
+        img = cv2.normalize(img, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+    if img.ndim == 2:
+        img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
+    elif img.shape[2] == 4:
+        img = cv2.cvtColor(img, cv2.COLOR_BGRA2BGR)
+    return np.ascontiguousarray(img)

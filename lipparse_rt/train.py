@@ -1,0 +1,241 @@
+"""Training loop for LIP-Net: mixed LIP-format datasets, weighted CE + partial labels, poly LR,
+atomic checkpoints and resume. Needs torch (the `train` extra)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .classes import NUM_CLASSES
+from .data import IGNORE, AugmentConfig, augment, find_pairs, read_image, read_mask, replace_background
+from .errors import InputError
+from .model import LipNet, LipNetConfig, Preprocess
+
+log = logging.getLogger(__name__)
+
+SKIN, SHOE = 20, 21  # CCP's partial labels: one of face/arms/legs, one of the two shoes.
+PARTIAL_SETS: dict[int, tuple[int, ...]] = {SKIN: (13, 14, 15, 16, 17), SHOE: (18, 19)}
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """One training source: a LIP-format folder, its split and label folder, its share of samples."""
+
+    root: str
+    split: str | None = None
+    labels: str | None = None
+    ratio: float = 1.0
+    white_background: bool = False  # studio photos: replace label-0 pixels with textures
+
+    @classmethod
+    def parse(cls, text: str) -> "DatasetSpec":
+        """Parse 'ROOT[:split=S][:labels=L][:ratio=R][:white]'."""
+        root, *opts = text.split(":")
+        kw: dict = {}
+        for opt in opts:
+            key, _, value = opt.partition("=")
+            if key == "white":
+                kw["white_background"] = True
+            elif key == "ratio":
+                kw["ratio"] = float(value)
+            elif key in ("split", "labels"):
+                kw[key] = value
+            else:
+                raise InputError(f"cannot parse dataset '{text}': unknown option '{key}'")
+        return cls(root, **kw)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The paper's recipe (Adam 0.005, poly 0.9, batch 4, dropout 0.25) and what real data needs."""
+
+    datasets: tuple[DatasetSpec, ...] = ()
+    out: str = "runs/lipnet"
+    iters: int = 20000
+    batch: int = 4
+    lr: float = 0.005
+    poly_power: float = 0.9
+    size: int = 256
+    seed: int = 0
+    ckpt_every: int = 200
+    threads: int = 2
+    model: LipNetConfig = field(default_factory=LipNetConfig)
+
+
+def class_weights(counts: np.ndarray) -> np.ndarray:
+    """ENet's weights w_c = 1 / ln(1.02 + f_c) from pixel frequencies f_c, scaled to mean 1 over seen classes."""
+    freq = counts / max(counts.sum(), 1)
+    w = 1.0 / np.log(1.02 + freq)
+    w[counts == 0] = 0.0
+    seen = counts > 0
+    return (w / w[seen].mean()).astype(np.float32)
+
+
+def parse_loss(logits: Tensor, target: Tensor, weight: Tensor | None = None) -> Tensor:
+    """Weighted cross-entropy on ordinary labels plus the partial-label loss on 20/21.
+
+    A pixel labelled 20 (skin) or 21 (shoe) adds -log(sum of the probabilities of the classes
+    it may be). 255 is ignored. The mean is over all labelled pixels (weights count for CE).
+    """
+    logp = F.log_softmax(logits, 1)
+    full = target < logits.shape[1]
+    safe = torch.where(full, target, torch.zeros_like(target))
+    nll = -logp.gather(1, safe.unsqueeze(1)).squeeze(1)
+    w = weight[safe] if weight is not None else torch.ones_like(nll)
+    w = w * full
+    total, norm = (nll * w).sum(), w.sum()
+    for label, allowed in PARTIAL_SETS.items():
+        sel = target == label
+        if sel.any():
+            lse = torch.logsumexp(logp[:, list(allowed)], 1)
+            total = total - lse[sel].sum()
+            norm = norm + sel.sum()
+    return total / norm.clamp(min=1)
+
+
+class _Source:
+    def __init__(self, spec: DatasetSpec, size: int) -> None:
+        self.spec = spec
+        self.pairs = find_pairs(Path(spec.root), spec.split, labels=spec.labels)
+        self.size = size
+
+
+class MixedSampler:
+    """Draws augmented samples: a dataset by ratio, then a random pair of it."""
+
+    def __init__(self, specs: tuple[DatasetSpec, ...], aug: AugmentConfig, seed: int) -> None:
+        if not specs:
+            raise InputError("no training data: give at least one --data folder")
+        self.sources = [_Source(s, aug.size) for s in specs]
+        ratios = np.array([s.ratio for s in specs], np.float64)
+        self.p = ratios / ratios.sum()
+        self.aug = aug
+        self.rng = np.random.default_rng(seed)
+        self.textures = [s for s in self.sources if not s.spec.white_background]
+
+    def _texture(self, shape: tuple[int, int]) -> np.ndarray:
+        h, w = shape
+        if self.textures:
+            src = self.textures[self.rng.integers(len(self.textures))]
+            img_path, _ = src.pairs[self.rng.integers(len(src.pairs))]
+            img = read_image(img_path)
+            # The outer strips of full-body street photos are mostly scenery, not people.
+            band = max(img.shape[1] // 4, 1)
+            x0 = 0 if self.rng.random() < 0.5 else img.shape[1] - band
+            return cv2.resize(img[:, x0:x0 + band], (w, h), interpolation=cv2.INTER_LINEAR)
+        tex = self.rng.integers(0, 255, (max(h // 16, 1), max(w // 16, 1), 3), dtype=np.uint8)
+        return cv2.resize(tex, (w, h), interpolation=cv2.INTER_CUBIC)
+
+    def sample(self) -> tuple[np.ndarray, np.ndarray]:
+        src = self.sources[self.rng.choice(len(self.sources), p=self.p)]
+        img_path, lab_path = src.pairs[self.rng.integers(len(src.pairs))]
+        image, mask = read_image(img_path), read_mask(lab_path)
+        if src.spec.white_background and self.rng.random() < 0.8:
+            image = replace_background(image, mask, self._texture(mask.shape))
+        base = self.aug.size / max(mask.shape)
+        return augment(image, mask, self.rng, self.aug, base_scale=base)
+
+    def batch(self, n: int) -> tuple[Tensor, Tensor]:
+        imgs, labs = zip(*(self.sample() for _ in range(n)))
+        return torch.from_numpy(np.stack(imgs)), torch.from_numpy(np.stack(labs)).long()
+
+    def label_counts(self, bins: int = 22, limit: int = 2000) -> np.ndarray:
+        """Pixel counts per label id over (up to `limit` pairs of) each source, weighted by its ratio."""
+        total = np.zeros(bins, np.float64)
+        for src, p in zip(self.sources, self.p):
+            counts = np.zeros(bins, np.float64)
+            for _, lab in src.pairs[:limit]:
+                counts += np.bincount(read_mask(lab).ravel(), minlength=256)[:bins]
+            total += p * counts / max(counts.sum(), 1)
+        return total
+
+
+def poly_lr(base: float, step: int, total: int, power: float) -> float:
+    """The 'poly' schedule: base * (1 - step/total)^power."""
+    return base * (1 - min(step, total) / total) ** power
+
+
+def _save_atomic(obj: dict, path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(obj, tmp)
+    tmp.replace(path)
+
+
+def _config_to_dict(cfg: TrainConfig) -> dict:
+    return json.loads(json.dumps(asdict(cfg)))
+
+
+def train(cfg: TrainConfig, resume: bool = False, on_step: Callable[[int, float], None] | None = None,
+          should_stop: Callable[[], bool] = lambda: False) -> Path:
+    """Train (or resume) and return the path of the last checkpoint."""
+    torch.set_num_threads(cfg.threads)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt_path = out / "last.pt"
+    torch.manual_seed(cfg.seed)
+    net = LipNet(cfg.model).to(memory_format=torch.channels_last)
+    pre = Preprocess()
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    sampler = MixedSampler(cfg.datasets, AugmentConfig(size=cfg.size), cfg.seed)
+    step = 0
+    if resume and ckpt_path.is_file():
+        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        net.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        step = ckpt["step"]
+        weights = np.array(ckpt["class_weights"], np.float32)
+        sampler.rng = np.random.default_rng([cfg.seed, step])
+        torch.manual_seed(cfg.seed + step)
+        log.info("resumed from %s at step %d", ckpt_path, step)
+    else:
+        counts = sampler.label_counts()
+        weights = class_weights(counts[:NUM_CLASSES])
+        log.info("class weights: %s", np.round(weights, 2).tolist())
+    weight_t = torch.from_numpy(weights)
+    log_path = out / "log.csv"
+    new_log = not log_path.is_file() or step == 0
+    with open(log_path, "w" if new_log else "a", newline="") as fh:
+        writer = csv.writer(fh)
+        if new_log:
+            writer.writerow(["step", "lr", "loss", "sec_per_iter"])
+        net.train()
+        t0, run_loss, n = time.perf_counter(), 0.0, 0
+        while step < cfg.iters and not should_stop():
+            lr = poly_lr(cfg.lr, step, cfg.iters, cfg.poly_power)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            bgr, target = sampler.batch(cfg.batch)
+            x = pre(bgr).contiguous(memory_format=torch.channels_last)
+            loss = parse_loss(net(x), target, weight_t)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            run_loss += float(loss.detach())
+            n += 1
+            if on_step:
+                on_step(step, float(loss.detach()))
+            if step % cfg.ckpt_every == 0 or step == cfg.iters or should_stop():
+                dt = (time.perf_counter() - t0) / n
+                writer.writerow([step, f"{lr:.6f}", f"{run_loss / n:.4f}", f"{dt:.3f}"])
+                fh.flush()
+                _save_atomic({
+                    "model": net.state_dict(), "optimizer": opt.state_dict(), "step": step,
+                    "config": asdict(cfg.model), "train_config": _config_to_dict(cfg),
+                    "class_weights": weights.tolist(),
+                }, ckpt_path)
+                log.info("step %d loss %.4f lr %.5f %.2fs/iter", step, run_loss / n, lr, dt)
+                t0, run_loss, n = time.perf_counter(), 0.0, 0
+    return ckpt_path
