@@ -117,14 +117,16 @@ class VideoWriter:
         self._w, self._h = width - width % 2, height - height % 2
         try:
             self._out = av.open(str(self.path), "w", format="mp4", options={
-                "movflags": "frag_keyframe+empty_moov+default_base_moof"})
+                "movflags": "frag_keyframe+empty_moov+default_base_moof", "avoid_negative_ts": "make_non_negative"})
         except (av.FFmpegError, OSError) as exc:
             raise OutputError(f"cannot write '{self.path}': {exc}") from exc
         try:
             self._stream = self._out.add_stream("libx264", rate=fps)
             self._stream.width, self._stream.height = self._w, self._h
             self._stream.pix_fmt = "yuv420p"
-            self._stream.options = {"crf": str(crf), "preset": preset, "g": str(max(1, round(2 * fps)))}
+            # No B-frames: a fragmented MP4 has no edit list to hide their start delay, which would
+            # shift video against audio; it also keeps encoding latency at zero frames.
+            self._stream.options = {"crf": str(crf), "preset": preset, "g": str(max(1, round(2 * fps))), "bf": "0"}
             self._tb = time_base or Fraction(1, 1) / Fraction(fps)
             self._stream.codec_context.time_base = self._tb
             self._fps = Fraction(fps)

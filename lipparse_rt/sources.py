@@ -159,6 +159,12 @@ class Camera:
         self._thread.join(timeout=5)
         self._cap.release()
 
+    @property
+    def grabbed(self) -> int:
+        """Frames read from the device so far."""
+        with self._cond:
+            return self._count
+
     def _reconnect(self) -> bool:
         self.lost = True
         deadline = time.perf_counter() + self._reconnect_s

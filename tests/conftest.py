@@ -1,0 +1,76 @@
+"""Shared fixtures: tiny synthetic media and a tiny exported LIP-Net."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def make_video(path: Path, n: int = 10, size: tuple[int, int] = (160, 120), fps: int = 25,
+               pts: list[int] | None = None, audio: bool = False, time_base: Fraction | None = None) -> Path:
+    """Write an H.264 video of `n` numbered frames (a bright bar moves right), optional sine audio."""
+    import av
+
+    w, h = size
+    with av.open(str(path), "w") as c:
+        v = c.add_stream("libx264", rate=fps)
+        v.width, v.height, v.pix_fmt = w, h, "yuv420p"
+        tb = time_base or Fraction(1, fps)
+        v.codec_context.time_base = tb
+        a = c.add_stream("aac", rate=22050) if audio else None
+        for i in range(n):
+            img = np.full((h, w, 3), 40, np.uint8)
+            x = (i * 7) % (w - 10)
+            img[:, x:x + 10] = (200, 180, 160)
+            f = av.VideoFrame.from_ndarray(img, format="bgr24")
+            f.pts = pts[i] if pts else i
+            f.time_base = tb
+            for p in v.encode(f):
+                c.mux(p)
+        for p in v.encode(None):
+            c.mux(p)
+        if a is not None:
+            t = np.arange(int(22050 * n / fps)) / 22050
+            s = (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None]
+            for k in range(0, s.shape[1], 1024):
+                af = av.AudioFrame.from_ndarray(np.ascontiguousarray(s[:, k:k + 1024]), format="fltp", layout="mono")
+                af.sample_rate, af.pts = 22050, k
+                for p in a.encode(af):
+                    c.mux(p)
+            for p in a.encode(None):
+                c.mux(p)
+    return path
+
+
+def probe(path: Path) -> dict:
+    """Frame count, average rate, pts list and stream types of a media file."""
+    import av
+
+    with av.open(str(path)) as c:
+        vs = c.streams.video[0]
+        pts = [f.pts for f in c.decode(video=0)]
+        return {"frames": len(pts), "fps": vs.average_rate, "pts": pts, "tb": vs.time_base,
+                "types": [s.type for s in c.streams], "size": (vs.codec_context.width, vs.codec_context.height)}
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tmp_path_factory) -> Path:
+    """A tiny LIP-Net (random weights, same graph shape as the real one) exported to ONNX."""
+    torch = pytest.importorskip("torch")
+    from lipparse_rt.export import export_onnx
+    from lipparse_rt.model import LipNet, LipNetConfig
+
+    torch.manual_seed(0)
+    net = LipNet(LipNetConfig(widths=(4, 8, 8, 8, 16, 16), aspp_width=8, decoder_width=8))
+    out = tmp_path_factory.mktemp("w") / "tiny.onnx"
+    return export_onnx(net, out, input_size=64)
+
+
+@pytest.fixture()
+def video10(tmp_path) -> Path:
+    return make_video(tmp_path / "in.mp4")

@@ -1,0 +1,116 @@
+import sys
+
+import cv2
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from lipparse_rt.cli import app
+
+from conftest import make_video, probe
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def weights_env(monkeypatch, tiny_weights):
+    monkeypatch.setenv("LIPPARSE_WEIGHTS", str(tiny_weights))
+
+
+def _one_line_error(result, code):
+    assert result.exit_code == code, result.output
+    lines = [l for l in result.stderr.strip().splitlines() if l.strip()]
+    assert lines and lines[-1].startswith("error:"), result.stderr
+    assert "Traceback" not in result.output + result.stderr
+    return lines[-1]
+
+
+def test_missing_input_is_one_line_and_nonzero(tmp_path):
+    r = runner.invoke(app, ["video", str(tmp_path / "nope.mp4"), "--out", str(tmp_path / "o.mp4")])
+    assert "no such file" in _one_line_error(r, 2)
+
+
+def test_not_a_video(tmp_path):
+    bad = tmp_path / "bad.mp4"
+    bad.write_text("text")
+    r = runner.invoke(app, ["video", str(bad), "--out", str(tmp_path / "o.mp4")])
+    assert "not a video" in _one_line_error(r, 2)
+
+
+def test_wrong_weights(tmp_path, video10):
+    bad = tmp_path / "w.onnx"
+    bad.write_bytes(b"\x00" * 10)
+    r = runner.invoke(app, ["video", str(video10), "--out", str(tmp_path / "o.mp4"), "--weights", str(bad)])
+    assert "weights" in _one_line_error(r, 4)
+
+
+def test_existing_output_needs_force(tmp_path, video10):
+    out = tmp_path / "o.mp4"
+    out.write_text("x")
+    r = runner.invoke(app, ["video", str(video10), "--out", str(out)])
+    assert "--force" in _one_line_error(r, 3)
+
+
+def test_video_in_equals_video_out(tmp_path):
+    src = make_video(tmp_path / "in.mp4", n=17, fps=24, audio=True)
+    out = tmp_path / "out.mp4"
+    r = runner.invoke(app, ["video", str(src), "--out", str(out), "--masks", str(tmp_path / "m")])
+    assert r.exit_code == 0, r.output
+    a, b = probe(src), probe(out)
+    assert b["frames"] == a["frames"] == 17 and b["fps"] == a["fps"] and b["size"] == a["size"]
+    assert "audio" in b["types"]
+    assert len(list((tmp_path / "m").glob("*.png"))) == 17
+    assert "17 frames" in r.stdout and "model-only" in r.stdout
+
+
+def test_image_masks_are_lip_ids_at_full_size(tmp_path):
+    d = tmp_path / "imgs"
+    d.mkdir()
+    rng = np.random.default_rng(0)
+    cv2.imwrite(str(d / "photo.jpg"), rng.integers(0, 255, (123, 77, 3), dtype=np.uint8))
+    cv2.imwrite(str(d / "wide.png"), rng.integers(0, 255, (40, 300, 3), dtype=np.uint8))
+    r = runner.invoke(app, ["image", str(d), "--masks", str(tmp_path / "m"), "--out", str(tmp_path / "o")])
+    assert r.exit_code == 0, r.output
+    m = cv2.imread(str(tmp_path / "m" / "photo.png"), cv2.IMREAD_UNCHANGED)
+    assert m.shape == (123, 77) and m.dtype == np.uint8 and m.max() < 20
+    assert cv2.imread(str(tmp_path / "m" / "wide.png"), cv2.IMREAD_UNCHANGED).shape == (40, 300)
+    assert (tmp_path / "o" / "photo.png").is_file()
+
+
+def test_webcam_with_a_file_camera_records(tmp_path):
+    cam = make_video(tmp_path / "cam.mp4", n=30, fps=60)
+    out = tmp_path / "rec.mp4"
+    r = runner.invoke(app, ["webcam", "--camera", str(cam), "--no-show", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "latency p50" in r.stdout
+    assert 1 <= probe(out)["frames"] <= 30
+
+
+def test_webcam_without_display_says_so(monkeypatch, tmp_path):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    r = runner.invoke(app, ["webcam", "--camera", "0"])
+    assert "--no-show" in _one_line_error(r, 6)
+
+
+def test_info_names_provider_and_parameters():
+    r = runner.invoke(app, ["info"])
+    assert r.exit_code == 0, r.output
+    assert "provider in use: cpu" in r.stdout and "parameters" in r.stdout
+
+
+def test_runtime_modules_do_not_import_torch(tmp_path):
+    import subprocess
+
+    code = (
+        "import sys, importlib\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'torch' or name.startswith('torch.'): raise ImportError('torch blocked')\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "for m in ['classes','errors','data','metrics','evaluate','engine','sources','sinks','render','pipeline','cli']:\n"
+        "    importlib.import_module('lipparse_rt.' + m)\n"
+        "print('ok')\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.stdout.strip() == "ok", res.stderr

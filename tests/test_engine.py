@@ -1,0 +1,76 @@
+import numpy as np
+import pytest
+
+from lipparse_rt.engine import Engine, EngineConfig, fit_size
+from lipparse_rt.errors import InputError, WeightsError
+
+
+def test_fit_size_keeps_aspect_and_pads_to_16():
+    assert fit_size(480, 640, 256) == (192, 256, 192, 256)
+    assert fit_size(640, 480, 256) == (256, 192, 256, 192)
+    assert fit_size(100, 1000, 256) == (26, 256, 32, 256)
+
+
+def test_engine_returns_ids_at_frame_size(tiny_weights):
+    eng = Engine(EngineConfig(weights=tiny_weights, provider="cpu", threads=1))
+    assert eng.provider == "cpu" and eng.input_size == 64
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 255, (75, 101, 3), dtype=np.uint8)
+    ids = eng.run(frame)
+    assert ids.shape == (75, 101) and ids.dtype == np.uint8 and ids.max() < 20
+    assert eng.model_shape(75, 101) == (48, 64)
+
+
+def test_engine_ids_follow_the_frame(tiny_weights):
+    """The class map is the model's output cropped and scaled back, not padding."""
+    eng = Engine(EngineConfig(weights=tiny_weights, provider="cpu", input_size=64))
+    frame = np.zeros((32, 64, 3), np.uint8)
+    frame[:, 32:] = 255
+    batch, (rh, rw) = eng.prepare(frame)
+    direct = eng.infer(batch)[0, :rh, :rw]
+    assert (eng.run(frame) == direct).all()  # same size: no resize
+    assert batch.shape == (1, 32, 64, 3)
+
+
+def test_auto_provider_reports_what_is_used(tiny_weights):
+    eng = Engine(EngineConfig(weights=tiny_weights))
+    assert eng.provider in ("tensorrt", "cuda", "cpu")
+    assert eng.session.get_providers()[0].lower().startswith(eng.provider)
+
+
+def test_missing_and_invalid_weights(tmp_path):
+    with pytest.raises(WeightsError, match="no such file"):
+        Engine(EngineConfig(weights=tmp_path / "none.onnx"))
+    bad = tmp_path / "bad.onnx"
+    bad.write_text("not a model")
+    with pytest.raises(WeightsError, match="not a valid ONNX model"):
+        Engine(EngineConfig(weights=bad))
+
+
+def test_weights_with_wrong_classes_are_refused(tmp_path):
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("ReduceMax", ["bgr"], ["ids"], axes=[3], keepdims=0)], "g",
+        [helper.make_tensor_value_info("bgr", TensorProto.UINT8, [1, None, None, 3])],
+        [helper.make_tensor_value_info("ids", TensorProto.UINT8, [1, None, None])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    p = tmp_path / "m.onnx"
+    onnx.save(model, str(p))
+    with pytest.raises(WeightsError, match="not the 20 LIP classes"):
+        Engine(EngineConfig(weights=p))
+    model.graph.input[0].name = "image"
+    model.graph.node[0].input[0] = "image"
+    onnx.save(model, str(p))
+    with pytest.raises(WeightsError, match="expected one uint8 input 'bgr'"):
+        Engine(EngineConfig(weights=p))
+
+
+def test_bad_config_is_rejected():
+    with pytest.raises(InputError, match="multiple of 16"):
+        EngineConfig(input_size=250)
+    with pytest.raises(InputError, match="unknown provider"):
+        EngineConfig(provider="gpu")

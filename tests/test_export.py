@@ -1,0 +1,36 @@
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+ort = pytest.importorskip("onnxruntime")
+
+from lipparse_rt.export import Deployable, export_onnx  # noqa: E402
+from lipparse_rt.model import LipNet  # noqa: E402
+
+
+def test_onnx_matches_torch(tmp_path):
+    torch.manual_seed(0)
+    net = LipNet().eval()
+    # non-trivial BN statistics so the check means something
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.2, 0.2)
+            m.running_var.uniform_(0.5, 1.5)
+    path = export_onnx(net, tmp_path / "m.onnx", 128, with_logits=True)
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 255, (1, 96, 128, 3), dtype=np.uint8)  # not the export size: dynamic axes
+    ids, logits = sess.run(["ids", "logits"], {"bgr": frame})
+    with torch.no_grad():
+        t_ids, t_logits = Deployable(net, with_logits=True)(torch.from_numpy(frame))
+    assert ids.dtype == np.uint8 and ids.shape == (1, 96, 128)
+    assert np.allclose(logits, t_logits.numpy(), atol=1e-3, rtol=1e-3)
+    assert (ids == t_ids.numpy()).mean() >= 0.999
+
+
+def test_metadata_carries_names_and_size(tmp_path):
+    import json
+
+    path = export_onnx(LipNet(), tmp_path / "m.onnx", 192, {"training_data": "x"})
+    meta = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).get_modelmeta().custom_metadata_map
+    assert len(json.loads(meta["names"])) == 20 and meta["input_size"] == "192" and meta["training_data"] == "x"

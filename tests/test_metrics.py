@@ -1,0 +1,36 @@
+import numpy as np
+
+from lipparse_rt.metrics import confusion, protocol_confusion, scores, side_errors
+
+
+def test_confusion_and_iou_on_hand_made_case():
+    label = np.array([[0, 0, 1, 1], [2, 2, 255, 1]], np.uint8)
+    pred = np.array([[0, 1, 1, 1], [2, 0, 2, 1]], np.uint8)
+    cm = confusion(pred, label, 3)
+    assert cm.tolist() == [[1, 1, 0], [0, 3, 0], [1, 0, 1]]
+    s = scores(cm)
+    # IoU0 = 1/(2+2-1)=1/3, IoU1 = 3/(3+4-3)=3/4, IoU2 = 1/(2+1-1)=1/2
+    assert np.allclose(s.iou, [1 / 3, 3 / 4, 1 / 2])
+    assert np.isclose(s.miou, (1 / 3 + 3 / 4 + 1 / 2) / 3)
+    assert np.isclose(s.pixel_acc, 5 / 7)
+
+
+def test_miou_skips_classes_absent_from_labels():
+    cm = np.array([[5, 1], [0, 0]])
+    s = scores(cm)
+    assert np.isnan(s.iou[1]) and np.isclose(s.miou, 5 / 6)
+
+
+def test_ccp_protocol_merges_skin_and_shoes_and_ignores_255():
+    label = np.array([[20, 20, 21, 21, 255, 5]], np.uint8)
+    pred = np.array([[13, 15, 18, 19, 7, 5]], np.uint8)
+    cm = protocol_confusion(pred, label, "ccp")
+    assert cm.shape == (15, 15)
+    assert cm[13, 13] == 2 and cm[14, 14] == 2 and cm[5, 5] == 1 and cm.sum() == 5
+
+
+def test_side_errors_count_same_part_other_side():
+    label = np.array([[14, 14, 15, 16, 18, 14]], np.uint8)
+    pred = np.array([[14, 15, 15, 17, 18, 5]], np.uint8)
+    wrong, same = side_errors(confusion(pred, label, 20))
+    assert (wrong, same) == (2, 5)

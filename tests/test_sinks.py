@@ -1,0 +1,76 @@
+from fractions import Fraction
+
+import cv2
+import numpy as np
+import pytest
+
+from lipparse_rt.errors import DisplayError, OutputError
+from lipparse_rt.sinks import MaskWriter, VideoWriter, Window, check_output
+from lipparse_rt.sources import VideoFile
+
+from conftest import make_video, probe
+
+
+def _copy(src_path, out_path):
+    with VideoFile(src_path) as src, VideoWriter(out_path, src.fps, src.width, src.height, src.time_base,
+                                                 audio_from=src_path if src.has_audio else None) as w:
+        for f in src:
+            w.write(f.image, f.pts)
+
+
+def test_writer_keeps_frame_count_rate_and_timestamps(tmp_path):
+    src = make_video(tmp_path / "in.mp4", n=15, fps=30)
+    _copy(src, tmp_path / "out.mp4")
+    a, b = probe(src), probe(tmp_path / "out.mp4")
+    assert b["frames"] == a["frames"] == 15
+    assert b["fps"] == a["fps"] == 30
+    assert b["types"] == ["video"]
+
+
+def test_writer_keeps_variable_frame_rate_timestamps(tmp_path):
+    pts = [0, 1, 2, 5, 6, 10, 11, 12]  # gaps: a variable-frame-rate source
+    src = make_video(tmp_path / "vfr.mp4", n=len(pts), fps=25, pts=pts)
+    _copy(src, tmp_path / "out.mp4")
+    a, b = probe(src), probe(tmp_path / "out.mp4")
+    secs = lambda p: [round(float(x * p["tb"]), 4) for x in p["pts"]]
+    assert secs(b) == secs(a)
+
+
+def test_writer_keeps_audio(tmp_path):
+    src = make_video(tmp_path / "a.mp4", n=20, audio=True)
+    _copy(src, tmp_path / "out.mp4")
+    info = probe(tmp_path / "out.mp4")
+    assert sorted(info["types"]) == ["audio", "video"] and info["frames"] == 20
+
+
+def test_odd_sizes_are_written(tmp_path):
+    with VideoWriter(tmp_path / "o.mp4", Fraction(10), 33, 21) as w:
+        for _ in range(3):
+            w.write(np.zeros((21, 33, 3), np.uint8))
+    assert probe(tmp_path / "o.mp4")["frames"] == 3
+
+
+def test_check_output_refusals(tmp_path):
+    existing = tmp_path / "x.mp4"
+    existing.write_text("x")
+    with pytest.raises(OutputError, match="--force"):
+        check_output(existing, force=False)
+    check_output(existing, force=True)
+    with pytest.raises(OutputError, match="is the input"):
+        check_output(existing, force=True, inputs=(existing,))
+    with pytest.raises(OutputError, match="directory"):
+        check_output(tmp_path, force=True)
+
+
+def test_mask_writer_writes_exact_ids(tmp_path):
+    ids = np.arange(20, dtype=np.uint8).reshape(4, 5)
+    path = MaskWriter(tmp_path / "m").write(ids, "photo")
+    back = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    assert path.name == "photo.png" and back.dtype == np.uint8 and back.ndim == 2 and (back == ids).all()
+
+
+def test_window_without_display_is_a_clear_error(monkeypatch):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    with pytest.raises(DisplayError, match="no display"):
+        Window()

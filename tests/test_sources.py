@@ -1,0 +1,128 @@
+import threading
+
+import numpy as np
+import pytest
+
+from lipparse_rt.errors import CameraError, InputError
+from lipparse_rt.sources import Camera, Images, VideoFile, read_image_any
+
+from conftest import make_video
+
+
+def test_video_file_yields_every_frame_in_order(tmp_path):
+    path = make_video(tmp_path / "v.mp4", n=12)
+    with VideoFile(path) as v:
+        frames = list(v)
+        assert v.fps == 25 and v.width == 160 and v.height == 120
+    assert [f.index for f in frames] == list(range(12))
+    assert frames[0].image.shape == (120, 160, 3) and frames[0].image.dtype == np.uint8
+    assert [f.pts for f in frames] == sorted(f.pts for f in frames)
+
+
+def test_video_file_errors(tmp_path):
+    with pytest.raises(InputError, match="no such file"):
+        VideoFile(tmp_path / "missing.mp4")
+    with pytest.raises(InputError, match="directory"):
+        VideoFile(tmp_path)
+    txt = tmp_path / "fake.mp4"
+    txt.write_text("hello")
+    with pytest.raises(InputError, match="not a video"):
+        VideoFile(txt)
+
+
+class FakeCapture:
+    """Emits numbered frames as fast as asked; each read blocks until the test lets it go."""
+
+    def __init__(self, n: int) -> None:
+        self.n, self.i = n, 0
+        self.gate = threading.Semaphore(0)
+
+    def isOpened(self) -> bool:
+        return True
+
+    def get(self, prop) -> float:
+        return 30.0
+
+    def read(self):
+        self.gate.acquire()
+        if self.i >= self.n:
+            return False, None
+        img = np.full((4, 4, 3), self.i, np.uint8)
+        self.i += 1
+        return True, img
+
+    def release(self) -> None:
+        pass
+
+
+def test_camera_keeps_only_the_newest_frame_and_counts_dropped(tmp_path):
+    fake = FakeCapture(n=10)
+    cam = Camera("0", reconnect_s=0, opener=lambda spec: fake)
+    try:
+        fake.gate.release()
+        first = None
+        while first is None:
+            first = cam.read(timeout=1)
+        assert first.image[0, 0, 0] == 0
+        for _ in range(5):  # the camera grabs 5 frames while the consumer is busy
+            fake.gate.release()
+        while cam.grabbed < 6:
+            threading.Event().wait(0.01)
+        frame = None
+        frame = cam.read(timeout=1)
+        assert frame.image[0, 0, 0] == 5 and frame.index == 5
+        assert cam.dropped == 4  # frames 1..4 were never handed out
+        assert cam.read(timeout=0.05) is None  # no repeat of the same frame
+    finally:
+        for _ in range(10):
+            fake.gate.release()
+        cam.close()
+
+
+def test_camera_lost_is_reported(tmp_path):
+    fake = FakeCapture(n=0)
+    for _ in range(5):
+        fake.gate.release()
+
+    def opener(spec):
+        if opener.calls:
+            raise CameraError("gone")
+        opener.calls += 1
+        return fake
+    opener.calls = 0
+    cam = Camera("0", reconnect_s=0.3, opener=opener)
+    with pytest.raises(CameraError, match="lost"):
+        while True:
+            cam.read(timeout=0.2)
+    cam.close()
+
+
+def test_video_file_as_camera_ends(tmp_path):
+    path = make_video(tmp_path / "v.mp4", n=5, fps=50)
+    with Camera(str(path)) as cam:
+        got = []
+        with pytest.raises(StopIteration):
+            while True:
+                f = cam.read(timeout=1)
+                if f is not None:
+                    got.append(f.index)
+        assert got[-1] == 4 and len(got) + cam.dropped == 5
+
+
+def test_unknown_camera_is_an_error(tmp_path):
+    with pytest.raises(CameraError):
+        Camera(str(tmp_path / "nope"))
+
+
+def test_images_reads_grey_16bit_and_alpha(tmp_path):
+    import cv2
+
+    cv2.imwrite(str(tmp_path / "g.png"), np.full((5, 6), 7, np.uint8))
+    cv2.imwrite(str(tmp_path / "d.png"), np.full((5, 6), 65535, np.uint16))
+    cv2.imwrite(str(tmp_path / "a.png"), np.full((5, 6, 4), 9, np.uint8))
+    imgs = dict((p.stem, img) for p, img in Images(tmp_path))
+    assert all(i.shape == (5, 6, 3) and i.dtype == np.uint8 for i in imgs.values())
+    assert imgs["d"].max() == 255 and imgs["g"].max() == 7
+    (tmp_path / "x.png").write_text("no")
+    with pytest.raises(InputError, match="not an image"):
+        read_image_any(tmp_path / "x.png")

@@ -1,0 +1,73 @@
+import math
+
+import cv2
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from lipparse_rt.train import (  # noqa: E402
+    DatasetSpec, TrainConfig, class_weights, parse_loss, poly_lr, train,
+)
+from lipparse_rt.model import LipNetConfig  # noqa: E402
+
+
+def test_partial_label_loss_hand_computed():
+    # one pixel, 20 classes; logits 0 except face (13) = ln 3 and left-arm (14) = ln 2
+    logits = torch.zeros(1, 20, 1, 1)
+    logits[0, 13], logits[0, 14] = math.log(3), math.log(2)
+    z = 3 + 2 + 18  # softmax denominator
+    skin = torch.tensor([[[20]]])
+    # allowed: 13..17 -> p = (3 + 2 + 1 + 1 + 1) / z
+    assert torch.isclose(parse_loss(logits, skin), torch.tensor(-math.log(8 / z)), atol=1e-5)
+    shoe = torch.tensor([[[21]]])  # allowed 18, 19 -> p = 2 / z
+    assert torch.isclose(parse_loss(logits, shoe), torch.tensor(-math.log(2 / z)), atol=1e-5)
+    ordinary = torch.tensor([[[13]]])
+    assert torch.isclose(parse_loss(logits, ordinary), torch.tensor(-math.log(3 / z)), atol=1e-5)
+
+
+def test_loss_ignores_255_and_weights_ordinary_pixels():
+    logits = torch.zeros(1, 20, 1, 2)
+    target = torch.tensor([[[5, 255]]])
+    w = torch.ones(20)
+    w[5] = 4.0
+    assert torch.isclose(parse_loss(logits, target, w), torch.tensor(math.log(20)), atol=1e-5)
+
+
+def test_class_weights_favour_rare_classes():
+    w = class_weights(np.array([1000.0, 10.0, 0.0, 100.0]))
+    assert w[1] > w[3] > w[0] and w[2] == 0
+
+
+def test_poly_schedule():
+    assert poly_lr(0.005, 0, 100, 0.9) == 0.005
+    assert poly_lr(0.005, 100, 100, 0.9) == 0.0
+    assert np.isclose(poly_lr(0.005, 50, 100, 0.9), 0.005 * 0.5 ** 0.9)
+
+
+def _tiny_dataset(root):
+    (root / "image").mkdir(parents=True)
+    (root / "parse").mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        cv2.imwrite(str(root / "image" / f"{i}.jpg"), rng.integers(0, 255, (48, 32, 3), dtype=np.uint8))
+        m = np.zeros((48, 32), np.uint8)
+        m[10:40, 8:24] = 5
+        m[10:20, 8:12] = 14
+        cv2.imwrite(str(root / "parse" / f"{i}.png"), m)
+
+
+def test_train_checkpoints_and_resumes(tmp_path):
+    _tiny_dataset(tmp_path / "d")
+    tiny = LipNetConfig(widths=(4, 8, 8, 8, 8, 8), aspp_width=8, decoder_width=8)
+    cfg = TrainConfig(datasets=(DatasetSpec(str(tmp_path / "d"), white_background=True),), out=str(tmp_path / "run"),
+                      iters=4, batch=2, size=32, ckpt_every=2, model=tiny, threads=1)
+    calls = []
+    path = train(cfg, on_step=lambda s, loss: calls.append(s), should_stop=lambda: len(calls) >= 2)
+    assert torch.load(path, weights_only=False)["step"] == 2
+    calls.clear()
+    train(cfg, resume=True, on_step=lambda s, loss: calls.append(s))
+    assert calls == [3, 4]
+    ckpt = torch.load(path, weights_only=False)
+    assert ckpt["step"] == 4 and "optimizer" in ckpt
+    assert (tmp_path / "run" / "log.csv").read_text().count("\n") == 3  # header + 2 rows
