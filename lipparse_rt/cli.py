@@ -127,7 +127,7 @@ def video(
             with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
                           TextColumn("{task.fields[fps]:>6.1f} frames/s"), TimeElapsedColumn(), TimeRemainingColumn(),
                           console=err, transient=False) as progress:
-                task = progress.add_task("parsing", total=src.frame_count or None, fps=0.0)
+                task = progress.add_task("parsing", total=src.expected_frames or None, fps=0.0)
                 t0 = time.perf_counter()
 
                 def on_frame(n: int) -> None:
@@ -139,12 +139,16 @@ def video(
     except LipParseError as exc:
         _fail(exc)
     _summary(stats, input.name)
-    if stats.source_error:
-        err.print(f"warning: {input}: {stats.source_error}; {stats.frames_out} frames were written", highlight=False)
+    damaged = stats.source_error
+    if not damaged and not stats.interrupted and not stats.stopped and src.declared_frames > stats.frames_out:
+        damaged = f"only {stats.frames_out} of the {src.declared_frames} frames its header announces could be decoded"
+    if damaged:
+        err.print(f"warning: {input}: {damaged} (truncated or damaged file); {stats.frames_out} frames were written",
+                  highlight=False)
     if stats.interrupted:
         err.print(f"interrupted: {stats.frames_out} frames written" + (f" to {out_path}" if out_path else ""))
         raise typer.Exit(stats.interrupted)
-    if stats.source_error:
+    if damaged:
         raise typer.Exit(2)
 
 

@@ -166,7 +166,7 @@ def run_file(
     display: Display | None = None,
     alpha: float = 0.5,
     on_frame: Callable[[int], None] | None = None,
-    depth: int = 4,
+    depth: int = 3,
 ) -> RunStats:
     """Parse every frame of a file source; nothing is dropped (bounded queues give back-pressure).
 

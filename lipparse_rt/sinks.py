@@ -164,7 +164,7 @@ class VideoWriter:
         self.frames += 1
 
     def close(self) -> None:
-        """Flush the encoder and finish the file (it plays whatever was written)."""
+        """Flush the encoder and finish the file (it plays whatever was written; no frames, no file)."""
         if self._out is None:
             return
         out, self._out = self._out, None
@@ -175,6 +175,8 @@ class VideoWriter:
                 self._audio.close()
         finally:
             out.close()
+            if self.frames == 0:  # nothing playable: leave no empty file behind
+                self.path.unlink(missing_ok=True)
 
 
 def _has_audio(path: Path) -> bool:
@@ -226,7 +228,9 @@ class Window:
         if not has_display():
             raise DisplayError("cannot open a window: no display (set DISPLAY, or use --out / --no-show)")
         self.title = title
-        cv2.namedWindow(title, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO)
+        if sys.platform.startswith("linux") and "QT_QPA_FONTDIR" not in os.environ and os.path.isdir("/usr/share/fonts"):
+            os.environ["QT_QPA_FONTDIR"] = "/usr/share/fonts"  # OpenCV's Qt ships no fonts of its own
+        cv2.namedWindow(title, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO | cv2.WINDOW_GUI_NORMAL)
         self._sized = False
 
     def __enter__(self) -> "Window":

@@ -6,6 +6,7 @@ No model here. Sources are context managers and yield `Frame`s of HxWx3 uint8 BG
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -65,13 +66,33 @@ class VideoFile:
             raise InputError(f"cannot read video '{self.path}': no frame rate")
         self.fps: Fraction = Fraction(rate)
         self.time_base: Fraction = Fraction(self._stream.time_base or Fraction(1, 90000))
-        self.width: int = self._stream.codec_context.width
-        self.height: int = self._stream.codec_context.height
-        self.frame_count: int = self._stream.frames or 0
-        if not self.frame_count and self._stream.duration:
-            self.frame_count = round(float(self._stream.duration * self.time_base * self.fps))
+        self.rotation = self._first_rotation()  # display rotation, degrees counterclockwise
+        w, h = self._stream.codec_context.width, self._stream.codec_context.height
+        self.width, self.height = (h, w) if self.rotation % 180 else (w, h)  # as displayed
+        self.declared_frames: int = self._stream.frames or 0  # from the header, 0 if unknown
+        self.expected_frames: int = self.declared_frames  # best guess, for progress bars
+        if not self.expected_frames:
+            if self._stream.duration:
+                seconds = float(self._stream.duration * self.time_base)
+            else:
+                seconds = (self._container.duration or 0) / 1_000_000
+            self.expected_frames = round(seconds * float(self.fps))
         self.has_audio = bool(self._container.streams.audio)
         self.error: str | None = None  # set when decoding stopped early on damaged data
+
+    def _first_rotation(self) -> int:
+        import av
+
+        try:
+            for frame in self._container.decode(self._stream):
+                angle = round(getattr(frame, "rotation", 0) or 0)
+                break
+            else:
+                angle = 0
+        except av.FFmpegError:
+            angle = 0
+        self._container.seek(0, stream=self._stream)
+        return angle % 360
 
     def __enter__(self) -> "VideoFile":
         return self
@@ -91,6 +112,8 @@ class VideoFile:
             for packet in self._container.demux(self._stream):
                 for vf in packet.decode():
                     img = vf.to_ndarray(format="bgr24")
+                    if self.rotation:  # portrait phone videos: show them upright
+                        img = np.ascontiguousarray(np.rot90(img, self.rotation // 90))
                     yield Frame(index, time.perf_counter(), img, vf.pts)
                     index += 1
         except av.FFmpegError as exc:
@@ -102,11 +125,20 @@ class VideoFile:
 
 def open_capture(spec: str) -> cv2.VideoCapture:
     """Open an OpenCV capture from an index ('0'), a device path, a URL or a video file."""
+    import cv2.utils.logging as cvlog
+
     target: int | str = int(spec) if spec.isdigit() else spec
-    cap = cv2.VideoCapture(target)
+    if isinstance(target, int) and sys.platform.startswith("linux") and not Path(f"/dev/video{target}").exists():
+        raise CameraError(f"cannot open camera {target}: /dev/video{target} does not exist")
+    level = cvlog.getLogLevel()
+    cvlog.setLogLevel(cvlog.LOG_LEVEL_SILENT)  # OpenCV's own multi-line warnings; we say one line
+    try:
+        cap = cv2.VideoCapture(target)
+    finally:
+        cvlog.setLogLevel(level)
     if not cap.isOpened():
         cap.release()
-        raise CameraError(f"cannot open camera '{spec}': no such device or stream")
+        raise CameraError(f"cannot open camera '{spec}': the device is busy, absent or not a camera")
     return cap
 
 

@@ -12,12 +12,13 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def make_video(path: Path, n: int = 10, size: tuple[int, int] = (160, 120), fps: int = 25,
-               pts: list[int] | None = None, audio: bool = False, time_base: Fraction | None = None) -> Path:
+               pts: list[int] | None = None, audio: bool = False, time_base: Fraction | None = None,
+               options: dict | None = None) -> Path:
     """Write an H.264 video of `n` numbered frames (a bright bar moves right), optional sine audio."""
     import av
 
     w, h = size
-    with av.open(str(path), "w") as c:
+    with av.open(str(path), "w", options=options or {}) as c:
         v = c.add_stream("libx264", rate=fps)
         v.width, v.height, v.pix_fmt = w, h, "yuv420p"
         tb = time_base or Fraction(1, fps)

@@ -1,0 +1,44 @@
+"""Render demos/astronaut.mp4: a slow pan and zoom over scikit-image's astronaut photo.
+
+The photo (Eileen Collins, NASA) is public domain and ships inside the scikit-image wheel;
+nothing is downloaded. Run once: `pip install scikit-image && python demos/make_demo.py`.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+
+def frames(n: int = 90, size: tuple[int, int] = (640, 480)):
+    from skimage import data
+
+    rgb = data.astronaut()  # 512x512 RGB
+    img = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+    w, h = size
+    for i in range(n):
+        t = i / (n - 1)
+        zoom = 1.0 + 0.35 * np.sin(np.pi * t)
+        cw, ch = 512 / zoom, 512 * h / w / zoom
+        cx = 256 + 60 * np.sin(2 * np.pi * t)
+        cy = 240 + 20 * np.cos(2 * np.pi * t)
+        x0, y0 = np.clip(cx - cw / 2, 0, 512 - cw), np.clip(cy - ch / 2, 0, 512 - ch)
+        m = np.array([[w / cw, 0, -x0 * w / cw], [0, h / ch, -y0 * h / ch]], np.float32)
+        yield cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+
+
+def main() -> None:
+    from lipparse_rt.sinks import VideoWriter
+
+    out = Path(__file__).with_name("astronaut.mp4")
+    with VideoWriter(out, Fraction(30), 640, 480, crf=26) as writer:
+        for f in frames():
+            writer.write(f)
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,113 @@
+"""A real window under Xvfb: the webcam command shows overlay, legend and HUD, and q quits."""
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from fractions import Fraction
+
+import cv2
+import numpy as np
+import pytest
+
+from lipparse_rt.engine import Engine, EngineConfig, default_weights
+from lipparse_rt.render import overlay
+from lipparse_rt.sinks import VideoWriter
+from lipparse_rt.sources import VideoFile
+
+from conftest import probe  # noqa: F401
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEMO = os.path.join(ROOT, "demos", "astronaut.mp4")
+
+if not shutil.which("Xvfb") or not shutil.which("xdotool"):
+    if os.environ.get("CI"):
+        pytest.fail("CI must install xvfb and xdotool for the window test", pytrace=False)
+    pytest.skip("Xvfb/xdotool not installed", allow_module_level=True)
+
+
+@pytest.fixture()
+def display():
+    for n in range(90, 120):
+        if not os.path.exists(f"/tmp/.X11-unix/X{n}") and not os.path.exists(f"/tmp/.X{n}-lock"):
+            break
+    proc = subprocess.Popen(["Xvfb", f":{n}", "-screen", "0", "1024x768x24", "-nolisten", "tcp"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        if os.path.exists(f"/tmp/.X11-unix/X{n}"):
+            break
+        time.sleep(0.05)
+    yield f":{n}"
+    proc.terminate()
+    proc.wait(5)
+
+
+def _grab(disp: str, path) -> np.ndarray:
+    """Screenshot of the whole screen (FFmpeg's x11grab, in a child process with DISPLAY set)."""
+    code = ("import av, cv2, sys\n"
+            "with av.open(sys.argv[1], format='x11grab', options={'video_size': '1024x768'}) as c:\n"
+            "    cv2.imwrite(sys.argv[2], next(c.decode(video=0)).to_ndarray(format='bgr24'))\n")
+    subprocess.run([sys.executable, "-c", code, disp, str(path)], env=dict(os.environ, DISPLAY=disp),
+                   check=True, timeout=30)
+    return cv2.imread(str(path))
+
+
+def _window_ids(env) -> list[str]:
+    r = subprocess.run(["xdotool", "search", "--name", "lipparse-rt"], env=env, capture_output=True, text=True)
+    return r.stdout.split()
+
+
+def test_webcam_window_shows_overlay_legend_hud_and_q_quits(tmp_path, display):
+    with VideoFile(DEMO) as v:
+        still = next(iter(v)).image
+    cam = tmp_path / "still.mp4"  # a camera looking at a still scene for 20 s
+    with VideoWriter(cam, Fraction(30), 640, 480) as w:
+        for _ in range(600):
+            w.write(still)
+    with VideoFile(cam) as v:
+        seen = next(iter(v)).image  # what the camera delivers, after the codec
+    expected = overlay(seen, Engine(EngineConfig(weights=default_weights(), provider="cpu")).run(seen))
+
+    env = dict(os.environ, DISPLAY=display)
+    env.pop("LIPPARSE_WEIGHTS", None)
+    proc = subprocess.Popen([sys.executable, "-m", "lipparse_rt.cli", "webcam", "--camera", str(cam), "--no-mirror"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 60
+        while not _window_ids(env) and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        assert _window_ids(env), "no window opened: " + (proc.stderr.read() if proc.poll() is not None else "")
+        time.sleep(3)
+        shot = _grab(display, tmp_path / "shot.png")
+        subprocess.run(["xdotool", "search", "--name", "lipparse-rt", "windowfocus", "--sync", "key", "q"],
+                       env=env, check=True, timeout=10)
+        rc = proc.wait(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    out = proc.stdout.read()
+    assert rc == 0, out + proc.stderr.read()
+    assert "latency p50" in out
+
+    # Find the frame on screen: the middle of the expected overlay, matched in the screenshot.
+    crop = expected[200:440, 160:480]
+    res = cv2.matchTemplate(shot, crop, cv2.TM_CCOEFF_NORMED)
+    _, score, _, (x, y) = cv2.minMaxLoc(res)
+    assert score > 0.9, f"the overlay is not on screen (match {score:.2f})"
+    x0, y0 = x - 160, y - 200  # window content origin
+    win = shot[y0:y0 + 480, x0:x0 + 640].astype(int)
+    assert np.abs(win[200:440, 160:480] - expected[200:440, 160:480]).mean() < 12
+    raw_score = cv2.minMaxLoc(cv2.matchTemplate(shot, seen[200:440, 160:480], cv2.TM_CCOEFF_NORMED))[1]
+    assert raw_score < score, "the raw frame matches better than the overlay: no overlay drawn"
+    # HUD: a darkened box with white text at the top left.
+    hud = win[8:90, 8:150]
+    assert hud.mean() < expected[8:90, 8:150].mean() * 0.7 and (hud.min(2) > 200).sum() > 50
+    # Legend: white names at the top right, and at least one exact class colour swatch.
+    leg = win[8:120, 480:636]
+    assert (leg.min(2) > 200).sum() > 50
+    from lipparse_rt.classes import PALETTE_BGR
+
+    present = np.unique(Engine(EngineConfig(weights=default_weights(), provider="cpu")).run(seen))
+    swatch_hits = sum(int((np.abs(leg - PALETTE_BGR[c].astype(int)).max(2) < 8).sum() > 20) for c in present if c)
+    assert swatch_hits >= 1

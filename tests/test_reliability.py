@@ -1,0 +1,173 @@
+"""Bad input, interruptions and kills: clear one-line errors, and nothing written is lost."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from lipparse_rt.cli import app
+
+from conftest import make_video, probe
+
+runner = CliRunner()
+
+
+def _cli(*args, env_weights):
+    env = dict(os.environ, LIPPARSE_WEIGHTS=str(env_weights))
+    return subprocess.Popen([sys.executable, "-m", "lipparse_rt.cli", *map(str, args)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _decodable_frames(path) -> int:
+    import av
+
+    n = 0
+    try:
+        with av.open(str(path)) as c:
+            for _ in c.decode(video=0):
+                n += 1
+    except av.FFmpegError:
+        pass
+    return n
+
+
+@pytest.fixture(scope="module")
+def long_video(tmp_path_factory):
+    return make_video(tmp_path_factory.mktemp("long") / "long.mp4", n=3000, size=(160, 120), fps=25)
+
+
+def _wait_for_frames(path, proc, min_frames=60, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        if path.exists() and _decodable_frames(path) >= min_frames:
+            return
+        time.sleep(0.3)
+    raise AssertionError("the run wrote no frames in time: " + (proc.stderr.read() if proc.poll() is not None else ""))
+
+
+@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_interrupt_finalises_output(tmp_path, long_video, tiny_weights, sig, code):
+    out = tmp_path / "o.mp4"
+    proc = _cli("video", long_video, "--out", out, env_weights=tiny_weights)
+    _wait_for_frames(out, proc)
+    proc.send_signal(sig)
+    rc = proc.wait(timeout=30)
+    stderr = proc.stderr.read()
+    assert rc == code, stderr
+    written = int(stderr.split("interrupted: ")[1].split(" frames")[0])
+    assert 60 <= written < 3000
+    assert probe(out)["frames"] == written  # finalised: every frame written plays
+
+
+def test_kill_9_leaves_a_playable_file(tmp_path, long_video, tiny_weights):
+    out = tmp_path / "o.mp4"
+    proc = _cli("video", long_video, "--out", out, env_weights=tiny_weights)
+    _wait_for_frames(out, proc, min_frames=100)
+    proc.kill()
+    proc.wait(timeout=10)
+    assert _decodable_frames(out) >= 100
+
+
+def test_truncated_video_writes_what_decodes_and_says_so(tmp_path, tiny_weights, monkeypatch):
+    monkeypatch.setenv("LIPPARSE_WEIGHTS", str(tiny_weights))
+    src = make_video(tmp_path / "t.mp4", n=60, options={"movflags": "faststart"})
+    data = src.read_bytes()
+    src.write_bytes(data[: len(data) * 6 // 10])
+    out = tmp_path / "o.mp4"
+    r = runner.invoke(app, ["video", str(src), "--out", str(out)])
+    assert r.exit_code == 2, r.output
+    n = probe(out)["frames"]
+    assert 0 < n < 60
+    assert "of the 60 frames" in r.stderr and f"{n} frames were written" in r.stderr
+
+
+def test_video_with_no_frames(tmp_path, tiny_weights, monkeypatch):
+    import av
+
+    monkeypatch.setenv("LIPPARSE_WEIGHTS", str(tiny_weights))
+    empty = tmp_path / "empty.mp4"
+    with av.open(str(empty), "w") as c:
+        s = c.add_stream("libx264", rate=25)
+        s.width, s.height = 64, 48
+    out = tmp_path / "o.mp4"
+    r = runner.invoke(app, ["video", str(empty), "--out", str(out)])
+    assert r.exit_code == 2, r.output
+    assert r.stderr.strip().splitlines()[-1].startswith("error:")
+    assert not out.exists()
+
+
+def test_portrait_video_is_upright(tmp_path, tiny_weights, monkeypatch):
+    import av
+
+    monkeypatch.setenv("LIPPARSE_WEIGHTS", str(tiny_weights))
+    src = tmp_path / "portrait.mp4"
+    with av.open(str(src), "w") as c:
+        s = c.add_stream("libx264", rate=10)
+        s.width, s.height, s.pix_fmt = 160, 96, "yuv420p"
+        s.set_display_rotation(90)  # a phone held upright
+        for i in range(5):
+            f = av.VideoFrame.from_ndarray(np.zeros((96, 160, 3), np.uint8), format="bgr24")
+            f.pts = i
+            for p in s.encode(f):
+                c.mux(p)
+        for p in s.encode(None):
+            c.mux(p)
+    r = runner.invoke(app, ["video", str(src), "--out", str(tmp_path / "o.mp4")])
+    assert r.exit_code == 0, r.output
+    info = probe(tmp_path / "o.mp4")
+    assert info["size"] == (96, 160) and info["frames"] == 5
+
+
+def test_4k_video_works(tmp_path, tiny_weights, monkeypatch):
+    monkeypatch.setenv("LIPPARSE_WEIGHTS", str(tiny_weights))
+    src = make_video(tmp_path / "4k.mp4", n=4, size=(3840, 2160))
+    r = runner.invoke(app, ["video", str(src), "--out", str(tmp_path / "o.mp4")])
+    assert r.exit_code == 0, r.output
+    assert probe(tmp_path / "o.mp4")["size"] == (3840, 2160)
+
+
+def test_unwritable_output_folder(tmp_path, video10, tiny_weights, monkeypatch):
+    monkeypatch.setenv("LIPPARSE_WEIGHTS", str(tiny_weights))
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    r = runner.invoke(app, ["video", str(video10), "--out", str(blocker / "sub" / "o.mp4")])
+    assert r.exit_code == 3 and "cannot create folder" in r.stderr
+
+
+def test_output_equal_to_input_is_refused(tmp_path, video10, tiny_weights, monkeypatch):
+    monkeypatch.setenv("LIPPARSE_WEIGHTS", str(tiny_weights))
+    r = runner.invoke(app, ["video", str(video10), "--out", str(video10), "--force"])
+    assert r.exit_code == 3 and "is the input" in r.stderr
+    assert probe(video10)["frames"] == 10
+
+
+def test_absent_camera_is_one_line(tmp_path, tiny_weights, monkeypatch):
+    monkeypatch.setenv("LIPPARSE_WEIGHTS", str(tiny_weights))
+    r = runner.invoke(app, ["webcam", "--camera", "63", "--no-show", "--out", str(tmp_path / "o.mp4")])
+    assert r.exit_code == 5, r.output
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("error:") and "camera" in last
+    assert "WARN" not in r.stderr and "Traceback" not in r.stderr  # OpenCV's own noise is kept quiet
+
+
+def test_image_with_wrong_extension_and_cmyk(tmp_path, tiny_weights, monkeypatch):
+    import cv2
+
+    monkeypatch.setenv("LIPPARSE_WEIGHTS", str(tiny_weights))
+    d = tmp_path / "imgs"
+    d.mkdir()
+    cv2.imwrite(str(d / "png_named.jpg"), np.full((30, 20, 3), 90, np.uint8))  # PNG bytes, .jpg name
+    ok, buf = cv2.imencode(".png", np.full((30, 20, 3), 90, np.uint8))
+    (d / "real.png").write_bytes(buf.tobytes())
+    from PIL import Image  # noqa: F401  (only to write a CMYK JPEG)
+
+    Image.new("CMYK", (24, 16), (0, 128, 0, 0)).save(d / "cmyk.jpg")
+    r = runner.invoke(app, ["image", str(d), "--masks", str(tmp_path / "m")])
+    assert r.exit_code == 0, r.output
+    assert cv2.imread(str(tmp_path / "m" / "cmyk.png"), cv2.IMREAD_UNCHANGED).shape == (16, 24)
+    assert cv2.imread(str(tmp_path / "m" / "png_named.png"), cv2.IMREAD_UNCHANGED).shape == (30, 20)
