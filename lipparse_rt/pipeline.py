@@ -315,12 +315,18 @@ def run_live(
     worker = _Stage("infer", infer, stop)
     t0 = time.perf_counter()
     t_pts0: float | None = None
+    last: U8 | None = None  # the last frame shown, without HUD: redrawn while the camera is lost
     worker.thread.start()
     try:
         while not stop.is_set():
             try:
                 item = results.get(timeout=_POLL)
             except queue.Empty:
+                if display is not None and camera.lost and last is not None:
+                    lost = hud(last.copy(), meter.hud(engine.provider, model_hw[0], "camera lost - reconnecting"))
+                    if display.show(lost, 1) in (ord("q"), 27) or display.closed():
+                        stats.stopped = True
+                        break
                 continue
             if item is _END:
                 break
@@ -329,11 +335,11 @@ def run_live(
             if mirror:
                 out = np.ascontiguousarray(out[:, ::-1])
             legend(out, ids)
+            last = out.copy() if display is not None else None
             now = time.perf_counter()
             meter.tick(now, ms, (now - frame.t_capture) * 1000)
             if show_hud:
-                status = "camera lost - reconnecting" if camera.lost else ""
-                hud(out, meter.hud(engine.provider, model_hw[0], status))
+                hud(out, meter.hud(engine.provider, model_hw[0]))
             if video is not None:
                 t_pts0 = frame.t_capture if t_pts0 is None else t_pts0
                 video.write(out, round((frame.t_capture - t_pts0) * 1000))

@@ -45,3 +45,83 @@ def test_run_live_on_a_file_camera(tmp_path, engine):
     assert stats.frames_out >= 1
     assert stats.frames_out + stats.dropped == 20
     assert stats.latency(50) is not None and stats.latency(95) >= stats.latency(50)
+
+
+class FlakyCapture:
+    """Gives 3 frames, then fails every read (an unplugged camera)."""
+
+    def __init__(self) -> None:
+        self.i = 0
+
+    def isOpened(self) -> bool:
+        return True
+
+    def get(self, prop) -> float:
+        return 30.0
+
+    def read(self):
+        self.i += 1
+        return (True, np.full((32, 32, 3), 80, np.uint8)) if self.i <= 3 else (False, None)
+
+    def release(self) -> None:
+        pass
+
+
+class RecordingDisplay:
+    def __init__(self, camera=None) -> None:
+        self.frames, self.lost_flags, self.camera = [], [], camera
+
+    def show(self, bgr, wait_ms=1):
+        self.frames.append(bgr.copy())
+        self.lost_flags.append(bool(self.camera and self.camera.lost))
+        return -1
+
+    def closed(self) -> bool:
+        return False
+
+
+def test_lost_camera_shows_status_then_ends_with_a_clear_error(engine):
+    from lipparse_rt.errors import CameraError
+    from lipparse_rt.sources import Camera
+
+    reopen = {"n": 0}
+
+    def opener(spec):
+        reopen["n"] += 1
+        if reopen["n"] == 1:
+            return FlakyCapture()
+        raise CameraError("unplugged")
+
+    with Camera("0", reconnect_s=1.0, opener=opener) as cam:
+        display = RecordingDisplay(cam)
+        with pytest.raises(CameraError, match="lost"):
+            run_live(cam, engine, display=display)
+    assert reopen["n"] > 2  # it retried
+    # while retrying, the HUD said so: frames shown after the last real one are redrawn with the status
+    assert sum(display.lost_flags) >= 2 and not display.lost_flags[0]
+
+
+@pytest.mark.slow
+def test_soak_20000_frames_flat_memory_no_leaked_threads(engine):
+    import threading
+
+    def rss_mb() -> float:
+        with open("/proc/self/status") as fh:
+            return next(int(l.split()[1]) for l in fh if l.startswith("VmRSS")) / 1024
+
+    threads_before = threading.active_count()
+    frames = (Frame(i, 0.0, np.full((48, 64, 3), i % 255, np.uint8)) for i in range(20000))
+    marks = {}
+
+    class Count:
+        n = 0
+
+        def write(self, bgr, pts=None):
+            Count.n += 1
+            if Count.n in (2000, 20000):
+                marks[Count.n] = rss_mb()
+
+    stats = run_file(frames, engine, Count())
+    assert stats.frames_out == Count.n == 20000
+    assert marks[20000] - marks[2000] < 50, marks
+    assert threading.active_count() == threads_before
