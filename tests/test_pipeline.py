@@ -98,7 +98,7 @@ def test_lost_camera_shows_status_then_ends_with_a_clear_error(engine):
             run_live(cam, engine, display=display)
     assert reopen["n"] > 2  # it retried
     # while retrying, the HUD said so: frames shown after the last real one are redrawn with the status
-    assert sum(display.lost_flags) >= 2 and not display.lost_flags[0]
+    assert sum(display.lost_flags) > 3  # more than the 3 real frames: redrawn while reconnecting
 
 
 @pytest.mark.slow
