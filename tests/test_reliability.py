@@ -171,3 +171,46 @@ def test_image_with_wrong_extension_and_cmyk(tmp_path, tiny_weights, monkeypatch
     assert r.exit_code == 0, r.output
     assert cv2.imread(str(tmp_path / "m" / "cmyk.png"), cv2.IMREAD_UNCHANGED).shape == (16, 24)
     assert cv2.imread(str(tmp_path / "m" / "png_named.png"), cv2.IMREAD_UNCHANGED).shape == (30, 20)
+
+
+@pytest.mark.parametrize("kind", ["cfr", "vfr", "audio", "vfr+audio"])
+def test_every_frame_and_timestamp_survives(tmp_path, tiny_weights, monkeypatch, kind):
+    from fractions import Fraction
+
+    monkeypatch.setenv("LIPPARSE_WEIGHTS", str(tiny_weights))
+    pts = [0, 2, 3, 7, 8, 9, 15, 16, 20, 21, 22, 30] if "vfr" in kind else None
+    src = make_video(tmp_path / "in.mp4", n=12, fps=30, pts=pts, audio="audio" in kind)
+    out = tmp_path / "out.mp4"
+    r = runner.invoke(app, ["video", str(src), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    a, b = probe(src), probe(out)
+    secs = lambda p: [round(float(Fraction(x) * p["tb"]), 3) for x in p["pts"]]
+    assert b["frames"] == a["frames"] == 12 and secs(b) == secs(a)
+    assert ("audio" in b["types"]) == ("audio" in kind)
+
+
+def test_writer_failure_stops_cleanly_and_keeps_what_was_written(tmp_path, video10, tiny_weights):
+    from lipparse_rt.engine import Engine, EngineConfig
+    from lipparse_rt.errors import OutputError
+    from lipparse_rt.pipeline import run_file
+    from lipparse_rt.sinks import VideoWriter
+    from lipparse_rt.sources import VideoFile
+    import threading
+
+    class DiskFull:
+        def __init__(self, inner, after):
+            self.inner, self.after = inner, after
+
+        def write(self, bgr, pts=None):
+            if self.inner.frames >= self.after:
+                raise OutputError("cannot write 'o.mp4': No space left on device")
+            self.inner.write(bgr, pts)
+
+    engine = Engine(EngineConfig(weights=tiny_weights, provider="cpu", threads=1))
+    before = threading.active_count()
+    out = tmp_path / "o.mp4"
+    with VideoFile(video10) as src, VideoWriter(out, src.fps, src.width, src.height, src.time_base) as w:
+        with pytest.raises(OutputError, match="No space"):
+            run_file(src, engine, DiskFull(w, after=6))
+    assert threading.active_count() == before  # every stage joined
+    assert probe(out)["frames"] == 6
