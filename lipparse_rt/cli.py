@@ -25,7 +25,7 @@ app = typer.Typer(
     help="Real-time human parsing into the 20 LIP classes with LIP-Net on ONNX Runtime.",
 )
 err = Console(stderr=True)
-out = Console()
+out = Console(soft_wrap=True)
 _state = {"debug": False}
 
 SIZE_HELP = "Model input: the long side in pixels, a multiple of 16 (0 = the size stored in the weights)."
@@ -366,6 +366,47 @@ def eval_cmd(
     out.print(markdown_table(result.scores, result.names), highlight=False)
     if result.side_error is not None:
         out.print(f"wrong side (arms/legs/shoes): {100 * result.side_error:.2f}%", highlight=False)
+
+
+@app.command()
+def bench(
+    section: str = typer.Argument("pipeline", help="table1, pipeline, sizes or latency."),
+    video: Optional[Path] = typer.Option(None, "--video", help="A 640x480 clip (default: ../shared/data/videos/yes.mkv)."),
+    weights: Optional[Path] = typer.Option(None, "--weights", "-w", help=WEIGHTS_HELP),
+    size: int = typer.Option(0, "--size", help=SIZE_HELP),
+    threads: int = typer.Option(2, "--threads", help="Intra-op threads for table1 (and pipeline when set)."),
+    runs: int = typer.Option(5, "--runs", help="Timed runs per model in table1 (LIP-Net gets 10x as many)."),
+    write: Optional[Path] = typer.Option(None, "--write", help="Also put the table into this Markdown file (e.g. BENCHMARKS.md)."),
+) -> None:
+    """Measure speed: print a Markdown table (see BENCHMARKS.md)."""
+    import shlex
+
+    from . import bench as b
+    from .data import default_data_root
+    from .engine import default_weights
+
+    data = default_data_root()
+    clip = video or data / "videos" / "yes.mkv"
+    w = weights or default_weights()
+    try:
+        if section in ("pipeline", "sizes", "latency") and not clip.is_file():
+            raise InputError(f"cannot read video '{clip}': no such file (give --video)")
+        if section == "table1":
+            body = b.table1(runs=runs, threads=threads)
+        elif section == "pipeline":
+            body = b.pipeline(clip, w, size, threads=threads)
+        elif section == "sizes":
+            body = b.sizes_table(w, clip, data / "ccp")
+        elif section == "latency":
+            body = b.latency(w, clip)
+        else:
+            raise InputError(f"unknown section '{section}': use table1, pipeline, sizes or latency")
+    except LipParseError as exc:
+        _fail(exc)
+    out.print(body, highlight=False)
+    if write is not None:
+        cmd = "lipparse-rt bench " + " ".join(shlex.quote(a) for a in sys.argv[2:] if a)
+        b.write_section(write, section, body, cmd.replace(f" --write {write}", ""))
 
 
 def run() -> None:

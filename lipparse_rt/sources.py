@@ -152,12 +152,14 @@ class Camera:
     Args:
         spec: camera index, device path, stream URL or video file.
         opener: makes the capture (tests pass a fake).
+        finite: a failed read ends the source (default: when `spec` is a file).
     """
 
     def __init__(self, spec: str, reconnect_s: float = 5.0,
-                 opener: Callable[[str], cv2.VideoCapture] = open_capture) -> None:
+                 opener: Callable[[str], cv2.VideoCapture] = open_capture, finite: bool | None = None) -> None:
         self.spec = spec
         self.is_file = Path(spec).is_file()
+        self.finite = self.is_file if finite is None else finite  # a failed read is the end, not a loss
         if not self.is_file and not spec.isdigit() and "://" not in spec and not spec.startswith("/dev/"):
             raise CameraError(f"cannot open camera '{spec}': no such device, stream or file")
         self._opener = opener
@@ -233,7 +235,7 @@ class Camera:
                 ok, img = self._cap.read()
                 if ok and img is not None:
                     self._publish(img)
-                elif self.is_file:
+                elif self.finite:
                     break
                 elif not self._reconnect():
                     self.error = f"camera '{self.spec}' was lost and did not come back within {self._reconnect_s:.0f} s"

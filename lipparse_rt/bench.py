@@ -1,0 +1,240 @@
+"""Benchmarks behind `lipparse-rt bench`: Markdown tables of measured speed, each with its baseline.
+
+Sections: table1 (LIP-Net against the paper's baselines, same runtime and threads), pipeline
+(decode / model / render / encode alone, one after another, and threaded), sizes (FPS and mIoU
+per input size), latency (a fake 30 FPS camera through the live path).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import re
+import tempfile
+import time
+from fractions import Fraction
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+PAPER = {"FCN-8s": (134.3, 2.0), "SegNet": (29.46, 16.7), "DeepLab v2": (48.0, 2.4), "LIP-Net": (3.97, 49.0)}
+
+
+def machine() -> str:
+    """One line describing this machine and runtime."""
+    import onnxruntime as ort
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            cpu = next(l.split(":", 1)[1].strip() for l in fh if l.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, onnxruntime {ort.__version__}"
+
+
+def _session(path: Path, threads: int, provider: str = "CPUExecutionProvider"):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(path), opts, providers=[provider])
+
+
+def _time(fn: Callable[[], object], runs: int, warmup: int = 1) -> np.ndarray:
+    for _ in range(warmup):
+        fn()
+    ts = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t)
+    return np.array(ts) * 1000
+
+
+def table1(sizes: tuple[tuple[int, int], ...] = ((512, 512), (192, 256)), runs: int = 5, threads: int = 2) -> str:
+    """LIP-Net against FCN-8s, SegNet and DeepLab v2: params, latency, FPS, speed ratio vs the paper's."""
+    import torch
+
+    from .baselines import FCN8s, DeepLabV2, SegNet
+    from .model import LipNet
+
+    nets = {"FCN-8s": FCN8s, "SegNet": SegNet, "DeepLab v2": DeepLabV2, "LIP-Net": LipNet}
+    rows: dict[tuple[str, tuple[int, int]], tuple[float, float, float]] = {}
+    params: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, cls in nets.items():
+            net = cls().eval()
+            params[name] = sum(p.numel() for p in net.parameters()) / 1e6
+            path = Path(tmp) / "m.onnx"
+            with torch.no_grad():
+                torch.onnx.export(net, (torch.zeros(1, 3, 64, 64),), str(path), input_names=["x"], output_names=["y"],
+                                  dynamic_axes={"x": {2: "h", 3: "w"}}, opset_version=17, dynamo=False)
+            del net
+            sess = _session(path, threads)
+            for h, w in sizes:
+                x = np.random.default_rng(0).standard_normal((1, 3, h, w)).astype(np.float32)
+                n = runs if name == "LIP-Net" else max(2, runs // 2)
+                ms = _time(lambda: sess.run(None, {"x": x}), n if name != "LIP-Net" else runs * 10)
+                rows[(name, (h, w))] = (float(np.median(ms)), float(np.percentile(ms, 95)), 1000 / float(np.median(ms)))
+                log.info("%s %dx%d: %.1f ms", name, w, h, rows[(name, (h, w))][0])
+            del sess
+    out = []
+    for h, w in sizes:
+        out += [f"Input {w}x{h} (float NCHW, model only), CPU provider, {threads} threads, spinning off:", "",
+                "| model | params (M) measured | paper | median ms | p95 ms | FPS | LIP-Net speed-up measured | paper |",
+                "|---|---|---|---|---|---|---|---|"]
+        lip = rows[("LIP-Net", (h, w))][2]
+        for name in nets:
+            med, p95, fps = rows[(name, (h, w))]
+            paper_p, paper_fps = PAPER[name]
+            ratio = "-" if name == "LIP-Net" else f"{lip / fps:.1f}x"
+            paper_ratio = "-" if name == "LIP-Net" else f"{PAPER['LIP-Net'][1] / paper_fps:.1f}x"
+            out.append(f"| {name} | {params[name]:.2f} | {paper_p} | {med:.1f} | {p95:.1f} | {fps:.2f} | {ratio} | {paper_ratio} |")
+        out.append("")
+    return "\n".join(out)
+
+
+def pipeline(video: Path, weights: Path, size: int = 0, threads: int = 0, limit: int = 300) -> str:
+    """Decode, model, render and encode alone; the four one after another; the app's threaded pipeline."""
+    import cv2
+
+    from .engine import Engine, EngineConfig
+    from .pipeline import render_frame, run_file
+    from .sinks import VideoWriter
+    from .sources import Frame, VideoFile
+
+    engine = Engine(EngineConfig(weights=weights, provider="cpu", input_size=size, threads=threads))
+    lines = [f"| input | decode FPS | model FPS | render FPS | encode FPS | sequential FPS | threaded FPS | efficiency |",
+             "|---|---|---|---|---|---|---|---|"]
+    with tempfile.TemporaryDirectory() as tmp:
+        with VideoFile(video) as src:
+            frames = [f.image for _, f in zip(range(limit), src)]
+            fps = src.fps
+        big = Path(tmp) / "720p.mp4"
+        with VideoWriter(big, fps, 1280, 720) as w:
+            for img in frames:
+                w.write(cv2.resize(img, (1280, 720), interpolation=cv2.INTER_LINEAR))
+        for path in (Path(video), big):
+            with VideoFile(path) as src:
+                h, w_ = src.height, src.width
+                t = time.perf_counter()
+                imgs = [f.image for _, f in zip(range(limit), src)]
+                decode = len(imgs) / (time.perf_counter() - t)
+            n = len(imgs)
+            t = time.perf_counter()
+            ids = [engine.run(i) for i in imgs]
+            model = n / (time.perf_counter() - t)
+            t = time.perf_counter()
+            rendered = [render_frame(i, m, 0.5) for i, m in zip(imgs, ids)]
+            render = n / (time.perf_counter() - t)
+            t = time.perf_counter()
+            with VideoWriter(Path(tmp) / "enc.mp4", fps, w_, h) as wr:
+                for r in rendered:
+                    wr.write(r)
+            encode = n / (time.perf_counter() - t)
+            del rendered, ids
+            t = time.perf_counter()
+            with VideoFile(path) as src, VideoWriter(Path(tmp) / "seq.mp4", fps, w_, h) as wr:
+                for _, f in zip(range(limit), src):
+                    wr.write(render_frame(f.image, engine.run(f.image), 0.5), f.pts)
+            seq = n / (time.perf_counter() - t)
+            with VideoFile(path) as src, VideoWriter(Path(tmp) / "thr.mp4", src.fps, w_, h, src.time_base) as wr:
+                frames_iter = (f for _, f in zip(range(limit), src))
+                stats = run_file(frames_iter, engine, wr)
+            threaded = stats.fps
+            slowest = min(decode, model, render, encode)
+            mh, mw = engine.model_shape(h, w_)
+            lines.append(f"| {w_}x{h} (model {mw}x{mh}, {n} frames) | {decode:.0f} | {model:.1f} | {render:.0f} | {encode:.0f} "
+                         f"| {seq:.1f} | {threaded:.1f} | {100 * threaded / slowest:.0f}% |")
+    lines += ["", "efficiency = threaded FPS / FPS of the slowest stage alone. All stages share the same cores, so "
+              "their CPU time adds up: the sequential column is the honest floor, the slowest stage the ceiling."]
+    return "\n".join(lines)
+
+
+def sizes_table(weights: Path, video: Path, ccp: Path, sizes: tuple[int, ...] = (192, 256, 320, 384, 512),
+                limit: int = 150) -> str:
+    """Model-only FPS on a video's frames and CCP val mIoU (ccp protocol), per input size."""
+    from .engine import Engine, EngineConfig
+    from .evaluate import evaluate
+    from .sources import VideoFile
+
+    with VideoFile(video) as src:
+        imgs = [f.image for _, f in zip(range(limit), src)]
+    lines = ["| input long side | model on 640x480 | model-only FPS | median ms | CCP val mIoU (ccp) | vs 512 |", "|---|---|---|---|---|---|"]
+    results = []
+    for s in sizes:
+        eng = Engine(EngineConfig(weights=weights, provider="cpu", input_size=s))
+        ms = _time(lambda: [eng.run(i) for i in imgs[:30]], 3) / 30
+        r = evaluate(eng, ccp, "val", "labels_lip", "ccp")
+        results.append((s, eng.model_shape(480, 640), float(np.median(ms)), r.scores.miou))
+    ref = next((m for s, _, _, m in results if s == 512), results[-1][3])
+    for s, (mh, mw), ms, miou in results:
+        lines.append(f"| {s} | {mw}x{mh} | {1000 / ms:.1f} | {ms:.1f} | {100 * miou:.1f} | {100 * (miou - ref):+.1f} |")
+    return "\n".join(lines)
+
+
+class _PacedCapture:
+    """A fake camera: delivers frames at `fps` in real time, like a webcam."""
+
+    def __init__(self, frames: list[np.ndarray], fps: float, count: int) -> None:
+        self.frames, self.fps, self.count, self.i = frames, fps, count, 0
+        self.t0 = time.perf_counter()
+
+    def isOpened(self) -> bool:
+        return True
+
+    def get(self, prop: int) -> float:
+        return self.fps
+
+    def read(self):
+        if self.i >= self.count:
+            return False, None
+        due = self.t0 + self.i / self.fps
+        time.sleep(max(0.0, due - time.perf_counter()))
+        img = self.frames[self.i % len(self.frames)]
+        self.i += 1
+        return True, img
+
+    def release(self) -> None:
+        pass
+
+
+def latency(weights: Path, video: Path, seconds: float = 10.0, fps: float = 30.0) -> str:
+    """Capture-to-display latency through the live path with a fake camera at `fps`."""
+    from .engine import Engine, EngineConfig
+    from .pipeline import run_live
+    from .sources import Camera, VideoFile
+
+    with VideoFile(video) as src:
+        imgs = [f.image for _, f in zip(range(90), src)]
+    engine = Engine(EngineConfig(weights=weights, provider="cpu"))
+    count = int(seconds * fps)
+    cap = _PacedCapture(imgs, fps, count)
+    with Camera("0", opener=lambda spec: cap, finite=True) as cam:
+        stats = run_live(cam, engine, display=None)
+    return "\n".join([
+        "| camera | frames offered | shown | stale dropped | shown FPS | latency p50 ms | p95 ms | model ms |",
+        "|---|---|---|---|---|---|---|---|",
+        f"| fake, {fps:.0f} FPS, {imgs[0].shape[1]}x{imgs[0].shape[0]} | {count} | {stats.frames_out} | {stats.dropped} "
+        f"| {stats.fps:.1f} | {stats.latency(50):.1f} | {stats.latency(95):.1f} | {float(np.median(stats.model_ms)):.1f} |",
+    ])
+
+
+def write_section(path: Path, name: str, body: str, command: str) -> None:
+    """Replace (or add) section `name` of a Markdown file, with the command that made it."""
+    start, end = f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
+    block = f"{start}\n## {name}\n\n`{command}` on {machine()}, {time.strftime('%Y-%m-%d')}:\n\n{body}\n{end}"
+    text = path.read_text() if path.exists() else "# Benchmarks\n\nMade by `lipparse-rt bench`; re-run to refresh.\n"
+    if start in text:
+        text = re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _: block, text, flags=re.S)
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    path.write_text(text)
