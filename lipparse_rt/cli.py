@@ -345,9 +345,11 @@ def eval_cmd(
     size: int = typer.Option(0, "--size", help=SIZE_HELP),
     provider: str = typer.Option("auto", "--provider", help=PROVIDER_HELP),
     limit: int = typer.Option(0, "--limit", help="Score only the first N images (0 = all)."),
+    flip: bool = typer.Option(False, "--flip", help="Flip test-time augmentation (mirror, swap left/right, average)."),
+    confusion: Optional[Path] = typer.Option(None, "--confusion", help="Write the confusion matrix as a PNG here."),
 ) -> None:
     """Score the model on a labelled split through the app's engine: mIoU, per-class IoU, pixel accuracy."""
-    from .evaluate import evaluate
+    from .evaluate import confusion_png, evaluate
     from .metrics import PROTOCOLS, markdown_table
 
     try:
@@ -358,11 +360,13 @@ def eval_cmd(
                       console=err, transient=True) as progress:
             task = progress.add_task("scoring", total=None)
             result = evaluate(engine, data, split, labels, protocol, limit,
-                              on_image=lambda i, n: progress.update(task, completed=i, total=n))
+                              on_image=lambda i, n: progress.update(task, completed=i, total=n), flip_tta=flip)
+        if confusion is not None:
+            confusion_png(result.confusion, result.names, confusion)
     except LipParseError as exc:
         _fail(exc)
-    out.print(f"{data} ({split or 'all'}, {result.images} images, protocol {protocol}, size {engine.input_size})",
-              highlight=False)
+    out.print(f"{data} ({split or 'all'}, {result.images} images, protocol {protocol}, size {engine.input_size}"
+              f"{', flip TTA' if flip else ''})", highlight=False)
     out.print(markdown_table(result.scores, result.names), highlight=False)
     if result.side_error is not None:
         out.print(f"wrong side (arms/legs/shoes): {100 * result.side_error:.2f}%", highlight=False)

@@ -170,6 +170,18 @@ class Engine:
         """Run the model on a prepared batch; return its ids (1xHxW uint8)."""
         return self.session.run(["ids"], {"bgr": batch})[0]
 
+    @property
+    def has_logits(self) -> bool:
+        """True when the weights also output class logits (needed for flip test-time augmentation)."""
+        return any(o.name == "logits" for o in self.session.get_outputs())
+
+    def logits(self, bgr: U8) -> NDArray[np.float32]:
+        """Class logits (20 x h x w) at the model's resolution, padding cropped off."""
+        if not self.has_logits:
+            raise WeightsError(f"weights '{self.config.weights}' have no 'logits' output: re-export them")
+        batch, (rh, rw) = self.prepare(bgr)
+        return self.session.run(["logits"], {"bgr": batch})[0][0, :, :rh, :rw]
+
     def run(self, bgr: U8) -> U8:
         """Parse one HxWx3 uint8 BGR frame; return HxW uint8 LIP ids at the frame's size."""
         batch, (rh, rw) = self.prepare(bgr)

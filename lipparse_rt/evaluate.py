@@ -7,9 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from .classes import FLIP_LUT
 from .data import find_pairs, read_mask
 from .engine import Engine
 from .metrics import protocol_confusion, scores, side_errors, Scores, class_names
@@ -27,10 +29,27 @@ class EvalResult:
     confusion: NDArray[np.int64]
     scores: Scores
     side_error: float | None  # share of same-part arm/leg/shoe pixels given the wrong side
+    flip_tta: bool = False
 
     @property
     def names(self) -> tuple[str, ...]:
         return class_names(self.protocol)
+
+
+def _softmax(x: NDArray[np.float32]) -> NDArray[np.float32]:
+    e = np.exp(x - x.max(0, keepdims=True))
+    return e / e.sum(0, keepdims=True)
+
+
+def predict_flip(engine: Engine, bgr: NDArray[np.uint8]) -> NDArray[np.uint8]:
+    """Flip test-time augmentation: average the class probabilities of the image and of its
+    mirror (flipped back, left/right channels swapped); return ids at the image's size."""
+    probs = _softmax(engine.logits(bgr))
+    mirrored = _softmax(engine.logits(np.ascontiguousarray(bgr[:, ::-1])))[:, :, ::-1]
+    probs += mirrored[FLIP_LUT[: probs.shape[0]]]
+    ids = probs.argmax(0).astype(np.uint8)
+    h, w = bgr.shape[:2]
+    return cv2.resize(ids, (w, h), interpolation=cv2.INTER_NEAREST)
 
 
 def evaluate(
@@ -41,6 +60,7 @@ def evaluate(
     protocol: str = "lip",
     limit: int = 0,
     on_image: Callable[[int, int], None] | None = None,
+    flip_tta: bool = False,
 ) -> EvalResult:
     """Run `engine` over the labelled pairs of `root` and accumulate one confusion matrix."""
     pairs = find_pairs(Path(root), split, labels=labels)
@@ -50,7 +70,8 @@ def evaluate(
     side = np.zeros((20, 20), np.int64)
     for i, (img_path, lab_path) in enumerate(pairs):
         label = read_mask(lab_path)
-        pred = engine.run(read_image_any(img_path))
+        bgr = read_image_any(img_path)
+        pred = predict_flip(engine, bgr) if flip_tta else engine.run(bgr)
         c = protocol_confusion(pred, label, protocol)
         cm = c if cm is None else cm + c
         if protocol == "lip":
@@ -59,4 +80,38 @@ def evaluate(
             on_image(i + 1, len(pairs))
     assert cm is not None
     wrong, same = side_errors(side)
-    return EvalResult(protocol, len(pairs), cm, scores(cm), wrong / same if protocol == "lip" and same else None)
+    return EvalResult(protocol, len(pairs), cm, scores(cm), wrong / same if protocol == "lip" and same else None,
+                      flip_tta)
+
+
+def confusion_png(cm: NDArray[np.int64], names: tuple[str, ...], path: Path, cell: int = 28) -> Path:
+    """Draw the row-normalised confusion matrix (rows = label, columns = prediction) as a PNG."""
+    n = len(names)
+    rows = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+    margin = 130
+    img = np.full((margin + n * cell + 10, margin + n * cell + 10, 3), 255, np.uint8)
+    heat = cv2.applyColorMap((rows * 255).astype(np.uint8), cv2.COLORMAP_VIRIDIS)
+    img[margin:margin + n * cell, margin:margin + n * cell] = cv2.resize(heat, (n * cell, n * cell),
+                                                                         interpolation=cv2.INTER_NEAREST)
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    for i, name in enumerate(names):
+        y = margin + i * cell + cell // 2 + 4
+        cv2.putText(img, name[:16], (4, y), font, 0.38, (0, 0, 0), 1, cv2.LINE_AA)
+        for j in range(n):
+            if rows[i, j] >= 0.005:
+                colour = (0, 0, 0) if rows[i, j] > 0.6 else (255, 255, 255)
+                cv2.putText(img, f"{100 * rows[i, j]:.0f}", (margin + j * cell + 3, y), font, 0.33, colour, 1, cv2.LINE_AA)
+    img[:margin, margin:margin + n * cell] = _vertical(names, margin, cell)
+    cv2.putText(img, "label \\ prediction (% of row)", (4, 16), font, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), img)
+    return path
+
+
+def _vertical(names: tuple[str, ...], margin: int, cell: int) -> NDArray[np.uint8]:
+    """Column headers: names written left to right on a strip, then turned to read bottom-up."""
+    strip = np.full((len(names) * cell, margin, 3), 255, np.uint8)
+    for j, name in enumerate(names):
+        cv2.putText(strip, name[:16], (4, j * cell + cell // 2 + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.38, (0, 0, 0), 1,
+                    cv2.LINE_AA)
+    return np.ascontiguousarray(np.rot90(strip))

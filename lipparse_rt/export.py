@@ -51,13 +51,14 @@ def export_onnx(
     out: Path,
     input_size: int = 256,
     metadata: dict[str, str] | None = None,
-    with_logits: bool = False,
+    with_logits: bool = True,
 ) -> Path:
     """Write `net` as ONNX with a dynamic HxW uint8 BGR input named 'bgr' and uint8 ids 'ids'.
 
     Args:
         input_size: the long side the app resizes frames to; stored in the metadata.
-        with_logits: also output the float logits (for parity tests and flip TTA).
+        with_logits: also output the float logits (flip TTA, parity tests); free at run time,
+            since 'ids' is computed from them anyway and unfetched outputs are not copied.
     """
     import onnx
 

@@ -1,0 +1,40 @@
+import cv2
+import numpy as np
+
+from lipparse_rt.classes import FLIP_LUT
+from lipparse_rt.engine import Engine, EngineConfig
+from lipparse_rt.evaluate import confusion_png, evaluate, predict_flip
+from lipparse_rt.metrics import CCP_NAMES
+
+
+def _engine(w):
+    return Engine(EngineConfig(weights=w, provider="cpu", input_size=64))
+
+
+def test_flip_tta_is_mirror_symmetric(tiny_weights):
+    eng = _engine(tiny_weights)
+    assert eng.has_logits
+    img = np.random.default_rng(1).integers(0, 255, (48, 64, 3), dtype=np.uint8)
+    a = predict_flip(eng, img)
+    b = predict_flip(eng, np.ascontiguousarray(img[:, ::-1]))
+    assert a.shape == (48, 64)
+    assert (FLIP_LUT[b[:, ::-1]] == a).mean() > 0.99
+
+
+def test_evaluate_counts_every_labelled_pixel_and_draws_confusion(tmp_path, tiny_weights):
+    (tmp_path / "images").mkdir()
+    (tmp_path / "labels_lip").mkdir()
+    rng = np.random.default_rng(0)
+    for s in ("a", "b"):
+        cv2.imwrite(str(tmp_path / "images" / f"{s}.jpg"), rng.integers(0, 255, (40, 30, 3), dtype=np.uint8))
+        lab = np.zeros((40, 30), np.uint8)
+        lab[5:20, 5:20] = 20
+        lab[30:, :] = 255
+        cv2.imwrite(str(tmp_path / "labels_lip" / f"{s}.png"), lab)
+    r = evaluate(_engine(tiny_weights), tmp_path, labels="labels_lip", protocol="ccp")
+    assert r.images == 2 and r.confusion.shape == (15, 15)
+    assert r.confusion.sum() == 2 * 30 * 30  # the 255 rows are ignored
+    assert r.confusion[13].sum() == 2 * 15 * 15  # skin (20) is scored as the merged skin class
+    png = confusion_png(r.confusion, CCP_NAMES, tmp_path / "cm.png")
+    img = cv2.imread(str(png))
+    assert img.shape[0] > 15 * 20 and img.std() > 10
