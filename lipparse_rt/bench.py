@@ -102,6 +102,37 @@ def table1(sizes: tuple[tuple[int, int], ...] = ((512, 512), (192, 256)), runs: 
     return "\n".join(out)
 
 
+VARIANTS = (
+    ("S3 pooled (stride 8), separable 3x3, 128 wide (shipped)", {}),
+    ("S3 before pooling (stride 4), separable 3x3, 128 wide", {"decoder_stride": 4}),
+    ("S3 pooled (stride 8), full 3x3, 128 wide", {"decoder_separable": False}),
+    ("S3 before pooling (stride 4), full 3x3, 256 wide (DeepLabv3+ as published)",
+     {"decoder_stride": 4, "decoder_separable": False, "decoder_width": 256}),
+)
+
+
+def variants(hw: tuple[int, int] = (192, 256), runs: int = 50, threads: int = 2) -> str:
+    """The decoder readings the paper's text allows: where it joins S3 and how its 3x3 conv is built."""
+    from .export import export_onnx
+    from .model import LipNet, LipNetConfig
+
+    lines = [f"Model only with in-graph preprocessing and argmax, uint8 {hw[1]}x{hw[0]}, CPU provider, {threads} threads:", "",
+             "| decoder | params | median ms | p95 ms | FPS | time vs shipped |", "|---|---|---|---|---|---|"]
+    base = None
+    x = np.random.default_rng(0).integers(0, 255, (1, *hw, 3), dtype=np.uint8)
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, kw in VARIANTS:
+            net = LipNet(LipNetConfig(**kw))
+            path = export_onnx(net, Path(tmp) / "v.onnx", hw[1], with_logits=False)
+            sess = _session(path, threads)
+            ms = _time(lambda: sess.run(None, {"bgr": x}), runs, warmup=5)
+            med = float(np.median(ms))
+            base = base or med
+            lines.append(f"| {name} | {net.num_params() / 1e6:.2f}M | {med:.1f} | {np.percentile(ms, 95):.1f} "
+                         f"| {1000 / med:.1f} | {med / base:.2f}x |")
+    return "\n".join(lines)
+
+
 def pipeline(video: Path, weights: Path, size: int = 0, threads: int = 0, limit: int = 300) -> str:
     """Decode, model, render and encode alone; the four one after another; the app's threaded pipeline."""
     import cv2

@@ -374,7 +374,7 @@ def eval_cmd(
 
 @app.command()
 def bench(
-    section: str = typer.Argument("pipeline", help="table1, pipeline, sizes or latency."),
+    section: str = typer.Argument("pipeline", help="table1, variants, pipeline, sizes or latency."),
     video: Optional[Path] = typer.Option(None, "--video", help="A 640x480 clip (default: ../shared/data/videos/yes.mkv)."),
     weights: Optional[Path] = typer.Option(None, "--weights", "-w", help=WEIGHTS_HELP),
     size: int = typer.Option(0, "--size", help=SIZE_HELP),
@@ -397,6 +397,8 @@ def bench(
             raise InputError(f"cannot read video '{clip}': no such file (give --video)")
         if section == "table1":
             body = b.table1(runs=runs, threads=threads)
+        elif section == "variants":
+            body = b.variants(threads=threads)
         elif section == "pipeline":
             body = b.pipeline(clip, w, size, threads=threads)
         elif section == "sizes":
@@ -404,7 +406,7 @@ def bench(
         elif section == "latency":
             body = b.latency(w, clip)
         else:
-            raise InputError(f"unknown section '{section}': use table1, pipeline, sizes or latency")
+            raise InputError(f"unknown section '{section}': use table1, variants, pipeline, sizes or latency")
     except LipParseError as exc:
         _fail(exc)
     out.print(body, highlight=False)

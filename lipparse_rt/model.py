@@ -9,7 +9,8 @@ with S3's pooled features (stride 8) reduced to a quarter of their channels, a 3
 conv, the 1x1 classifier, and one bilinear resize to the input size (x8; the paper's x2, x4
 and a last x2). The classifier runs before the upsampling: a 1x1 conv commutes with bilinear
 interpolation, so the function is the paper's and the upsampled tensor has 20 channels, not
-the decoder's width.
+the decoder's width. `LipNetConfig.decoder_stride` / `decoder_separable` give the other readings
+of the text (join S3 before its pooling, a full 3x3 conv); `lipparse-rt bench variants` times them.
 
 torch only: no files, cameras or ONNX Runtime here.
 """
@@ -38,11 +39,15 @@ class LipNetConfig:
     aspp_rates: tuple[int, ...] = (1, 6, 12, 18)
     aspp_width: int = 256
     decoder_width: int = 128
+    decoder_stride: int = 8  # join S3 after its pooling (8) or before it (4)
+    decoder_separable: bool = True  # the decoder's 3x3 conv: depthwise-separable or full
     dropout: float = 0.25
 
     def __post_init__(self) -> None:
         if len(self.widths) != 6 or len(self.dilations) != 6:
             raise ValueError("LIP-Net has six stages: give six widths and six dilations")
+        if self.decoder_stride not in (4, 8):
+            raise ValueError("the decoder joins S3 at stride 8 (after its pooling) or 4 (before it)")
 
 
 class Preprocess(nn.Module):
@@ -148,11 +153,13 @@ class ASPP(nn.Module):
 class Decoder(nn.Module):
     """DeepLabv3+ decoder: ASPP x2, S3 features reduced 4x, a 3x3 separable conv, the classifier."""
 
-    def __init__(self, aspp_ch: int, low_ch: int, width: int, num_classes: int, dropout: float) -> None:
+    def __init__(self, aspp_ch: int, low_ch: int, width: int, num_classes: int, dropout: float,
+                 separable: bool = True) -> None:
         super().__init__()
         reduced = low_ch // 4
         self.reduce = _conv_bn_relu(low_ch, reduced)
-        self.fuse = nn.Sequential(SeparableConv2d(aspp_ch + reduced, width), nn.BatchNorm2d(width), nn.ReLU())
+        conv = SeparableConv2d(aspp_ch + reduced, width) if separable else nn.Conv2d(aspp_ch + reduced, width, 3, padding=1, bias=False)
+        self.fuse = nn.Sequential(conv, nn.BatchNorm2d(width), nn.ReLU())
         self.dropout = nn.Dropout2d(dropout)
         self.classifier = nn.Conv2d(width, num_classes, 1)
 
@@ -174,23 +181,27 @@ class LipNet(nn.Module):
             Stage(cin, cout, d, c.se_ratio) for cin, cout, d in zip(cins, c.widths, c.dilations)
         )
         self.aspp = ASPP(c.widths[5], c.aspp_width, c.aspp_rates)
-        self.decoder = Decoder(c.aspp_width, c.widths[2], c.decoder_width, c.num_classes, c.dropout)
+        self.decoder = Decoder(c.aspp_width, c.widths[2], c.decoder_width, c.num_classes, c.dropout,
+                               c.decoder_separable)
 
-    def forward_features(self, x: Tensor) -> list[Tensor]:
-        """Return the outputs of S1..S6 (S1..S4 after their pooling)."""
-        feats = []
+    def forward_features(self, x: Tensor) -> tuple[list[Tensor], Tensor]:
+        """Return the outputs of S1..S6 (S1..S4 after their pooling) and S3 before its pooling."""
+        feats, s3 = [], x
         for i, stage in enumerate(self.stages):
             x = stage(x)
+            if i == 2:
+                s3 = x
             if i < 4:
                 x = F.max_pool2d(x, 2)
             feats.append(x)
-        return feats
+        return feats, s3
 
     def forward(self, x: Tensor) -> Tensor:
         if not torch.jit.is_tracing() and (x.shape[2] % 16 or x.shape[3] % 16):
             raise ValueError(f"LIP-Net needs sides divisible by 16, got {tuple(x.shape[2:])}: pad the input")
-        feats = self.forward_features(x)
-        logits = self.decoder(self.aspp(feats[5]), feats[2])
+        feats, s3 = self.forward_features(x)
+        low = feats[2] if self.config.decoder_stride == 8 else s3
+        logits = self.decoder(self.aspp(feats[5]), low)
         return F.interpolate(logits, size=x.shape[2:], mode="bilinear", align_corners=False)
 
     def num_params(self) -> int:
