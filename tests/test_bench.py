@@ -1,0 +1,38 @@
+"""The benchmark code runs and reports what it measured (speed itself is not asserted here)."""
+
+import pytest
+
+from lipparse_rt import bench
+
+from conftest import make_video
+
+
+def test_pipeline_table_has_both_resolutions(tmp_path, tiny_weights):
+    clip = make_video(tmp_path / "c.mp4", n=12, size=(160, 120))
+    table = bench.pipeline(clip, tiny_weights, limit=12)
+    rows = [l for l in table.splitlines() if l.startswith("| ") and "x" in l.split("|")[1]]
+    assert [r.split("|")[1].split(" (")[0].strip() for r in rows] == ["160x120", "1280x720"]
+    eff = [float(r.split("|")[-2].strip().rstrip("%")) for r in rows]
+    assert all(0 < e for e in eff)
+
+
+def test_latency_with_fake_camera(tmp_path, tiny_weights):
+    clip = make_video(tmp_path / "c.mp4", n=10, size=(160, 120))
+    row = bench.latency(tiny_weights, clip, seconds=1.0, fps=30).splitlines()[-1].split("|")
+    offered, shown, dropped = int(row[2]), int(row[3]), int(row[4])
+    assert offered == 30 and shown + dropped == offered and shown > 0
+
+
+def test_variants_lists_every_decoder_reading():
+    pytest.importorskip("torch")
+    table = bench.variants(hw=(64, 64), runs=2, threads=1)
+    assert table.count("| S3") == len(bench.VARIANTS) and "1.00x" in table
+
+
+def test_write_section_replaces_in_place(tmp_path):
+    md = tmp_path / "B.md"
+    bench.write_section(md, "a", "first", "cmd a")
+    bench.write_section(md, "b", "other", "cmd b")
+    bench.write_section(md, "a", "second", "cmd a")
+    text = md.read_text()
+    assert "second" in text and "first" not in text and text.index("## a") < text.index("## b")
