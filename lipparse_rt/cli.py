@@ -292,6 +292,9 @@ def train(
     seed: int = typer.Option(0, "--seed"),
     threads: int = typer.Option(2, "--threads", help="torch CPU threads."),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/last.pt."),
+    val: Optional[str] = typer.Option(None, "--val", help="Validation set, same syntax as --data, scored with the ccp protocol."),
+    val_every: int = typer.Option(1000, "--val-every", help="Validate every N iterations (at a checkpoint)."),
+    init: Optional[Path] = typer.Option(None, "--init", help="Start from these weights (a checkpoint), e.g. for a second schedule."),
 ) -> None:
     """Train LIP-Net on LIP-format folders (needs torch: the "train" extra)."""
     try:
@@ -300,14 +303,20 @@ def train(
         _fail(InputError(f"training needs torch: pip install 'lipparse-rt[train]' ({exc})"))
     try:
         cfg = TrainConfig(datasets=tuple(DatasetSpec.parse(d) for d in data), out=str(out_dir), iters=iters,
-                          batch=batch, lr=lr, size=size, seed=seed, ckpt_every=ckpt_every, threads=threads)
-        path = run_train(cfg, resume=resume)
+                          batch=batch, lr=lr, size=size, seed=seed, ckpt_every=ckpt_every, threads=threads,
+                          val=DatasetSpec.parse(val) if val else None, val_every=val_every)
+        import threading
+
+        stop = threading.Event()  # Ctrl-C / SIGTERM: finish the step, write a checkpoint, end
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        path = run_train(cfg, resume=resume, init=init, should_stop=stop.is_set)
     except LipParseError as exc:
         _fail(exc)
-    except KeyboardInterrupt:
-        err.print(f"interrupted: resume with --resume from {out_dir / 'last.pt'}")
-        raise typer.Exit(130)
     out.print(f"checkpoint: {path}")
+    if stop.is_set():
+        err.print(f"stopped: continue with the same command and --resume (from {path})")
+        raise typer.Exit(130)
 
 
 @app.command()

@@ -82,6 +82,23 @@ def fit_size(h: int, w: int, long_side: int) -> tuple[int, int, int, int]:
     return rh, rw, -(-rh // STRIDE) * STRIDE, -(-rw // STRIDE) * STRIDE
 
 
+def letterbox(bgr: U8, long_side: int) -> tuple[U8, tuple[int, int]]:
+    """Resize one frame (aspect kept, long side to `long_side`) and pad it to multiples of 16.
+
+    Returns a 1xHxWx3 uint8 batch and the (height, width) of the image inside it (top left).
+    """
+    if bgr.ndim != 3 or bgr.shape[2] != 3 or bgr.dtype != np.uint8:
+        raise InputError(f"expected an HxWx3 uint8 BGR frame, got {bgr.shape} {bgr.dtype}")
+    h, w = bgr.shape[:2]
+    rh, rw, ph, pw = fit_size(h, w, long_side)
+    batch = np.empty((1, ph, pw, 3), np.uint8)
+    batch[0, rh:, :] = PAD_BGR
+    batch[0, :rh, rw:] = PAD_BGR
+    interp = cv2.INTER_AREA if rh < h else cv2.INTER_LINEAR
+    batch[0, :rh, :rw] = cv2.resize(bgr, (rw, rh), interpolation=interp)
+    return batch, (rh, rw)
+
+
 class Engine:
     """A LIP-Net ONNX session; `run(bgr)` returns the class map at the frame's own size."""
 
@@ -155,16 +172,7 @@ class Engine:
 
     def prepare(self, bgr: U8) -> tuple[U8, tuple[int, int]]:
         """Resize (aspect kept) and pad one frame into a 1xHxWx3 uint8 batch; return it and the valid size."""
-        if bgr.ndim != 3 or bgr.shape[2] != 3 or bgr.dtype != np.uint8:
-            raise InputError(f"expected an HxWx3 uint8 BGR frame, got {bgr.shape} {bgr.dtype}")
-        h, w = bgr.shape[:2]
-        rh, rw, ph, pw = fit_size(h, w, self.input_size)
-        batch = np.empty((1, ph, pw, 3), np.uint8)
-        batch[0, rh:, :] = PAD_BGR
-        batch[0, :rh, rw:] = PAD_BGR
-        interp = cv2.INTER_AREA if rh < h else cv2.INTER_LINEAR
-        batch[0, :rh, :rw] = cv2.resize(bgr, (rw, rh), interpolation=interp)
-        return batch, (rh, rw)
+        return letterbox(bgr, self.input_size)
 
     def infer(self, batch: U8) -> U8:
         """Run the model on a prepared batch; return its ids (1xHxW uint8)."""

@@ -72,6 +72,9 @@ class TrainConfig:
     ckpt_every: int = 200
     threads: int = 2
     model: LipNetConfig = field(default_factory=LipNetConfig)
+    val: DatasetSpec | None = None  # scored with the ccp protocol every `val_every` steps
+    val_every: int = 1000
+    val_limit: int = 50
 
 
 def class_weights(counts: np.ndarray) -> np.ndarray:
@@ -162,6 +165,56 @@ class MixedSampler:
         return total
 
 
+def validate(net: LipNet, spec: DatasetSpec, size: int, limit: int) -> float:
+    """mIoU (ccp protocol) of the torch model on the first `limit` pairs, preprocessed like the engine."""
+    from .engine import letterbox
+    from .metrics import protocol_confusion, scores
+
+    pre = Preprocess()
+    cm = None
+    was_training = net.training
+    net.eval()
+    with torch.no_grad():
+        for img_path, lab_path in find_pairs(Path(spec.root), spec.split, labels=spec.labels)[:limit]:
+            img, label = read_image(img_path), read_mask(lab_path)
+            batch, (rh, rw) = letterbox(img, size)
+            ids = net(pre(torch.from_numpy(batch))).argmax(1)[0, :rh, :rw].numpy().astype(np.uint8)
+            ids = cv2.resize(ids, (label.shape[1], label.shape[0]), interpolation=cv2.INTER_NEAREST)
+            c = protocol_confusion(ids, label, "ccp")
+            cm = c if cm is None else cm + c
+    net.train(was_training)
+    return scores(cm).miou if cm is not None else float("nan")
+
+
+def plot_log(log_csv: Path, out_png: Path) -> Path:
+    """Draw training loss (left axis) and validation mIoU (right axis) against steps as a PNG."""
+    rows = list(csv.DictReader(open(log_csv)))
+    w, h, m = 640, 360, 48
+    img = np.full((h, w, 3), 255, np.uint8)
+    cv2.rectangle(img, (m, 10), (w - m, h - m), (0, 0, 0), 1)
+    steps = np.array([float(r["step"]) for r in rows]) if rows else np.zeros(0)
+    if len(steps):
+        x = lambda s: (m + (s / max(steps.max(), 1)) * (w - 2 * m)).astype(int)
+        loss = np.array([float(r["loss"]) for r in rows])
+        top = max(float(loss.max()), 1e-6)
+        pts = np.stack([x(steps), (h - m - loss / top * (h - m - 10)).astype(int)], 1)
+        cv2.polylines(img, [pts.reshape(-1, 1, 2)], False, (200, 80, 0), 2, cv2.LINE_AA)
+        cv2.putText(img, f"loss (max {top:.2f})", (m + 6, 28), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (200, 80, 0), 1, cv2.LINE_AA)
+        val = [(float(r["step"]), float(r["val_miou"])) for r in rows if r.get("val_miou")]
+        if val:
+            v = np.array(val)
+            pts = np.stack([x(v[:, 0]), (h - m - v[:, 1] * (h - m - 10)).astype(int)], 1)
+            cv2.polylines(img, [pts.reshape(-1, 1, 2)], False, (0, 140, 0), 2, cv2.LINE_AA)
+            for px, py in pts:
+                cv2.circle(img, (int(px), int(py)), 3, (0, 140, 0), -1)
+            cv2.putText(img, f"val mIoU, 0..1 (last {v[-1, 1]:.3f})", (m + 6, 46), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
+                        (0, 140, 0), 1, cv2.LINE_AA)
+        cv2.putText(img, f"step (0..{int(steps.max())})", (w // 2 - 40, h - 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
+                    (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.imwrite(str(out_png), img)
+    return out_png
+
+
 def poly_lr(base: float, step: int, total: int, power: float) -> float:
     """The 'poly' schedule: base * (1 - step/total)^power."""
     return base * (1 - min(step, total) / total) ** power
@@ -178,8 +231,15 @@ def _config_to_dict(cfg: TrainConfig) -> dict:
 
 
 def train(cfg: TrainConfig, resume: bool = False, on_step: Callable[[int, float], None] | None = None,
-          should_stop: Callable[[], bool] = lambda: False) -> Path:
-    """Train (or resume) and return the path of the last checkpoint."""
+          should_stop: Callable[[], bool] = lambda: False, init: Path | None = None) -> Path:
+    """Train (or resume) and return the path of the last checkpoint.
+
+    Args:
+        resume: continue from `cfg.out/last.pt` (its step; its optimizer state when it has one,
+            so the slim checkpoint shipped in weights/ resumes too, with fresh Adam moments).
+        init: start a new schedule from the model weights of this checkpoint.
+        should_stop: polled every step; when it turns true a checkpoint is written and training ends.
+    """
     torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -193,13 +253,19 @@ def train(cfg: TrainConfig, resume: bool = False, on_step: Callable[[int, float]
     if resume and ckpt_path.is_file():
         ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
         net.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
+        if "optimizer" in ckpt:
+            opt.load_state_dict(ckpt["optimizer"])
         step = ckpt["step"]
         weights = np.array(ckpt["class_weights"], np.float32)
         sampler.rng = np.random.default_rng([cfg.seed, step])
         torch.manual_seed(cfg.seed + step)
         log.info("resumed from %s at step %d", ckpt_path, step)
     else:
+        if resume:
+            raise InputError(f"cannot resume: no checkpoint at '{ckpt_path}'")
+        if init is not None:
+            net.load_state_dict(torch.load(init, map_location="cpu", weights_only=False)["model"])
+            log.info("initialised from %s", init)
         counts = sampler.label_counts()
         weights = class_weights(counts[:NUM_CLASSES])
         log.info("class weights: %s", np.round(weights, 2).tolist())
@@ -209,7 +275,7 @@ def train(cfg: TrainConfig, resume: bool = False, on_step: Callable[[int, float]
     with open(log_path, "w" if new_log else "a", newline="") as fh:
         writer = csv.writer(fh)
         if new_log:
-            writer.writerow(["step", "lr", "loss", "sec_per_iter"])
+            writer.writerow(["step", "lr", "loss", "sec_per_iter", "val_miou"])
         net.train()
         t0, run_loss, n = time.perf_counter(), 0.0, 0
         while step < cfg.iters and not should_stop():
@@ -229,8 +295,12 @@ def train(cfg: TrainConfig, resume: bool = False, on_step: Callable[[int, float]
                 on_step(step, float(loss.detach()))
             if step % cfg.ckpt_every == 0 or step == cfg.iters or should_stop():
                 dt = (time.perf_counter() - t0) / n
-                writer.writerow([step, f"{lr:.6f}", f"{run_loss / n:.4f}", f"{dt:.3f}"])
+                miou = ""
+                if cfg.val is not None and (step % cfg.val_every == 0 or step == cfg.iters):
+                    miou = f"{validate(net, cfg.val, cfg.size, cfg.val_limit):.4f}"
+                writer.writerow([step, f"{lr:.6f}", f"{run_loss / n:.4f}", f"{dt:.3f}", miou])
                 fh.flush()
+                plot_log(log_path, out / "curves.png")
                 _save_atomic({
                     "model": net.state_dict(), "optimizer": opt.state_dict(), "step": step,
                     "config": asdict(cfg.model), "train_config": _config_to_dict(cfg),

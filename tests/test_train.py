@@ -61,7 +61,8 @@ def test_train_checkpoints_and_resumes(tmp_path):
     _tiny_dataset(tmp_path / "d")
     tiny = LipNetConfig(widths=(4, 8, 8, 8, 8, 8), aspp_width=8, decoder_width=8)
     cfg = TrainConfig(datasets=(DatasetSpec(str(tmp_path / "d"), white_background=True),), out=str(tmp_path / "run"),
-                      iters=4, batch=2, size=32, ckpt_every=2, model=tiny, threads=1)
+                      iters=4, batch=2, size=32, ckpt_every=2, model=tiny, threads=1,
+                      val=DatasetSpec(str(tmp_path / "d")), val_every=4)
     calls = []
     path = train(cfg, on_step=lambda s, loss: calls.append(s), should_stop=lambda: len(calls) >= 2)
     assert torch.load(path, weights_only=False)["step"] == 2
@@ -70,4 +71,17 @@ def test_train_checkpoints_and_resumes(tmp_path):
     assert calls == [3, 4]
     ckpt = torch.load(path, weights_only=False)
     assert ckpt["step"] == 4 and "optimizer" in ckpt
-    assert (tmp_path / "run" / "log.csv").read_text().count("\n") == 3  # header + 2 rows
+    rows = (tmp_path / "run" / "log.csv").read_text().splitlines()
+    assert len(rows) == 3  # header + 2 checkpoints
+    assert rows[1].endswith(",") and 0.0 <= float(rows[2].split(",")[-1]) <= 1.0  # validated at step 4 only
+    assert cv2.imread(str(tmp_path / "run" / "curves.png")).shape == (360, 640, 3)
+
+
+def test_resume_without_checkpoint_is_an_error(tmp_path):
+    from lipparse_rt.errors import InputError
+
+    _tiny_dataset(tmp_path / "d")
+    cfg = TrainConfig(datasets=(DatasetSpec(str(tmp_path / "d")),), out=str(tmp_path / "run"), iters=2, size=32,
+                      model=LipNetConfig(widths=(4, 8, 8, 8, 8, 8), aspp_width=8, decoder_width=8), threads=1)
+    with pytest.raises(InputError, match="no checkpoint"):
+        train(cfg, resume=True)
