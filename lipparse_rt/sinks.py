@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 
 U8 = NDArray[np.uint8]
 
+OUT_TIME_BASE = Fraction(1, 90000)  # MPEG's clock: whole ticks for 24, 25, 30, 50, 60 and 29.97 FPS
+
 # Audio codecs the MP4 muxer takes as they are; anything else is re-encoded to AAC.
 MP4_AUDIO = {"aac", "mp3", "opus", "alac", "flac", "ac3", "eac3"}
 
@@ -105,6 +107,7 @@ class VideoWriter:
     Args:
         time_base: the source's time base; with it, `write(..., pts)` keeps the source's
             timestamps (variable frame rates survive). Without it frames are spaced 1/fps.
+            The output's own time base is 1/90000 s.
     """
 
     def __init__(self, path: Path, fps: Fraction, width: int, height: int,
@@ -127,9 +130,11 @@ class VideoWriter:
             # No B-frames: a fragmented MP4 has no edit list to hide their start delay, which would
             # shift video against audio; it also keeps encoding latency at zero frames.
             self._stream.options = {"crf": str(crf), "preset": preset, "g": str(max(1, round(2 * fps))), "bf": "0"}
-            self._tb = time_base or Fraction(1, 1) / Fraction(fps)
+            self._src_tb = Fraction(time_base) if time_base else None
+            self._tb = OUT_TIME_BASE
             self._stream.codec_context.time_base = self._tb
             self._fps = Fraction(fps)
+            self._t0: Fraction | None = None
             self._audio = _AudioCopy(audio_from, self._out) if audio_from and _has_audio(audio_from) else None
         except Exception:
             self._out.close()
@@ -142,14 +147,32 @@ class VideoWriter:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _out_pts(self, pts: int | None) -> int:
+        """Source timestamp -> output timestamp (1/90000 s).
+
+        A timestamp within one source tick of the frame-rate grid is put exactly on it (a 30 FPS
+        file stored in milliseconds stays 30 FPS); any other is kept as it is (variable rates).
+        """
+        step = max(1, round(1 / (self._fps * self._tb)))
+        if pts is None or self._src_tb is None:
+            out = 0 if self._last_pts is None else self._last_pts + step
+        else:
+            t = pts * self._src_tb
+            if self._t0 is None:
+                self._t0 = t
+            grid = self._t0 + round((t - self._t0) * self._fps) / self._fps
+            if abs(t - grid) <= self._src_tb:
+                t = grid
+            out = round(t / self._tb)
+        if self._last_pts is not None and out <= self._last_pts:  # repeated or reordered stamps
+            out = self._last_pts + step
+        return out
+
     def write(self, bgr: U8, pts: int | None = None) -> None:
         """Encode one frame; `pts` in the time base given at construction."""
         import av
 
-        if pts is None or (self._last_pts is not None and pts <= self._last_pts):
-            # No timestamp (or a repeat): place it one frame period after the last.
-            step = max(1, round(1 / (self._fps * self._tb)))
-            pts = 0 if self._last_pts is None else self._last_pts + step
+        pts = self._out_pts(pts)
         self._last_pts = pts
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(bgr[: self._h, : self._w]), format="bgr24")
         frame.pts = pts
