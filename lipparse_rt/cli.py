@@ -8,7 +8,7 @@ import sys
 import time
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
@@ -28,9 +28,14 @@ err = Console(stderr=True)
 out = Console(soft_wrap=True)
 _state = {"debug": False}
 
-SIZE_HELP = "Model input: the long side in pixels, a multiple of 16 (0 = the size stored in the weights)."
-WEIGHTS_HELP = "ONNX weights (default: the shipped weights/lipnet.onnx, or $LIPPARSE_WEIGHTS)."
-PROVIDER_HELP = "Execution provider: auto (TensorRT -> CUDA -> CPU), tensorrt, cuda or cpu."
+# Options shared by the commands that run the model.
+Weights = Annotated[Optional[Path], typer.Option(
+    "--weights", "-w", help="ONNX weights (default: the shipped weights/lipnet.onnx, or $LIPPARSE_WEIGHTS).")]
+Size = Annotated[int, typer.Option(
+    "--size", help="Model input: the long side in pixels, a multiple of 16 (0 = the size stored in the weights).")]
+Provider = Annotated[str, typer.Option(
+    "--provider", help="Execution provider: auto (TensorRT -> CUDA -> CPU), tensorrt, cuda or cpu.")]
+Alpha = Annotated[float, typer.Option("--alpha", min=0.0, max=1.0, help="Overlay opacity.")]
 
 
 def _on_sigterm(signum: int, frame: object) -> None:
@@ -97,10 +102,10 @@ def video(
     masks: Optional[Path] = typer.Option(None, "--masks", help="Also write one index PNG of LIP ids per frame here."),
     show: bool = typer.Option(False, "--show", help="Also show the result live in a window."),
     force: bool = typer.Option(False, "--force", "-f", help="Overwrite an existing output."),
-    weights: Optional[Path] = typer.Option(None, "--weights", "-w", help=WEIGHTS_HELP),
-    size: int = typer.Option(0, "--size", help=SIZE_HELP),
-    provider: str = typer.Option("auto", "--provider", help=PROVIDER_HELP),
-    alpha: float = typer.Option(0.5, "--alpha", min=0.0, max=1.0, help="Overlay opacity."),
+    weights: Weights = None,
+    size: Size = 0,
+    provider: Provider = "auto",
+    alpha: Alpha = 0.5,
 ) -> None:
     """Parse every frame of a video and write an overlay video (and/or masks)."""
     from .pipeline import run_file
@@ -159,10 +164,10 @@ def webcam(
     show: bool = typer.Option(True, "--show/--no-show", help="Open a window (q or Esc quits)."),
     out_path: Optional[Path] = typer.Option(None, "--out", "-o", help="Also record what is shown to this MP4."),
     force: bool = typer.Option(False, "--force", "-f", help="Overwrite an existing recording."),
-    weights: Optional[Path] = typer.Option(None, "--weights", "-w", help=WEIGHTS_HELP),
-    size: int = typer.Option(0, "--size", help=SIZE_HELP),
-    provider: str = typer.Option("auto", "--provider", help=PROVIDER_HELP),
-    alpha: float = typer.Option(0.5, "--alpha", min=0.0, max=1.0, help="Overlay opacity."),
+    weights: Weights = None,
+    size: Size = 0,
+    provider: Provider = "auto",
+    alpha: Alpha = 0.5,
     max_frames: int = typer.Option(0, "--max-frames", help="Stop after this many frames (0 = until q or the source ends)."),
 ) -> None:
     """Parse a live camera: overlay, legend and a HUD with FPS and latency."""
@@ -211,12 +216,12 @@ def webcam(
 @app.command()
 def image(
     path: Path = typer.Argument(..., help="An image, or a folder of images."),
-    out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="Write overlays (JPEG/PNG as the input) here."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="Write overlays here (PNG, named by the input's stem)."),
     masks: Optional[Path] = typer.Option(None, "--masks", help="Write masks here: one 8-bit PNG of LIP ids per image, full size, named by stem."),
-    weights: Optional[Path] = typer.Option(None, "--weights", "-w", help=WEIGHTS_HELP),
-    size: int = typer.Option(0, "--size", help=SIZE_HELP),
-    provider: str = typer.Option("auto", "--provider", help=PROVIDER_HELP),
-    alpha: float = typer.Option(0.5, "--alpha", min=0.0, max=1.0, help="Overlay opacity."),
+    weights: Weights = None,
+    size: Size = 0,
+    provider: Provider = "auto",
+    alpha: Alpha = 0.5,
 ) -> None:
     """Parse images: overlays and/or masks (masks are what accuracy is scored on)."""
     import cv2
@@ -255,8 +260,8 @@ def image(
 
 @app.command()
 def info(
-    weights: Optional[Path] = typer.Option(None, "--weights", "-w", help=WEIGHTS_HELP),
-    provider: str = typer.Option("auto", "--provider", help=PROVIDER_HELP),
+    weights: Weights = None,
+    provider: Provider = "auto",
 ) -> None:
     """Print version, weights and their metadata, ONNX Runtime and its providers."""
     import json
@@ -350,9 +355,9 @@ def eval_cmd(
     split: Optional[str] = typer.Option(None, "--split", help="Restrict to the stems in DATA/SPLIT.txt."),
     labels: Optional[str] = typer.Option(None, "--labels", help="Label sub-folder (default: found)."),
     protocol: str = typer.Option("lip", "--protocol", help="lip (20 classes) or ccp (merged skin/shoe, 255 ignored)."),
-    weights: Optional[Path] = typer.Option(None, "--weights", "-w", help=WEIGHTS_HELP),
-    size: int = typer.Option(0, "--size", help=SIZE_HELP),
-    provider: str = typer.Option("auto", "--provider", help=PROVIDER_HELP),
+    weights: Weights = None,
+    size: Size = 0,
+    provider: Provider = "auto",
     limit: int = typer.Option(0, "--limit", help="Score only the first N images (0 = all)."),
     flip: bool = typer.Option(False, "--flip", help="Flip test-time augmentation (mirror, swap left/right, average)."),
     confusion: Optional[Path] = typer.Option(None, "--confusion", help="Write the confusion matrix as a PNG here."),
@@ -385,8 +390,8 @@ def eval_cmd(
 def bench(
     section: str = typer.Argument("pipeline", help="table1, variants, pipeline, sizes or latency."),
     video: Optional[Path] = typer.Option(None, "--video", help="A 640x480 clip (default: ../shared/data/videos/yes.mkv)."),
-    weights: Optional[Path] = typer.Option(None, "--weights", "-w", help=WEIGHTS_HELP),
-    size: int = typer.Option(0, "--size", help=SIZE_HELP),
+    weights: Weights = None,
+    size: Size = 0,
     threads: int = typer.Option(2, "--threads", help="Intra-op threads for table1 (and pipeline when set)."),
     runs: int = typer.Option(5, "--runs", help="Timed runs per model in table1 (LIP-Net gets 10x as many)."),
     write: Optional[Path] = typer.Option(None, "--write", help="Also put the table into this Markdown file (e.g. BENCHMARKS.md)."),
