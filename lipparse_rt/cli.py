@@ -349,6 +349,24 @@ def export(
     out.print(f"wrote {out_path} ({net.num_params():,} parameters)")
 
 
+@app.command()
+def quantize(
+    model: Path = typer.Argument(..., help="Float ONNX weights to quantise."),
+    out_path: Path = typer.Option(..., "--out", "-o", help="INT8 ONNX file to write."),
+    calib: list[Path] = typer.Option(..., "--calib", help="Folder of calibration images (repeatable)."),
+    count: int = typer.Option(64, "--count", help="Calibration images to use."),
+    size: Size = 256,
+) -> None:
+    """INT8 static quantisation for the CPU, calibrated on real photos (no torch needed)."""
+    from .quantize import calibration_images, quantize as run_quantize
+
+    try:
+        run_quantize(model, out_path, calibration_images(calib, count), size)
+    except LipParseError as exc:
+        _fail(exc)
+    out.print(f"wrote {out_path}")
+
+
 @app.command("eval")
 def eval_cmd(
     data: Path = typer.Option(..., "--data", "-d", help="Labelled folder (images + index PNGs)."),

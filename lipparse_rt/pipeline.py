@@ -181,7 +181,6 @@ def run_file(
     q_out: queue.Queue = queue.Queue(depth)
     shown: queue.Queue = queue.Queue(1)
     done = threading.Event()
-    written = [0]
 
     def read() -> None:
         try:
@@ -222,8 +221,7 @@ def run_file(
                 if masks is not None:
                     masks.write(ids, f"{frame.index:06d}")
                 stats.latency_ms.append((time.perf_counter() - frame.t_capture) * 1000)
-                written[0] += 1
-                stats.frames_out = written[0]
+                stats.frames_out += 1
                 if display is not None and shown.empty():
                     shown.put_nowait(out)
         finally:
@@ -240,8 +238,8 @@ def run_file(
                 _show(display, shown, stats, stop)
             else:
                 done.wait(_POLL)
-            if on_frame and written[0] != last:
-                last = written[0]
+            if on_frame and stats.frames_out != last:
+                last = stats.frames_out
                 on_frame(last)
     except (KeyboardInterrupt, Interrupted) as exc:
         stats.interrupted = getattr(exc, "exit_code", 130)
@@ -249,9 +247,8 @@ def run_file(
         stop.set()
         _join(stages)
         stats.wall_s = time.perf_counter() - t0
-        stats.frames_out = written[0]
     if on_frame:
-        on_frame(written[0])
+        on_frame(stats.frames_out)
     stats.source_error = getattr(frames, "error", None)
     return stats
 

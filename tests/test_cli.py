@@ -108,7 +108,7 @@ def test_runtime_modules_do_not_import_torch(tmp_path):
         "    def find_spec(self, name, path=None, target=None):\n"
         "        if name == 'torch' or name.startswith('torch.'): raise ImportError('torch blocked')\n"
         "sys.meta_path.insert(0, Block())\n"
-        "for m in ['classes','errors','data','metrics','evaluate','engine','sources','sinks','render','pipeline','cli']:\n"
+        "for m in ['classes','errors','data','metrics','evaluate','engine','sources','sinks','render','pipeline','cli','quantize','bench']:\n"
         "    importlib.import_module('lipparse_rt.' + m)\n"
         "print('ok')\n"
     )
