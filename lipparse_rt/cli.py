@@ -13,6 +13,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from . import __version__
@@ -60,14 +61,10 @@ def main(
         handlers=[RichHandler(console=err, show_time=False, show_path=debug)],
         force=True,
     )
-    if threading_main():
+    try:
         signal.signal(signal.SIGTERM, _on_sigterm)
-
-
-def threading_main() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
+    except ValueError:  # not the main thread (an embedding host); keep its handlers
+        pass
 
 
 def _fail(exc: BaseException) -> None:
@@ -76,7 +73,7 @@ def _fail(exc: BaseException) -> None:
         err.print_exception()
     code = getattr(exc, "exit_code", 1)
     msg = str(exc) if isinstance(exc, LipParseError) else f"{type(exc).__name__}: {exc}"
-    err.print(f"[bold red]error:[/] {msg}", markup=True, highlight=False, soft_wrap=True)
+    err.print(f"[bold red]error:[/] {escape(msg)}", markup=True, highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -87,9 +84,8 @@ def _engine(weights: Optional[Path], provider: str, size: int, threads: int = 0)
 
 
 def _summary(stats, label: str) -> None:
-    med = sorted(stats.model_ms)[len(stats.model_ms) // 2] if stats.model_ms else 0.0
-    line = (f"{label}: {stats.frames_out} frames in {stats.wall_s:.1f} s, "
-            f"end-to-end {stats.fps:.1f} FPS, model-only {stats.model_fps:.1f} FPS ({med:.1f} ms/frame)")
+    line = (f"{label}: {stats.frames_out} frames in {stats.wall_s:.1f} s, end-to-end {stats.fps:.1f} FPS, "
+            f"model-only {stats.model_fps:.1f} FPS ({stats.model_ms_median:.1f} ms/frame)")
     if stats.dropped:
         line += f", {stats.dropped} stale frames dropped"
     out.print(line, highlight=False, soft_wrap=True)
@@ -448,12 +444,18 @@ def bench(
 
 
 def run() -> None:
-    """Console-script entry point."""
+    """Console-script entry point: anything unexpected is one line too (a traceback with --debug)."""
     try:
         app()
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)
+    except Exception as exc:  # the last guard: no traceback for users unless they ask
+        if "--debug" in sys.argv:
+            raise
+        err.print(f"[bold red]error:[/] {escape(f'{type(exc).__name__}: {exc}')} (run with --debug for details)",
+                  markup=True, highlight=False, soft_wrap=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

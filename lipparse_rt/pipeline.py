@@ -68,9 +68,14 @@ class RunStats:
         return self.frames_out / self.wall_s if self.wall_s > 0 else 0.0
 
     @property
+    def model_ms_median(self) -> float:
+        """Median model time per frame in ms."""
+        return float(np.median(self.model_ms)) if self.model_ms else 0.0
+
+    @property
     def model_fps(self) -> float:
         """Frames per second of model time alone (median)."""
-        med = float(np.median(self.model_ms)) if self.model_ms else 0.0
+        med = self.model_ms_median
         return 1000.0 / med if med > 0 else 0.0
 
     def latency(self, q: float) -> float | None:
