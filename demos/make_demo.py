@@ -1,7 +1,8 @@
 """Render the project's own demo media from scikit-image's astronaut photo.
 
 - demos/astronaut.mp4: a slow pan and zoom over the photo (the README's demo input);
-- docs/astronaut-parsed.png: the photo beside its parsing overlay by the shipped weights.
+- docs/astronaut-parsed.png, docs/camera-parsed.png: photos beside their overlays by the
+  shipped weights (`--picture`).
 
 The photo (Eileen Collins, NASA) is public domain and ships inside the scikit-image wheel;
 nothing is downloaded. Run: `pip install scikit-image && python demos/make_demo.py [--picture]`.
@@ -33,16 +34,21 @@ def frames(n: int = 90, size: tuple[int, int] = (640, 480)):
         yield cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
 
 
-def picture() -> Path:
-    """The photo and its overlay side by side, with the legend, as the README shows it."""
+def picture(name: str = "astronaut") -> Path:
+    """A scikit-image photo beside its overlay (with the legend), as the README shows it.
+
+    'astronaut' (NASA, public domain) and 'camera' (CC0, Lav Varshney; grey) are the two
+    photos of people inside the scikit-image wheel.
+    """
     from skimage import data
 
     from lipparse_rt.engine import Engine, EngineConfig, default_weights
     from lipparse_rt.pipeline import render_frame
 
-    img = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
+    img = getattr(data, name)()
+    img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR if img.ndim == 2 else cv2.COLOR_RGB2BGR)
     ids = Engine(EngineConfig(weights=default_weights())).run(img)
-    out = Path(__file__).resolve().parent.parent / "docs" / "astronaut-parsed.png"
+    out = Path(__file__).resolve().parent.parent / "docs" / f"{name}-parsed.png"
     cv2.imwrite(str(out), np.hstack([img, render_frame(img, ids, 0.55)]))
     return out
 
@@ -53,7 +59,8 @@ def main() -> None:
     from lipparse_rt.sinks import VideoWriter
 
     if "--picture" in sys.argv:
-        print(f"wrote {picture()}")
+        for name in ("astronaut", "camera"):
+            print(f"wrote {picture(name)}")
         return
     out = Path(__file__).with_name("astronaut.mp4")
     with VideoWriter(out, Fraction(30), 640, 480, crf=26) as writer:
