@@ -47,7 +47,7 @@ class FakeCapture:
         self.gate.acquire()
         if self.i >= self.n:
             return False, None
-        img = np.full((4, 4, 3), self.i, np.uint8)
+        img = np.full((4, 4, 3), self.i % 256, np.uint8)
         self.i += 1
         return True, img
 
@@ -126,3 +126,48 @@ def test_images_reads_grey_16bit_and_alpha(tmp_path):
     (tmp_path / "x.png").write_text("no")
     with pytest.raises(InputError, match="not an image"):
         read_image_any(tmp_path / "x.png")
+
+
+def test_camera_comes_back_after_a_drop():
+    """Reads fail, the device is reopened with back-off, frames flow again: no error."""
+    class Gone(FakeCapture):
+        def read(self):
+            return False, None
+
+    live = FakeCapture(n=1000)
+    for _ in range(1000):
+        live.gate.release()
+    attempts = {"n": 0}
+
+    def opener(spec):
+        attempts["n"] += 1
+        if attempts["n"] == 1:
+            return Gone(0)
+        if attempts["n"] < 4:
+            raise CameraError("not yet")
+        return live
+
+    with Camera("0", reconnect_s=5.0, opener=opener) as cam:
+        frame = None
+        while frame is None:
+            frame = cam.read(timeout=1)
+        assert attempts["n"] == 4 and not cam.lost and cam.error is None
+
+
+def test_busy_camera_is_a_camera_error(monkeypatch):
+    from lipparse_rt import sources
+
+    class Busy:
+        def __init__(self, target):
+            pass
+
+        def isOpened(self):
+            return False
+
+        def release(self):
+            pass
+
+    monkeypatch.setattr(sources.cv2, "VideoCapture", Busy)
+    monkeypatch.setattr(sources.sys, "platform", "win32")  # skip the /dev/videoN look-up
+    with pytest.raises(CameraError, match="busy"):
+        sources.open_capture("0")
