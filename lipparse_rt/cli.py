@@ -102,15 +102,18 @@ def video(
     size: Size = 0,
     provider: Provider = "auto",
     alpha: Alpha = 0.5,
+    preset: str = typer.Option("superfast", "--preset", help="x264 preset: ultrafast..veryslow (slower = smaller file)."),
 ) -> None:
     """Parse every frame of a video and write an overlay video (and/or masks)."""
     from .pipeline import run_file
-    from .sinks import MaskWriter, VideoWriter, Window, check_output
+    from .sinks import X264_PRESETS, MaskWriter, VideoWriter, Window, check_output
     from .sources import VideoFile
 
     try:
         if out_path is None and masks is None and not show:
             raise InputError("nothing to do: give --out FILE, --masks DIR or --show")
+        if preset not in X264_PRESETS:
+            raise InputError(f"unknown preset '{preset}': use one of {', '.join(X264_PRESETS)}")
         if out_path is not None:
             check_output(out_path, force, (input,))
         with ExitStack() as stack:
@@ -120,7 +123,7 @@ def video(
             writer = None
             if out_path is not None:
                 writer = stack.enter_context(VideoWriter(out_path, src.fps, src.width, src.height, src.time_base,
-                                                         audio_from=input if src.has_audio else None))
+                                                         audio_from=input if src.has_audio else None, preset=preset))
             mask_writer = stack.enter_context(MaskWriter(masks)) if masks is not None else None
             mh, mw = engine.model_shape(src.height, src.width)
             err.print(f"{input.name}: {src.width}x{src.height} @ {float(src.fps):.2f} FPS -> model {mw}x{mh} on {engine.provider}",
