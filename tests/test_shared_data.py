@@ -1,5 +1,7 @@
 """End-to-end checks with the shipped weights on the real data beside the repo (../shared/data)."""
 
+import os
+
 import pytest
 from typer.testing import CliRunner
 
@@ -9,6 +11,8 @@ from lipparse_rt.engine import default_weights
 from conftest import SHARED, probe
 
 runner = CliRunner()
+if not SHARED.is_dir() and os.environ.get("CI"):
+    pytest.fail("CI must have ../shared/data beside the repo", pytrace=False)
 needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data is not beside the repo")
 
 
