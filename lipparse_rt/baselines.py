@@ -21,16 +21,21 @@ def _vgg_block(cin: int, widths: tuple[int, ...], bn: bool) -> tuple[nn.Sequenti
     return nn.Sequential(*layers), cin
 
 
+def _vgg16(bn: bool) -> nn.ModuleList:
+    """The five VGG16 conv blocks (pooling is applied by the caller)."""
+    blocks, cin = [], 3
+    for widths in VGG16:
+        block, cin = _vgg_block(cin, widths, bn)
+        blocks.append(block)
+    return nn.ModuleList(blocks)
+
+
 class FCN8s(nn.Module):
     """FCN-8s (Long et al. 2015): VGG16, fc6/fc7 as convolutions, skips from pool3 and pool4."""
 
     def __init__(self, num_classes: int = 20) -> None:
         super().__init__()
-        blocks, cin = [], 3
-        for widths in VGG16:
-            block, cin = _vgg_block(cin, widths, bn=False)
-            blocks.append(block)
-        self.blocks = nn.ModuleList(blocks)
+        self.blocks = _vgg16(bn=False)
         self.fc6 = nn.Conv2d(512, 4096, 7, padding=3)
         self.fc7 = nn.Conv2d(4096, 4096, 1)
         self.drop = nn.Dropout2d(0.5)
@@ -61,11 +66,7 @@ class SegNet(nn.Module):
 
     def __init__(self, num_classes: int = 20) -> None:
         super().__init__()
-        enc, cin = [], 3
-        for widths in VGG16:
-            block, cin = _vgg_block(cin, widths, bn=True)
-            enc.append(block)
-        self.enc = nn.ModuleList(enc)
+        self.enc = _vgg16(bn=True)
         dec = []
         for i in reversed(range(5)):
             widths = VGG16[i]
