@@ -105,7 +105,7 @@ def video(
     preset: str = typer.Option("superfast", "--preset", help="x264 preset: ultrafast..veryslow (slower = smaller file)."),
 ) -> None:
     """Parse every frame of a video and write an overlay video (and/or masks)."""
-    from .pipeline import run_file
+    from .pipeline import queue_depth, run_file
     from .sinks import X264_PRESETS, MaskWriter, VideoWriter, Window, check_output
     from .sources import VideoFile
 
@@ -138,7 +138,8 @@ def video(
                     dt = time.perf_counter() - t0
                     progress.update(task, completed=n, fps=n / dt if dt > 0 else 0.0)
 
-                stats = run_file(src, engine, writer, mask_writer, window, alpha, on_frame)
+                stats = run_file(src, engine, writer, mask_writer, window, alpha, on_frame,
+                                 depth=queue_depth(src.width, src.height))
                 progress.update(task, total=stats.frames_out)
     except LipParseError as exc:
         _fail(exc)

@@ -163,6 +163,11 @@ def render_frame(bgr: U8, ids: U8, alpha: float, with_legend: bool = True) -> U8
     return legend(out, ids) if with_legend else out
 
 
+def queue_depth(width: int, height: int, budget_mb: int = 32) -> int:
+    """Frames per queue so that a queue of BGR frames holds about `budget_mb` (3 up to 1080p, 1 at 4K)."""
+    return max(1, min(3, (budget_mb << 20) // max(1, width * height * 3)))
+
+
 def run_file(
     frames: Iterable[Frame],
     engine: Engine,
@@ -178,6 +183,9 @@ def run_file(
     Threads: read -> infer -> render -> write. The calling thread shows frames when
     `display` is given (dropping display frames, never output frames) and reports progress.
     Ctrl-C (or `Interrupted`) stops every stage; what was written stays and `interrupted` is set.
+
+    Args:
+        depth: frames each queue holds (see `queue_depth`).
     """
     stats = RunStats()
     stop = threading.Event()
