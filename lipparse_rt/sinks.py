@@ -63,7 +63,6 @@ class _AudioCopy:
             self.stream = out.add_stream_from_template(self._src)
         else:
             self.stream = out.add_stream("aac", rate=self._src.codec_context.sample_rate or 48000)
-            self._resampler = None
         self._packets = self._in.demux(self._src)
         self._pending = None
         self._done = False

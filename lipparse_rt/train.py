@@ -109,10 +109,9 @@ def parse_loss(logits: Tensor, target: Tensor, weight: Tensor | None = None) -> 
 
 
 class _Source:
-    def __init__(self, spec: DatasetSpec, size: int) -> None:
+    def __init__(self, spec: DatasetSpec) -> None:
         self.spec = spec
         self.pairs = find_pairs(Path(spec.root), spec.split, labels=spec.labels)
-        self.size = size
 
 
 class MixedSampler:
@@ -121,7 +120,7 @@ class MixedSampler:
     def __init__(self, specs: tuple[DatasetSpec, ...], aug: AugmentConfig, seed: int) -> None:
         if not specs:
             raise InputError("no training data: give at least one --data folder")
-        self.sources = [_Source(s, aug.size) for s in specs]
+        self.sources = [_Source(s) for s in specs]
         ratios = np.array([s.ratio for s in specs], np.float64)
         self.p = ratios / ratios.sum()
         self.aug = aug

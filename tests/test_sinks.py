@@ -74,3 +74,32 @@ def test_window_without_display_is_a_clear_error(monkeypatch):
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     with pytest.raises(DisplayError, match="no display"):
         Window()
+
+
+def test_audio_the_mp4_cannot_hold_is_reencoded_to_aac(tmp_path):
+    import av
+
+    src = tmp_path / "pcm.mkv"
+    with av.open(str(src), "w") as c:
+        v = c.add_stream("libx264", rate=25)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        a = c.add_stream("pcm_s16le", rate=16000)
+        for i in range(25):
+            f = av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="bgr24")
+            f.pts = i
+            for p in v.encode(f):
+                c.mux(p)
+        for p in v.encode(None):
+            c.mux(p)
+        s = (np.sin(np.arange(16000) / 10) * 8000).astype(np.int16)[None]
+        for k in range(0, 16000, 800):
+            af = av.AudioFrame.from_ndarray(np.ascontiguousarray(s[:, k:k + 800]), format="s16", layout="mono")
+            af.sample_rate, af.pts = 16000, k
+            for p in a.encode(af):
+                c.mux(p)
+        for p in a.encode(None):
+            c.mux(p)
+    _copy(src, tmp_path / "out.mp4")
+    with av.open(str(tmp_path / "out.mp4")) as c:
+        assert [(s.type, s.codec_context.name) for s in c.streams] == [("video", "h264"), ("audio", "aac")]
+        assert sum(1 for _ in c.decode(audio=0)) > 10  # about a second of sound
