@@ -103,8 +103,10 @@ def video(
     provider: Provider = "auto",
     alpha: Alpha = 0.5,
     preset: str = typer.Option("superfast", "--preset", help="x264 preset: ultrafast..veryslow (slower = smaller file)."),
+    streams: int = typer.Option(0, "--streams", min=0, help="Frames parsed at once, one per core by default (0)."),
 ) -> None:
     """Parse every frame of a video and write an overlay video (and/or masks)."""
+    from .engine import plan_streams
     from .pipeline import queue_depth, run_file
     from .sinks import X264_PRESETS, MaskWriter, VideoWriter, Window, check_output
     from .sources import VideoFile
@@ -118,7 +120,8 @@ def video(
             check_output(out_path, force, (input,))
         with ExitStack() as stack:
             src = stack.enter_context(VideoFile(input))
-            engine = _engine(weights, provider, size)
+            streams, threads = plan_streams(streams)
+            engine = _engine(weights, provider, size, threads)
             window = stack.enter_context(Window()) if show else None
             writer = None
             if out_path is not None:
@@ -139,7 +142,7 @@ def video(
                     progress.update(task, completed=n, fps=n / dt if dt > 0 else 0.0)
 
                 stats = run_file(src, engine, writer, mask_writer, window, alpha, on_frame,
-                                 depth=queue_depth(src.width, src.height))
+                                 depth=queue_depth(src.width, src.height), streams=streams)
                 progress.update(task, total=stats.frames_out)
     except LipParseError as exc:
         _fail(exc)

@@ -75,6 +75,18 @@ class EngineConfig:
             raise InputError(f"input size {self.input_size} must be a multiple of {STRIDE}, at least 32")
 
 
+def plan_streams(streams: int = 0, cores: int | None = None) -> tuple[int, int]:
+    """(frames parsed at once, intra-op threads per frame) for a video file.
+
+    LIP-Net is many small ops: one frame split over two threads spends much of its time
+    waiting at each op's barrier. Frames in parallel, a thread each, keep every core busy
+    (`lipparse-rt bench pipeline` measures both). `streams` 0 picks one per core, up to 4.
+    """
+    cores = cores or os.cpu_count() or 1
+    n = streams if streams > 0 else min(cores, 4)
+    return n, max(1, cores // n)
+
+
 def fit_size(h: int, w: int, long_side: int) -> tuple[int, int, int, int]:
     """Return (resized h, w, padded h, w): the long side to `long_side`, aspect kept, padded to x16."""
     scale = long_side / max(h, w)

@@ -12,6 +12,7 @@ import queue
 import threading
 import time
 from collections import deque
+from concurrent.futures import CancelledError, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Protocol
 
@@ -61,6 +62,8 @@ class RunStats:
     interrupted: int = 0  # exit code of the signal that stopped the run (130 Ctrl-C, 143 SIGTERM)
     stopped: bool = False  # the user quit (q, Esc, window closed)
     source_error: str | None = None
+    streams: int = 1  # frames parsed at once
+
 
     @property
     def fps(self) -> float:
@@ -74,9 +77,9 @@ class RunStats:
 
     @property
     def model_fps(self) -> float:
-        """Frames per second of model time alone (median)."""
+        """Frames per second of model time alone: `streams` frames per median model time."""
         med = self.model_ms_median
-        return 1000.0 / med if med > 0 else 0.0
+        return 1000.0 * self.streams / med if med > 0 else 0.0
 
     def latency(self, q: float) -> float | None:
         """Capture-to-output latency percentile in ms."""
@@ -153,7 +156,7 @@ def _join(stages: list[_Stage]) -> None:
     for s in stages:
         s.thread.join()
     for s in stages:
-        if s.error is not None and not isinstance(s.error, (KeyboardInterrupt, Interrupted)):
+        if s.error is not None and not isinstance(s.error, (KeyboardInterrupt, Interrupted, CancelledError)):
             raise s.error
 
 
@@ -177,40 +180,41 @@ def run_file(
     alpha: float = 0.5,
     on_frame: Callable[[int], None] | None = None,
     depth: int = 3,
+    streams: int = 1,
 ) -> RunStats:
     """Parse every frame of a file source; nothing is dropped (bounded queues give back-pressure).
 
-    Threads: read -> infer -> render -> write. The calling thread shows frames when
-    `display` is given (dropping display frames, never output frames) and reports progress.
-    Ctrl-C (or `Interrupted`) stops every stage; what was written stays and `interrupted` is set.
+    Threads: read -> infer (`streams` frames at once) -> render -> write. The reader hands
+    each frame to a pool of `streams` inference threads and queues the pending result in
+    frame order, so frames are parsed in parallel and still rendered and written in order.
+    The calling thread shows frames when `display` is given (dropping display frames, never
+    output frames) and reports progress. Ctrl-C (or `Interrupted`) stops every stage; what
+    was written stays and `interrupted` is set.
 
     Args:
         depth: frames each queue holds (see `queue_depth`).
+        streams: frames parsed at once (see `engine.plan_streams`).
     """
-    stats = RunStats()
+    stats = RunStats(streams=max(1, streams))
     stop = threading.Event()
-    q_in: queue.Queue = queue.Queue(depth)
-    q_ids: queue.Queue = queue.Queue(depth)
+    q_ids: queue.Queue = queue.Queue(depth)  # (frame, pending ids), in frame order
     q_out: queue.Queue = queue.Queue(depth)
     shown: queue.Queue = queue.Queue(1)
     done = threading.Event()
+    pool = ThreadPoolExecutor(stats.streams, thread_name_prefix="infer")
+
+    def parse(image: U8) -> tuple[U8, float]:
+        if stop.is_set():  # queued before a stop: not worth parsing
+            raise CancelledError
+        t = time.perf_counter()
+        ids = engine.run(image)
+        return ids, (time.perf_counter() - t) * 1000
 
     def read() -> None:
         try:
             for frame in frames:
                 stats.frames_in += 1
-                if not _put(q_in, frame, stop):
-                    return
-        finally:
-            _put(q_in, _END, stop)
-
-    def infer() -> None:
-        try:
-            while (item := _get(q_in, stop)) is not _END:
-                t = time.perf_counter()
-                ids = engine.run(item.image)
-                stats.model_ms.append((time.perf_counter() - t) * 1000)
-                if not _put(q_ids, (item, ids), stop):
+                if not _put(q_ids, (frame, pool.submit(parse, frame.image)), stop):
                     return
         finally:
             _put(q_ids, _END, stop)
@@ -218,7 +222,9 @@ def run_file(
     def render() -> None:
         try:
             while (item := _get(q_ids, stop)) is not _END:
-                frame, ids = item
+                frame, pending = item
+                ids, ms = pending.result()  # an engine error is raised here and stops the run
+                stats.model_ms.append(ms)
                 out = render_frame(frame.image, ids, alpha) if video or display else None
                 if not _put(q_out, (frame, ids, out), stop):
                     return
@@ -240,7 +246,7 @@ def run_file(
         finally:
             done.set()
 
-    stages = [_Stage(n, f, stop) for n, f in (("read", read), ("infer", infer), ("render", render), ("write", write))]
+    stages = [_Stage(n, f, stop) for n, f in (("read", read), ("render", render), ("write", write))]
     t0 = time.perf_counter()
     for s in stages:
         s.thread.start()
@@ -258,7 +264,10 @@ def run_file(
         stats.interrupted = getattr(exc, "exit_code", 130)
     finally:
         stop.set()
-        _join(stages)
+        try:
+            _join(stages)  # before the pool goes: the reader may still be submitting
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
         stats.wall_s = time.perf_counter() - t0
     if on_frame:
         on_frame(stats.frames_out)

@@ -1,7 +1,10 @@
+import threading
+import time
+
 import numpy as np
 import pytest
 
-from lipparse_rt.engine import Engine, EngineConfig
+from lipparse_rt.engine import Engine, EngineConfig, plan_streams
 from lipparse_rt.pipeline import run_file, run_live
 from lipparse_rt.sinks import MaskWriter, VideoWriter
 from lipparse_rt.sources import Camera, Frame, VideoFile
@@ -22,6 +25,57 @@ def test_run_file_writes_every_frame_and_mask(tmp_path, engine):
     assert stats.frames_in == stats.frames_out == 23 and len(stats.model_ms) == 23
     assert probe(tmp_path / "out.mp4")["frames"] == 23
     assert sorted(p.name for p in (tmp_path / "m").iterdir())[-1] == "000022.png"
+
+
+class SlowOddFrames:
+    """An engine stand-in whose answer names the frame, and which is slow on odd frames."""
+
+    provider = "cpu"
+
+    def run(self, bgr):
+        i = int(bgr[0, 0, 0])
+        time.sleep(0.02 if i % 2 else 0.0)
+        return np.full(bgr.shape[:2], i % 20, np.uint8)
+
+
+def test_frames_parsed_at_once_come_out_in_order():
+    frames = (Frame(i, float(i), np.full((24, 32, 3), i, np.uint8), pts=i) for i in range(40))
+    got = []
+
+    class Masks:
+        def write(self, ids, name):
+            got.append((int(name), int(ids[0, 0])))
+
+    class Video:
+        pts = []
+
+        def write(self, bgr, pts=None):
+            Video.pts.append(pts)
+
+    stats = run_file(frames, SlowOddFrames(), Video(), Masks(), streams=3)
+    assert stats.frames_out == 40 and stats.streams == 3
+    assert got == [(i, i % 20) for i in range(40)]
+    assert Video.pts == list(range(40))
+
+
+def test_engine_error_with_several_streams_is_raised_once():
+    class Fails(SlowOddFrames):
+        def run(self, bgr):
+            if int(bgr[0, 0, 0]) == 5:
+                raise Boom("engine broke")
+            return super().run(bgr)
+
+    frames = (Frame(i, 0.0, np.full((24, 32, 3), i, np.uint8)) for i in range(1000))
+    threads_before = threading.active_count()
+    with pytest.raises(Boom, match="engine broke"):
+        run_file(frames, Fails(), None, None, streams=2)
+    assert threading.active_count() == threads_before
+
+
+def test_plan_streams():
+    assert plan_streams(0, cores=2) == (2, 1)
+    assert plan_streams(0, cores=16) == (4, 4)
+    assert plan_streams(1, cores=2) == (1, 2)
 
 
 class Boom(Exception):
