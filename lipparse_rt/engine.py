@@ -200,7 +200,10 @@ class Engine:
         if not self.has_logits:
             raise WeightsError(f"weights '{self.config.weights}' have no 'logits' output: re-export them")
         batch, (rh, rw) = self.prepare(bgr)
-        return self.session.run(["logits"], {"bgr": batch})[0][0, :, :rh, :rw]
+        out = self.session.run(["logits"], {"bgr": batch})[0][0]
+        if out.shape[-1] == len(NAMES):  # channels-last (this project's exports)
+            out = np.moveaxis(out, -1, 0)
+        return out[:, :rh, :rw]
 
     def run(self, bgr: U8) -> U8:
         """Parse one HxWx3 uint8 BGR frame; return HxW uint8 LIP ids at the frame's size."""

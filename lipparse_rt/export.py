@@ -35,6 +35,42 @@ class Deployable(nn.Module):
         return (ids, logits) if self.with_logits else ids
 
 
+def _nhwc_head(model, scale: int) -> None:
+    """Rewrite the graph's tail (Resize of NCHW logits -> ArgMax over channels) to upsample and
+    take the argmax channels-last: Transpose -> Resize(1, s, s, 1) -> ArgMax(axis 3).
+
+    The same numbers (bilinear, half-pixel), but the argmax reads 20 adjacent floats per
+    pixel instead of 20 planes, and the Resize runs on ONNX Runtime's channels-last path:
+    5-10% of the model's time on the CPU (`bench variants`). 'logits' becomes 1xHxWx20.
+    """
+    import numpy as np
+    from onnx import helper, numpy_helper
+
+    g = model.graph
+    nodes = list(g.node)
+    resize = next(n for n in nodes if n.op_type == "Resize" and LOGITS_NAME in n.output)
+    argmax = next(n for n in nodes if n.op_type == "ArgMax" and n.input[0] == LOGITS_NAME)
+    small = resize.input[0]
+    g.initializer.append(numpy_helper.from_array(np.array([1, scale, scale, 1], np.float32), "nhwc_scales"))
+    at = nodes.index(resize)
+    g.node.remove(resize)
+    g.node.insert(at, helper.make_node("Resize", ["logits_small_nhwc", "", "nhwc_scales"], [LOGITS_NAME],
+                                       mode="linear", coordinate_transformation_mode="half_pixel"))
+    g.node.insert(at, helper.make_node("Transpose", [small], ["logits_small_nhwc"], perm=[0, 2, 3, 1]))
+    next(a for a in argmax.attribute if a.name == "axis").i = 3
+    out = next((o for o in g.output if o.name == LOGITS_NAME), None)
+    if out is not None:
+        dims = out.type.tensor_type.shape.dim
+        names = [d.dim_param or d.dim_value for d in dims]
+        del dims[:]
+        for v in (names[0], names[2], names[3], names[1]):
+            d = dims.add()
+            if isinstance(v, str):
+                d.dim_param = v
+            else:
+                d.dim_value = v
+
+
 def load_checkpoint(path: Path) -> tuple[LipNet, dict]:
     """Rebuild LIP-Net from a training checkpoint; return it (eval mode) and the checkpoint dict."""
     try:
@@ -57,17 +93,16 @@ def export_onnx(
 
     Args:
         input_size: the long side the app resizes frames to; stored in the metadata.
-        with_logits: also output the float logits (flip TTA, parity tests); free at run time,
-            since 'ids' is computed from them anyway and unfetched outputs are not copied.
+        with_logits: also output the float logits, 1xHxWx20 (flip TTA, parity tests); free at
+            run time, since 'ids' is computed from them anyway and unfetched outputs are not copied.
     """
     import onnx
 
-    wrapper = Deployable(net.eval(), with_logits).eval()
+    wrapper = Deployable(net.eval(), True).eval()
     dummy = torch.zeros(1, input_size, input_size, 3, dtype=torch.uint8)
-    outputs = [OUTPUT_NAME, LOGITS_NAME] if with_logits else [OUTPUT_NAME]
-    axes = {INPUT_NAME: {1: "height", 2: "width"}, OUTPUT_NAME: {1: "height", 2: "width"}}
-    if with_logits:
-        axes[LOGITS_NAME] = {2: "height", 3: "width"}
+    outputs = [OUTPUT_NAME, LOGITS_NAME]
+    axes = {INPUT_NAME: {1: "height", 2: "width"}, OUTPUT_NAME: {1: "height", 2: "width"},
+            LOGITS_NAME: {2: "height", 3: "width"}}
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp.onnx")
     with torch.no_grad():
@@ -76,6 +111,9 @@ def export_onnx(
             dynamic_axes=axes, opset_version=17, dynamo=False,
         )
     model = onnx.load(str(tmp))
+    _nhwc_head(model, net.config.decoder_stride)
+    if not with_logits:
+        model.graph.output.remove(next(o for o in model.graph.output if o.name == LOGITS_NAME))
     meta = {
         "names": json.dumps(list(NAMES)),
         "input_size": str(input_size),
