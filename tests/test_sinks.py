@@ -103,3 +103,20 @@ def test_audio_the_mp4_cannot_hold_is_reencoded_to_aac(tmp_path):
     with av.open(str(tmp_path / "out.mp4")) as c:
         assert [(s.type, s.codec_context.name) for s in c.streams] == [("video", "h264"), ("audio", "aac")]
         assert sum(1 for _ in c.decode(audio=0)) > 10  # about a second of sound
+
+
+def test_writer_keeps_colours(tmp_path):
+    # 8 flat colour blocks (the LIP palette's kind of saturated colours): a swapped channel or
+    # chroma plane, or a wrong matrix, moves them by tens of levels.
+    colours = [(0, 0, 0), (255, 255, 255), (0, 0, 255), (0, 255, 0), (255, 0, 0), (0, 128, 255), (128, 0, 128), (85, 170, 51)]
+    img = np.zeros((64, 256, 3), np.uint8)
+    for i, c in enumerate(colours):
+        img[:, 32 * i: 32 * (i + 1)] = c
+    with VideoWriter(tmp_path / "c.mp4", Fraction(30), 256, 64) as w:
+        for _ in range(3):
+            w.write(img)
+    with VideoFile(tmp_path / "c.mp4") as src:
+        got = next(iter(src)).image
+    for i, c in enumerate(colours):
+        centre = got[24:40, 32 * i + 8: 32 * i + 24].reshape(-1, 3).mean(0)
+        assert np.abs(centre - np.array(c)).max() < 6, (c, centre)
