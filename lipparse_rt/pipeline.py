@@ -160,9 +160,9 @@ def _join(stages: list[_Stage]) -> None:
             raise s.error
 
 
-def render_frame(bgr: U8, ids: U8, alpha: float, with_legend: bool = True) -> U8:
-    """Overlay (and legend) for one frame."""
-    out = overlay(bgr, ids, alpha)
+def render_frame(bgr: U8, ids: U8, alpha: float, with_legend: bool = True, in_place: bool = False) -> U8:
+    """Overlay (and legend) for one frame; `in_place` draws on `bgr` itself (no copy of the frame)."""
+    out = overlay(bgr, ids, alpha, out=bgr if in_place else None)
     return legend(out, ids) if with_legend else out
 
 
@@ -225,7 +225,8 @@ def run_file(
                 frame, pending = item
                 ids, ms = pending.result()  # an engine error is raised here and stops the run
                 stats.model_ms.append(ms)
-                out = render_frame(frame.image, ids, alpha) if video or display else None
+                # the frame's pixels are not needed after this: draw on them
+                out = render_frame(frame.image, ids, alpha, in_place=True) if video or display else None
                 if not _put(q_out, (frame, ids, out), stop):
                     return
         finally:

@@ -24,13 +24,26 @@ def colorize(ids: U8) -> U8:
     return cv2.LUT(cv2.merge([ids, ids, ids]), _LUT)
 
 
-def overlay(bgr: U8, ids: U8, alpha: float = 0.5) -> U8:
-    """Return a copy of `bgr` with the class colours of `ids` blended in (background left as is)."""
+_STRIP_PIXELS = 1 << 17  # overlay works in strips of rows this size: cache-sized temporaries
+
+
+def overlay(bgr: U8, ids: U8, alpha: float = 0.5, out: U8 | None = None) -> U8:
+    """Return `bgr` with the class colours of `ids` blended in (background left as is).
+
+    Writes into `out` (which may be `bgr` itself) or a new image. Works strip by strip, so the
+    temporaries stay in cache and a 4K frame needs no full-size scratch images.
+    """
     if ids.shape != bgr.shape[:2]:
         raise ValueError(f"class map {ids.shape} does not match frame {bgr.shape[:2]}")
-    blended = cv2.addWeighted(bgr, 1.0 - alpha, colorize(ids), alpha, 0.0)
-    out = bgr.copy()
-    cv2.copyTo(blended, (ids > 0).view(np.uint8), out)
+    if out is None:
+        out = bgr.copy()
+    elif out is not bgr:
+        out[:] = bgr
+    rows = max(1, _STRIP_PIXELS // max(1, bgr.shape[1]))
+    for y in range(0, bgr.shape[0], rows):
+        part = ids[y: y + rows]
+        blended = cv2.addWeighted(bgr[y: y + rows], 1.0 - alpha, colorize(part), alpha, 0.0)
+        cv2.copyTo(blended, (part > 0).view(np.uint8), out[y: y + rows])
     return out
 
 

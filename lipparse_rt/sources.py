@@ -59,7 +59,11 @@ class VideoFile:
             self._container.close()
             raise InputError(f"cannot read video '{self.path}': it has no video stream")
         self._stream = self._container.streams.video[0]
-        self._stream.thread_type = "AUTO"
+        ctx = self._stream.codec_context
+        if ctx.width * ctx.height <= 1920 * 1080:
+            # Frame threads: ~10% faster decoding up to 1080p; above it they hold many more
+            # frames (+65% decoder memory at 4K) and were slower than FFmpeg's default there.
+            self._stream.thread_type = "AUTO"
         rate = self._stream.average_rate or self._stream.guessed_rate
         if not rate:
             self._container.close()

@@ -9,7 +9,7 @@ from conftest import make_video
 
 def test_pipeline_table_has_both_resolutions_and_settings(tmp_path, tiny_weights):
     clip = make_video(tmp_path / "c.mp4", n=12, size=(160, 120))
-    table = bench.pipeline(clip, tiny_weights, limit=20)  # the clip is looped up to 20 frames
+    table = bench.pipeline(clip, tiny_weights, limit=20, repeats=1)  # the clip is looped up to 20 frames
     rows = [l for l in table.splitlines() if l.startswith("| ") and "x" in l.split("|")[1]]
     assert [r.split("|")[1].split(" (")[0].strip() for r in rows] == ["160x120", "160x120", "1280x720", "1280x720"]
     assert all("20 frames" in r for r in rows)

@@ -39,3 +39,18 @@ def test_hud_text_and_drawing():
     img = np.full((240, 320, 3), 200, np.uint8)
     hud(img, info)
     assert (img[:60, :120] != 200).any() and (img[200:, 200:] == 200).all()
+
+
+def test_overlay_in_strips_and_in_place_matches_the_whole_frame_reference(monkeypatch):
+    rng = np.random.default_rng(1)
+    bgr = rng.integers(0, 256, (37, 23, 3), dtype=np.uint8)
+    ids = rng.integers(0, 20, (37, 23), dtype=np.uint8)
+    colours = PALETTE_BGR[ids].astype(float)
+    expected = np.where((ids > 0)[..., None], 0.3 * bgr + 0.7 * colours, bgr)
+    import lipparse_rt.render as render
+
+    monkeypatch.setattr(render, "_STRIP_PIXELS", 5 * 23)  # 5-row strips, the last one short
+    frame = bgr.copy()
+    out = overlay(frame, ids, alpha=0.7, out=frame)
+    assert out is frame
+    assert np.abs(out.astype(float) - expected).max() <= 1
