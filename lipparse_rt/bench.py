@@ -2,7 +2,8 @@
 
 Sections: table1 (LIP-Net against the paper's baselines, same runtime and threads), pipeline
 (decode / model / render / encode alone, one after another, and threaded), sizes (FPS and mIoU
-per input size), latency (a fake 30 FPS camera through the live path).
+per input size), latency (a fake 30 FPS camera through the live path), memory (peak RSS of
+`lipparse-rt video` per frame size).
 """
 
 from __future__ import annotations
@@ -244,6 +245,51 @@ def sizes_table(weights: Path, video: Path, ccp: Path, sizes: tuple[int, ...] = 
     ref = next((m for s, _, _, m in results if s == 512), results[-1][3])
     for s, (mh, mw), ms, miou in results:
         lines.append(f"| {s} | {mw}x{mh} | {1000 / ms:.1f} | {ms:.1f} | {100 * miou:.1f} | {100 * (miou - ref):+.1f} |")
+    return "\n".join(lines)
+
+
+_MAXRSS = """import resource, sys
+from lipparse_rt.cli import run
+sys.argv = sys.argv[1:]
+try:
+    run()
+finally:
+    print("MAXRSS_KB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)
+"""
+
+
+def memory(video: Path, weights: Path, sizes: tuple[tuple[int, int], ...] = ((640, 480), (1280, 720), (1920, 1080), (3840, 2160)),
+           frames: int = 60) -> str:
+    """Peak RSS of `lipparse-rt video` (a process of its own) on the clip resized to each size."""
+    import subprocess
+    import sys
+
+    import cv2
+
+    from .sinks import VideoWriter
+    from .sources import VideoFile
+
+    with VideoFile(video) as src:
+        clip = [f.image for _, f in zip(range(frames), src)]
+        fps = src.fps
+    clip = (clip * -(-frames // len(clip)))[:frames]
+    lines = ["| input | frames | peak RSS (MB) | end-to-end FPS |", "|---|---|---|---|"]
+    with tempfile.TemporaryDirectory() as tmp:
+        for w, h in sizes:
+            path = Path(tmp) / f"{w}x{h}.mp4"
+            with VideoWriter(path, fps, w, h, preset="ultrafast") as wr:
+                for img in clip:
+                    wr.write(cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR))
+            cmd = [sys.executable, "-c", _MAXRSS, "lipparse-rt", "video", str(path), "--out", str(Path(tmp) / "out.mp4"),
+                   "--force", "--weights", str(weights)]
+            res = subprocess.run(cmd, capture_output=True, text=True)
+            rss = re.search(r"MAXRSS_KB (\d+)", res.stderr)
+            fps_out = re.search(r"end-to-end ([\d.]+) FPS", res.stdout + res.stderr)
+            if res.returncode != 0 or not rss:
+                raise RuntimeError(f"lipparse-rt video failed on {w}x{h}: {res.stderr.strip()[-300:]}")
+            lines.append(f"| {w}x{h} | {frames} | {int(rss.group(1)) / 1024:.0f} | {fps_out.group(1) if fps_out else '-'} |")
+    lines += ["", f"`{video.name}` resized to each size; each run is a fresh `lipparse-rt video IN --out OUT` process "
+              "(all its threads, the decoder, the encoder and ONNX Runtime included)."]
     return "\n".join(lines)
 
 

@@ -409,7 +409,7 @@ def eval_cmd(
 
 @app.command()
 def bench(
-    section: str = typer.Argument("pipeline", help="table1, variants, pipeline, sizes or latency."),
+    section: str = typer.Argument("pipeline", help="table1, variants, pipeline, sizes, latency or memory."),
     video: Optional[Path] = typer.Option(None, "--video", help="A 640x480 clip (default: ../shared/data/videos/yes.mkv)."),
     weights: Weights = None,
     size: Size = 0,
@@ -428,7 +428,7 @@ def bench(
     clip = video or data / "videos" / "yes.mkv"
     w = weights or default_weights()
     try:
-        if section in ("pipeline", "sizes", "latency") and not clip.is_file():
+        if section in ("pipeline", "sizes", "latency", "memory") and not clip.is_file():
             raise InputError(f"cannot read video '{clip}': no such file (give --video)")
         if section == "table1":
             body = b.table1(runs=runs, threads=threads)
@@ -440,8 +440,10 @@ def bench(
             body = b.sizes_table(w, clip, data / "ccp")
         elif section == "latency":
             body = b.latency(w, clip)
+        elif section == "memory":
+            body = b.memory(clip, w)
         else:
-            raise InputError(f"unknown section '{section}': use table1, variants, pipeline, sizes or latency")
+            raise InputError(f"unknown section '{section}': use table1, variants, pipeline, sizes, latency or memory")
     except LipParseError as exc:
         _fail(exc)
     out.print(body, highlight=False)
