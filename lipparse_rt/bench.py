@@ -245,6 +245,8 @@ def sizes_table(weights: Path, video: Path, ccp: Path, sizes: tuple[int, ...] = 
     ref = next((m for s, _, _, m in results if s == 512), results[-1][3])
     for s, (mh, mw), ms, miou in results:
         lines.append(f"| {s} | {mw}x{mh} | {1000 / ms:.1f} | {ms:.1f} | {100 * miou:.1f} | {100 * (miou - ref):+.1f} |")
+    lines += ["", "Model-only: one frame at a time on all cores, resize and argmax included (the webcam path); "
+              "`video` parses several frames at once and gets more (`bench pipeline`)."]
     return "\n".join(lines)
 
 
