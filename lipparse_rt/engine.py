@@ -145,6 +145,8 @@ class Engine:
         self.meta = dict(self.session.get_modelmeta().custom_metadata_map)
         self._check_model(path)
         self.input_size = config.input_size or int(self.meta.get("input_size", 256))
+        logits = [o for o in self.session.get_outputs() if o.name == "logits"]
+        self._logits_last = bool(logits) and logits[0].shape[-1] == len(NAMES)  # else 1x20xHxW
 
     def _wanted(self, available: list[str]) -> list[tuple[str, dict]]:
         order = ["tensorrt", "cuda", "cpu"] if self.config.provider == "auto" else [self.config.provider, "cpu"]
@@ -201,7 +203,7 @@ class Engine:
             raise WeightsError(f"weights '{self.config.weights}' have no 'logits' output: re-export them")
         batch, (rh, rw) = self.prepare(bgr)
         out = self.session.run(["logits"], {"bgr": batch})[0][0]
-        if out.shape[-1] == len(NAMES):  # channels-last (this project's exports)
+        if self._logits_last:  # 1xHxWx20 (this project's exports)
             out = np.moveaxis(out, -1, 0)
         return out[:, :rh, :rw]
 

@@ -40,8 +40,7 @@ def _nhwc_head(model, scale: int) -> None:
     take the argmax channels-last: Transpose -> Resize(1, s, s, 1) -> ArgMax(axis 3).
 
     The same numbers (bilinear, half-pixel), but the argmax reads 20 adjacent floats per
-    pixel instead of 20 planes, and the Resize runs on ONNX Runtime's channels-last path:
-    5-10% of the model's time on the CPU (`bench variants`). 'logits' becomes 1xHxWx20.
+    pixel instead of 20 strided planes, which is cheaper on a CPU. 'logits' becomes 1xHxWx20.
     """
     import numpy as np
     from onnx import helper, numpy_helper
