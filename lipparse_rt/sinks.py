@@ -132,7 +132,10 @@ class VideoWriter:
             self._stream.pix_fmt = "yuv420p"
             # No B-frames: a fragmented MP4 has no edit list to hide their start delay, which would
             # shift video against audio; it also keeps encoding latency at zero frames.
-            self._stream.options = {"crf": str(crf), "preset": preset, "g": str(max(1, round(2 * fps))), "bf": "0"}
+            # The frames are BT.601, limited range (see `write`): say so in the stream, or players
+            # assume BT.709 for HD and shift the colours.
+            self._stream.options = {"crf": str(crf), "preset": preset, "g": str(max(1, round(2 * fps))), "bf": "0",
+                                    "x264-params": "colorprim=smpte170m:transfer=smpte170m:colormatrix=smpte170m:range=tv"}
             self._src_tb = Fraction(time_base) if time_base else None
             self._tb = OUT_TIME_BASE
             self._stream.codec_context.time_base = self._tb

@@ -117,6 +117,11 @@ def test_writer_keeps_colours(tmp_path):
             w.write(img)
     with VideoFile(tmp_path / "c.mp4") as src:
         got = next(iter(src)).image
+    import av
+
+    with av.open(str(tmp_path / "c.mp4")) as c:  # tagged BT.601 limited range, as encoded
+        ctx = c.streams.video[0].codec_context
+        assert (ctx.colorspace, ctx.color_range, ctx.color_primaries, ctx.color_trc) == (6, 1, 6, 6)
     for i, c in enumerate(colours):
         centre = got[24:40, 32 * i + 8: 32 * i + 24].reshape(-1, 3).mean(0)
         assert np.abs(centre - np.array(c)).max() < 6, (c, centre)
