@@ -134,6 +134,30 @@ def variants(hw: tuple[int, int] = (192, 256), runs: int = 50, threads: int = 2)
     return "\n".join(lines)
 
 
+def _looped_clip(video: Path, n: int) -> tuple[list[np.ndarray], Fraction]:
+    """The first `n` frames of `video`, played back to back until there are `n`; and its frame rate."""
+    from .sources import VideoFile
+
+    with VideoFile(video) as src:
+        clip = [f.image for _, f in zip(range(n), src)]
+        fps = src.fps
+    return (clip * -(-n // len(clip)))[:n], fps
+
+
+def _write_clip(path: Path, frames: list[np.ndarray], fps: Fraction, wh: tuple[int, int] | None = None,
+                preset: str = "superfast") -> Path:
+    """Write `frames` as an MP4, resized to `wh` (width, height) when given."""
+    import cv2
+
+    from .sinks import VideoWriter
+
+    h, w = frames[0].shape[:2]
+    with VideoWriter(path, fps, *(wh or (w, h)), preset=preset) as wr:
+        for img in frames:
+            wr.write(cv2.resize(img, wh, interpolation=cv2.INTER_LINEAR) if wh else img)
+    return path
+
+
 def _model_fps(engine, imgs: list[np.ndarray], streams: int) -> tuple[float, list[np.ndarray]]:
     """Frames per second of the model alone, `streams` frames at once (as `run_file` runs it), and the ids."""
     from concurrent.futures import ThreadPoolExecutor
@@ -148,13 +172,11 @@ def _model_fps(engine, imgs: list[np.ndarray], streams: int) -> tuple[float, lis
 def pipeline(video: Path, weights: Path, size: int = 0, threads: int = 0, limit: int = 300, repeats: int = 3) -> str:
     """Decode, model, render and encode alone; the four one after another; the app's threaded pipeline.
 
-    The threaded figure is the median of `repeats` runs. The clip is played back to back until `limit` frames (short clips would time start-up, not
-    the steady state), and resized to 1280x720 for the second input. The threaded pipeline runs
+    The threaded figure is the median of `repeats` runs. The clip is played back to back until
+    `limit` frames (short clips would time start-up, not the steady state), and resized to 1280x720 for the second input. The threaded pipeline runs
     twice: one frame at a time on all cores, and several frames at once, a core each (the app's
     default, `engine.plan_streams`).
     """
-    import cv2
-
     from .engine import Engine, EngineConfig, plan_streams
     from .pipeline import render_frame, run_file
     from .sinks import VideoWriter
@@ -167,18 +189,10 @@ def pipeline(video: Path, weights: Path, size: int = 0, threads: int = 0, limit:
              "| threaded FPS | efficiency | threaded vs one after another |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     with tempfile.TemporaryDirectory() as tmp:
-        with VideoFile(video) as src:
-            clip = [f.image for _, f in zip(range(limit), src)]
-            fps = src.fps
-        loops = -(-limit // len(clip))
-        frames = (clip * loops)[:limit]
-        inputs = [(Path(tmp) / "480.mp4", None), (Path(tmp) / "720p.mp4", (1280, 720))]
-        for path, wh in inputs:
-            h0, w0 = frames[0].shape[:2]
-            with VideoWriter(path, fps, *(wh or (w0, h0))) as w:
-                for img in frames:
-                    w.write(cv2.resize(img, wh, interpolation=cv2.INTER_LINEAR) if wh else img)
-        for path, _ in inputs:
+        frames, fps = _looped_clip(video, limit)
+        inputs = [_write_clip(Path(tmp) / "480.mp4", frames, fps), _write_clip(Path(tmp) / "720p.mp4", frames, fps, (1280, 720))]
+        del frames
+        for path in inputs:
             with VideoFile(path) as src:
                 h, w_ = src.height, src.width
                 t = time.perf_counter()
@@ -266,22 +280,11 @@ def memory(video: Path, weights: Path, sizes: tuple[tuple[int, int], ...] = ((64
     import subprocess
     import sys
 
-    import cv2
-
-    from .sinks import VideoWriter
-    from .sources import VideoFile
-
-    with VideoFile(video) as src:
-        clip = [f.image for _, f in zip(range(frames), src)]
-        fps = src.fps
-    clip = (clip * -(-frames // len(clip)))[:frames]
+    clip, fps = _looped_clip(video, frames)
     lines = ["| input | frames | peak RSS (MB) | end-to-end FPS |", "|---|---|---|---|"]
     with tempfile.TemporaryDirectory() as tmp:
         for w, h in sizes:
-            path = Path(tmp) / f"{w}x{h}.mp4"
-            with VideoWriter(path, fps, w, h, preset="ultrafast") as wr:
-                for img in clip:
-                    wr.write(cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR))
+            path = _write_clip(Path(tmp) / f"{w}x{h}.mp4", clip, fps, (w, h), preset="ultrafast")
             cmd = [sys.executable, "-c", _MAXRSS, "lipparse-rt", "video", str(path), "--out", str(Path(tmp) / "out.mp4"),
                    "--force", "--weights", str(weights)]
             res = subprocess.run(cmd, capture_output=True, text=True)

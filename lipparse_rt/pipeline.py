@@ -64,7 +64,6 @@ class RunStats:
     source_error: str | None = None
     streams: int = 1  # frames parsed at once
 
-
     @property
     def fps(self) -> float:
         """End-to-end frames written (or shown) per second of wall time."""
