@@ -163,9 +163,9 @@ def _model_fps(engine, imgs: list[np.ndarray], streams: int) -> tuple[float, lis
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(streams) as pool:
-        list(pool.map(engine.run, imgs[: 2 * streams]))  # warm-up
+        list(pool.map(engine.parse, imgs[: 2 * streams]))  # warm-up
         t = time.perf_counter()
-        ids = list(pool.map(engine.run, imgs))
+        ids = list(pool.map(engine.parse, imgs))
         return len(imgs) / (time.perf_counter() - t), ids
 
 
@@ -217,7 +217,7 @@ def pipeline(video: Path, weights: Path, size: int = 0, threads: int = 0, limit:
                     t = time.perf_counter()
                     with VideoFile(path) as src, VideoWriter(Path(tmp) / "seq.mp4", fps, w_, h) as wr:
                         for f in src:
-                            wr.write(render_frame(f.image, engine.run(f.image), 0.5), f.pts)
+                            wr.write(render_frame(f.image, engine.parse(f.image), 0.5), f.pts)
                     seq = n / (time.perf_counter() - t)
                 del ids
                 runs = []
@@ -253,7 +253,7 @@ def sizes_table(weights: Path, video: Path, ccp: Path, sizes: tuple[int, ...] = 
     results = []
     for s in sizes:
         eng = Engine(EngineConfig(weights=weights, provider="cpu", input_size=s))
-        ms = _time(lambda: [eng.run(i) for i in imgs[:30]], 3) / 30
+        ms = _time(lambda: [eng.parse(i) for i in imgs[:30]], 3) / 30
         r = evaluate(eng, ccp, "val", "labels_lip", "ccp")
         results.append((s, eng.model_shape(480, 640), float(np.median(ms)), r.scores.miou))
     ref = next((m for s, _, _, m in results if s == 512), results[-1][3])

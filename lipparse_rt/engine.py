@@ -94,6 +94,25 @@ def fit_size(h: int, w: int, long_side: int) -> tuple[int, int, int, int]:
     return rh, rw, -(-rh // STRIDE) * STRIDE, -(-rw // STRIDE) * STRIDE
 
 
+def shrink(bgr: U8, w: int, h: int) -> U8:
+    """Resize to (w, h): area-averaged when shrinking, bilinear when enlarging.
+
+    OpenCV's INTER_AREA is fast only for whole-number factors (it takes ~1.2 ms for 640x480 ->
+    256x192, a 2.5x shrink, against ~0.2 ms for bilinear). So a shrink goes by the largest
+    whole factor that divides both sides, area-averaged, then bilinear for what is left (640x480:
+    2x area, then 320x240 -> 256x192): ~0.3 ms, within 1 grey level of INTER_AREA on average.
+    """
+    sh, sw = bgr.shape[:2]
+    if h >= sh or w >= sw:
+        return cv2.resize(bgr, (w, h), interpolation=cv2.INTER_LINEAR)
+    k = next(k for k in range(min(sh // h, sw // w), 0, -1) if sh % k == 0 and sw % k == 0)
+    if k > 1:
+        bgr = cv2.resize(bgr, (sw // k, sh // k), interpolation=cv2.INTER_AREA)
+    if bgr.shape[:2] == (h, w):
+        return bgr
+    return cv2.resize(bgr, (w, h), interpolation=cv2.INTER_LINEAR if k > 1 else cv2.INTER_AREA)
+
+
 def letterbox(bgr: U8, long_side: int) -> tuple[U8, tuple[int, int]]:
     """Resize one frame (aspect kept, long side to `long_side`) and pad it to multiples of 16.
 
@@ -106,9 +125,13 @@ def letterbox(bgr: U8, long_side: int) -> tuple[U8, tuple[int, int]]:
     batch = np.empty((1, ph, pw, 3), np.uint8)
     batch[0, rh:, :] = PAD_BGR
     batch[0, :rh, rw:] = PAD_BGR
-    interp = cv2.INTER_AREA if rh < h else cv2.INTER_LINEAR
-    batch[0, :rh, :rw] = cv2.resize(bgr, (rw, rh), interpolation=interp)
+    batch[0, :rh, :rw] = shrink(bgr, rw, rh)
     return batch, (rh, rw)
+
+
+def scale_ids(ids: U8, h: int, w: int) -> U8:
+    """A class map scaled to h x w by nearest neighbour (the map itself when it has that size)."""
+    return ids if ids.shape == (h, w) else cv2.resize(ids, (w, h), interpolation=cv2.INTER_NEAREST)
 
 
 class Engine:
@@ -207,9 +230,15 @@ class Engine:
             out = np.moveaxis(out, -1, 0)
         return out[:, :rh, :rw]
 
+    def parse(self, bgr: U8) -> U8:
+        """Parse one HxWx3 uint8 BGR frame; return its LIP ids at the model's resolution.
+
+        The map covers the whole frame (padding cropped off), at the frame's aspect ratio.
+        `render.overlay` takes it as it is; `scale_ids` brings it to the frame's size.
+        """
+        batch, (rh, rw) = self.prepare(bgr)
+        return self.infer(batch)[0, :rh, :rw]
+
     def run(self, bgr: U8) -> U8:
         """Parse one HxWx3 uint8 BGR frame; return HxW uint8 LIP ids at the frame's size."""
-        batch, (rh, rw) = self.prepare(bgr)
-        ids = self.infer(batch)[0, :rh, :rw]
-        h, w = bgr.shape[:2]
-        return cv2.resize(ids, (w, h), interpolation=cv2.INTER_NEAREST)
+        return scale_ids(self.parse(bgr), *bgr.shape[:2])

@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from .engine import Engine
+from .engine import Engine, scale_ids
 from .render import HudInfo, hud, legend, overlay
 from .sources import Camera, Frame
 
@@ -160,7 +160,10 @@ def _join(stages: list[_Stage]) -> None:
 
 
 def render_frame(bgr: U8, ids: U8, alpha: float, with_legend: bool = True, in_place: bool = False) -> U8:
-    """Overlay (and legend) for one frame; `in_place` draws on `bgr` itself (no copy of the frame)."""
+    """Overlay (and legend) for one frame; `in_place` draws on `bgr` itself (no copy of the frame).
+
+    `ids` is the class map at the frame's size or the model's (see `render.overlay`).
+    """
     out = overlay(bgr, ids, alpha, out=bgr if in_place else None)
     return legend(out, ids) if with_legend else out
 
@@ -206,7 +209,7 @@ def run_file(
         if stop.is_set():  # queued before a stop: not worth parsing
             raise CancelledError
         t = time.perf_counter()
-        ids = engine.run(image)
+        ids = engine.parse(image)  # at the model's size: drawn and scaled up a strip at a time
         return ids, (time.perf_counter() - t) * 1000
 
     def read() -> None:
@@ -238,7 +241,7 @@ def run_file(
                 if video is not None:
                     video.write(out, frame.pts)
                 if masks is not None:
-                    masks.write(ids, f"{frame.index:06d}")
+                    masks.write(scale_ids(ids, *frame.image.shape[:2]), f"{frame.index:06d}")
                 stats.latency_ms.append((time.perf_counter() - frame.t_capture) * 1000)
                 stats.frames_out += 1
                 if display is not None and shown.empty():
@@ -319,7 +322,7 @@ def run_live(
                     continue
                 stats.frames_in += 1
                 t = time.perf_counter()
-                ids = engine.run(frame.image)
+                ids = engine.parse(frame.image)
                 ms = (time.perf_counter() - t) * 1000
                 model_hw[0] = engine.model_shape(*frame.image.shape[:2])
                 try:  # keep only the newest result for the display

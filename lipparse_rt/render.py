@@ -16,32 +16,55 @@ TARGET_FPS = 49.0  # LIP-Net paper's headline speed
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
-_LUT = PALETTE_BGR.reshape(1, 256, 3)
+_LUTS = [np.ascontiguousarray(PALETTE_BGR[:, c]) for c in range(3)]  # one table per channel
 
 
 def colorize(ids: U8) -> U8:
-    """Return the HxWx3 BGR colour image of a class map (cv2.LUT: ~8x faster than indexing)."""
-    return cv2.LUT(cv2.merge([ids, ids, ids]), _LUT)
+    """Return the HxWx3 BGR colour image of a class map.
+
+    Three one-channel cv2.LUTs and a merge: ~3x faster than numpy indexing, and ~5x faster than
+    one LUT on a three-channel image (which OpenCV does not vectorise).
+    """
+    return cv2.merge([cv2.LUT(ids, lut) for lut in _LUTS])
 
 
 _STRIP_PIXELS = 1 << 17  # overlay works in strips of rows this size: cache-sized temporaries
 
 
+def _nearest(n_src: int, n_dst: int) -> NDArray[np.intp]:
+    """Source index of each destination index, as OpenCV's INTER_NEAREST picks it."""
+    return np.minimum(np.floor(np.arange(n_dst) * (1.0 / (n_dst / n_src))).astype(np.intp), n_src - 1)
+
+
 def overlay(bgr: U8, ids: U8, alpha: float = 0.5, out: U8 | None = None) -> U8:
     """Return `bgr` with the class colours of `ids` blended in (background left as is).
 
-    Writes into `out` (which may be `bgr` itself) or a new image. Works strip by strip, so the
-    temporaries stay in cache and a 4K frame needs no full-size scratch images.
+    `ids` may have another size than the frame (the model's own map, same aspect ratio): it is
+    scaled by nearest neighbour, exactly as `engine.scale_ids` would, a strip at a time, so no
+    frame-sized class map is ever made. Writes into `out` (which may be `bgr` itself) or a new
+    image. Works strip by strip, so the temporaries stay in cache and a 4K frame needs no
+    full-size scratch images.
     """
-    if ids.shape != bgr.shape[:2]:
-        raise ValueError(f"class map {ids.shape} does not match frame {bgr.shape[:2]}")
+    h, w = bgr.shape[:2]
+    if ids.ndim != 2 or not ids.size:
+        raise ValueError(f"class map {ids.shape} is not an HxW map")
     if out is None:
         out = bgr.copy()
     elif out is not bgr:
         out[:] = bgr
-    rows = max(1, _STRIP_PIXELS // max(1, bgr.shape[1]))
-    for y in range(0, bgr.shape[0], rows):
-        part = ids[y: y + rows]
+    scaled = ids.shape != (h, w)
+    y_src = _nearest(ids.shape[0], h) if scaled else None
+    rows = max(1, _STRIP_PIXELS // max(1, w))
+    for y in range(0, h, rows):
+        if y_src is None:
+            part = ids[y: y + rows]
+        else:
+            band = ids[y_src[y: y + rows]]
+            if not band.any():
+                continue
+            part = cv2.resize(band, (w, band.shape[0]), interpolation=cv2.INTER_NEAREST)
+        if not part.any():  # all background: nothing to draw
+            continue
         blended = cv2.addWeighted(bgr[y: y + rows], 1.0 - alpha, colorize(part), alpha, 0.0)
         cv2.copyTo(blended, (part > 0).view(np.uint8), out[y: y + rows])
     return out
@@ -77,10 +100,20 @@ def _text_box(img: U8, lines: list[str], origin: tuple[int, int], right: bool = 
         cv2.putText(img, text, (x, y), _FONT, fs, (255, 255, 255), th, cv2.LINE_AA)
 
 
+def classes_on_screen(ids: U8, min_share: float = 0.001) -> list[int]:
+    """The non-background classes covering at least `min_share` of the map.
+
+    Counted on a grid of ~20,000 pixels: every pixel of a 640x480 map costs ~5x more time.
+    """
+    step = max(1, int((ids.size / 20_000) ** 0.5))
+    sample = ids[::step, ::step]
+    counts = np.bincount(sample.ravel(), minlength=256)[:NUM_CLASSES]
+    return [c for c in range(1, NUM_CLASSES) if counts[c] >= min_share * sample.size]
+
+
 def legend(img: U8, ids: U8, min_share: float = 0.001) -> U8:
     """Draw, in place at the top right, a swatch and name for each class on screen; return `img`."""
-    counts = cv2.calcHist([ids], [0], None, [256], [0, 256]).ravel()[:NUM_CLASSES]
-    present = [c for c in range(1, NUM_CLASSES) if counts[c] >= min_share * ids.size]
+    present = classes_on_screen(ids, min_share)
     if present:
         _text_box(img, [NAMES[c] for c in present], (img.shape[1] - 4, 4), right=True, swatches=present)
     return img

@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 U8 = NDArray[np.uint8]
 
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+BIG_FRAME = 1920 * 1088  # pixels above which the encoder is set up to save memory (4K)
 OUT_TIME_BASE = Fraction(1, 90000)  # MPEG's clock: whole ticks for 24, 25, 30, 50, 60 and 29.97 FPS
 
 # Audio codecs the MP4 muxer takes as they are; anything else is re-encoded to AAC.
@@ -134,8 +135,15 @@ class VideoWriter:
             # shift video against audio; it also keeps encoding latency at zero frames.
             # The frames are BT.601, limited range (see `write`): say so in the stream, or players
             # assume BT.709 for HD and shift the colours.
+            params = "colorprim=smpte170m:transfer=smpte170m:colormatrix=smpte170m:range=tv"
+            if self._w * self._h > BIG_FRAME:
+                # Above 1080p x264 holds ~40 MB per frame it keeps (picture and half-pel planes)
+                # and one set per frame thread: one thread and full-pel motion search halve that
+                # (`lipparse-rt bench memory`). The pipeline's other stages keep the cores busy.
+                params += ":subme=0"
+                self._stream.codec_context.thread_count = 1
             self._stream.options = {"crf": str(crf), "preset": preset, "g": str(max(1, round(2 * fps))), "bf": "0",
-                                    "x264-params": "colorprim=smpte170m:transfer=smpte170m:colormatrix=smpte170m:range=tv"}
+                                    "x264-params": params}
             self._src_tb = Fraction(time_base) if time_base else None
             self._tb = OUT_TIME_BASE
             self._stream.codec_context.time_base = self._tb

@@ -38,18 +38,22 @@ class DatasetSpec:
     labels: str | None = None
     ratio: float = 1.0
     white_background: bool = False  # studio photos: replace label-0 pixels with textures
+    repeat: float = 0.0  # repeat-factor threshold (0: every pair equally often); see `repeat_factors`
 
     @classmethod
     def parse(cls, text: str) -> "DatasetSpec":
-        """Parse 'ROOT[:split=S][:labels=L][:ratio=R][:white]'."""
+        """Parse 'ROOT[:split=S][:labels=L][:ratio=R][:repeat=T][:white]'."""
         root, *opts = text.split(":")
         kw: dict = {}
         for opt in opts:
             key, _, value = opt.partition("=")
             if key == "white":
                 kw["white_background"] = True
-            elif key == "ratio":
-                kw["ratio"] = float(value)
+            elif key in ("ratio", "repeat"):
+                try:
+                    kw[key] = float(value)
+                except ValueError:
+                    raise InputError(f"cannot parse dataset '{text}': {key} must be a number") from None
             elif key in ("split", "labels"):
                 kw[key] = value
             else:
@@ -108,10 +112,34 @@ def parse_loss(logits: Tensor, target: Tensor, weight: Tensor | None = None) -> 
     return total / norm.clamp(min=1)
 
 
+def repeat_factors(present: np.ndarray, threshold: float) -> np.ndarray:
+    """Per-pair sampling weights from LVIS's repeat-factor sampling (Gupta et al., 2019).
+
+    `present` is a (pairs x classes) bool matrix of which classes each label map contains.
+    A class in a fraction f_c of the maps gets r_c = max(1, sqrt(threshold / f_c)); a map gets
+    the largest r_c of its classes. So maps holding a class rarer than `threshold` are drawn
+    more often, by the square root of how much rarer.
+    """
+    f = present.mean(0)
+    r_class = np.where(f > 0, np.sqrt(threshold / np.maximum(f, 1e-12)), 1.0).clip(min=1.0)
+    return np.where(present, r_class, 1.0).max(1, initial=1.0)
+
+
 class _Source:
     def __init__(self, spec: DatasetSpec) -> None:
         self.spec = spec
         self.pairs = find_pairs(Path(spec.root), spec.split, labels=spec.labels)
+        self.p: np.ndarray | None = None  # per-pair probabilities; None: uniform
+        if spec.repeat > 0:
+            present = np.stack([np.bincount(read_mask(lab).ravel(), minlength=256)[:NUM_CLASSES] > 0
+                                for _, lab in self.pairs])
+            r = repeat_factors(present, spec.repeat)
+            self.p = r / r.sum()
+            log.info("%s: repeat factors up to %.2f (%d of %d maps above 1)", spec.root, r.max(),
+                     int((r > 1).sum()), len(r))
+
+    def draw(self, rng: np.random.Generator) -> tuple[Path, Path]:
+        return self.pairs[rng.choice(len(self.pairs), p=self.p) if self.p is not None else rng.integers(len(self.pairs))]
 
 
 class MixedSampler:
@@ -142,7 +170,7 @@ class MixedSampler:
 
     def sample(self) -> tuple[np.ndarray, np.ndarray]:
         src = self.sources[self.rng.choice(len(self.sources), p=self.p)]
-        img_path, lab_path = src.pairs[self.rng.integers(len(src.pairs))]
+        img_path, lab_path = src.draw(self.rng)
         image, mask = read_image(img_path), read_mask(lab_path)
         if src.spec.white_background and self.rng.random() < 0.8:
             image = replace_background(image, mask, self._texture(mask.shape))

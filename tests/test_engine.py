@@ -1,7 +1,9 @@
 import numpy as np
 import pytest
 
-from lipparse_rt.engine import Engine, EngineConfig, fit_size
+import cv2
+
+from lipparse_rt.engine import Engine, EngineConfig, fit_size, shrink
 from lipparse_rt.errors import InputError, WeightsError
 
 
@@ -9,6 +11,26 @@ def test_fit_size_keeps_aspect_and_pads_to_16():
     assert fit_size(480, 640, 256) == (192, 256, 192, 256)
     assert fit_size(640, 480, 256) == (256, 192, 256, 192)
     assert fit_size(100, 1000, 256) == (26, 256, 32, 256)
+
+
+@pytest.mark.parametrize("src, dst", [((480, 640), (192, 256)), ((720, 1280), (144, 256)), ((1080, 1920), (144, 256)),
+                                      ((75, 101), (48, 64)), ((100, 1000), (26, 256)), ((48, 64), (96, 128))])
+def test_shrink_matches_area_averaging(src, dst):
+    rng = np.random.default_rng(1)
+    # a smooth picture, as most of a frame is (on noise, any two resamplers differ by aliasing)
+    img = cv2.resize(rng.integers(0, 255, (src[0] // 24 + 2, src[1] // 24 + 2, 3), dtype=np.uint8), src[::-1],
+                     interpolation=cv2.INTER_LINEAR)
+    out = shrink(img, dst[1], dst[0])
+    interp = cv2.INTER_AREA if dst[0] < src[0] else cv2.INTER_LINEAR
+    ref = cv2.resize(img, dst[::-1], interpolation=interp)
+    assert out.shape == (*dst, 3) and out.dtype == np.uint8
+    assert np.abs(out.astype(int) - ref).mean() < 2.0
+    if dst[0] * 2 <= src[0]:  # a real shrink averages fine detail away; bilinear alone would alias it
+        stripes = np.zeros((*src, 3), np.uint8)
+        stripes[::2] = 255
+        area = cv2.resize(stripes, dst[::-1], interpolation=cv2.INTER_AREA)
+        mean_error = np.abs(shrink(stripes, dst[1], dst[0]) - 127.5).mean()
+        assert mean_error <= np.abs(area - 127.5).mean() + 4  # (bilinear: ~100 grey levels off)
 
 
 def test_engine_returns_ids_at_frame_size(tiny_weights):

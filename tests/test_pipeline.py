@@ -32,7 +32,7 @@ class SlowOddFrames:
 
     provider = "cpu"
 
-    def run(self, bgr):
+    def parse(self, bgr):
         i = int(bgr[0, 0, 0])
         time.sleep(0.02 if i % 2 else 0.0)
         return np.full(bgr.shape[:2], i % 20, np.uint8)
@@ -60,10 +60,10 @@ def test_frames_parsed_at_once_come_out_in_order():
 
 def test_engine_error_with_several_streams_is_raised_once():
     class Fails(SlowOddFrames):
-        def run(self, bgr):
+        def parse(self, bgr):
             if int(bgr[0, 0, 0]) == 5:
                 raise Boom("engine broke")
-            return super().run(bgr)
+            return super().parse(bgr)
 
     frames = (Frame(i, 0.0, np.full((24, 32, 3), i, np.uint8)) for i in range(1000))
     threads_before = threading.active_count()

@@ -7,7 +7,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from lipparse_rt.train import (  # noqa: E402
-    DatasetSpec, TrainConfig, class_weights, parse_loss, poly_lr, train,
+    DatasetSpec, MixedSampler, TrainConfig, class_weights, parse_loss, poly_lr, repeat_factors, train,
 )
 from lipparse_rt.model import LipNetConfig  # noqa: E402
 
@@ -37,6 +37,31 @@ def test_loss_ignores_255_and_weights_ordinary_pixels():
 def test_class_weights_favour_rare_classes():
     w = class_weights(np.array([1000.0, 10.0, 0.0, 100.0]))
     assert w[1] > w[3] > w[0] and w[2] == 0
+
+
+def test_repeat_factors_hand_computed():
+    # class 0 in all 4 maps, class 1 in one (f=0.25), class 2 in two (f=0.5)
+    present = np.array([[1, 1, 0], [1, 0, 1], [1, 0, 1], [1, 0, 0]], bool)
+    r = repeat_factors(present, threshold=1.0)
+    assert np.allclose(r, [2.0, np.sqrt(2), np.sqrt(2), 1.0])  # sqrt(1/0.25), sqrt(1/0.5), none rare
+    assert np.allclose(repeat_factors(present, threshold=0.1), 1.0)  # nothing rarer than 10%
+
+
+def test_sampler_draws_rare_maps_more_often(tmp_path):
+    from lipparse_rt.data import AugmentConfig
+    from lipparse_rt.train import _Source
+
+    _tiny_dataset(tmp_path / "d")
+    m = cv2.imread(str(tmp_path / "d" / "parse" / "0.png"), 0)
+    m[0:5, 0:5] = 1  # a hat in map 0 only
+    cv2.imwrite(str(tmp_path / "d" / "parse" / "0.png"), m)
+    src = _Source(DatasetSpec.parse(f"{tmp_path / 'd'}:repeat=1"))
+    rng = np.random.default_rng(0)
+    drawn = [src.draw(rng)[1].name for _ in range(3000)]
+    assert 0.44 < drawn.count("0.png") / len(drawn) < 0.56  # weights sqrt(3):1:1 -> 0.46 of draws
+    plain = _Source(DatasetSpec.parse(str(tmp_path / "d")))
+    assert plain.p is None
+    MixedSampler((DatasetSpec.parse(f"{tmp_path / 'd'}:repeat=1"),), AugmentConfig(size=32), 0).sample()
 
 
 def test_poly_schedule():
