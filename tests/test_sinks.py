@@ -125,3 +125,14 @@ def test_writer_keeps_colours(tmp_path):
     for i, c in enumerate(colours):
         centre = got[24:40, 32 * i + 8: 32 * i + 24].reshape(-1, 3).mean(0)
         assert np.abs(centre - np.array(c)).max() < 6, (c, centre)
+
+
+@pytest.mark.parametrize("w, h, big", [(640, 480, False), (2048, 1152, True)])
+def test_writer_saves_encoder_memory_only_above_1080p(tmp_path, w, h, big):
+    with VideoWriter(tmp_path / "b.mp4", Fraction(30), w, h) as wr:
+        wr.write(np.full((h, w, 3), 90, np.uint8))
+    sei = (tmp_path / "b.mp4").read_bytes()  # x264 writes its settings into the stream
+    settings = sei[sei.index(b"x264 - core"):][:2000]
+    assert (b" subme=0 " in settings) == big and (b" threads=1 " in settings) == big
+    with VideoFile(tmp_path / "b.mp4") as src:
+        assert next(iter(src)).image.shape == (h, w, 3)
