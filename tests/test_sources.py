@@ -171,3 +171,36 @@ def test_busy_camera_is_a_camera_error(monkeypatch):
     monkeypatch.setattr(sources.sys, "platform", "win32")  # skip the /dev/videoN look-up
     with pytest.raises(CameraError, match="busy"):
         sources.open_capture("0")
+
+
+def test_input_tagged_bt709_decodes_to_the_right_colours(tmp_path):
+    """HD video is usually BT.709: decoding it with BT.601's matrix would shift colours by up to ~22 levels."""
+    import av
+
+    colours = [(0, 0, 255), (0, 255, 0), (255, 0, 0), (0, 128, 255), (128, 0, 128), (85, 170, 51), (40, 40, 40), (220, 220, 220)]
+    h, w = 64, 256
+    img = np.zeros((h, w, 3), np.uint8)
+    for i, c in enumerate(colours):
+        img[:, 32 * i: 32 * (i + 1)] = c
+    b, g, r = (img[..., i].astype(float) / 255 for i in range(3))
+    y = 0.2126 * r + 0.7152 * g + 0.0722 * b  # BT.709, limited range
+    planes = [16 + 219 * y, 128 + 224 * (b - y) / 1.8556, 128 + 224 * (r - y) / 1.5748]
+    planes[1:] = [p.reshape(h // 2, 2, w // 2, 2).mean((1, 3)) for p in planes[1:]]
+    yuv = np.concatenate([p.ravel() for p in planes]).round().clip(0, 255).astype(np.uint8).reshape(h * 3 // 2, w)
+    path = tmp_path / "709.mp4"
+    with av.open(str(path), "w") as out:
+        s = out.add_stream("libx264", rate=30)
+        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+        s.options = {"crf": "10", "x264-params": "colormatrix=bt709:colorprim=bt709:transfer=bt709"}
+        for i in range(3):
+            f = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
+            f.pts = i
+            for p in s.encode(f):
+                out.mux(p)
+        for p in s.encode(None):
+            out.mux(p)
+    with VideoFile(path) as src:
+        got = next(iter(src)).image
+    for i, c in enumerate(colours):
+        centre = got[24:40, 32 * i + 8: 32 * i + 24].reshape(-1, 3).mean(0)
+        assert np.abs(centre - np.array(c)).max() < 6, (c, centre)
