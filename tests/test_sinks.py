@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from lipparse_rt.errors import DisplayError, OutputError
-from lipparse_rt.sinks import MaskWriter, VideoWriter, Window, check_output
+from lipparse_rt.sinks import MaskWriter, VideoWriter, Window, check_output, encoder_threads
 from lipparse_rt.sources import VideoFile
 
 from conftest import make_video, probe
@@ -127,12 +127,18 @@ def test_writer_keeps_colours(tmp_path):
         assert np.abs(centre - np.array(c)).max() < 6, (c, centre)
 
 
+def test_encoder_threads():
+    assert encoder_threads(640, 480, cores=2) == 1 and encoder_threads(640, 480, cores=16) == 0
+    assert encoder_threads(3840, 2160, cores=16) == 1
+
+
 @pytest.mark.parametrize("w, h, big", [(640, 480, False), (2048, 1152, True)])
 def test_writer_saves_encoder_memory_only_above_1080p(tmp_path, w, h, big):
     with VideoWriter(tmp_path / "b.mp4", Fraction(30), w, h) as wr:
         wr.write(np.full((h, w, 3), 90, np.uint8))
     sei = (tmp_path / "b.mp4").read_bytes()  # x264 writes its settings into the stream
     settings = sei[sei.index(b"x264 - core"):][:2000]
-    assert (b" subme=0 " in settings) == big and (b" threads=1 " in settings) == big
+    assert (b" subme=0 " in settings) == big
+    assert (b" threads=1 " in settings) == (encoder_threads(w, h) == 1)
     with VideoFile(tmp_path / "b.mp4") as src:
         assert next(iter(src)).image.shape == (h, w, 3)
