@@ -205,8 +205,10 @@ def pipeline(video: Path, weights: Path, size: int = 0, threads: int = 0, limit:
                 mh, mw = engine.model_shape(h, w_)
                 model, ids = _model_fps(engine, imgs, n_streams)
                 if k == 0:  # the stages alone, and all of them one after another
+                    rendered = [i.copy() for i in imgs]  # drawn on in place, as the app does
                     t = time.perf_counter()
-                    rendered = [render_frame(i, m, 0.5) for i, m in zip(imgs, ids)]
+                    for r, m in zip(rendered, ids):
+                        render_frame(r, m, 0.5, in_place=True)
                     render = n / (time.perf_counter() - t)
                     t = time.perf_counter()
                     with VideoWriter(Path(tmp) / "enc.mp4", fps, w_, h) as wr:
