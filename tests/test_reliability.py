@@ -17,10 +17,16 @@ from conftest import make_video, probe
 runner = CliRunner()
 
 
+def _default_sigint() -> None:
+    # As in a terminal: a test runner started in the background (`cmd &` in a script) passes on
+    # an ignored SIGINT, and Python keeps it ignored, so Ctrl-C could not be tested.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _cli(*args, env_weights):
     env = dict(os.environ, LIPPARSE_WEIGHTS=str(env_weights))
     return subprocess.Popen([sys.executable, "-m", "lipparse_rt.cli", *map(str, args)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint)
 
 
 def _decodable_frames(path) -> int:
