@@ -52,19 +52,13 @@ def overlay(bgr: U8, ids: U8, alpha: float = 0.5, out: U8 | None = None) -> U8:
         out = bgr.copy()
     elif out is not bgr:
         out[:] = bgr
-    scaled = ids.shape != (h, w)
-    y_src = _nearest(ids.shape[0], h) if scaled else None
+    y_src = _nearest(ids.shape[0], h) if ids.shape != (h, w) else None
     rows = max(1, _STRIP_PIXELS // max(1, w))
     for y in range(0, h, rows):
-        if y_src is None:
-            part = ids[y: y + rows]
-        else:
-            band = ids[y_src[y: y + rows]]
-            if not band.any():
-                continue
-            part = cv2.resize(band, (w, band.shape[0]), interpolation=cv2.INTER_NEAREST)
-        if not part.any():  # all background: nothing to draw
+        band = ids[y: y + rows] if y_src is None else ids[y_src[y: y + rows]]  # the strip's rows of the map
+        if not band.any():  # all background: nothing to draw
             continue
+        part = band if band.shape[1] == w else cv2.resize(band, (w, band.shape[0]), interpolation=cv2.INTER_NEAREST)
         blended = cv2.addWeighted(bgr[y: y + rows], 1.0 - alpha, colorize(part), alpha, 0.0)
         cv2.copyTo(blended, (part > 0).view(np.uint8), out[y: y + rows])
     return out
