@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 U8 = NDArray[np.uint8]
 
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
-BIG_FRAME = 1920 * 1088  # pixels above which the encoder is set up to save memory (4K)
+BIG_FRAME = 1920 * 1088  # pixels above which (anything past 1080p) the encoder is set up to save memory
 OUT_TIME_BASE = Fraction(1, 90000)  # MPEG's clock: whole ticks for 24, 25, 30, 50, 60 and 29.97 FPS
 
 # Audio codecs the MP4 muxer takes as they are; anything else is re-encoded to AAC.
