@@ -303,6 +303,7 @@ def train(
     val: Optional[str] = typer.Option(None, "--val", help="Validation set, same syntax as --data, scored with the ccp protocol."),
     val_every: int = typer.Option(1000, "--val-every", help="Validate every N iterations (at a checkpoint)."),
     init: Optional[Path] = typer.Option(None, "--init", help="Start from these weights (a checkpoint), e.g. for a second schedule."),
+    lovasz: float = typer.Option(0.0, "--lovasz", help="Add the Lovasz-softmax loss (a surrogate of 1 - IoU per class) with this weight; 0: cross-entropy only."),
 ) -> None:
     """Train LIP-Net on LIP-format folders (needs torch: the "train" extra)."""
     try:
@@ -312,7 +313,7 @@ def train(
     try:
         cfg = TrainConfig(datasets=tuple(DatasetSpec.parse(d) for d in data), out=str(out_dir), iters=iters,
                           batch=batch, lr=lr, size=size, seed=seed, ckpt_every=ckpt_every, threads=threads,
-                          val=DatasetSpec.parse(val) if val else None, val_every=val_every)
+                          val=DatasetSpec.parse(val) if val else None, val_every=val_every, lovasz=lovasz)
         import threading
 
         stop = threading.Event()  # Ctrl-C / SIGTERM: finish the step, write a checkpoint, end

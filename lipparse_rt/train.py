@@ -1,4 +1,4 @@
-"""Training loop for LIP-Net: mixed LIP-format datasets, weighted CE + partial labels, poly LR,
+"""Training loop for LIP-Net: mixed LIP-format datasets, weighted CE + partial labels (+ Lovasz-softmax), poly LR,
 atomic checkpoints and resume. Needs torch (the `train` extra)."""
 
 from __future__ import annotations
@@ -79,6 +79,7 @@ class TrainConfig:
     val: DatasetSpec | None = None  # scored with the ccp protocol every `val_every` steps
     val_every: int = 1000
     val_limit: int = 50
+    lovasz: float = 0.0  # weight of the Lovasz-softmax term added to the cross-entropy (0: off)
 
 
 def class_weights(counts: np.ndarray) -> np.ndarray:
@@ -110,6 +111,32 @@ def parse_loss(logits: Tensor, target: Tensor, weight: Tensor | None = None) -> 
             total = total - lse[sel].sum()
             norm = norm + sel.sum()
     return total / norm.clamp(min=1)
+
+
+def lovasz_softmax(logits: Tensor, target: Tensor) -> Tensor:
+    """Lovasz-softmax loss (Berman et al., CVPR 2018): a convex surrogate of 1 - IoU per class.
+
+    Over all pixels of the batch with an ordinary label (ids >= the number of classes, i.e. the
+    partial labels 20/21 and 255, are left out), averaged over the classes present in the labels.
+    With one-hot probabilities it equals the mean of 1 - IoU over those classes, so unlike the
+    cross-entropy it weighs a small class's pixels by how much they move that class's IoU.
+    """
+    n_cls = logits.shape[1]
+    probs = F.softmax(logits, 1).permute(0, 2, 3, 1).reshape(-1, n_cls)
+    labels = target.reshape(-1)
+    keep = labels < n_cls
+    probs, labels = probs[keep], labels[keep]
+    present = torch.unique(labels)
+    if present.numel() == 0:
+        return logits.sum() * 0.0
+    fg = (labels.unsqueeze(0) == present.unsqueeze(1)).to(probs.dtype)  # classes x pixels
+    errors, order = torch.sort((fg - probs[:, present].t()).abs(), dim=1, descending=True)
+    fg = fg.gather(1, order)
+    # The Lovasz extension's gradient: the Jaccard loss of each prefix of the sorted errors, differenced.
+    gts = fg.sum(1, keepdim=True)
+    jaccard = 1 - (gts - fg.cumsum(1)) / (gts + (1 - fg).cumsum(1))
+    grad = torch.cat([jaccard[:, :1], jaccard[:, 1:] - jaccard[:, :-1]], 1)
+    return (errors * grad).sum(1).mean()
 
 
 def repeat_factors(present: np.ndarray, threshold: float) -> np.ndarray:
@@ -311,7 +338,10 @@ def train(cfg: TrainConfig, resume: bool = False, on_step: Callable[[int, float]
                 g["lr"] = lr
             bgr, target = sampler.batch(cfg.batch)
             x = pre(bgr).contiguous(memory_format=torch.channels_last)
-            loss = parse_loss(net(x), target, weight_t)
+            logits = net(x)
+            loss = parse_loss(logits, target, weight_t)
+            if cfg.lovasz > 0:  # on every second row and column: a quarter of the sorting
+                loss = loss + cfg.lovasz * lovasz_softmax(logits[..., ::2, ::2], target[..., ::2, ::2])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -7,7 +7,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from lipparse_rt.train import (  # noqa: E402
-    DatasetSpec, MixedSampler, TrainConfig, class_weights, parse_loss, poly_lr, repeat_factors, train,
+    DatasetSpec, MixedSampler, TrainConfig, class_weights, lovasz_softmax, parse_loss, poly_lr, repeat_factors,
+    train,
 )
 from lipparse_rt.model import LipNetConfig  # noqa: E402
 
@@ -32,6 +33,34 @@ def test_loss_ignores_255_and_weights_ordinary_pixels():
     w = torch.ones(20)
     w[5] = 4.0
     assert torch.isclose(parse_loss(logits, target, w), torch.tensor(math.log(20)), atol=1e-5)
+
+
+def test_lovasz_softmax_hand_computed():
+    # two pixels, two classes: A is class 0 with p0 = 0.8, B is class 1 with p0 = 0.4.
+    # class 0: errors (A 0.2, B 0.4), sorted B, A; Jaccard losses of {B}, {B, A}: 1/2, 1 -> 0.4/2 + 0.2/2 = 0.3
+    # class 1: errors (A 0.2, B 0.4), sorted B, A; Jaccard losses of {B}, {B, A}: 1, 1 -> 0.4 = 0.4
+    p0 = torch.tensor([0.8, 0.4])
+    logits = torch.log(torch.stack([p0, 1 - p0])).view(1, 2, 1, 2)
+    target = torch.tensor([[[0, 1]]])
+    assert torch.isclose(lovasz_softmax(logits, target), torch.tensor(0.35), atol=1e-5)
+    # 255 and the partial labels 20/21 are left out; a batch with nothing else costs 0
+    logits20 = torch.zeros(1, 20, 1, 3)
+    assert torch.isclose(lovasz_softmax(logits20, torch.tensor([[[255, 20, 21]]])), torch.tensor(0.0))
+
+
+def test_lovasz_softmax_is_one_minus_iou_for_crisp_predictions():
+    rng = np.random.default_rng(0)
+    target = torch.from_numpy(rng.integers(0, 4, (2, 6, 7)))
+    pred = torch.where(torch.from_numpy(rng.random((2, 6, 7)) < 0.3), (target + 1) % 4, target)
+    logits = _one_hot_logits(pred, 4)
+    ious = [((pred == c) & (target == c)).sum() / ((pred == c) | (target == c)).sum() for c in range(4)]
+    expected = 1 - torch.stack(ious).float().mean()
+    assert torch.isclose(lovasz_softmax(logits, target), expected, atol=1e-4)
+
+
+def _one_hot_logits(ids, n):
+    """Logits whose softmax is one-hot on `ids` (to float precision)."""
+    return torch.nn.functional.one_hot(ids, n).permute(0, 3, 1, 2).float() * 100.0
 
 
 def test_class_weights_favour_rare_classes():
@@ -80,6 +109,18 @@ def _tiny_dataset(root):
         m[10:40, 8:24] = 5
         m[10:20, 8:12] = 14
         cv2.imwrite(str(root / "parse" / f"{i}.png"), m)
+
+
+def test_train_adds_the_lovasz_term(tmp_path):
+    _tiny_dataset(tmp_path / "d")
+    tiny = LipNetConfig(widths=(4, 8, 8, 8, 8, 8), aspp_width=8, decoder_width=8)
+    first = {}
+    for weight in (0.0, 2.0):
+        cfg = TrainConfig(datasets=(DatasetSpec(str(tmp_path / "d")),), out=str(tmp_path / f"run{weight}"),
+                          iters=1, batch=2, size=32, model=tiny, threads=1, lovasz=weight)
+        train(cfg, on_step=lambda s, loss, w=weight: first.setdefault(w, loss))
+    # same seed, weights and batch: the first step's loss differs by 2 x the Lovasz term, in (0, 2]
+    assert 0.0 < first[2.0] - first[0.0] <= 2.0
 
 
 def test_train_checkpoints_and_resumes(tmp_path):
