@@ -303,7 +303,7 @@ def train(
     val: Optional[str] = typer.Option(None, "--val", help="Validation set, same syntax as --data, scored with the ccp protocol."),
     val_every: int = typer.Option(1000, "--val-every", help="Validate every N iterations (at a checkpoint)."),
     init: Optional[Path] = typer.Option(None, "--init", help="Start from these weights (a checkpoint), e.g. for a second schedule."),
-    lovasz: float = typer.Option(0.0, "--lovasz", help="Add the Lovasz-softmax loss (a surrogate of 1 - IoU per class) with this weight; 0: cross-entropy only."),
+    lovasz: float = typer.Option(0.0, "--lovasz", min=0.0, help="Add the Lovasz-softmax loss (a surrogate of 1 - IoU per class) with this weight; 0: cross-entropy only."),
 ) -> None:
     """Train LIP-Net on LIP-format folders (needs torch: the "train" extra)."""
     try:

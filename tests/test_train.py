@@ -38,7 +38,7 @@ def test_loss_ignores_255_and_weights_ordinary_pixels():
 def test_lovasz_softmax_hand_computed():
     # two pixels, two classes: A is class 0 with p0 = 0.8, B is class 1 with p0 = 0.4.
     # class 0: errors (A 0.2, B 0.4), sorted B, A; Jaccard losses of {B}, {B, A}: 1/2, 1 -> 0.4/2 + 0.2/2 = 0.3
-    # class 1: errors (A 0.2, B 0.4), sorted B, A; Jaccard losses of {B}, {B, A}: 1, 1 -> 0.4 = 0.4
+    # class 1: errors (A 0.2, B 0.4), sorted B, A; Jaccard losses of {B}, {B, A}: 1, 1 -> 0.4 x 1 + 0.2 x 0 = 0.4
     p0 = torch.tensor([0.8, 0.4])
     logits = torch.log(torch.stack([p0, 1 - p0])).view(1, 2, 1, 2)
     target = torch.tensor([[[0, 1]]])
