@@ -304,6 +304,9 @@ def train(
     val_every: int = typer.Option(1000, "--val-every", help="Validate every N iterations (at a checkpoint)."),
     init: Optional[Path] = typer.Option(None, "--init", help="Start from these weights (a checkpoint), e.g. for a second schedule."),
     lovasz: float = typer.Option(0.0, "--lovasz", min=0.0, help="Add the Lovasz-softmax loss (a surrogate of 1 - IoU per class) with this weight; 0: cross-entropy only."),
+    grey: float = typer.Option(0.0, "--grey", min=0.0, max=1.0, help="Share of training samples turned to grey (low-light webcams)."),
+    device: str = typer.Option("cpu", "--device", help="torch device to train on: cpu or cuda."),
+    workers: int = typer.Option(0, "--workers", min=0, help="Processes that draw and augment samples (0: in the training process; a GPU needs several)."),
 ) -> None:
     """Train LIP-Net on LIP-format folders (needs torch: the "train" extra)."""
     try:
@@ -313,7 +316,8 @@ def train(
     try:
         cfg = TrainConfig(datasets=tuple(DatasetSpec.parse(d) for d in data), out=str(out_dir), iters=iters,
                           batch=batch, lr=lr, size=size, seed=seed, ckpt_every=ckpt_every, threads=threads,
-                          val=DatasetSpec.parse(val) if val else None, val_every=val_every, lovasz=lovasz)
+                          val=DatasetSpec.parse(val) if val else None, val_every=val_every, lovasz=lovasz,
+                          grey=grey, device=device, workers=workers)
         import threading
 
         stop = threading.Event()  # Ctrl-C / SIGTERM: finish the step, write a checkpoint, end
@@ -410,7 +414,7 @@ def eval_cmd(
 
 @app.command()
 def bench(
-    section: str = typer.Argument("pipeline", help="table1, variants, pipeline, sizes, latency or memory."),
+    section: str = typer.Argument("pipeline", help="table1, variants, pipeline, sizes, latency, memory or gpu (torch on a CUDA GPU)."),
     video: Optional[Path] = typer.Option(None, "--video", help="A 640x480 clip (default: ../shared/data/videos/yes.mkv)."),
     weights: Weights = None,
     size: Size = 0,
@@ -443,8 +447,15 @@ def bench(
             body = b.latency(w, clip)
         elif section == "memory":
             body = b.memory(clip, w)
+        elif section == "gpu":
+            try:
+                from .bench_gpu import gpu_table
+            except ImportError as exc:
+                raise InputError(f"bench gpu needs torch: pip install 'lipparse-rt[train]' ({exc})") from None
+            pt = w.with_suffix(".pt")  # the checkpoint beside the ONNX file, if any (speed needs no weights)
+            body = gpu_table(pt if pt.is_file() else None, runs=runs * 60)
         else:
-            raise InputError(f"unknown section '{section}': use table1, variants, pipeline, sizes, latency or memory")
+            raise InputError(f"unknown section '{section}': use table1, variants, pipeline, sizes, latency, memory or gpu")
     except LipParseError as exc:
         _fail(exc)
     out.print(body, highlight=False)

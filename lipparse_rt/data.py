@@ -101,6 +101,7 @@ class AugmentConfig:
     flip: bool = True
     jitter: float = 0.3
     blur_p: float = 0.2
+    grey_p: float = 0.0  # share of samples turned to grey (3 equal channels), as from a low-light webcam
 
 
 def _affine(image: U8, mask: U8, scale: float, angle: float, rng: np.random.Generator, size: int) -> tuple[U8, U8]:
@@ -133,7 +134,7 @@ def _colour(image: U8, rng: np.random.Generator, jitter: float, blur_p: float) -
 def augment(
     image: U8, mask: U8, rng: np.random.Generator, cfg: AugmentConfig, base_scale: float = 1.0
 ) -> tuple[U8, U8]:
-    """Random scale/rotation/crop to cfg.size, flip with the side swap, colour jitter, blur and noise.
+    """Random scale/rotation/crop to cfg.size, flip with the side swap, colour jitter, blur and noise, grey.
 
     Args:
         base_scale: scale that brings the image to the app's working resolution before the
@@ -145,7 +146,10 @@ def augment(
     img, lab = _affine(image, mask, scale, angle, rng, cfg.size)
     if cfg.flip and rng.random() < 0.5:
         img, lab = flip(img, lab)
-    return _colour(img, rng, cfg.jitter, cfg.blur_p), lab
+    img = _colour(img, rng, cfg.jitter, cfg.blur_p)
+    if cfg.grey_p > 0 and rng.random() < cfg.grey_p:  # drawn only when on: older seeds replay unchanged
+        img = cv2.cvtColor(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+    return img, lab
 
 
 def replace_background(image: U8, mask: U8, texture: U8) -> U8:

@@ -80,6 +80,9 @@ class TrainConfig:
     val_every: int = 1000
     val_limit: int = 50
     lovasz: float = 0.0  # weight of the Lovasz-softmax term added to the cross-entropy (0: off)
+    grey: float = 0.0  # share of samples turned to grey
+    device: str = "cpu"  # torch device: "cpu" or "cuda"
+    workers: int = 0  # sampling processes (0: samples are drawn in the training process)
 
 
 def class_weights(counts: np.ndarray) -> np.ndarray:
@@ -219,12 +222,45 @@ class MixedSampler:
         return total
 
 
+class _BatchStream(torch.utils.data.IterableDataset):
+    """Endless augmented batches for DataLoader workers.
+
+    Worker k draws with its own generator seeded (seed, step, k); the loader takes the workers'
+    batches in turn, so a run replays exactly for the same seed, step and number of workers.
+    """
+
+    def __init__(self, specs: tuple[DatasetSpec, ...], aug: AugmentConfig, seed: int, step: int, batch: int) -> None:
+        self.specs, self.aug, self.seed, self.step, self.batch = specs, aug, seed, step, batch
+
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        worker = info.id if info is not None else 0
+        cv2.setNumThreads(1)
+        torch.set_num_threads(1)
+        sampler = MixedSampler(self.specs, self.aug, self.seed)
+        sampler.rng = np.random.default_rng([self.seed, self.step, worker])
+        while True:
+            yield sampler.batch(self.batch)
+
+
+def _batches(cfg: TrainConfig, sampler: MixedSampler, step: int):
+    """Yield (bgr, target) batches: from `sampler` in this process, or from `cfg.workers` processes."""
+    if cfg.workers <= 0:
+        while True:
+            yield sampler.batch(cfg.batch)
+    stream = _BatchStream(cfg.datasets, sampler.aug, cfg.seed, step, cfg.batch)
+    # Spawned, not forked: a forked child can hang in OpenCV's or OpenMP's thread pools of the parent.
+    yield from torch.utils.data.DataLoader(stream, batch_size=None, num_workers=cfg.workers, prefetch_factor=4,
+                                           pin_memory=cfg.device != "cpu", multiprocessing_context="spawn")
+
+
 def validate(net: LipNet, spec: DatasetSpec, size: int, limit: int) -> float:
     """mIoU (ccp protocol) of the torch model on the first `limit` pairs, preprocessed like the engine."""
     from .engine import letterbox
     from .metrics import protocol_confusion, scores
 
-    pre = Preprocess()
+    device = next(net.parameters()).device
+    pre = Preprocess().to(device)
     cm = None
     was_training = net.training
     net.eval()
@@ -232,7 +268,7 @@ def validate(net: LipNet, spec: DatasetSpec, size: int, limit: int) -> float:
         for img_path, lab_path in find_pairs(Path(spec.root), spec.split, labels=spec.labels)[:limit]:
             img, label = read_image(img_path), read_mask(lab_path)
             batch, (rh, rw) = letterbox(img, size)
-            ids = net(pre(torch.from_numpy(batch))).argmax(1)[0, :rh, :rw].numpy().astype(np.uint8)
+            ids = net(pre(torch.from_numpy(batch).to(device))).argmax(1)[0, :rh, :rw].cpu().numpy().astype(np.uint8)
             ids = cv2.resize(ids, (label.shape[1], label.shape[0]), interpolation=cv2.INTER_NEAREST)
             c = protocol_confusion(ids, label, "ccp")
             cm = c if cm is None else cm + c
@@ -295,6 +331,11 @@ def train(cfg: TrainConfig, resume: bool = False, on_step: Callable[[int, float]
         should_stop: polled every step; when it turns true a checkpoint is written and training ends.
     """
     torch.set_num_threads(cfg.threads)
+    device = torch.device(cfg.device)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InputError("cannot train on 'cuda': torch sees no CUDA GPU (use --device cpu)")
+        torch.backends.cudnn.benchmark = True
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     ckpt_path = out / "last.pt"
@@ -302,7 +343,7 @@ def train(cfg: TrainConfig, resume: bool = False, on_step: Callable[[int, float]
     net = LipNet(cfg.model).to(memory_format=torch.channels_last)
     pre = Preprocess()
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
-    sampler = MixedSampler(cfg.datasets, AugmentConfig(size=cfg.size), cfg.seed)
+    sampler = MixedSampler(cfg.datasets, AugmentConfig(size=cfg.size, grey_p=cfg.grey), cfg.seed)
     step = 0
     if resume and ckpt_path.is_file():
         ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
@@ -323,7 +364,11 @@ def train(cfg: TrainConfig, resume: bool = False, on_step: Callable[[int, float]
         counts = sampler.label_counts()
         weights = class_weights(counts[:NUM_CLASSES])
         log.info("class weights: %s", np.round(weights, 2).tolist())
-    weight_t = torch.from_numpy(weights)
+    net.to(device)
+    pre.to(device)
+    opt.load_state_dict(opt.state_dict())  # moves any loaded optimizer state to the parameters' device
+    weight_t = torch.from_numpy(weights).to(device)
+    batches = _batches(cfg, sampler, step)
     log_path = out / "log.csv"
     new_log = not log_path.is_file() or step == 0
     with open(log_path, "w" if new_log else "a", newline="") as fh:
@@ -336,7 +381,8 @@ def train(cfg: TrainConfig, resume: bool = False, on_step: Callable[[int, float]
             lr = poly_lr(cfg.lr, step, cfg.iters, cfg.poly_power)
             for g in opt.param_groups:
                 g["lr"] = lr
-            bgr, target = sampler.batch(cfg.batch)
+            bgr, target = next(batches)
+            bgr, target = bgr.to(device, non_blocking=True), target.to(device, non_blocking=True)
             x = pre(bgr).contiguous(memory_format=torch.channels_last)
             logits = net(x)
             loss = parse_loss(logits, target, weight_t)

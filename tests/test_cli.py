@@ -114,3 +114,14 @@ def test_runtime_modules_do_not_import_torch(tmp_path):
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert res.stdout.strip() == "ok", res.stderr
+
+
+def test_bench_gpu_without_a_gpu_is_one_clear_line():
+    pytest.importorskip("torch")
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU: the benchmark would run")
+    r = runner.invoke(app, ["bench", "gpu"])
+    assert r.exit_code != 0
+    assert "needs a CUDA GPU" in r.output and "Traceback" not in r.output

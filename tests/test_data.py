@@ -47,3 +47,19 @@ def test_find_pairs_matches_stems_and_split(tmp_path):
     assert read_mask(find_pairs(tmp_path)[0][1]).max() == 3
     with pytest.raises(InputError, match="no such file"):
         find_pairs(tmp_path, "test")
+
+
+def test_augment_grey_turns_a_share_of_samples_grey_and_leaves_labels():
+    rng = np.random.default_rng(1)
+    img = np.zeros((32, 32, 3), np.uint8)
+    img[..., 2] = 220  # saturated red
+    mask = np.full((32, 32), 5, np.uint8)
+    cfg = AugmentConfig(size=32, scale=(1.0, 1.0), rotate_deg=0, flip=False, jitter=0, blur_p=0, grey_p=0.5)
+    grey = 0
+    for _ in range(200):
+        a, m = augment(img, mask, rng, cfg)
+        assert (m == 5).all()
+        is_grey = bool((a[..., 0] == a[..., 1]).all() and (a[..., 1] == a[..., 2]).all())
+        assert is_grey or a[..., 2].mean() > a[..., 0].mean() + 100  # colour kept otherwise
+        grey += is_grey
+    assert 70 <= grey <= 130  # about half, of 200

@@ -11,6 +11,7 @@ from lipparse_rt.train import (  # noqa: E402
     train,
 )
 from lipparse_rt.model import LipNetConfig  # noqa: E402
+from lipparse_rt.data import AugmentConfig  # noqa: E402
 
 
 def test_partial_label_loss_hand_computed():
@@ -151,3 +152,44 @@ def test_resume_without_checkpoint_is_an_error(tmp_path):
                       model=LipNetConfig(widths=(4, 8, 8, 8, 8, 8), aspp_width=8, decoder_width=8), threads=1)
     with pytest.raises(InputError, match="no checkpoint"):
         train(cfg, resume=True)
+
+
+def test_worker_batches_replay_for_the_same_seed_and_differ_between_workers(tmp_path):
+    from lipparse_rt.train import _batches
+
+    _tiny_dataset(tmp_path / "d")
+    cfg = TrainConfig(datasets=(DatasetSpec(str(tmp_path / "d")),), batch=2, size=32, workers=2, seed=3)
+    sampler = MixedSampler(cfg.datasets, AugmentConfig(size=32), 3)
+
+    def first(n):
+        it = _batches(cfg, sampler, step=10)
+        return [next(it) for _ in range(n)]
+
+    a, b = first(4), first(4)
+    for (xa, ya), (xb, yb) in zip(a, b):
+        assert xa.shape == (2, 32, 32, 3) and xa.dtype == torch.uint8 and ya.dtype == torch.int64
+        assert torch.equal(xa, xb) and torch.equal(ya, yb)
+    # batches 0 and 1 come from workers 0 and 1, whose generators differ
+    assert not torch.equal(a[0][0], a[1][0])
+
+
+def test_train_with_workers_checkpoints(tmp_path):
+    _tiny_dataset(tmp_path / "d")
+    tiny = LipNetConfig(widths=(4, 8, 8, 8, 8, 8), aspp_width=8, decoder_width=8)
+    cfg = TrainConfig(datasets=(DatasetSpec(str(tmp_path / "d")),), out=str(tmp_path / "run"), iters=3, batch=2,
+                      size=32, ckpt_every=3, model=tiny, threads=1, workers=2, grey=0.5)
+    losses = []
+    path = train(cfg, on_step=lambda s, loss: losses.append(loss))
+    assert len(losses) == 3 and all(math.isfinite(v) for v in losses)
+    assert torch.load(path, weights_only=False)["train_config"]["workers"] == 2
+
+
+def test_train_on_cuda_without_a_gpu_is_a_clear_error(tmp_path, monkeypatch):
+    from lipparse_rt.errors import InputError
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    _tiny_dataset(tmp_path / "d")
+    cfg = TrainConfig(datasets=(DatasetSpec(str(tmp_path / "d")),), out=str(tmp_path / "run"), iters=1, size=32,
+                      threads=1, device="cuda")
+    with pytest.raises(InputError, match="no CUDA GPU"):
+        train(cfg)
