@@ -361,7 +361,7 @@ def export(
 def quantize(
     model: Path = typer.Argument(..., help="Float ONNX weights to quantise."),
     out_path: Path = typer.Option(..., "--out", "-o", help="INT8 ONNX file to write."),
-    calib: list[Path] = typer.Option(..., "--calib", help="Folder of calibration images (repeatable)."),
+    calib: list[str] = typer.Option(..., "--calib", help="Folder of calibration images, or ROOT:split=S for a LIP-format folder's split (repeatable)."),
     count: int = typer.Option(64, "--count", help="Calibration images to use."),
     size: Size = 256,
 ) -> None:

@@ -17,13 +17,24 @@ from .sources import IMAGE_EXTS, read_image_any
 log = logging.getLogger(__name__)
 
 
-def calibration_images(folders: list[Path], count: int) -> list[Path]:
-    """Up to `count` images spread evenly over the image files of `folders`."""
+def calibration_images(folders: list[Path | str], count: int) -> list[Path]:
+    """Up to `count` images spread evenly over the image files of `folders`.
+
+    An entry 'ROOT:split=S' takes the images of the pairs of a LIP-format folder's split S (e.g.
+    CCP's train photos only, not its val photos, which score the result).
+    """
+    from .data import find_pairs
+
     files: list[Path] = []
-    for folder in folders:
+    for entry in folders:
+        root, _, split = str(entry).partition(":split=")
+        folder = Path(root)
         if not folder.is_dir():
             raise InputError(f"cannot read calibration folder '{folder}': no such folder")
-        files += sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS)
+        if split:
+            files += [img for img, _ in find_pairs(folder, split)]
+        else:
+            files += sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS)
     if not files:
         raise InputError("no calibration images found")
     step = max(1, len(files) // count)

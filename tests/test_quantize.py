@@ -1,0 +1,43 @@
+import cv2
+import numpy as np
+import onnx
+import pytest
+
+from lipparse_rt.engine import Engine, EngineConfig
+from lipparse_rt.errors import InputError
+from lipparse_rt.quantize import calibration_images, quantize
+
+
+def _lip_folder(root, stems):
+    (root / "images").mkdir(parents=True)
+    (root / "labels").mkdir()
+    rng = np.random.default_rng(0)
+    for s in stems:
+        cv2.imwrite(str(root / "images" / f"{s}.jpg"), rng.integers(0, 255, (40, 30, 3), dtype=np.uint8))
+        cv2.imwrite(str(root / "labels" / f"{s}.png"), np.zeros((40, 30), np.uint8))
+    (root / "train.txt").write_text("a\nb\n")
+    (root / "val.txt").write_text("c\n")
+
+
+def test_calibration_images_respect_a_split_and_spread_evenly(tmp_path):
+    _lip_folder(tmp_path / "d", ["a", "b", "c"])
+    picked = calibration_images([f"{tmp_path / 'd'}:split=train"], 10)
+    assert sorted(p.stem for p in picked) == ["a", "b"]  # never the val photo
+    assert len(calibration_images([tmp_path / "d" / "images"], 2)) == 2
+    with pytest.raises(InputError, match="no such folder"):
+        calibration_images([tmp_path / "nope"], 4)
+
+
+def test_quantized_model_loads_keeps_metadata_and_mostly_agrees(tmp_path, tiny_weights):
+    _lip_folder(tmp_path / "d", ["a", "b", "c"])
+    out = quantize(tiny_weights, tmp_path / "q.onnx", calibration_images([tmp_path / "d" / "images"], 3), 64)
+    model = onnx.load(str(out))
+    ops = {n.op_type for n in model.graph.node}
+    assert "QuantizeLinear" in ops and "DequantizeLinear" in ops
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert meta["input_size"] == "64" and meta["quantization"].startswith("int8")
+    frame = np.random.default_rng(1).integers(0, 255, (48, 64, 3), dtype=np.uint8)
+    ids_f = Engine(EngineConfig(weights=tiny_weights, provider="cpu")).parse(frame)
+    ids_q = Engine(EngineConfig(weights=out, provider="cpu")).parse(frame)
+    assert ids_q.shape == ids_f.shape and ids_q.max() < 20
+    assert (ids_q == ids_f).mean() > 0.5  # random tiny weights: a loose bound, but not a stub
