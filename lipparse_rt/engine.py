@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from .classes import NAMES
+from .classes import FLIP_LUT, NAMES
 from .errors import InputError, WeightsError
 
 log = logging.getLogger(__name__)
@@ -59,6 +59,8 @@ class EngineConfig:
         input_size: the model's long side in pixels; 0 takes the size stored in the weights.
         threads: intra-op threads for the CPU provider; 0 lets ONNX Runtime choose.
         fp16: let TensorRT build an fp16 engine.
+        flip: flip test-time augmentation in `parse`: the frame and its mirror, averaged (about
+            2x the model time; needs weights with a 'logits' output).
     """
 
     weights: Path = Path()
@@ -67,6 +69,7 @@ class EngineConfig:
     threads: int = 0
     fp16: bool = True
     spinning: bool = True
+    flip: bool = False
 
     def __post_init__(self) -> None:
         if self.provider not in ("auto", *PROVIDERS):
@@ -170,6 +173,8 @@ class Engine:
         self.input_size = config.input_size or int(self.meta.get("input_size", 256))
         logits = [o for o in self.session.get_outputs() if o.name == "logits"]
         self._logits_last = bool(logits) and logits[0].shape[-1] == len(NAMES)  # else 1x20xHxW
+        if config.flip and not logits:
+            raise WeightsError(f"cannot use weights '{path}' with flip: no 'logits' output (re-export them)")
 
     def _wanted(self, available: list[str]) -> list[tuple[str, dict]]:
         order = ["tensorrt", "cuda", "cpu"] if self.config.provider == "auto" else [self.config.provider, "cpu"]
@@ -236,9 +241,24 @@ class Engine:
         The map covers the whole frame (padding cropped off), at the frame's aspect ratio.
         `render.overlay` takes it as it is; `scale_ids` brings it to the frame's size.
         """
+        if self.config.flip:
+            return self.parse_flip(bgr)
         batch, (rh, rw) = self.prepare(bgr)
         return self.infer(batch)[0, :rh, :rw]
+
+    def parse_flip(self, bgr: U8) -> U8:
+        """Flip test-time augmentation: average the class probabilities of the frame and of its
+        mirror (flipped back, left/right channels swapped); ids at the model's resolution."""
+        probs = _softmax(self.logits(bgr))
+        mirrored = _softmax(self.logits(np.ascontiguousarray(bgr[:, ::-1])))[:, :, ::-1]
+        probs += mirrored[FLIP_LUT[: probs.shape[0]]]
+        return probs.argmax(0).astype(np.uint8)
 
     def run(self, bgr: U8) -> U8:
         """Parse one HxWx3 uint8 BGR frame; return HxW uint8 LIP ids at the frame's size."""
         return scale_ids(self.parse(bgr), *bgr.shape[:2])
+
+
+def _softmax(x: NDArray[np.float32]) -> NDArray[np.float32]:
+    e = np.exp(x - x.max(0, keepdims=True))
+    return e / e.sum(0, keepdims=True)

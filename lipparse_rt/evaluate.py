@@ -11,9 +11,8 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from .classes import FLIP_LUT
 from .data import find_pairs, read_mask
-from .engine import Engine
+from .engine import Engine, scale_ids
 from .metrics import protocol_confusion, scores, side_errors, Scores, class_names
 from .sources import read_image_any
 
@@ -36,20 +35,9 @@ class EvalResult:
         return class_names(self.protocol)
 
 
-def _softmax(x: NDArray[np.float32]) -> NDArray[np.float32]:
-    e = np.exp(x - x.max(0, keepdims=True))
-    return e / e.sum(0, keepdims=True)
-
-
 def predict_flip(engine: Engine, bgr: NDArray[np.uint8]) -> NDArray[np.uint8]:
-    """Flip test-time augmentation: average the class probabilities of the image and of its
-    mirror (flipped back, left/right channels swapped); return ids at the image's size."""
-    probs = _softmax(engine.logits(bgr))
-    mirrored = _softmax(engine.logits(np.ascontiguousarray(bgr[:, ::-1])))[:, :, ::-1]
-    probs += mirrored[FLIP_LUT[: probs.shape[0]]]
-    ids = probs.argmax(0).astype(np.uint8)
-    h, w = bgr.shape[:2]
-    return cv2.resize(ids, (w, h), interpolation=cv2.INTER_NEAREST)
+    """Flip test-time augmentation (`Engine.parse_flip`); ids at the image's size."""
+    return scale_ids(engine.parse_flip(bgr), *bgr.shape[:2])
 
 
 def evaluate(

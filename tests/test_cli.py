@@ -125,3 +125,18 @@ def test_bench_gpu_without_a_gpu_is_one_clear_line():
     r = runner.invoke(app, ["bench", "gpu"])
     assert r.exit_code != 0
     assert "needs a CUDA GPU" in r.output and "Traceback" not in r.output
+
+
+def test_image_flip_writes_the_flip_tta_masks(tmp_path):
+    from lipparse_rt.engine import Engine, EngineConfig, default_weights
+    from lipparse_rt.evaluate import predict_flip
+
+    d = tmp_path / "imgs"
+    d.mkdir()
+    img = np.random.default_rng(3).integers(0, 255, (90, 70, 3), dtype=np.uint8)
+    cv2.imwrite(str(d / "p.png"), img)
+    r = runner.invoke(app, ["image", str(d), "--masks", str(tmp_path / "m"), "--flip"])
+    assert r.exit_code == 0, r.output
+    got = cv2.imread(str(tmp_path / "m" / "p.png"), cv2.IMREAD_UNCHANGED)
+    want = predict_flip(Engine(EngineConfig(weights=default_weights(), provider="cpu")), img)
+    assert np.array_equal(got, want)

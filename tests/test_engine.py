@@ -96,3 +96,31 @@ def test_bad_config_is_rejected():
         EngineConfig(input_size=250)
     with pytest.raises(InputError, match="unknown provider"):
         EngineConfig(provider="gpu")
+
+
+def test_flip_mode_parses_the_frame_and_its_mirror(tiny_weights):
+    from lipparse_rt.classes import FLIP_LUT
+
+    eng = Engine(EngineConfig(weights=tiny_weights, provider="cpu", input_size=64, flip=True))
+    plain = Engine(EngineConfig(weights=tiny_weights, provider="cpu", input_size=64))
+    frame = np.random.default_rng(2).integers(0, 255, (48, 64, 3), dtype=np.uint8)
+    ids = eng.parse(frame)
+    assert ids.shape == plain.parse(frame).shape and ids.dtype == np.uint8
+    assert np.array_equal(ids, eng.parse_flip(frame))
+    # averaging a frame with its mirror makes the result mirror-symmetric, sides swapped
+    mirrored = eng.parse(np.ascontiguousarray(frame[:, ::-1]))
+    assert (FLIP_LUT[mirrored[:, ::-1]] == ids).mean() > 0.99
+    assert eng.run(frame).shape == (48, 64)
+
+
+def test_flip_mode_needs_weights_with_logits(tmp_path):
+    torch = pytest.importorskip("torch")
+    from lipparse_rt.export import export_onnx
+    from lipparse_rt.model import LipNet, LipNetConfig
+
+    torch.manual_seed(0)
+    net = LipNet(LipNetConfig(widths=(4, 8, 8, 8, 16, 16), aspp_width=8, decoder_width=8))
+    w = export_onnx(net, tmp_path / "ids_only.onnx", input_size=64, with_logits=False)
+    Engine(EngineConfig(weights=w, provider="cpu"))  # fine without flip
+    with pytest.raises(WeightsError, match="no 'logits' output"):
+        Engine(EngineConfig(weights=w, provider="cpu", flip=True))
