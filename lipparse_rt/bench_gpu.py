@@ -21,7 +21,10 @@ from .model import LipNet
 
 
 def _graphed(model: torch.nn.Module, x: torch.Tensor):
-    """Warm `model` on `x` on a side stream, capture one call as a CUDA graph; return (replay, seconds)."""
+    """Warm `model` on `x` on a side stream, capture one call as a CUDA graph.
+
+    Returns the graph's replay function, the output tensor it writes, and the seconds spent.
+    """
     t0 = time.perf_counter()
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
@@ -83,7 +86,7 @@ def gpu_table(weights: Path | None, sizes: tuple[tuple[int, int], ...] = ((512, 
 
 
 class _HalfInput(torch.nn.Module):
-    """Run a half-precision network on float32 input; give float32 logits back for the argmax."""
+    """Run a half-precision network on the float32 normalised input; its fp16 logits go to the argmax."""
 
     def __init__(self, net: torch.nn.Module) -> None:
         super().__init__()

@@ -32,11 +32,9 @@ def pack(src: Path, dst: Path, labels: list[str | None], long_side: int, every: 
             mask = read_mask(lab_path)
             scale = min(1.0, long_side / max(mask.shape))
             size = (round(mask.shape[1] * scale), round(mask.shape[0] * scale))
-            if out_img.exists():
-                pass
-            elif scale == 1 and img_path.suffix.lower() in (".jpg", ".jpeg"):
+            if scale == 1 and img_path.suffix.lower() in (".jpg", ".jpeg"):
                 shutil.copy(img_path, out_img)  # small enough already: keep the original bytes
-            else:
+            elif not out_img.exists():  # another label folder may have written it
                 img = read_image(img_path)
                 if scale < 1:
                     img = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
