@@ -5,10 +5,30 @@ from __future__ import annotations
 from fractions import Fraction
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def make_lip_folder(root: Path, stems, hw: tuple[int, int] = (48, 32), images: str = "images",
+                    labels: str = "labels", splits: dict[str, list[str]] | None = None) -> Path:
+    """A tiny LIP-format folder: random JPEG images and label maps holding a person (5) with a
+    left arm (14), one pair per stem; `splits` writes split files, e.g. {"train": ["a", "b"]}."""
+    h, w = hw
+    (root / images).mkdir(parents=True)
+    (root / labels).mkdir()
+    rng = np.random.default_rng(0)
+    for s in map(str, stems):
+        cv2.imwrite(str(root / images / f"{s}.jpg"), rng.integers(0, 255, (h, w, 3), dtype=np.uint8))
+        m = np.zeros((h, w), np.uint8)
+        m[h * 10 // 48:h * 40 // 48, w * 8 // 32:w * 24 // 32] = 5
+        m[h * 10 // 48:h * 20 // 48, w * 8 // 32:w * 12 // 32] = 14
+        cv2.imwrite(str(root / labels / f"{s}.png"), m)
+    for name, members in (splits or {}).items():
+        (root / f"{name}.txt").write_text("".join(f"{s}\n" for s in members))
+    return root
 
 
 def make_video(path: Path, n: int = 10, size: tuple[int, int] = (160, 120), fps: int = 25,

@@ -4,6 +4,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from conftest import make_lip_folder
 from lipparse_rt.data import find_pairs
 
 _spec = importlib.util.spec_from_file_location("pack_data", Path(__file__).parents[1] / "tools" / "pack_data.py")
@@ -12,17 +13,8 @@ _spec.loader.exec_module(pack_data)
 
 
 def test_pack_shrinks_images_keeps_label_ids_and_layout(tmp_path):
-    src = tmp_path / "src"
-    (src / "images").mkdir(parents=True)
-    (src / "labels_a").mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(4):
-        cv2.imwrite(str(src / "images" / f"{i}.png"), rng.integers(0, 255, (200, 100, 3), dtype=np.uint8))
-        lab = np.zeros((200, 100), np.uint8)
-        lab[50:150, 20:80] = 5
-        lab[60:70, 20:40] = 14
-        cv2.imwrite(str(src / "labels_a" / f"{i}.png"), lab)
-    (src / "train.txt").write_text("0\n1\n2\n")
+    src = make_lip_folder(tmp_path / "src", range(4), (200, 100), labels="labels_a",
+                          splits={"train": ["0", "1", "2"]})
     n = pack_data.pack(src, tmp_path / "out", ["labels_a:train"], long_side=50, every=2, quality=90)
     assert n == 2  # every second pair of the three in train.txt
     pairs = find_pairs(tmp_path / "out", "train", labels="labels_a")

@@ -1,22 +1,15 @@
-import cv2
 import numpy as np
 import onnx
 import pytest
 
+from conftest import make_lip_folder
 from lipparse_rt.engine import Engine, EngineConfig
 from lipparse_rt.errors import InputError
 from lipparse_rt.quantize import calibration_images, quantize
 
 
 def _lip_folder(root, stems):
-    (root / "images").mkdir(parents=True)
-    (root / "labels").mkdir()
-    rng = np.random.default_rng(0)
-    for s in stems:
-        cv2.imwrite(str(root / "images" / f"{s}.jpg"), rng.integers(0, 255, (40, 30, 3), dtype=np.uint8))
-        cv2.imwrite(str(root / "labels" / f"{s}.png"), np.zeros((40, 30), np.uint8))
-    (root / "train.txt").write_text("a\nb\n")
-    (root / "val.txt").write_text("c\n")
+    make_lip_folder(root, stems, (40, 30), splits={"train": ["a", "b"], "val": ["c"]})
 
 
 def test_calibration_images_respect_a_split_and_spread_evenly(tmp_path):

@@ -12,6 +12,7 @@ from lipparse_rt.train import (  # noqa: E402
 )
 from lipparse_rt.model import LipNetConfig  # noqa: E402
 from lipparse_rt.data import AugmentConfig  # noqa: E402
+from conftest import make_lip_folder  # noqa: E402
 
 
 def test_partial_label_loss_hand_computed():
@@ -101,15 +102,7 @@ def test_poly_schedule():
 
 
 def _tiny_dataset(root):
-    (root / "image").mkdir(parents=True)
-    (root / "parse").mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(3):
-        cv2.imwrite(str(root / "image" / f"{i}.jpg"), rng.integers(0, 255, (48, 32, 3), dtype=np.uint8))
-        m = np.zeros((48, 32), np.uint8)
-        m[10:40, 8:24] = 5
-        m[10:20, 8:12] = 14
-        cv2.imwrite(str(root / "parse" / f"{i}.png"), m)
+    make_lip_folder(root, range(3), (48, 32), images="image", labels="parse")
 
 
 def test_train_adds_the_lovasz_term(tmp_path):
