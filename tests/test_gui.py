@@ -78,8 +78,14 @@ def test_webcam_window_shows_overlay_legend_hud_and_q_quits(tmp_path, display):
         while not _window_ids(env) and time.time() < deadline and proc.poll() is None:
             time.sleep(0.2)
         assert _window_ids(env), "no window opened: " + (proc.stderr.read() if proc.poll() is not None else "")
-        time.sleep(3)
-        shot = _grab(display, tmp_path / "shot.png")
+        # The window opens before the first frame is parsed (a busy CI machine may take seconds to
+        # load the model): look until the overlay is on screen, or give up after 40 s.
+        crop = expected[200:440, 160:480]
+        score, shot, deadline = -1.0, None, time.time() + 40
+        while score <= 0.9 and time.time() < deadline and proc.poll() is None:
+            time.sleep(1)
+            shot = _grab(display, tmp_path / "shot.png")
+            _, score, _, (x, y) = cv2.minMaxLoc(cv2.matchTemplate(shot, crop, cv2.TM_CCOEFF_NORMED))
         subprocess.run(["xdotool", "search", "--name", "lipparse-rt", "windowfocus", "--sync", "key", "q"],
                        env=env, check=True, timeout=10)
         rc = proc.wait(timeout=20)
@@ -90,19 +96,21 @@ def test_webcam_window_shows_overlay_legend_hud_and_q_quits(tmp_path, display):
     assert rc == 0, out + proc.stderr.read()
     assert "latency p50" in out
 
-    # Find the frame on screen: the middle of the expected overlay, matched in the screenshot.
-    crop = expected[200:440, 160:480]
-    res = cv2.matchTemplate(shot, crop, cv2.TM_CCOEFF_NORMED)
-    _, score, _, (x, y) = cv2.minMaxLoc(res)
+    # The frame on screen: the middle of the expected overlay, matched in the screenshot.
     assert score > 0.9, f"the overlay is not on screen (match {score:.2f})"
     x0, y0 = x - 160, y - 200  # window content origin
     win = shot[y0:y0 + 480, x0:x0 + 640].astype(int)
     assert np.abs(win[200:440, 160:480] - expected[200:440, 160:480]).mean() < 12
     raw_score = cv2.minMaxLoc(cv2.matchTemplate(shot, seen[200:440, 160:480], cv2.TM_CCOEFF_NORMED))[1]
     assert raw_score < score, "the raw frame matches better than the overlay: no overlay drawn"
-    # HUD: a darkened box with white text at the top left.
-    hud = win[8:90, 8:150]
-    assert hud.mean() < expected[8:90, 8:150].mean() * 0.7 and (hud.min(2) > 200).sum() > 50
+    # HUD: a darkened box with white text at the top left (four lines, at least as wide as
+    # "CPU  input 256x192": the region looked at stays inside the box whatever the figures).
+    hud = win[8:64, 8:100]
+    # Pixel by pixel: most of the box is the frame at 0.35x (the rest is text), not the frame itself.
+    under = expected[8:64, 8:100].astype(int)
+    darkened = (np.abs(hud - under * 0.35).max(2) < 16).mean()
+    assert darkened > 0.5 and darkened > (np.abs(hud - under).max(2) < 16).mean(), darkened
+    assert (hud.min(2) > 200).sum() > 50
     # Legend: white names at the top right, and at least one exact class colour swatch.
     leg = win[8:120, 480:636]
     assert (leg.min(2) > 200).sum() > 50
