@@ -86,6 +86,7 @@ def test_webcam_window_shows_overlay_legend_hud_and_q_quits(tmp_path, display):
             time.sleep(1)
             shot = _grab(display, tmp_path / "shot.png")
             _, score, _, (x, y) = cv2.minMaxLoc(cv2.matchTemplate(shot, crop, cv2.TM_CCOEFF_NORMED))
+        assert shot is not None, "the app ended before a screenshot: " + proc.stderr.read()
         subprocess.run(["xdotool", "search", "--name", "lipparse-rt", "windowfocus", "--sync", "key", "q"],
                        env=env, check=True, timeout=10)
         rc = proc.wait(timeout=20)
@@ -97,7 +98,8 @@ def test_webcam_window_shows_overlay_legend_hud_and_q_quits(tmp_path, display):
     assert "latency p50" in out
 
     # The frame on screen: the middle of the expected overlay, matched in the screenshot.
-    assert score > 0.9, f"the overlay is not on screen (match {score:.2f})"
+    assert score > 0.9, (f"the overlay is not on screen (match {score:.2f}, screen mean {shot.mean():.0f}); "
+                         f"the app said: {out[-400:]} {proc.stderr.read()[-400:]}")
     x0, y0 = x - 160, y - 200  # window content origin
     win = shot[y0:y0 + 480, x0:x0 + 640].astype(int)
     assert np.abs(win[200:440, 160:480] - expected[200:440, 160:480]).mean() < 12
