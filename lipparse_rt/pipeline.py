@@ -39,7 +39,7 @@ class MaskSink(Protocol):
 
 
 class Display(Protocol):
-    def show(self, bgr: U8, wait_ms: int = 1) -> int: ...
+    def show(self, bgr: U8) -> int: ...
     def closed(self) -> bool: ...
 
 
@@ -283,7 +283,7 @@ def _show(display: Display, shown: queue.Queue, stats: RunStats, stop: threading
         img = shown.get(timeout=_POLL)
     except queue.Empty:
         return
-    key = display.show(img, 1)
+    key = display.show(img)
     if key in (ord("q"), 27) or display.closed():
         stats.stopped = True
         stop.set()
@@ -346,7 +346,7 @@ def run_live(
             except queue.Empty:
                 if display is not None and camera.lost and last is not None:
                     lost = hud(last.copy(), meter.hud(engine.provider, model_hw[0], "camera lost - reconnecting"))
-                    if display.show(lost, 1) in (ord("q"), 27) or display.closed():
+                    if display.show(lost) in (ord("q"), 27) or display.closed():
                         stats.stopped = True
                         break
                 continue
@@ -366,7 +366,7 @@ def run_live(
                 t_pts0 = frame.t_capture if t_pts0 is None else t_pts0
                 video.write(out, round((frame.t_capture - t_pts0) * 1000))
             if display is not None:
-                key = display.show(out, 1)
+                key = display.show(out)
                 if key in (ord("q"), 27) or display.closed():
                     stats.stopped = True
                     break

@@ -272,16 +272,30 @@ def has_display() -> bool:
 
 
 class Window:
-    """An OpenCV window; `show` draws a frame and returns the key pressed (or -1)."""
+    """A window (SDL 2, through pygame-ce); `show` draws a frame and returns the key pressed (or -1).
+
+    Not OpenCV's own window: opencv-python's Qt build left it black in 4 of 20 starts on a
+    virtual screen (Qt never took in the window's map event, so it never painted), against 0 of
+    20 for SDL (`python tools/window_check.py`), and Qt aborts the whole process where no display
+    can be opened. The window opens at the first frame's size (shrunk to fit the screen), can be
+    resized, and keeps the frame's aspect ratio.
+    """
 
     def __init__(self, title: str = "lipparse-rt") -> None:
         if not has_display():
             raise DisplayError("cannot open a window: no display (set DISPLAY, or use --out / --no-show)")
+        os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")  # pygame's banner is not ours to print
+        os.environ.setdefault("SDL_VIDEO_X11_WMCLASS", title)  # else X11 names the window's class after argv[0]
+        import pygame
+
+        self._pg = pygame
+        try:
+            pygame.display.init()
+        except pygame.error as exc:
+            raise DisplayError(f"cannot open a window: {exc}") from exc
         self.title = title
-        if sys.platform.startswith("linux") and "QT_QPA_FONTDIR" not in os.environ and os.path.isdir("/usr/share/fonts"):
-            os.environ["QT_QPA_FONTDIR"] = "/usr/share/fonts"  # OpenCV's Qt ships no fonts of its own
-        cv2.namedWindow(title, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO | cv2.WINDOW_GUI_NORMAL)
-        self._sized = False
+        self._screen = None
+        self._closed = False
 
     def __enter__(self) -> "Window":
         return self
@@ -289,25 +303,42 @@ class Window:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def show(self, bgr: U8, wait_ms: int = 1) -> int:
-        """Show a frame; return the key code pressed within `wait_ms` (-1 for none)."""
-        if not self._sized:
-            cv2.resizeWindow(self.title, bgr.shape[1], bgr.shape[0])
-            self._sized = True
-        cv2.imshow(self.title, bgr)
-        return cv2.waitKey(wait_ms) & 0xFF if wait_ms >= 0 else -1
+    def _open(self, w: int, h: int) -> None:
+        pg = self._pg
+        sizes = pg.display.get_desktop_sizes() or [(w, h)]
+        fit = min(1.0, 0.95 * sizes[0][0] / w, 0.9 * sizes[0][1] / h)
+        self._screen = pg.display.set_mode((max(1, round(w * fit)), max(1, round(h * fit))), pg.RESIZABLE)
+        pg.display.set_caption(self.title)
+
+    def show(self, bgr: U8) -> int:
+        """Show a frame; return the key code of the first key pressed since the last call (-1 for none)."""
+        if self._closed:
+            return -1
+        pg = self._pg
+        h, w = bgr.shape[:2]
+        if self._screen is None:
+            self._open(w, h)
+        sw, sh = self._screen.get_size()
+        scale = min(sw / w, sh / h)
+        fw, fh = max(1, round(w * scale)), max(1, round(h * scale))
+        img = bgr if (fw, fh) == (w, h) else cv2.resize(bgr, (fw, fh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        img = np.ascontiguousarray(img)
+        if (fw, fh) != (sw, sh):
+            self._screen.fill((0, 0, 0))
+        self._screen.blit(pg.image.frombuffer(img.data, (fw, fh), "BGR"), ((sw - fw) // 2, (sh - fh) // 2))
+        pg.display.flip()
+        key = -1
+        for event in pg.event.get():
+            if event.type == pg.QUIT:
+                self._closed = True
+            elif event.type == pg.KEYDOWN and key < 0:
+                key = event.key  # ASCII for letters and Esc (27), larger for other keys
+        return key
 
     def closed(self) -> bool:
         """True when the user closed the window."""
-        try:
-            return cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1
-        except cv2.error:
-            return True
+        return self._closed
 
     def close(self) -> None:
-        """Destroy the window."""
-        try:
-            cv2.destroyWindow(self.title)
-            cv2.waitKey(1)
-        except cv2.error:
-            pass
+        """Close the window."""
+        self._pg.display.quit()

@@ -54,7 +54,8 @@ def _grab(disp: str, path) -> np.ndarray:
 
 
 def _window_ids(env) -> list[str]:
-    r = subprocess.run(["xdotool", "search", "--name", "lipparse-rt"], env=env, capture_output=True, text=True)
+    # Mapped windows, by class: xdotool does not match a WM_NAME typed UTF8_STRING, as SDL writes it.
+    r = subprocess.run(["xdotool", "search", "--onlyvisible", "--class", "lipparse-rt"], env=env, capture_output=True, text=True)
     return r.stdout.split()
 
 
@@ -87,7 +88,7 @@ def test_webcam_window_shows_overlay_legend_hud_and_q_quits(tmp_path, display):
             shot = _grab(display, tmp_path / "shot.png")
             _, score, _, (x, y) = cv2.minMaxLoc(cv2.matchTemplate(shot, crop, cv2.TM_CCOEFF_NORMED))
         assert shot is not None, "the app ended before a screenshot: " + proc.stderr.read()
-        subprocess.run(["xdotool", "search", "--name", "lipparse-rt", "windowfocus", "--sync", "key", "q"],
+        subprocess.run(["xdotool", "search", "--onlyvisible", "--class", "lipparse-rt", "windowfocus", "--sync", "key", "q"],
                        env=env, check=True, timeout=10)
         rc = proc.wait(timeout=20)
     finally:

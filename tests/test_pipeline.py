@@ -125,7 +125,7 @@ class RecordingDisplay:
     def __init__(self, camera=None) -> None:
         self.frames, self.lost_flags, self.camera = [], [], camera
 
-    def show(self, bgr, wait_ms=1):
+    def show(self, bgr):
         self.frames.append(bgr.copy())
         self.lost_flags.append(bool(self.camera and self.camera.lost))
         return -1
