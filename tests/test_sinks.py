@@ -142,3 +142,43 @@ def test_writer_saves_encoder_memory_only_above_1080p(tmp_path, w, h, big):
     assert (b" threads=1 " in settings) == (encoder_threads(w, h) == 1)
     with VideoFile(tmp_path / "b.mp4") as src:
         assert next(iter(src)).image.shape == (h, w, 3)
+
+
+@pytest.fixture()
+def sdl_window(monkeypatch):
+    """The app's window on SDL's offscreen driver (no X server needed)."""
+    monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")
+    monkeypatch.setenv("DISPLAY", ":fake")  # has_display() asks for one; the dummy driver needs none
+    with Window() as w:
+        yield w
+
+
+def test_window_shows_the_frame_exactly_and_reports_keys_and_closing(sdl_window):
+    import pygame
+
+    frame = np.random.default_rng(0).integers(0, 256, (60, 80, 3), dtype=np.uint8)
+    assert sdl_window.show(frame) == -1
+    screen = pygame.display.get_surface()
+    assert screen.get_size() == (80, 60)
+    shown = pygame.surfarray.array3d(screen).transpose(1, 0, 2)[:, :, ::-1]  # WxH RGB -> HxW BGR
+    assert (shown == frame).all()
+
+    pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_q))
+    pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_ESCAPE))
+    assert sdl_window.show(frame) == ord("q")  # the first key since the last frame
+    assert not sdl_window.closed()
+    pygame.event.post(pygame.event.Event(pygame.QUIT))
+    sdl_window.show(frame)
+    assert sdl_window.closed()
+
+
+def test_resized_window_keeps_the_aspect_ratio(sdl_window):
+    import pygame
+
+    frame = np.full((60, 80, 3), (10, 200, 30), np.uint8)
+    sdl_window.show(frame)
+    pygame.display.set_mode((80, 80), pygame.RESIZABLE)  # the user makes the window square
+    sdl_window.show(frame)
+    shown = pygame.surfarray.array3d(pygame.display.get_surface()).transpose(1, 0, 2)[:, :, ::-1]
+    assert (shown[20:80 - 20] == (10, 200, 30)).all()  # the frame, 80x60, in the middle
+    assert (shown[:10] == 0).all() and (shown[-10:] == 0).all()  # black bars above and below
