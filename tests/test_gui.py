@@ -88,7 +88,7 @@ def test_webcam_window_shows_overlay_legend_hud_and_q_quits(tmp_path, display):
             shot = _grab(display, tmp_path / "shot.png")
             _, score, _, (x, y) = cv2.minMaxLoc(cv2.matchTemplate(shot, crop, cv2.TM_CCOEFF_NORMED))
         assert shot is not None, "the app ended before a screenshot: " + proc.stderr.read()
-        subprocess.run(["xdotool", "search", "--onlyvisible", "--class", "lipparse-rt", "windowfocus", "--sync", "key", "q"],
+        subprocess.run(["xdotool", "windowfocus", "--sync", _window_ids(env)[0], "key", "q"],
                        env=env, check=True, timeout=10)
         rc = proc.wait(timeout=20)
     finally:
