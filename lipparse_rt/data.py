@@ -102,6 +102,7 @@ class AugmentConfig:
     jitter: float = 0.3
     blur_p: float = 0.2
     grey_p: float = 0.0  # share of samples turned to grey (3 equal channels), as from a low-light webcam
+    paste_p: float = 0.0  # share of samples given a rare class cut from another photo (see `paste`)
 
 
 def _affine(image: U8, mask: U8, scale: float, angle: float, rng: np.random.Generator, size: int) -> tuple[U8, U8]:
@@ -158,3 +159,80 @@ def replace_background(image: U8, mask: U8, texture: U8) -> U8:
     bg = mask == 0
     out[bg] = texture[bg]
     return out
+
+
+# Copy-paste of rare classes (Ghiasi et al., CVPR 2021, "Simple Copy-Paste"), placed by body part:
+# each rare class is put where it sits on the donor, relative to the parts it is worn on.
+# The face sets the place and scale of what is worn from the head down (its size varies less
+# between full-body street photos and half-body studio ones than the body's); socks go by the legs
+# and shoes. Gloves are left out: no labelled part marks where the hands are.
+PASTE_ANCHORS: dict[int, tuple[int, ...]] = {
+    1: (13,),                # hat
+    4: (13,),                # sunglasses
+    10: (13,),               # jumpsuits
+    11: (13,),               # scarf
+    8: (16, 17, 18, 19),     # socks
+}
+
+
+@dataclass(frozen=True)
+class PasteItem:
+    """One class's pixels cut from a donor photo, with where they sat relative to their anchor parts."""
+
+    label: int
+    patch: U8          # h x w x 3 BGR crop of the class's bounding box
+    alpha: U8          # h x w, 255 where the class is
+    box: tuple[float, float, float]  # (x0, y0, width) of the crop in units of the anchor's height, from its top centre
+
+
+def _bbox(sel: NDArray[np.bool_]) -> tuple[int, int, int, int] | None:
+    ys, xs = np.nonzero(sel)
+    if len(ys) == 0:
+        return None
+    return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+
+
+def paste_items(image: U8, mask: U8, labels: tuple[int, ...] = tuple(PASTE_ANCHORS)) -> list[PasteItem]:
+    """Cut each of `labels` present in `mask` (and whose anchor parts are too) out of `image`."""
+    items = []
+    for label in labels:
+        own = _bbox(mask == label)
+        anchor = _bbox(np.isin(mask, PASTE_ANCHORS[label]))
+        if own is None or anchor is None or anchor[3] - anchor[1] < 8:
+            continue
+        x0, y0, x1, y1 = own
+        ah = anchor[3] - anchor[1]
+        items.append(PasteItem(label, image[y0:y1, x0:x1].copy(), np.where(mask[y0:y1, x0:x1] == label, 255, 0).astype(np.uint8),
+                               ((x0 - (anchor[0] + anchor[2]) / 2) / ah, (y0 - anchor[1]) / ah, (x1 - x0) / ah)))
+    return items
+
+
+def paste(image: U8, mask: U8, item: PasteItem, rng: np.random.Generator) -> tuple[U8, U8]:
+    """Put `item` on the person of (image, mask) where its anchor parts are, scaled to them.
+
+    The item's pixels take its label; its edge is feathered by a pixel in the image. Returned
+    unchanged when the anchor parts are missing or the item would land off the picture.
+    """
+    anchor = _bbox(np.isin(mask, PASTE_ANCHORS[item.label]))
+    if anchor is None or anchor[3] - anchor[1] < 8:
+        return image, mask
+    ah = (anchor[3] - anchor[1]) * float(rng.uniform(0.9, 1.1))
+    w = max(int(round(item.box[2] * ah)), 1)
+    h = max(int(round(w * item.patch.shape[0] / item.patch.shape[1])), 1)
+    x0 = int(round((anchor[0] + anchor[2]) / 2 + item.box[0] * ah))
+    y0 = int(round(anchor[1] + item.box[1] * ah))
+    H, W = mask.shape
+    cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x0 + w, W), min(y0 + h, H)
+    if cx1 - cx0 < 2 or cy1 - cy0 < 2:
+        return image, mask
+    patch = cv2.resize(item.patch, (w, h), interpolation=cv2.INTER_LINEAR)[cy0 - y0:cy1 - y0, cx0 - x0:cx1 - x0]
+    alpha = cv2.resize(item.alpha, (w, h), interpolation=cv2.INTER_LINEAR)[cy0 - y0:cy1 - y0, cx0 - x0:cx1 - x0]
+    inside = alpha >= 128
+    if not inside.any():
+        return image, mask
+    a = cv2.GaussianBlur(inside.astype(np.float32), (3, 3), 0)[..., None]
+    image, mask = image.copy(), mask.copy()
+    region = image[cy0:cy1, cx0:cx1].astype(np.float32)
+    image[cy0:cy1, cx0:cx1] = np.clip(region * (1 - a) + patch.astype(np.float32) * a + 0.5, 0, 255).astype(np.uint8)
+    mask[cy0:cy1, cx0:cx1][inside] = item.label
+    return image, mask

@@ -19,7 +19,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .classes import NUM_CLASSES
-from .data import IGNORE, AugmentConfig, augment, find_pairs, read_image, read_mask, replace_background
+from .data import (IGNORE, PASTE_ANCHORS, AugmentConfig, PasteItem, augment, find_pairs, paste, paste_items, read_image,
+                   read_mask, replace_background)
 from .errors import InputError
 from .model import LipNet, LipNetConfig, Preprocess
 
@@ -81,6 +82,7 @@ class TrainConfig:
     val_limit: int = 50
     lovasz: float = 0.0  # weight of the Lovasz-softmax term added to the cross-entropy (0: off)
     grey: float = 0.0  # share of samples turned to grey
+    paste: float = 0.0  # share of samples given a rare class cut from a street photo (copy-paste)
     device: str = "cpu"  # torch device: "cpu" or "cuda"
     workers: int = 0  # sampling processes (0: samples are drawn in the training process)
 
@@ -184,6 +186,20 @@ class MixedSampler:
         self.aug = aug
         self.rng = np.random.default_rng(seed)
         self.textures = [s for s in self.sources if not s.spec.white_background]
+        self.bank = self._paste_bank() if aug.paste_p > 0 else {}
+
+    def _paste_bank(self) -> dict[int, list[PasteItem]]:
+        """The rare-class items of the street-photo sources (not the studio ones), by label."""
+        bank: dict[int, list[PasteItem]] = {}
+        wanted = np.array(list(PASTE_ANCHORS))
+        for src in self.textures:
+            for img_path, lab_path in src.pairs:
+                mask = read_mask(lab_path)
+                if np.isin(wanted, mask).any():
+                    for item in paste_items(read_image(img_path), mask):
+                        bank.setdefault(item.label, []).append(item)
+        log.info("copy-paste items: %s", {label: len(v) for label, v in sorted(bank.items())})
+        return bank
 
     def _texture(self, shape: tuple[int, int]) -> np.ndarray:
         h, w = shape
@@ -204,6 +220,10 @@ class MixedSampler:
         image, mask = read_image(img_path), read_mask(lab_path)
         if src.spec.white_background and self.rng.random() < 0.8:
             image = replace_background(image, mask, self._texture(mask.shape))
+        if self.bank and self.rng.random() < self.aug.paste_p:
+            labels = sorted(self.bank)
+            items = self.bank[labels[self.rng.integers(len(labels))]]
+            image, mask = paste(image, mask, items[self.rng.integers(len(items))], self.rng)
         base = self.aug.size / max(mask.shape)
         return augment(image, mask, self.rng, self.aug, base_scale=base)
 
@@ -343,7 +363,7 @@ def train(cfg: TrainConfig, resume: bool = False, on_step: Callable[[int, float]
     net = LipNet(cfg.model).to(memory_format=torch.channels_last)
     pre = Preprocess()
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
-    sampler = MixedSampler(cfg.datasets, AugmentConfig(size=cfg.size, grey_p=cfg.grey), cfg.seed)
+    sampler = MixedSampler(cfg.datasets, AugmentConfig(size=cfg.size, grey_p=cfg.grey, paste_p=cfg.paste), cfg.seed)
     step = 0
     if resume and ckpt_path.is_file():
         ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)

@@ -63,3 +63,55 @@ def test_augment_grey_turns_a_share_of_samples_grey_and_leaves_labels():
         assert is_grey or a[..., 2].mean() > a[..., 0].mean() + 100  # colour kept otherwise
         grey += is_grey
     assert 70 <= grey <= 130  # about half, of 200
+
+
+def _person_with_face(h, w, face_box):
+    """A grey picture and a label map: upper-clothes (5) below a face (13) at face_box=(x0, y0, x1, y1)."""
+    img = np.full((h, w, 3), 100, np.uint8)
+    mask = np.zeros((h, w), np.uint8)
+    x0, y0, x1, y1 = face_box
+    mask[y1:, x0 - (x1 - x0):x1 + (x1 - x0)] = 5
+    mask[y0:y1, x0:x1] = 13
+    return img, mask
+
+
+def test_paste_puts_a_cut_hat_above_the_face_scaled_to_it():
+    from lipparse_rt.data import paste, paste_items
+
+    # Donor: a 10-high face at x 20..30, y 20..30; a red hat 10 wide and 4 high right above it.
+    donor, dmask = _person_with_face(80, 60, (20, 20, 30, 30))
+    donor[16:20, 20:30] = (0, 0, 255)
+    dmask[16:20, 20:30] = 1
+    items = paste_items(donor, dmask)
+    assert [it.label for it in items] == [1]
+    hat = items[0]
+    assert hat.box == pytest.approx((-0.5, -0.4, 1.0))  # top centre of the face, in face heights
+    assert hat.patch.shape == (4, 10, 3) and (hat.alpha == 255).all()
+
+    # Target: a face twice the size (20 high, x 40..60, y 50..70): the hat is 20 x 8 above it.
+    img, mask = _person_with_face(120, 100, (40, 50, 60, 70))
+    scales = []
+    for seed in range(20):
+        out, lab = paste(img, mask, hat, np.random.default_rng(seed))
+        ys, xs = np.nonzero(lab == 1)
+        assert len(ys) > 0
+        scales.append((xs.max() + 1 - xs.min()) / 20)
+        assert abs((xs.min() + xs.max() + 1) / 2 - 50) <= 1.5  # centred over the face
+        assert abs(ys.max() + 1 - 50) <= 1.5  # its bottom at the face's top (within the 10% scale jitter)
+        inner = (lab == 1) & (cv2.erode((lab == 1).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0)
+        assert (out[inner] == (0, 0, 255)).all()  # the hat's own pixels inside its edge
+        assert (lab[lab != 1] == mask[lab != 1]).all() and (mask == 13).sum() == 400  # rest of the labels kept
+    assert 0.88 <= min(scales) and max(scales) <= 1.12 and max(scales) - min(scales) > 0.05
+
+
+def test_paste_leaves_a_sample_without_the_anchor_part_unchanged():
+    from lipparse_rt.data import paste, paste_items
+
+    donor, dmask = _person_with_face(80, 60, (20, 20, 30, 30))
+    dmask[16:20, 20:30] = 1
+    hat = paste_items(donor, dmask)[0]
+    img = np.full((50, 40, 3), 7, np.uint8)
+    mask = np.full((50, 40), 5, np.uint8)  # clothes, no face
+    out, lab = paste(img, mask, hat, np.random.default_rng(0))
+    assert (out == img).all() and (lab == mask).all()
+    assert paste_items(donor, np.where(dmask == 13, 5, dmask).astype(np.uint8)) == []  # a hat without a face: no item

@@ -95,6 +95,25 @@ def test_sampler_draws_rare_maps_more_often(tmp_path):
     MixedSampler((DatasetSpec.parse(f"{tmp_path / 'd'}:repeat=1"),), AugmentConfig(size=32), 0).sample()
 
 
+def test_sampler_pastes_hats_from_street_photos_onto_studio_ones(tmp_path):
+    for name in ("street", "studio"):
+        _tiny_dataset(tmp_path / name)
+        for lab in (tmp_path / name / "parse").iterdir():
+            m = cv2.imread(str(lab), 0)
+            m[3:13, 12:20] = 13  # a face at the top of the clothes
+            if name == "street" and lab.stem == "0":
+                m[0:3, 12:20] = 1  # a hat on one street photo
+            cv2.imwrite(str(lab), m)
+    specs = (DatasetSpec.parse(f"{tmp_path / 'studio'}:white:ratio=1"), DatasetSpec.parse(f"{tmp_path / 'street'}:ratio=0"))
+    aug = dict(size=32, scale=(1.0, 1.0), rotate_deg=0, flip=False)
+    with_hats = MixedSampler(specs, AugmentConfig(**aug, paste_p=0.5), 0)
+    assert [(label, len(items)) for label, items in with_hats.bank.items()] == [(1, 1)]
+    hats = sum(bool((with_hats.sample()[1] == 1).any()) for _ in range(200))
+    assert 70 <= hats <= 130  # about half of the studio samples (which have no hat) get one
+    plain = MixedSampler(specs, AugmentConfig(**aug), 0)
+    assert plain.bank == {} and not any((plain.sample()[1] == 1).any() for _ in range(50))
+
+
 def test_poly_schedule():
     assert poly_lr(0.005, 0, 100, 0.9) == 0.005
     assert poly_lr(0.005, 100, 100, 0.9) == 0.0
