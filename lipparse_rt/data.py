@@ -163,16 +163,12 @@ def replace_background(image: U8, mask: U8, texture: U8) -> U8:
 
 # Copy-paste of rare classes (Ghiasi et al., CVPR 2021, "Simple Copy-Paste"), placed by body part:
 # each rare class is put where it sits on the donor, relative to the parts it is worn on.
-# The face sets the place and scale of what is worn from the head down (its size varies less
-# between full-body street photos and half-body studio ones than the body's); socks go by the legs
-# and shoes. Gloves are left out: no labelled part marks where the hands are.
-PASTE_ANCHORS: dict[int, tuple[int, ...]] = {
-    1: (13,),                # hat
-    4: (13,),                # sunglasses
-    10: (13,),               # jumpsuits
-    11: (13,),               # scarf
-    8: (16, 17, 18, 19),     # socks
-}
+# Where a rare class goes: placed by one set of parts (from their top centre) and scaled by the
+# face's height, which varies less between full-body street photos and half-body studio ones
+# than the body's. Hats, sunglasses, scarves and jumpsuits go by the face, socks by the top of
+# the shoes. Gloves are left out: no labelled part marks where the hands are.
+FACE, SHOES = (13,), (18, 19)
+PASTE_ANCHORS: dict[int, tuple[int, ...]] = {1: FACE, 4: FACE, 10: FACE, 11: FACE, 8: SHOES}
 
 
 @dataclass(frozen=True)
@@ -182,7 +178,7 @@ class PasteItem:
     label: int
     patch: U8          # h x w x 3 BGR crop of the class's bounding box
     alpha: U8          # h x w, 255 where the class is
-    box: tuple[float, float, float]  # (x0, y0, width) of the crop in units of the anchor's height, from its top centre
+    box: tuple[float, float, float]  # (x0, y0, width) of the crop from its anchor's top centre, in face heights
 
 
 def _bbox(sel: NDArray[np.bool_]) -> tuple[int, int, int, int] | None:
@@ -192,35 +188,43 @@ def _bbox(sel: NDArray[np.bool_]) -> tuple[int, int, int, int] | None:
     return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
 
 
+def _anchor(mask: U8, label: int) -> tuple[float, float, float] | None:
+    """(x, y) of the top centre of `label`'s anchor parts and the face's height; None if either is missing or tiny."""
+    place, face = _bbox(np.isin(mask, PASTE_ANCHORS[label])), _bbox(mask == FACE[0])
+    if place is None or face is None or face[3] - face[1] < 8:
+        return None
+    return (place[0] + place[2]) / 2, float(place[1]), float(face[3] - face[1])
+
+
 def paste_items(image: U8, mask: U8, labels: tuple[int, ...] = tuple(PASTE_ANCHORS)) -> list[PasteItem]:
-    """Cut each of `labels` present in `mask` (and whose anchor parts are too) out of `image`."""
+    """Cut each of `labels` present in `mask` (when its anchor parts and a face are too) out of `image`."""
     items = []
     for label in labels:
-        own = _bbox(mask == label)
-        anchor = _bbox(np.isin(mask, PASTE_ANCHORS[label]))
-        if own is None or anchor is None or anchor[3] - anchor[1] < 8:
+        own, anchor = _bbox(mask == label), _anchor(mask, label)
+        if own is None or anchor is None:
             continue
         x0, y0, x1, y1 = own
-        ah = anchor[3] - anchor[1]
+        ax, ay, ah = anchor
         items.append(PasteItem(label, image[y0:y1, x0:x1].copy(), np.where(mask[y0:y1, x0:x1] == label, 255, 0).astype(np.uint8),
-                               ((x0 - (anchor[0] + anchor[2]) / 2) / ah, (y0 - anchor[1]) / ah, (x1 - x0) / ah)))
+                               ((x0 - ax) / ah, (y0 - ay) / ah, (x1 - x0) / ah)))
     return items
 
 
 def paste(image: U8, mask: U8, item: PasteItem, rng: np.random.Generator) -> tuple[U8, U8]:
-    """Put `item` on the person of (image, mask) where its anchor parts are, scaled to them.
+    """Put `item` on the person of (image, mask) where its anchor parts are, scaled to the face.
 
     The item's pixels take its label; its edge is feathered by a pixel in the image. Returned
     unchanged when the anchor parts are missing or the item would land off the picture.
     """
-    anchor = _bbox(np.isin(mask, PASTE_ANCHORS[item.label]))
-    if anchor is None or anchor[3] - anchor[1] < 8:
+    anchor = _anchor(mask, item.label)
+    if anchor is None:
         return image, mask
-    ah = (anchor[3] - anchor[1]) * float(rng.uniform(0.9, 1.1))
+    ax, ay, ah = anchor
+    ah *= float(rng.uniform(0.9, 1.1))
     w = max(int(round(item.box[2] * ah)), 1)
     h = max(int(round(w * item.patch.shape[0] / item.patch.shape[1])), 1)
-    x0 = int(round((anchor[0] + anchor[2]) / 2 + item.box[0] * ah))
-    y0 = int(round(anchor[1] + item.box[1] * ah))
+    x0 = int(round(ax + item.box[0] * ah))
+    y0 = int(round(ay + item.box[1] * ah))
     H, W = mask.shape
     cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x0 + w, W), min(y0 + h, H)
     if cx1 - cx0 < 2 or cy1 - cy0 < 2:
