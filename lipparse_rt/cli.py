@@ -297,7 +297,7 @@ def info(
 
 @app.command()
 def train(
-    data: list[str] = typer.Option(..., "--data", "-d", help="ROOT[:split=S][:labels=L][:ratio=R][:repeat=T][:white] (repeatable). repeat=T draws label maps with classes in fewer than a share T of the maps more often (LVIS repeat-factor sampling)."),
+    data: list[str] = typer.Option(..., "--data", "-d", help="ROOT[:split=S][:labels=L][:ratio=R][:repeat=T][:white][:anyshoe] (repeatable). repeat=T draws label maps with classes in fewer than a share T of the maps more often (LVIS repeat-factor sampling); anyshoe trains shoes with the partial label (either side) instead of their sides."),
     out_dir: Path = typer.Option(Path("runs/lipnet"), "--out", "-o", help="Run folder: last.pt and log.csv."),
     iters: int = typer.Option(20000, "--iters", help="Total iterations (the poly schedule's length)."),
     size: int = typer.Option(256, "--size", help="Training crop size (square)."),

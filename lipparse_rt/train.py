@@ -40,16 +40,19 @@ class DatasetSpec:
     ratio: float = 1.0
     white_background: bool = False  # studio photos: replace label-0 pixels with textures
     repeat: float = 0.0  # repeat-factor threshold (0: every pair equally often); see `repeat_factors`
+    any_shoe: bool = False  # shoes (18/19) become the partial label 21 (either side): their sides are not trusted
 
     @classmethod
     def parse(cls, text: str) -> "DatasetSpec":
-        """Parse 'ROOT[:split=S][:labels=L][:ratio=R][:repeat=T][:white]'."""
+        """Parse 'ROOT[:split=S][:labels=L][:ratio=R][:repeat=T][:white][:anyshoe]'."""
         root, *opts = text.split(":")
         kw: dict = {}
         for opt in opts:
             key, _, value = opt.partition("=")
             if key == "white":
                 kw["white_background"] = True
+            elif key == "anyshoe":
+                kw["any_shoe"] = True
             elif key in ("ratio", "repeat"):
                 try:
                     kw[key] = float(value)
@@ -218,6 +221,8 @@ class MixedSampler:
         src = self.sources[self.rng.choice(len(self.sources), p=self.p)]
         img_path, lab_path = src.draw(self.rng)
         image, mask = read_image(img_path), read_mask(lab_path)
+        if src.spec.any_shoe:
+            mask = np.where((mask == 18) | (mask == 19), SHOE, mask).astype(np.uint8)
         if src.spec.white_background and self.rng.random() < 0.8:
             image = replace_background(image, mask, self._texture(mask.shape))
         if self.bank and self.rng.random() < self.aug.paste_p:

@@ -114,6 +114,22 @@ def test_sampler_pastes_hats_from_street_photos_onto_studio_ones(tmp_path):
     assert plain.bank == {} and not any((plain.sample()[1] == 1).any() for _ in range(50))
 
 
+def test_anyshoe_turns_sided_shoes_into_the_partial_label(tmp_path):
+    _tiny_dataset(tmp_path / "d")
+    for lab in (tmp_path / "d" / "parse").iterdir():
+        m = cv2.imread(str(lab), 0)
+        m[40:44, 8:14], m[40:44, 18:24] = 18, 19  # a left and a right shoe
+        cv2.imwrite(str(lab), m)
+    aug = AugmentConfig(size=32, scale=(1.0, 1.0), rotate_deg=0)
+    spec = DatasetSpec.parse(f"{tmp_path / 'd'}:anyshoe")
+    assert spec.any_shoe and not DatasetSpec.parse(str(tmp_path / "d")).any_shoe
+    for _ in range(5):
+        lab = MixedSampler((spec,), aug, 0).sample()[1]
+        assert (lab == 21).sum() > 10 and not np.isin(lab, (18, 19)).any() and (lab == 14).any()  # arms keep their side
+    sided = MixedSampler((DatasetSpec.parse(str(tmp_path / "d")),), aug, 0).sample()[1]
+    assert np.isin(sided, (18, 19)).sum() > 10 and not (sided == 21).any()
+
+
 def test_poly_schedule():
     assert poly_lr(0.005, 0, 100, 0.9) == 0.005
     assert poly_lr(0.005, 100, 100, 0.9) == 0.0
