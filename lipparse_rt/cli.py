@@ -398,7 +398,7 @@ def eval_cmd(
 ) -> None:
     """Score the model on a labelled split through the app's engine: mIoU, per-class IoU, pixel accuracy."""
     from .evaluate import confusion_png, evaluate
-    from .metrics import PROTOCOLS, markdown_table
+    from .metrics import PROTOCOLS, markdown_table, side_report
 
     try:
         if protocol not in PROTOCOLS:
@@ -417,7 +417,7 @@ def eval_cmd(
               f"{', flip TTA' if flip else ''})", highlight=False)
     out.print(markdown_table(result.scores, result.names), highlight=False)
     if result.side_error is not None:
-        out.print(f"wrong side (arms/legs/shoes): {100 * result.side_error:.2f}%", highlight=False)
+        out.print(f"wrong side (arms/legs/shoes): {side_report(result.confusion)}", highlight=False)
 
 
 @app.command()

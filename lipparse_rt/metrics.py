@@ -73,17 +73,29 @@ def scores(cm: NDArray[np.int64]) -> Scores:
     return Scores(iou, miou, acc)
 
 
-def side_errors(cm: NDArray[np.int64]) -> tuple[int, int]:
-    """(wrong-side, same-part) pixel counts over arms, legs and shoes of a 20-class matrix.
+def side_errors(cm: NDArray[np.int64], pairs: tuple[tuple[int, int], ...] = FLIP_PAIRS) -> tuple[int, int]:
+    """(wrong-side, same-part) pixel counts over the left/right `pairs` (arms, legs, shoes) of a 20-class matrix.
 
     Same-part pixels are those where label and prediction name the same part (either side);
     wrong-side ones name the other side.
     """
     wrong = same = 0
-    for a, b in FLIP_PAIRS:
+    for a, b in pairs:
         wrong += int(cm[a, b] + cm[b, a])
         same += int(cm[a, a] + cm[b, b] + cm[a, b] + cm[b, a])
     return wrong, same
+
+
+SIDED_PARTS: tuple[str, ...] = ("arms", "legs", "shoes")  # the parts of FLIP_PAIRS, in order
+
+
+def side_report(cm: NDArray[np.int64]) -> str:
+    """'6.77% (arms 0.67%, legs 5.77%, shoes 11.48%)': the wrong-side share overall and per part."""
+    def pct(pairs: tuple[tuple[int, int], ...]) -> str:
+        wrong, same = side_errors(cm, pairs)
+        return f"{100 * wrong / same:.2f}%" if same else "n/a"
+    parts = ", ".join(f"{name} {pct((pair,))}" for name, pair in zip(SIDED_PARTS, FLIP_PAIRS))
+    return f"{pct(FLIP_PAIRS)} ({parts})"
 
 
 def markdown_table(s: Scores, names: tuple[str, ...], title: str = "IoU (%)") -> str:

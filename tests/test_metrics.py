@@ -1,6 +1,6 @@
 import numpy as np
 
-from lipparse_rt.metrics import confusion, protocol_confusion, scores, side_errors
+from lipparse_rt.metrics import confusion, protocol_confusion, scores, side_errors, side_report
 
 
 def test_confusion_and_iou_on_hand_made_case():
@@ -34,3 +34,12 @@ def test_side_errors_count_same_part_other_side():
     pred = np.array([[14, 15, 15, 17, 18, 5]], np.uint8)
     wrong, same = side_errors(confusion(pred, label, 20))
     assert (wrong, same) == (2, 5)
+
+
+def test_side_report_splits_wrong_sides_by_part():
+    label = np.array([[14, 14, 15, 16, 18, 19, 19, 14]], np.uint8)
+    pred = np.array([[14, 15, 15, 17, 18, 18, 18, 5]], np.uint8)
+    # arms: 1 wrong of 3 same-part; legs: 1 of 1; shoes: 2 of 3; all: 4 of 7
+    assert side_report(confusion(pred, label, 20)) == "57.14% (arms 33.33%, legs 100.00%, shoes 66.67%)"
+    no_legs = np.array([[14, 15, 18, 5]], np.uint8)
+    assert side_report(confusion(no_legs, no_legs, 20)) == "0.00% (arms 0.00%, legs n/a, shoes 0.00%)"
