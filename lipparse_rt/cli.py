@@ -395,6 +395,7 @@ def eval_cmd(
     limit: int = typer.Option(0, "--limit", help="Score only the first N images (0 = all)."),
     flip: bool = typer.Option(False, "--flip", help="Flip test-time augmentation (mirror, swap left/right, average)."),
     confusion: Optional[Path] = typer.Option(None, "--confusion", help="Write the confusion matrix as a PNG here."),
+    worst: int = typer.Option(0, "--worst", min=0, help="Also list the N images with the most wrong-side pixels (lip protocol)."),
 ) -> None:
     """Score the model on a labelled split through the app's engine: mIoU, per-class IoU, pixel accuracy."""
     from .evaluate import confusion_png, evaluate
@@ -418,6 +419,11 @@ def eval_cmd(
     out.print(markdown_table(result.scores, result.names), highlight=False)
     if result.side_error is not None:
         out.print(f"wrong side (arms/legs/shoes): {side_report(result.confusion)}", highlight=False)
+        if worst:
+            ranked, share = result.worst_sides(worst)
+            listed = ", ".join(f"{stem} {wrong}/{same}" for stem, wrong, same in ranked)
+            out.print(f"the {len(ranked)} images with the most wrong-side pixels hold {100 * share:.0f}% of them"
+                      f" (wrong/same-part pixels): {listed}", highlight=False)
 
 
 @app.command()

@@ -29,6 +29,13 @@ class EvalResult:
     scores: Scores
     side_error: float | None  # share of same-part arm/leg/shoe pixels given the wrong side
     flip_tta: bool = False
+    side_by_image: tuple[tuple[str, int, int], ...] = ()  # (image stem, wrong-side, same-part pixels), lip protocol
+
+    def worst_sides(self, n: int) -> tuple[list[tuple[str, int, int]], float]:
+        """The `n` images with the most wrong-side pixels, and their share of all wrong-side pixels."""
+        ranked = sorted(self.side_by_image, key=lambda r: -r[1])[:n]
+        total = sum(r[1] for r in self.side_by_image)
+        return ranked, (sum(r[1] for r in ranked) / total if total else 0.0)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -56,6 +63,7 @@ def evaluate(
         pairs = pairs[:limit]
     cm = None
     side = np.zeros((20, 20), np.int64)
+    by_image = []
     for i, (img_path, lab_path) in enumerate(pairs):
         label = read_mask(lab_path)
         bgr = read_image_any(img_path)
@@ -64,12 +72,13 @@ def evaluate(
         cm = c if cm is None else cm + c
         if protocol == "lip":
             side += c
+            by_image.append((img_path.stem, *side_errors(c)))
         if on_image:
             on_image(i + 1, len(pairs))
     assert cm is not None
     wrong, same = side_errors(side)
     return EvalResult(protocol, len(pairs), cm, scores(cm), wrong / same if protocol == "lip" and same else None,
-                      flip_tta)
+                      flip_tta, tuple(by_image))
 
 
 def confusion_png(cm: NDArray[np.int64], names: tuple[str, ...], path: Path, cell: int = 28) -> Path:

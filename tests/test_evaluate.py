@@ -38,3 +38,31 @@ def test_evaluate_counts_every_labelled_pixel_and_draws_confusion(tmp_path, tiny
     png = confusion_png(r.confusion, CCP_NAMES, tmp_path / "cm.png")
     img = cv2.imread(str(png))
     assert img.shape[0] > 15 * 20 and img.std() > 10
+
+
+def test_worst_sides_ranks_images_by_wrong_side_pixels():
+    from lipparse_rt.evaluate import EvalResult
+    from lipparse_rt.metrics import scores
+
+    cm = np.eye(20, dtype=np.int64)
+    r = EvalResult("lip", 3, cm, scores(cm), 0.1, side_by_image=(("a", 10, 100), ("b", 30, 40), ("c", 0, 50)))
+    ranked, share = r.worst_sides(2)
+    assert ranked == [("b", 30, 40), ("a", 10, 100)] and share == 1.0
+    assert r.worst_sides(1) == ([("b", 30, 40)], 0.75)
+
+
+def test_evaluate_lip_protocol_counts_sides_per_image(tmp_path, tiny_weights):
+    from lipparse_rt.metrics import side_errors
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "labels").mkdir()
+    rng = np.random.default_rng(1)
+    for s in ("a", "b"):
+        cv2.imwrite(str(tmp_path / "images" / f"{s}.jpg"), rng.integers(0, 255, (40, 30, 3), dtype=np.uint8))
+        lab = np.zeros((40, 30), np.uint8)
+        lab[:, :15], lab[:, 15:] = 14, 15  # arms only: any arm prediction counts as same part
+        cv2.imwrite(str(tmp_path / "labels" / f"{s}.png"), lab)
+    r = evaluate(_engine(tiny_weights), tmp_path, labels="labels", protocol="lip")
+    assert [stem for stem, _, _ in r.side_by_image] == ["a", "b"]
+    wrong, same = side_errors(r.confusion)
+    assert sum(w for _, w, _ in r.side_by_image) == wrong and sum(s for _, _, s in r.side_by_image) == same
