@@ -162,11 +162,10 @@ def replace_background(image: U8, mask: U8, texture: U8) -> U8:
 
 
 # Copy-paste of rare classes (Ghiasi et al., CVPR 2021, "Simple Copy-Paste"), placed by body part:
-# each rare class is put where it sits on the donor, relative to the parts it is worn on.
-# Where a rare class goes: placed by one set of parts (from their top centre) and scaled by the
-# face's height, which varies less between full-body street photos and half-body studio ones
-# than the body's. Hats, sunglasses, scarves and jumpsuits go by the face, socks by the top of
-# the shoes. Gloves are left out: no labelled part marks where the hands are.
+# each is put where it sat on its donor, measured from the top centre of its anchor parts and
+# scaled by the face's height, which varies less between full-body street photos and half-body
+# studio ones than the body's. Hats, sunglasses, scarves and jumpsuits go by the face, socks by
+# the top of the shoes. Gloves are left out: no labelled part marks where the hands are.
 FACE, SHOES = (13,), (18, 19)
 PASTE_ANCHORS: dict[int, tuple[int, ...]] = {1: FACE, 4: FACE, 10: FACE, 11: FACE, 8: SHOES}
 

@@ -62,7 +62,6 @@ def evaluate(
     if limit:
         pairs = pairs[:limit]
     cm = None
-    side = np.zeros((20, 20), np.int64)
     by_image = []
     for i, (img_path, lab_path) in enumerate(pairs):
         label = read_mask(lab_path)
@@ -71,12 +70,11 @@ def evaluate(
         c = protocol_confusion(pred, label, protocol)
         cm = c if cm is None else cm + c
         if protocol == "lip":
-            side += c
             by_image.append((img_path.stem, *side_errors(c)))
         if on_image:
             on_image(i + 1, len(pairs))
     assert cm is not None
-    wrong, same = side_errors(side)
+    wrong, same = side_errors(cm) if protocol == "lip" else (0, 0)
     return EvalResult(protocol, len(pairs), cm, scores(cm), wrong / same if protocol == "lip" and same else None,
                       flip_tta, tuple(by_image))
 

@@ -222,7 +222,7 @@ class MixedSampler:
         img_path, lab_path = src.draw(self.rng)
         image, mask = read_image(img_path), read_mask(lab_path)
         if src.spec.any_shoe:
-            mask = np.where((mask == 18) | (mask == 19), SHOE, mask).astype(np.uint8)
+            mask = np.where(np.isin(mask, PARTIAL_SETS[SHOE]), SHOE, mask).astype(np.uint8)
         if src.spec.white_background and self.rng.random() < 0.8:
             image = replace_background(image, mask, self._texture(mask.shape))
         if self.bank and self.rng.random() < self.aug.paste_p:

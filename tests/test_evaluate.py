@@ -21,16 +21,21 @@ def test_flip_tta_is_mirror_symmetric(tiny_weights):
     assert (FLIP_LUT[b[:, ::-1]] == a).mean() > 0.99
 
 
-def test_evaluate_counts_every_labelled_pixel_and_draws_confusion(tmp_path, tiny_weights):
-    (tmp_path / "images").mkdir()
-    (tmp_path / "labels_lip").mkdir()
+def _labelled_folder(root, labels, lab, stems=("a", "b")):
+    """root/images: random 40x30 photos; root/`labels`: the label map `lab` for each of them."""
+    (root / "images").mkdir()
+    (root / labels).mkdir()
     rng = np.random.default_rng(0)
-    for s in ("a", "b"):
-        cv2.imwrite(str(tmp_path / "images" / f"{s}.jpg"), rng.integers(0, 255, (40, 30, 3), dtype=np.uint8))
-        lab = np.zeros((40, 30), np.uint8)
-        lab[5:20, 5:20] = 20
-        lab[30:, :] = 255
-        cv2.imwrite(str(tmp_path / "labels_lip" / f"{s}.png"), lab)
+    for s in stems:
+        cv2.imwrite(str(root / "images" / f"{s}.jpg"), rng.integers(0, 255, (*lab.shape, 3), dtype=np.uint8))
+        cv2.imwrite(str(root / labels / f"{s}.png"), lab)
+
+
+def test_evaluate_counts_every_labelled_pixel_and_draws_confusion(tmp_path, tiny_weights):
+    lab = np.zeros((40, 30), np.uint8)
+    lab[5:20, 5:20] = 20
+    lab[30:, :] = 255
+    _labelled_folder(tmp_path, "labels_lip", lab)
     r = evaluate(_engine(tiny_weights), tmp_path, labels="labels_lip", protocol="ccp")
     assert r.images == 2 and r.confusion.shape == (15, 15)
     assert r.confusion.sum() == 2 * 30 * 30  # the 255 rows are ignored
@@ -54,14 +59,9 @@ def test_worst_sides_ranks_images_by_wrong_side_pixels():
 def test_evaluate_lip_protocol_counts_sides_per_image(tmp_path, tiny_weights):
     from lipparse_rt.metrics import side_errors
 
-    (tmp_path / "images").mkdir()
-    (tmp_path / "labels").mkdir()
-    rng = np.random.default_rng(1)
-    for s in ("a", "b"):
-        cv2.imwrite(str(tmp_path / "images" / f"{s}.jpg"), rng.integers(0, 255, (40, 30, 3), dtype=np.uint8))
-        lab = np.zeros((40, 30), np.uint8)
-        lab[:, :15], lab[:, 15:] = 14, 15  # arms only: any arm prediction counts as same part
-        cv2.imwrite(str(tmp_path / "labels" / f"{s}.png"), lab)
+    lab = np.zeros((40, 30), np.uint8)
+    lab[:, :15], lab[:, 15:] = 14, 15  # arms only: any arm prediction counts as same part
+    _labelled_folder(tmp_path, "labels", lab)
     r = evaluate(_engine(tiny_weights), tmp_path, labels="labels", protocol="lip")
     assert [stem for stem, _, _ in r.side_by_image] == ["a", "b"]
     wrong, same = side_errors(r.confusion)
