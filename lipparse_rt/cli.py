@@ -292,7 +292,8 @@ def info(
             out.print(f"  {key.replace('_', ' ')}: {meta[key]}")
     out.print(f"  classes: {len(json.loads(meta.get('names', '[]')))}")
     out.print(f"onnxruntime {ort.__version__}; available providers: {', '.join(ort.get_available_providers())}")
-    out.print(f"provider in use: {engine.provider}")
+    fused = f" ({engine.fused} SE gates kept in ONNX Runtime's blocked layout)" if engine.fused else ""
+    out.print(f"provider in use: {engine.provider}{fused}")
 
 
 @app.command()

@@ -61,6 +61,7 @@ class EngineConfig:
         fp16: let TensorRT build an fp16 engine.
         flip: flip test-time augmentation in `parse`: the frame and its mirror, averaged (about
             2x the model time; needs weights with a 'logits' output).
+        fuse: on the CPU, keep the SE gates in ONNX Runtime's blocked layout (`nchwc.py`).
     """
 
     weights: Path = Path()
@@ -70,6 +71,7 @@ class EngineConfig:
     fp16: bool = True
     spinning: bool = True
     flip: bool = False
+    fuse: bool = True
 
     def __post_init__(self) -> None:
         if self.provider not in ("auto", *PROVIDERS):
@@ -148,17 +150,10 @@ class Engine:
         if not path.is_file():
             raise WeightsError(f"cannot read weights '{path}': no such file")
         wanted = self._wanted(ort.get_available_providers())
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if config.threads:
-            options.intra_op_num_threads = config.threads
-        if not config.spinning:
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         ort.set_default_logger_severity(4)  # failed GPU providers: we say it in one line below
         try:
             with contextlib.redirect_stdout(io.StringIO()):
-                self.session = ort.InferenceSession(str(path), options, providers=wanted)
+                self.session = ort.InferenceSession(str(path), self._options(), providers=wanted)
         except Exception as exc:  # ORT raises its own exception types for a bad model
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise WeightsError(f"cannot load weights '{path}': not a valid ONNX model ({first[:160]})") from exc
@@ -175,6 +170,42 @@ class Engine:
         self._logits_last = bool(logits) and logits[0].shape[-1] == len(NAMES)  # else 1x20xHxW
         if config.flip and not logits:
             raise WeightsError(f"cannot use weights '{path}' with flip: no 'logits' output (re-export them)")
+        self.fused = 0  # SE gates kept in ONNX Runtime's blocked layout (see nchwc.py)
+        if self.provider == "cpu" and config.fuse:
+            self._fuse(path)
+
+    def _options(self):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if self.config.threads:
+            options.intra_op_num_threads = self.config.threads
+        if not self.config.spinning:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        return options
+
+    def _fuse(self, path: Path) -> None:
+        """Swap in the SE-fused CPU session when it gives the plain session's answer on a test frame."""
+        from .nchwc import fused_cpu_session
+
+        try:
+            fused, count = fused_cpu_session(path, self._options)
+        except Exception as exc:  # an ONNX Runtime that saves graphs differently, no onnx package, ...
+            log.info("SE gates not fused (%s): running the plain CPU graph", str(exc).splitlines()[0][:120])
+            return
+        if fused is None:
+            return
+        frame = _test_frame(self.input_size)
+        want = self.session.run(["ids"], {"bgr": frame})[0]
+        got = fused.run(["ids"], {"bgr": frame})[0]
+        agree = float((want == got).mean())
+        if agree < 0.999:
+            log.warning("SE-fused CPU graph disagrees with the plain one on %.2f%% of a test frame: not used",
+                        100 * (1 - agree))
+            return
+        self.session, self.fused = fused, count
 
     def _wanted(self, available: list[str]) -> list[tuple[str, dict]]:
         order = ["tensorrt", "cuda", "cpu"] if self.config.provider == "auto" else [self.config.provider, "cpu"]
@@ -257,6 +288,16 @@ class Engine:
     def run(self, bgr: U8) -> U8:
         """Parse one HxWx3 uint8 BGR frame; return HxW uint8 LIP ids at the frame's size."""
         return scale_ids(self.parse(bgr), *bgr.shape[:2])
+
+
+def _test_frame(long_side: int) -> U8:
+    """A fixed 4:3 frame with smooth shapes and texture, prepared for the model (for self-checks)."""
+    rng = np.random.default_rng(0)
+    h, w = long_side * 3 // 4, long_side
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    base = np.stack([128 + 100 * np.sin(xx / 9), 128 + 100 * np.cos(yy / 13), 255 * (xx + yy) / (h + w)], -1)
+    frame = np.clip(base + rng.normal(0, 20, base.shape), 0, 255).astype(np.uint8)
+    return letterbox(frame, long_side)[0]
 
 
 def _softmax(x: NDArray[np.float32]) -> NDArray[np.float32]:

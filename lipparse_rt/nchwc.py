@@ -1,0 +1,192 @@
+"""Keep LIP-Net's squeeze-and-excitation gates in ONNX Runtime's blocked (NCHWc) CPU layout.
+
+On the CPU, ONNX Runtime rewrites convolutions into its NCHWc form (channels in blocks of 8 or
+16, the vector width). It has no NCHWc form for a per-channel multiply by an Nx Cx1x1 tensor, so
+at every SE gate (`y * sigmoid(fc2(relu(fc1(mean(y)))))`, then `+ shortcut`, then ReLU) it
+converts the tensors back to plain NCHW, runs ReduceMean, Mul, Add and Relu there, and converts
+the result forward again for the next convolution: about a quarter of LIP-Net's CPU time at
+256x192 went to those conversions and element-wise passes.
+
+This module edits the graph that ONNX Runtime itself optimised, on the machine that runs it:
+
+    ReduceMean(y)                    ->  NCHWc GlobalAveragePool(y_c)
+    Relu(y * gate + shortcut)        ->  one NCHWc depthwise 1x1 Conv: weights = the gate
+                                         (reshaped to Cx1x1x1), Sum input = the shortcut,
+                                         fused ReLU
+
+so the whole block stays blocked. A depthwise 1x1 filter in ONNX Runtime's blocked filter
+layout is the plain vector of per-channel weights, so the gate computed by the previous NCHWc
+convolution is already in the layout the kernel reads. The optimised graph depends on the CPU
+(its block size), so it is made at start-up and never stored; `Engine` checks the fused
+session against the plain one on a test frame and keeps the plain one if they disagree.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+NCHWC = "com.microsoft.nchwc"
+_GATE_SHAPE = "se_gate_as_depthwise_weights_shape"
+
+
+def fuse_se_gates(model) -> int:
+    """Rewrite every matched SE gate of an ONNX Runtime-optimised model in place; return how many.
+
+    A block is rewritten only when the whole pattern is there (the gate from an NCHWc Conv, the
+    Mul feeding one Add feeding one Relu, the shortcut available in NCHWc form, channels a
+    multiple of 16); anything else is left as ONNX Runtime made it.
+    """
+    import numpy as np
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    nodes = list(graph.node)
+    producer = {out: n for n in nodes for out in n.output}
+    consumers: dict[str, list] = {}
+    for n in nodes:
+        for name in n.input:
+            consumers.setdefault(name, []).append(n)
+    outputs = {o.name for o in graph.output}
+
+    dead: set[int] = set()
+    added: list = []
+    alias: dict[str, str] = {}  # outputs of removed ReorderInput nodes -> the NCHWc tensor they copied
+    blocked: dict[str, str] = {}  # NCHW tensor -> its NCHWc twin made here
+    count = 0
+
+    def from_nchwc(name: str):
+        node = producer.get(name)
+        return node if node is not None and node.op_type == "ReorderOutput" and node.domain == NCHWC else None
+
+    for mul in nodes:
+        if mul.op_type != "Mul" or mul.domain or len(mul.input) != 2:
+            continue
+        y, gate = mul.input
+        y_out, gate_out = from_nchwc(y), from_nchwc(gate)
+        if y_out is None or gate_out is None:
+            continue
+        fc2 = producer.get(gate_out.input[0])
+        if fc2 is None or fc2.op_type != "Conv" or fc2.domain != NCHWC:
+            continue
+        channels = next((a.i for a in y_out.attribute if a.name == "channels"), 0)
+        if channels <= 0 or channels % 16:
+            continue
+        add = _sole_user(consumers, mul.output[0], "Add")
+        relu = _sole_user(consumers, add.output[0], "Relu") if add is not None else None
+        if relu is None:
+            continue
+        shortcut = add.input[1] if add.input[0] == mul.output[0] else add.input[0]
+        shortcut_c = _nchwc_twin(shortcut, producer, consumers, blocked)
+        means = [n for n in consumers.get(y, []) if n.op_type == "ReduceMean" and not n.domain]
+        if len(means) != 1:
+            continue
+        mean_in = _sole_user(consumers, means[0].output[0], "ReorderInput", NCHWC)
+        if shortcut_c is None or mean_in is None:
+            continue
+
+        y_c, out = y_out.input[0], relu.output[0]
+        out_c = out + "_nchwc"
+        added.append(helper.make_node("GlobalAveragePool", [y_c], [mean_in.output[0]], domain=NCHWC))
+        weights = gate + "_as_weights"
+        added.append(helper.make_node("Reshape", [gate_out.input[0], _GATE_SHAPE], [weights]))
+        added.append(helper.make_node(
+            "Conv", [y_c, weights, "", shortcut_c], [out_c], domain=NCHWC, group=channels, kernel_shape=[1, 1],
+            strides=[1, 1], pads=[0, 0, 0, 0], dilations=[1, 1], activation="Relu"))
+        dead.update(id(n) for n in (means[0], mean_in, mul, add, relu, gate_out))
+        blocked[out] = out_c
+        plain_users = False
+        for user in consumers.get(out, []):
+            if user.op_type == "ReorderInput" and user.domain == NCHWC:
+                dead.add(id(user))
+                alias[user.output[0]] = out_c
+            else:
+                plain_users = True
+        if plain_users or out in outputs:  # e.g. the next block's residual, or ASPP's ReduceMean
+            added.append(helper.make_node("ReorderOutput", [out_c], [out], domain=NCHWC, channels=channels,
+                                          channels_last=0))
+        count += 1
+
+    if not count:
+        return 0
+    graph.initializer.append(numpy_helper.from_array(np.array([-1, 1, 1, 1], np.int64), _GATE_SHAPE))
+    keep = [n for n in nodes if id(n) not in dead] + added
+    for n in keep:
+        for i, name in enumerate(n.input):
+            if name in alias:
+                n.input[i] = alias[name]
+    keep = _drop_unused(keep, outputs)
+    known = {i.name for i in graph.input} | {t.name for t in graph.initializer} | {""}
+    del graph.node[:]
+    graph.node.extend(_topological(keep, known))
+    del graph.value_info[:]  # shapes of removed tensors; ONNX Runtime infers what it needs
+    return count
+
+
+def _sole_user(consumers: dict, name: str, op: str, domain: str = ""):
+    """The one node reading `name`, if there is exactly one and it is `op` of `domain`."""
+    users = consumers.get(name, [])
+    return users[0] if len(users) == 1 and users[0].op_type == op and users[0].domain == domain else None
+
+
+def _nchwc_twin(name: str, producer: dict, consumers: dict, blocked: dict[str, str]) -> str | None:
+    """The NCHWc tensor holding the same values as NCHW tensor `name`, if the graph has one."""
+    if name in blocked:
+        return blocked[name]
+    node = producer.get(name)
+    if node is not None and node.op_type == "ReorderOutput" and node.domain == NCHWC:
+        return node.input[0]
+    copies = [n for n in consumers.get(name, []) if n.op_type == "ReorderInput" and n.domain == NCHWC]
+    return copies[0].output[0] if copies else None
+
+
+def _drop_unused(nodes: list, outputs: set[str]) -> list:
+    while True:
+        read = {name for n in nodes for name in n.input} | outputs
+        live = [n for n in nodes if any(o in read for o in n.output)]
+        if len(live) == len(nodes):
+            return live
+        nodes = live
+
+
+def _topological(nodes: list, known: set[str]) -> list:
+    order, pending = [], nodes
+    while pending:
+        waiting = []
+        for n in pending:
+            if all(name in known for name in n.input):
+                order.append(n)
+                known.update(n.output)
+            else:
+                waiting.append(n)
+        if len(waiting) == len(pending):
+            raise ValueError(f"graph has a cycle or a missing input at {waiting[0].op_type} {waiting[0].name}")
+        pending = waiting
+    return order
+
+
+def fused_cpu_session(path: Path, options: Callable[[], object]):
+    """A CPU session of `path` with its SE gates fused, and the number fused; (None, 0) if none matched.
+
+    `options()` makes fresh `SessionOptions` (threads, spinning, log level) for each session.
+    """
+    import onnx
+    import onnxruntime as ort
+
+    with tempfile.TemporaryDirectory(prefix="lipparse-nchwc-") as tmp:
+        saved = Path(tmp) / "optimised.onnx"
+        opts = options()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.optimized_model_filepath = str(saved)
+        ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        model = onnx.load(str(saved))
+    count = fuse_se_gates(model)
+    if not count:
+        return None, 0
+    opts = options()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # already optimised, keep as is
+    return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"]), count

@@ -1,0 +1,120 @@
+"""SE-gate fusion on ONNX Runtime's NCHWc CPU graph: same answers, fewer layout conversions."""
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from lipparse_rt import engine as engine_mod
+from lipparse_rt import nchwc
+from lipparse_rt.engine import Engine, EngineConfig, letterbox
+
+SHIPPED = Path(__file__).resolve().parents[1] / "weights" / "lipnet.onnx"
+
+
+def _options():
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    opts.intra_op_num_threads = 1
+    return opts
+
+
+def _frame(seed: int = 3) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 255, (12, 16, 3), dtype=np.uint8)
+    import cv2
+
+    return cv2.resize(small, (320, 240), interpolation=cv2.INTER_CUBIC)
+
+
+def _op_counts(session_or_model) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for n in session_or_model.graph.node:
+        counts[n.op_type] = counts.get(n.op_type, 0) + 1
+    return counts
+
+
+def test_fused_graph_gives_the_plain_graphs_logits_and_ids():
+    plain = ort.InferenceSession(str(SHIPPED), _options(), providers=["CPUExecutionProvider"])
+    fused, count = nchwc.fused_cpu_session(SHIPPED, _options)
+    assert count == 12  # two SE-ResNet blocks in each of the six stages
+    batch = letterbox(_frame(), 256)[0]
+    want_ids, want_logits = plain.run(["ids", "logits"], {"bgr": batch})
+    got_ids, got_logits = fused.run(["ids", "logits"], {"bgr": batch})
+    assert np.abs(got_logits - want_logits).max() < 1e-3 * np.abs(want_logits).max()
+    assert (got_ids == want_ids).mean() > 0.999
+
+
+def test_fusion_removes_the_nchw_passes_around_each_gate(tmp_path):
+    import onnx
+
+    saved = tmp_path / "opt.onnx"
+    opts = _options()
+    opts.optimized_model_filepath = str(saved)
+    ort.InferenceSession(str(SHIPPED), opts, providers=["CPUExecutionProvider"])
+    model = onnx.load(str(saved))
+    before = _op_counts(model)
+    assert nchwc.fuse_se_gates(model) == 12
+    after = _op_counts(model)
+    assert after.get("Mul", 0) == before["Mul"] - 12  # the gates (the preprocessing Mul stays)
+    assert after.get("Relu", 0) == before["Relu"] - 12 and after.get("Add", 0) == before["Add"] - 12
+    assert after["GlobalAveragePool"] == 12
+    assert after["ReorderOutput"] + after["ReorderInput"] < before["ReorderOutput"] + before["ReorderInput"] - 40
+    ort.InferenceSession(model.SerializeToString(), _options(), providers=["CPUExecutionProvider"])
+
+
+def test_a_graph_without_se_gates_is_left_alone(tiny_plain_conv):
+    fused, count = nchwc.fused_cpu_session(tiny_plain_conv, _options)
+    assert fused is None and count == 0
+
+
+def test_engine_uses_the_fused_graph_on_cpu_and_agrees_with_the_plain_one():
+    frame = _frame(5)
+    fused = Engine(EngineConfig(weights=SHIPPED, provider="cpu", threads=1))
+    plain = Engine(EngineConfig(weights=SHIPPED, provider="cpu", threads=1, fuse=False))
+    assert fused.fused == 12 and plain.fused == 0
+    assert (fused.run(frame) == plain.run(frame)).mean() > 0.999
+
+
+def test_engine_keeps_the_plain_graph_when_the_fused_one_disagrees(monkeypatch, caplog):
+    class Wrong:
+        def run(self, names, feeds):
+            return [np.zeros(feeds["bgr"].shape[:3], np.uint8)]  # all background
+
+    monkeypatch.setattr(nchwc, "fused_cpu_session", lambda path, options: (Wrong(), 12))
+    with caplog.at_level(logging.WARNING, logger=engine_mod.__name__):
+        eng = Engine(EngineConfig(weights=SHIPPED, provider="cpu", threads=1))
+    assert eng.fused == 0 and not isinstance(eng.session, Wrong)
+    assert "disagrees" in caplog.text
+    plain = Engine(EngineConfig(weights=SHIPPED, provider="cpu", threads=1, fuse=False))
+    assert (eng.run(_frame()) == plain.run(_frame())).all()
+
+
+def test_engine_runs_plain_when_fusion_fails(monkeypatch):
+    def broken(path, options):
+        raise ValueError("graph has a cycle")
+
+    monkeypatch.setattr(nchwc, "fused_cpu_session", broken)
+    eng = Engine(EngineConfig(weights=SHIPPED, provider="cpu", threads=1))
+    assert eng.fused == 0 and eng.run(_frame()).shape == (240, 320)
+
+
+@pytest.fixture()
+def tiny_plain_conv(tmp_path) -> Path:
+    """A two-conv ONNX graph (16 channels, so ONNX Runtime blocks it) with no SE gate."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    w1 = numpy_helper.from_array(rng.standard_normal((16, 3, 3, 3)).astype(np.float32), "w1")
+    w2 = numpy_helper.from_array(rng.standard_normal((16, 16, 1, 1)).astype(np.float32), "w2")
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["a"], pads=[1, 1, 1, 1]), helper.make_node("Relu", ["a"], ["b"]),
+             helper.make_node("Conv", ["b", "w2"], ["y"])]
+    graph = helper.make_graph(nodes, "plain", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 32, 32])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [w1, w2])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9)
+    path = tmp_path / "plain.onnx"
+    onnx.save(model, str(path))
+    return path
