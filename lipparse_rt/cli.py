@@ -18,6 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from . import __version__
 from .errors import InputError, LipParseError
+from .heap import limit_arenas
 
 app = typer.Typer(
     add_completion=False,
@@ -481,6 +482,7 @@ def bench(
 
 def run() -> None:
     """Console-script entry point: anything unexpected is one line too (a traceback with --debug)."""
+    limit_arenas()  # before any thread allocates a frame (see heap.py)
     try:
         app()
     except KeyboardInterrupt:

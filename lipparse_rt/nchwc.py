@@ -41,9 +41,7 @@ def fuse_se_gates(model) -> int:
     Mul feeding one Add feeding one Relu, the shortcut available in NCHWc form, channels a
     multiple of 16); anything else is left as ONNX Runtime made it.
     """
-    import numpy as np
-    from onnx import helper, numpy_helper
-
+    pb = _onnx_proto()
     graph = model.graph
     nodes = list(graph.node)
     producer = {out: n for n in nodes for out in n.output}
@@ -91,10 +89,10 @@ def fuse_se_gates(model) -> int:
 
         y_c, out = y_out.input[0], relu.output[0]
         out_c = out + "_nchwc"
-        added.append(helper.make_node("GlobalAveragePool", [y_c], [mean_in.output[0]], domain=NCHWC))
+        added.append(_node(pb, "GlobalAveragePool", [y_c], [mean_in.output[0]], domain=NCHWC))
         weights = gate + "_as_weights"
-        added.append(helper.make_node("Reshape", [gate_out.input[0], _GATE_SHAPE], [weights]))
-        added.append(helper.make_node(
+        added.append(_node(pb, "Reshape", [gate_out.input[0], _GATE_SHAPE], [weights]))
+        added.append(_node(pb, 
             "Conv", [y_c, weights, "", shortcut_c], [out_c], domain=NCHWC, group=channels, kernel_shape=[1, 1],
             strides=[1, 1], pads=[0, 0, 0, 0], dilations=[1, 1], activation="Relu"))
         dead.update(id(n) for n in (means[0], mean_in, mul, add, relu, gate_out))
@@ -107,13 +105,14 @@ def fuse_se_gates(model) -> int:
             else:
                 plain_users = True
         if plain_users or out in outputs:  # e.g. the next block's residual, or ASPP's ReduceMean
-            added.append(helper.make_node("ReorderOutput", [out_c], [out], domain=NCHWC, channels=channels,
+            added.append(_node(pb, "ReorderOutput", [out_c], [out], domain=NCHWC, channels=channels,
                                           channels_last=0))
         count += 1
 
     if not count:
         return 0
-    graph.initializer.append(numpy_helper.from_array(np.array([-1, 1, 1, 1], np.int64), _GATE_SHAPE))
+    graph.initializer.append(pb.TensorProto(name=_GATE_SHAPE, data_type=pb.TensorProto.INT64, dims=[4],
+                                            int64_data=[-1, 1, 1, 1]))
     keep = [n for n in nodes if id(n) not in dead] + added
     for n in keep:
         for i, name in enumerate(n.input):
@@ -125,6 +124,43 @@ def fuse_se_gates(model) -> int:
     graph.node.extend(_topological(keep, known))
     del graph.value_info[:]  # shapes of removed tensors; ONNX Runtime infers what it needs
     return count
+
+
+def _onnx_proto():
+    """onnx's generated protobuf classes, loaded without the onnx package itself.
+
+    `import onnx` also loads its C++ extension and every operator schema: about 20 MB of memory
+    for the life of the app, which needs only to read, edit and write one graph.
+    """
+    import importlib.util
+    import sys
+
+    name = "lipparse_rt._onnx_ml_pb2"
+    if name not in sys.modules:
+        spec = importlib.util.find_spec("onnx")  # finds the package without importing it
+        if spec is None or not spec.submodule_search_locations:
+            raise ImportError("the onnx package is not installed")
+        path = Path(list(spec.submodule_search_locations)[0]) / "onnx_ml_pb2.py"
+        module_spec = importlib.util.spec_from_file_location(name, path)
+        if module_spec is None or module_spec.loader is None:
+            raise ImportError(f"cannot load {path}")
+        module = importlib.util.module_from_spec(module_spec)
+        module_spec.loader.exec_module(module)
+        sys.modules[name] = module
+    return sys.modules[name]
+
+
+def _node(pb, op: str, inputs: list[str], outputs: list[str], domain: str = "", **attrs):
+    """A NodeProto with int, int-list and string attributes (what the rewrite needs)."""
+    node = pb.NodeProto(op_type=op, domain=domain, input=inputs, output=outputs, name=outputs[0] + "_" + op)
+    for key, value in attrs.items():
+        if isinstance(value, str):
+            node.attribute.add(name=key, type=pb.AttributeProto.STRING, s=value.encode())
+        elif isinstance(value, list):
+            node.attribute.add(name=key, type=pb.AttributeProto.INTS, ints=value)
+        else:
+            node.attribute.add(name=key, type=pb.AttributeProto.INT, i=value)
+    return node
 
 
 def _sole_user(consumers: dict, name: str, op: str, domain: str = ""):
@@ -169,12 +205,15 @@ def _topological(nodes: list, known: set[str]) -> list:
     return order
 
 
-def fused_cpu_session(path: Path, options: Callable[[], object]):
-    """A CPU session of `path` with its SE gates fused, and the number fused; (None, 0) if none matched.
+def cpu_session(path: Path, options: Callable[[], object], frame=None):
+    """The CPU session to run `path` with, and how many SE gates it has fused.
 
     `options()` makes fresh `SessionOptions` (threads, spinning, log level) for each session.
+    With a test `frame` (a prepared uint8 batch) the fused session is used only if it gives
+    the plain graph's ids on it (99.9% of the pixels; float sums in another order may flip a
+    near tie); otherwise, or when no gate matched, the plain session is returned. Only one
+    session is alive at a time, to keep start-up memory down.
     """
-    import onnx
     import onnxruntime as ort
 
     with tempfile.TemporaryDirectory(prefix="lipparse-nchwc-") as tmp:
@@ -182,11 +221,26 @@ def fused_cpu_session(path: Path, options: Callable[[], object]):
         opts = options()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.optimized_model_filepath = str(saved)
-        ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        model = onnx.load(str(saved))
-    count = fuse_se_gates(model)
-    if not count:
-        return None, 0
-    opts = options()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # already optimised, keep as is
-    return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"]), count
+        # Weights in a file of their own: the graph read and edited here is then ~100 kB, not 16 MB.
+        opts.add_session_config_entry("session.optimized_model_external_initializers_file_name", "weights.bin")
+        opts.add_session_config_entry("session.optimized_model_external_initializers_min_size_in_bytes", "1024")
+        plain = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        want = plain.run(["ids"], {"bgr": frame})[0] if frame is not None else None
+        model = _onnx_proto().ModelProto.FromString(saved.read_bytes())
+        count = fuse_se_gates(model)
+        if not count:
+            return plain, 0
+        del plain
+        saved.write_bytes(model.SerializeToString())
+        del model
+        opts = options()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # already optimised
+        fused = ort.InferenceSession(str(saved), opts, providers=["CPUExecutionProvider"])
+    if want is not None:
+        agree = float((fused.run(["ids"], {"bgr": frame})[0] == want).mean())
+        if agree < 0.999:
+            log.warning("SE-fused CPU graph disagrees with the plain one on %.2f%% of a test frame: not used",
+                        100 * (1 - agree))
+            del fused
+            return ort.InferenceSession(str(path), options(), providers=["CPUExecutionProvider"]), 0
+    return fused, count

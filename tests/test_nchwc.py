@@ -7,7 +7,6 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from lipparse_rt import engine as engine_mod
 from lipparse_rt import nchwc
 from lipparse_rt.engine import Engine, EngineConfig, letterbox
 
@@ -38,9 +37,9 @@ def _op_counts(session_or_model) -> dict[str, int]:
 
 def test_fused_graph_gives_the_plain_graphs_logits_and_ids():
     plain = ort.InferenceSession(str(SHIPPED), _options(), providers=["CPUExecutionProvider"])
-    fused, count = nchwc.fused_cpu_session(SHIPPED, _options)
-    assert count == 12  # two SE-ResNet blocks in each of the six stages
     batch = letterbox(_frame(), 256)[0]
+    fused, count = nchwc.cpu_session(SHIPPED, _options, letterbox(_frame(7), 256)[0])
+    assert count == 12  # two SE-ResNet blocks in each of the six stages
     want_ids, want_logits = plain.run(["ids", "logits"], {"bgr": batch})
     got_ids, got_logits = fused.run(["ids", "logits"], {"bgr": batch})
     assert np.abs(got_logits - want_logits).max() < 1e-3 * np.abs(want_logits).max()
@@ -66,8 +65,8 @@ def test_fusion_removes_the_nchw_passes_around_each_gate(tmp_path):
 
 
 def test_a_graph_without_se_gates_is_left_alone(tiny_plain_conv):
-    fused, count = nchwc.fused_cpu_session(tiny_plain_conv, _options)
-    assert fused is None and count == 0
+    session, count = nchwc.cpu_session(tiny_plain_conv, _options)
+    assert count == 0 and session.get_outputs()[0].name == "y"
 
 
 def test_engine_uses_the_fused_graph_on_cpu_and_agrees_with_the_plain_one():
@@ -79,24 +78,28 @@ def test_engine_uses_the_fused_graph_on_cpu_and_agrees_with_the_plain_one():
 
 
 def test_engine_keeps_the_plain_graph_when_the_fused_one_disagrees(monkeypatch, caplog):
-    class Wrong:
-        def run(self, names, feeds):
-            return [np.zeros(feeds["bgr"].shape[:3], np.uint8)]  # all background
+    real = nchwc.fuse_se_gates
 
-    monkeypatch.setattr(nchwc, "fused_cpu_session", lambda path, options: (Wrong(), 12))
-    with caplog.at_level(logging.WARNING, logger=engine_mod.__name__):
+    def drop_shortcuts(model):  # a broken rewrite: the residual shortcut no longer reaches the output
+        count = real(model)
+        for node in model.graph.node:
+            if node.domain == nchwc.NCHWC and node.op_type == "Conv" and len(node.input) == 4:
+                node.input[3] = ""
+        return count
+
+    monkeypatch.setattr(nchwc, "fuse_se_gates", drop_shortcuts)
+    with caplog.at_level(logging.WARNING, logger=nchwc.__name__):
         eng = Engine(EngineConfig(weights=SHIPPED, provider="cpu", threads=1))
-    assert eng.fused == 0 and not isinstance(eng.session, Wrong)
-    assert "disagrees" in caplog.text
+    assert eng.fused == 0 and "disagrees" in caplog.text
     plain = Engine(EngineConfig(weights=SHIPPED, provider="cpu", threads=1, fuse=False))
     assert (eng.run(_frame()) == plain.run(_frame())).all()
 
 
 def test_engine_runs_plain_when_fusion_fails(monkeypatch):
-    def broken(path, options):
+    def broken(path, options, frame):
         raise ValueError("graph has a cycle")
 
-    monkeypatch.setattr(nchwc, "fused_cpu_session", broken)
+    monkeypatch.setattr(nchwc, "cpu_session", broken)
     eng = Engine(EngineConfig(weights=SHIPPED, provider="cpu", threads=1))
     assert eng.fused == 0 and eng.run(_frame()).shape == (240, 320)
 
