@@ -30,11 +30,18 @@ def machine() -> str:
     import onnxruntime as ort
 
     cpu = platform.processor() or platform.machine()
+    vector = ""
     try:
         with open("/proc/cpuinfo") as fh:
-            cpu = next(l.split(":", 1)[1].strip() for l in fh if l.startswith("model name"))
+            info = fh.read().splitlines()
+        cpu = next(l.split(":", 1)[1].strip() for l in info if l.startswith("model name"))
+        flags = set(next((l.split(":", 1)[1].split() for l in info if l.startswith("flags")), []))
+        # the vector width sets ONNX Runtime's kernels (and its NCHWc block: 16 floats with AVX-512, else 8)
+        vector = ("AVX-512" + (" VNNI" if "avx512_vnni" in flags else "") if "avx512f" in flags
+                  else "AVX2" if "avx2" in flags else "")
     except (OSError, StopIteration):
         pass
+    cpu = f"{cpu} ({vector})" if vector else cpu
     return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, onnxruntime {ort.__version__}"
 
 
@@ -76,29 +83,40 @@ def table1(sizes: tuple[tuple[int, int], ...] = ((512, 512), (192, 256)), runs: 
     from .model import LipNet
 
     nets = {"FCN-8s": FCN8s, "SegNet": SegNet, "DeepLab v2": DeepLabV2, "LIP-Net": LipNet}
-    rows: dict[tuple[str, tuple[int, int]], tuple[float, float, float]] = {}
     params: dict[str, float] = {}
+    sessions = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name, cls in nets.items():
             net = cls().eval()
             params[name] = sum(p.numel() for p in net.parameters()) / 1e6
-            path = Path(tmp) / "m.onnx"
+            path = Path(tmp) / f"{len(sessions)}.onnx"
             with torch.no_grad():
                 torch.onnx.export(net, (torch.zeros(1, 3, 64, 64),), str(path), input_names=["x"], output_names=["y"],
                                   dynamic_axes={"x": {2: "h", 3: "w"}}, opset_version=17, dynamo=False)
             del net
-            sess = _session(path, threads)
-            for h, w in sizes:
-                x = np.random.default_rng(0).standard_normal((1, 3, h, w)).astype(np.float32)
-                n = runs if name == "LIP-Net" else max(2, runs // 2)
-                ms = _time(lambda: sess.run(None, {"x": x}), n if name != "LIP-Net" else runs * 10)
-                rows[(name, (h, w))] = (float(np.median(ms)), float(np.percentile(ms, 95)), 1000 / float(np.median(ms)))
-                log.info("%s %dx%d: %.1f ms", name, w, h, rows[(name, (h, w))][0])
-            del sess
+            sessions[name] = _session(path, threads)
+    # Round-robin: each of `runs` rounds times every model once (LIP-Net 10 times), so a slow spell
+    # of the shared machine hits them all alike (after one warm-up run each).
+    times: dict[tuple[str, tuple[int, int]], list[float]] = {}
+    for h, w in sizes:
+        x = np.random.default_rng(0).standard_normal((1, 3, h, w)).astype(np.float32)
+        for name, sess in sessions.items():
+            sess.run(None, {"x": x})
+        for _ in range(runs):
+            for name, sess in sessions.items():
+                ms = _time(lambda: sess.run(None, {"x": x}), 10 if name == "LIP-Net" else 1, warmup=0)
+                times.setdefault((name, (h, w)), []).extend(ms.tolist())
+    rows: dict[tuple[str, tuple[int, int]], tuple[float, float, float]] = {}
+    for key, ms in times.items():
+        med = float(np.median(ms))
+        rows[key] = (med, float(np.percentile(ms, 95)), 1000 / med)
+        log.info("%s %dx%d: %.1f ms", key[0], key[1][1], key[1][0], med)
+    del sessions
     out = []
     for h, w in sizes:
         out += [f"Input {w}x{h} (float NCHW, model only), CPU provider, {threads} threads, spinning off, "
-                "SE gates fused as the app runs them (`nchwc.py`; only LIP-Net has SE gates):", "",
+                "SE gates fused as the app runs them (`nchwc.py`; only LIP-Net has SE gates), "
+                f"{runs} rounds, each model in turn (LIP-Net 10 runs a round, the others 1):", "",
                 "| model | params (M) measured | paper | median ms | p95 ms | FPS | LIP-Net speed-up measured | paper |",
                 "|---|---|---|---|---|---|---|---|"]
         lip = rows[("LIP-Net", (h, w))][2]
@@ -110,6 +128,54 @@ def table1(sizes: tuple[tuple[int, int], ...] = ((512, 512), (192, 256)), runs: 
             out.append(f"| {name} | {params[name]:.2f} | {paper_p} | {med:.1f} | {p95:.1f} | {fps:.2f} | {ratio} | {paper_ratio} |")
         out.append("")
     return "\n".join(out)
+
+
+def profile(weights: Path, hw: tuple[int, int] = (192, 256), runs: int = 100, threads: int = 1) -> str:
+    """Where the model's CPU time goes: each op type's share of ONNX Runtime's kernel time, for the
+    graph as ONNX Runtime optimises it and with the SE gates fused (`nchwc.py`)."""
+    import json
+
+    import onnxruntime as ort
+
+    from .nchwc import cpu_session
+
+    x = np.random.default_rng(0).integers(0, 255, (1, *hw, 3), dtype=np.uint8)
+    shares: dict[str, dict[str, float]] = {}
+    totals: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, fuse in (("plain", False), ("fused", True)):
+            def options(prefix=str(Path(tmp) / label)):
+                opts = ort.SessionOptions()
+                opts.log_severity_level = 3
+                opts.intra_op_num_threads = threads
+                opts.enable_profiling = True
+                opts.profile_file_prefix = prefix
+                return opts
+
+            sess = cpu_session(weights, options)[0] if fuse else ort.InferenceSession(
+                str(weights), options(), providers=["CPUExecutionProvider"])
+            for _ in range(runs + 5):
+                sess.run(None, {"bgr": x})
+            with open(sess.end_profiling()) as fh:
+                events = json.load(fh)
+            per_op: dict[str, float] = {}
+            for e in events:
+                if e.get("cat") == "Node" and e.get("name", "").endswith("_kernel_time"):
+                    per_op[e["args"]["op_name"]] = per_op.get(e["args"]["op_name"], 0.0) + e["dur"]
+            total = sum(per_op.values())
+            totals[label] = total / (runs + 5) / 1000
+            shares[label] = {op: 100 * t / total for op, t in per_op.items()}
+    ops = sorted(set(shares["plain"]) | set(shares["fused"]), key=lambda o: -max(shares["plain"].get(o, 0),
+                                                                               shares["fused"].get(o, 0)))
+    lines = [f"ONNX Runtime's kernel time by op type, uint8 {hw[1]}x{hw[0]}, CPU provider, {threads} thread(s), "
+             f"{runs} runs:", "", "| op | plain graph | SE gates fused |", "|---|---|---|"]
+    for op in ops:
+        a, b = shares["plain"].get(op, 0.0), shares["fused"].get(op, 0.0)
+        if max(a, b) >= 0.5:
+            lines.append(f"| {op} | {a:.1f}% | {b:.1f}% |")
+    lines.append(f"| all kernels, ms per run | {totals['plain']:.1f} | {totals['fused']:.1f} |")
+    lines += ["", "ReorderInput/ReorderOutput convert between NCHW and ONNX Runtime's blocked NCHWc layout."]
+    return "\n".join(lines)
 
 
 VARIANTS = (

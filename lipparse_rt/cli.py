@@ -315,6 +315,8 @@ def train(
     lovasz: float = typer.Option(0.0, "--lovasz", min=0.0, help="Add the Lovasz-softmax loss (a surrogate of 1 - IoU per class) with this weight; 0: cross-entropy only."),
     grey: float = typer.Option(0.0, "--grey", min=0.0, max=1.0, help="Share of training samples turned to grey (low-light webcams)."),
     paste: float = typer.Option(0.0, "--paste", min=0.0, max=1.0, help="Share of training samples given a hat, sunglasses, scarf, jumpsuit or socks cut from a street photo and placed by body part (copy-paste)."),
+    distill: float = typer.Option(0.0, "--distill", min=0.0, help="Add a KL term with this weight pulling the model towards a frozen teacher's flip-averaged class probabilities (self-distillation of flip TTA); needs --teacher."),
+    teacher: Optional[Path] = typer.Option(None, "--teacher", help="Checkpoint of the frozen teacher for --distill (e.g. weights/lipnet.pt)."),
     device: str = typer.Option("cpu", "--device", help="torch device to train on: cpu or cuda."),
     workers: int = typer.Option(0, "--workers", min=0, help="Processes that draw and augment samples (0: in the training process; a GPU needs several)."),
 ) -> None:
@@ -327,7 +329,8 @@ def train(
         cfg = TrainConfig(datasets=tuple(DatasetSpec.parse(d) for d in data), out=str(out_dir), iters=iters,
                           batch=batch, lr=lr, size=size, seed=seed, ckpt_every=ckpt_every, threads=threads,
                           val=DatasetSpec.parse(val) if val else None, val_every=val_every, lovasz=lovasz,
-                          grey=grey, paste=paste, device=device, workers=workers)
+                          grey=grey, paste=paste, distill=distill, teacher=str(teacher or ""), device=device,
+                          workers=workers)
         import threading
 
         stop = threading.Event()  # Ctrl-C / SIGTERM: finish the step, write a checkpoint, end
@@ -430,7 +433,7 @@ def eval_cmd(
 
 @app.command()
 def bench(
-    section: str = typer.Argument("pipeline", help="table1, variants, pipeline, sizes, latency, memory or gpu (torch on a CUDA GPU)."),
+    section: str = typer.Argument("pipeline", help="table1, variants, profile, pipeline, sizes, latency, memory or gpu (torch on a CUDA GPU)."),
     video: Optional[Path] = typer.Option(None, "--video", help="A 640x480 clip (default: ../shared/data/videos/yes.mkv)."),
     weights: Weights = None,
     size: Size = 0,
@@ -455,6 +458,8 @@ def bench(
             body = b.table1(runs=runs, threads=threads)
         elif section == "variants":
             body = b.variants(threads=threads)
+        elif section == "profile":
+            body = b.profile(w)
         elif section == "pipeline":
             body = b.pipeline(clip, w, size, threads=threads)
         elif section == "sizes":
@@ -471,7 +476,7 @@ def bench(
             pt = w.with_suffix(".pt")  # the checkpoint beside the ONNX file, if any (speed needs no weights)
             body = gpu_table(pt if pt.is_file() else None, runs=runs * 60)
         else:
-            raise InputError(f"unknown section '{section}': use table1, variants, pipeline, sizes, latency, memory or gpu")
+            raise InputError(f"unknown section '{section}': use table1, variants, profile, pipeline, sizes, latency, memory or gpu")
     except LipParseError as exc:
         _fail(exc)
     out.print(body, highlight=False)

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .classes import NUM_CLASSES
+from .classes import FLIP_LUT, NUM_CLASSES
 from .data import (IGNORE, PASTE_ANCHORS, AugmentConfig, PasteItem, augment, find_pairs, paste, paste_items, read_image,
                    read_mask, replace_background)
 from .errors import InputError
@@ -86,6 +86,8 @@ class TrainConfig:
     lovasz: float = 0.0  # weight of the Lovasz-softmax term added to the cross-entropy (0: off)
     grey: float = 0.0  # share of samples turned to grey
     paste: float = 0.0  # share of samples given a rare class cut from a street photo (copy-paste)
+    distill: float = 0.0  # weight of the KL term towards the teacher's flip-averaged probabilities (0: off)
+    teacher: str = ""  # checkpoint of the frozen teacher for `distill`
     device: str = "cpu"  # torch device: "cpu" or "cuda"
     workers: int = 0  # sampling processes (0: samples are drawn in the training process)
 
@@ -145,6 +147,24 @@ def lovasz_softmax(logits: Tensor, target: Tensor) -> Tensor:
     jaccard = 1 - (gts - fg.cumsum(1)) / (gts + (1 - fg).cumsum(1))
     grad = torch.cat([jaccard[:, :1], jaccard[:, 1:] - jaccard[:, :-1]], 1)
     return (errors * grad).sum(1).mean()
+
+
+def flip_soft_labels(teacher: LipNet, x: Tensor) -> Tensor:
+    """The teacher's flip test-time augmentation as soft labels: the mean of the class
+    probabilities of `x` and of its mirror (flipped back, left/right channels swapped)."""
+    with torch.no_grad():
+        probs = F.softmax(teacher(torch.cat([x, x.flip(3)])), 1)
+    n = x.shape[0]
+    swap = torch.as_tensor(FLIP_LUT[: probs.shape[1]].astype(np.int64), device=probs.device)
+    return 0.5 * (probs[:n] + probs[n:].flip(3)[:, swap])
+
+
+def distill_loss(logits: Tensor, soft: Tensor, target: Tensor) -> Tensor:
+    """KL(soft || softmax(logits)) per pixel, averaged over the pixels not marked 255."""
+    logq = F.log_softmax(logits, 1)
+    kl = (soft * (torch.log(soft.clamp_min(1e-8)) - logq)).sum(1)
+    valid = (target != IGNORE).to(kl.dtype)
+    return (kl * valid).sum() / valid.sum().clamp(min=1)
 
 
 def repeat_factors(present: np.ndarray, threshold: float) -> np.ndarray:
@@ -389,6 +409,15 @@ def train(cfg: TrainConfig, resume: bool = False, on_step: Callable[[int, float]
         counts = sampler.label_counts()
         weights = class_weights(counts[:NUM_CLASSES])
         log.info("class weights: %s", np.round(weights, 2).tolist())
+    teacher = None
+    if cfg.distill > 0:
+        if not cfg.teacher or not Path(cfg.teacher).is_file():
+            raise InputError(f"cannot distil: no teacher checkpoint at '{cfg.teacher}' (give --teacher)")
+        tk = torch.load(cfg.teacher, map_location="cpu", weights_only=False)
+        teacher = LipNet(LipNetConfig(**tk["config"])).to(memory_format=torch.channels_last)
+        teacher.load_state_dict(tk["model"])
+        teacher.eval().requires_grad_(False).to(device)
+        log.info("distilling from %s (flip-averaged) at weight %g", cfg.teacher, cfg.distill)
     net.to(device)
     pre.to(device)
     opt.load_state_dict(opt.state_dict())  # moves any loaded optimizer state to the parameters' device
@@ -413,6 +442,8 @@ def train(cfg: TrainConfig, resume: bool = False, on_step: Callable[[int, float]
             loss = parse_loss(logits, target, weight_t)
             if cfg.lovasz > 0:  # on every second row and column: a quarter of the sorting
                 loss = loss + cfg.lovasz * lovasz_softmax(logits[..., ::2, ::2], target[..., ::2, ::2])
+            if teacher is not None:
+                loss = loss + cfg.distill * distill_loss(logits, flip_soft_labels(teacher, x), target)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -46,3 +46,12 @@ def test_memory_reports_peak_rss_of_a_real_run(tmp_path, tiny_weights):
     rows = [l.split("|") for l in table.splitlines() if l.startswith("| ") and l.split("|")[2].strip().isdigit()]
     assert [r[1].strip() for r in rows] == ["96x64", "320x240"]
     assert all(30 < float(r[3]) < 2000 for r in rows)  # MB: a real process, not zero
+
+
+def test_profile_shows_the_se_gates_moving_into_the_blocked_layout(tiny_weights):
+    table = bench.profile(tiny_weights, hw=(48, 64), runs=3)
+    rows = {r.split("|")[1].strip(): r.split("|")[2:4] for r in table.splitlines() if r.startswith("| ") and "%" in r}
+    plain, fused = (float(v.strip().rstrip("%")) for v in rows["GlobalAveragePool"])
+    assert plain == 0.0 and fused > 0.0  # the gates' means: ReduceMean (NCHW) -> NCHWc GlobalAveragePool
+    assert float(rows["Conv"][1].strip().rstrip("%")) > float(rows["Conv"][0].strip().rstrip("%"))
+    assert "all kernels, ms per run" in table

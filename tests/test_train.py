@@ -7,8 +7,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from lipparse_rt.train import (  # noqa: E402
-    DatasetSpec, MixedSampler, TrainConfig, class_weights, lovasz_softmax, parse_loss, poly_lr, repeat_factors,
-    train,
+    DatasetSpec, MixedSampler, TrainConfig, class_weights, distill_loss, flip_soft_labels, lovasz_softmax, parse_loss,
+    poly_lr, repeat_factors, train,
 )
 from lipparse_rt.model import LipNetConfig  # noqa: E402
 from lipparse_rt.data import AugmentConfig  # noqa: E402
@@ -150,6 +150,54 @@ def test_train_adds_the_lovasz_term(tmp_path):
         train(cfg, on_step=lambda s, loss, w=weight: first.setdefault(w, loss))
     # same seed, weights and batch: the first step's loss differs by 2 x the Lovasz term, in (0, 2]
     assert 0.0 < first[2.0] - first[0.0] <= 2.0
+
+
+class _LeftArmWhereBright(torch.nn.Module):
+    """A stand-in teacher: 'left arm' (14) with logit 10 wherever the first input channel is 1."""
+
+    def forward(self, x):
+        logits = torch.zeros(x.shape[0], 20, *x.shape[2:])
+        logits[:, 14] = 10 * x[:, 0]
+        return logits
+
+
+def test_flip_soft_labels_average_the_mirror_with_sides_swapped():
+    x = torch.zeros(1, 3, 1, 2)
+    x[0, 0, 0, 0] = 1  # bright on the left of the picture
+    soft = flip_soft_labels(_LeftArmWhereBright(), x)
+    high, low = math.exp(10) / (math.exp(10) + 19), 1 / (math.exp(10) + 19)
+    # as seen: left arm at pixel 0; mirrored, it is at pixel 1 and comes back at pixel 0 as the right arm
+    assert soft[0, 14, 0, 0] == pytest.approx(0.5 * (high + low), rel=1e-5)
+    assert soft[0, 15, 0, 0] == pytest.approx(0.5 * (low + high), rel=1e-5)
+    assert soft[0, 0, 0, 0] == pytest.approx(low, rel=1e-5)
+    assert torch.allclose(soft[0, :, 0, 1], torch.full((20,), 1 / 20))
+    assert torch.allclose(soft.sum(1), torch.ones(1, 1, 2))
+
+
+def test_distill_loss_hand_computed_and_ignores_255():
+    logits = torch.zeros(1, 20, 1, 2)
+    soft = torch.zeros(1, 20, 1, 2)
+    soft[0, 0] = 1.0  # the teacher is sure of background at both pixels; the student is uniform
+    target = torch.tensor([[[0, 255]]])
+    assert float(distill_loss(logits, soft, target)) == pytest.approx(math.log(20), rel=1e-5)
+    same = torch.randn(1, 20, 1, 2)
+    assert float(distill_loss(same, torch.softmax(same, 1), torch.zeros(1, 1, 2, dtype=torch.long))) == pytest.approx(0, abs=1e-5)
+
+
+def test_train_adds_the_distillation_term(tmp_path):
+    from lipparse_rt.errors import InputError
+
+    _tiny_dataset(tmp_path / "d")
+    tiny = LipNetConfig(widths=(4, 8, 8, 8, 8, 8), aspp_width=8, decoder_width=8)
+    base = dict(datasets=(DatasetSpec(str(tmp_path / "d")),), iters=1, batch=2, size=32, model=tiny, threads=1)
+    first = {}
+    teacher = train(TrainConfig(out=str(tmp_path / "plain"), **base), on_step=lambda s, loss: first.setdefault(0, loss))
+    cfg = TrainConfig(out=str(tmp_path / "kd"), distill=2.0, teacher=str(teacher), **base)
+    train(cfg, on_step=lambda s, loss: first.setdefault(2, loss))
+    # same seed and batch: the first step's loss gains 2 x KL to a teacher one step away, > 0
+    assert first[2] > first[0]
+    with pytest.raises(InputError, match="no teacher"):
+        train(TrainConfig(out=str(tmp_path / "none"), distill=1.0, teacher=str(tmp_path / "missing.pt"), **base))
 
 
 def test_train_checkpoints_and_resumes(tmp_path):
