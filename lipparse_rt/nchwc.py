@@ -66,7 +66,7 @@ def fuse_se_gates(model) -> int:
             continue
         y, gate = mul.input
         y_out, gate_out = from_nchwc(y), from_nchwc(gate)
-        if y_out is None or gate_out is None:
+        if y_out is None or gate_out is None or len(consumers.get(gate, [])) != 1:
             continue
         fc2 = producer.get(gate_out.input[0])
         if fc2 is None or fc2.op_type != "Conv" or fc2.domain != NCHWC:
@@ -92,9 +92,9 @@ def fuse_se_gates(model) -> int:
         added.append(_node(pb, "GlobalAveragePool", [y_c], [mean_in.output[0]], domain=NCHWC))
         weights = gate + "_as_weights"
         added.append(_node(pb, "Reshape", [gate_out.input[0], _GATE_SHAPE], [weights]))
-        added.append(_node(pb, 
-            "Conv", [y_c, weights, "", shortcut_c], [out_c], domain=NCHWC, group=channels, kernel_shape=[1, 1],
-            strides=[1, 1], pads=[0, 0, 0, 0], dilations=[1, 1], activation="Relu"))
+        added.append(_node(pb, "Conv", [y_c, weights, "", shortcut_c], [out_c], domain=NCHWC, group=channels,
+                           kernel_shape=[1, 1], strides=[1, 1], pads=[0, 0, 0, 0], dilations=[1, 1],
+                           activation="Relu"))
         dead.update(id(n) for n in (means[0], mean_in, mul, add, relu, gate_out))
         blocked[out] = out_c
         plain_users = False
@@ -106,7 +106,7 @@ def fuse_se_gates(model) -> int:
                 plain_users = True
         if plain_users or out in outputs:  # e.g. the next block's residual, or ASPP's ReduceMean
             added.append(_node(pb, "ReorderOutput", [out_c], [out], domain=NCHWC, channels=channels,
-                                          channels_last=0))
+                               channels_last=0))
         count += 1
 
     if not count:
