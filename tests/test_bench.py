@@ -14,8 +14,17 @@ def test_pipeline_table_has_both_resolutions_and_settings(tmp_path, tiny_weights
     assert [r.split("|")[1].split(" (")[0].strip() for r in rows] == ["160x120", "160x120", "1280x720", "1280x720"]
     assert all("20 frames" in r for r in rows)
     assert "(app)" in rows[1] and "1 frame at once" in rows[0]
-    eff = [float(r.split("|")[-3].strip().rstrip("%")) for r in rows]
+    eff = [float(r.split("|")[-4].strip().rstrip("%")) for r in rows]
     assert all(0 < e for e in eff)
+    import os
+
+    cores = os.cpu_count() or 1
+    for r in rows:  # the cap follows from the row's own stage figures
+        cells = [c.strip() for c in r.split("|")]
+        decode, model, render, encode = (float(cells[i]) for i in (3, 4, 5, 6))
+        slowest = min(decode, model, render, encode)
+        cap = min(slowest, cores / (cores / model + 1 / decode + 1 / render + 1 / encode)) / slowest
+        assert float(cells[-3].rstrip("%")) == pytest.approx(100 * cap, abs=1.5)
 
 
 def test_latency_with_fake_camera(tmp_path, tiny_weights):
