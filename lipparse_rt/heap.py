@@ -19,8 +19,8 @@ _M_ARENA_MAX = -8  # glibc's malloc.h
 
 def _libc():
     try:
-        return ctypes.CDLL(None)
-    except OSError:
+        return ctypes.CDLL(None)  # the process's own C library (on Windows: TypeError)
+    except (OSError, TypeError):
         return None
 
 
