@@ -45,8 +45,11 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, onnxruntime {ort.__version__}"
 
 
-def _session(path: Path, threads: int, fuse: bool = True):
-    """A CPU session as the app makes it: SE gates fused (nchwc.py) where the graph has them."""
+def _session(path: Path, threads: int, fuse: bool = True, profile_prefix: str = ""):
+    """A CPU session as the app makes it: SE gates fused (nchwc.py) where the graph has them.
+
+    With `profile_prefix`, ONNX Runtime profiles every run into a file starting with it.
+    """
     import onnxruntime as ort
 
     from .nchwc import cpu_session
@@ -57,6 +60,9 @@ def _session(path: Path, threads: int, fuse: bool = True):
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        if profile_prefix:
+            opts.enable_profiling = True
+            opts.profile_file_prefix = profile_prefix
         return opts
 
     if not fuse:
@@ -135,25 +141,12 @@ def profile(weights: Path, hw: tuple[int, int] = (192, 256), runs: int = 100, th
     graph as ONNX Runtime optimises it and with the SE gates fused (`nchwc.py`)."""
     import json
 
-    import onnxruntime as ort
-
-    from .nchwc import cpu_session
-
     x = np.random.default_rng(0).integers(0, 255, (1, *hw, 3), dtype=np.uint8)
     shares: dict[str, dict[str, float]] = {}
     totals: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for label, fuse in (("plain", False), ("fused", True)):
-            def options(prefix=str(Path(tmp) / label)):
-                opts = ort.SessionOptions()
-                opts.log_severity_level = 3
-                opts.intra_op_num_threads = threads
-                opts.enable_profiling = True
-                opts.profile_file_prefix = prefix
-                return opts
-
-            sess = cpu_session(weights, options)[0] if fuse else ort.InferenceSession(
-                str(weights), options(), providers=["CPUExecutionProvider"])
+            sess = _session(weights, threads, fuse, profile_prefix=str(Path(tmp) / label))
             for _ in range(runs + 5):
                 sess.run(None, {"bgr": x})
             with open(sess.end_profiling()) as fh:

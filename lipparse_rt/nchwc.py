@@ -57,15 +57,11 @@ def fuse_se_gates(model) -> int:
     blocked: dict[str, str] = {}  # NCHW tensor -> its NCHWc twin made here
     count = 0
 
-    def from_nchwc(name: str):
-        node = producer.get(name)
-        return node if node is not None and node.op_type == "ReorderOutput" and node.domain == NCHWC else None
-
     for mul in nodes:
         if mul.op_type != "Mul" or mul.domain or len(mul.input) != 2:
             continue
         y, gate = mul.input
-        y_out, gate_out = from_nchwc(y), from_nchwc(gate)
+        y_out, gate_out = _reorder_output(producer, y), _reorder_output(producer, gate)
         if y_out is None or gate_out is None or len(consumers.get(gate, [])) != 1:
             continue
         fc2 = producer.get(gate_out.input[0])
@@ -169,12 +165,18 @@ def _sole_user(consumers: dict, name: str, op: str, domain: str = ""):
     return users[0] if len(users) == 1 and users[0].op_type == op and users[0].domain == domain else None
 
 
+def _reorder_output(producer: dict, name: str):
+    """The ReorderOutput node that made NCHW tensor `name` from an NCHWc one, if that is its source."""
+    node = producer.get(name)
+    return node if node is not None and node.op_type == "ReorderOutput" and node.domain == NCHWC else None
+
+
 def _nchwc_twin(name: str, producer: dict, consumers: dict, blocked: dict[str, str]) -> str | None:
     """The NCHWc tensor holding the same values as NCHW tensor `name`, if the graph has one."""
     if name in blocked:
         return blocked[name]
-    node = producer.get(name)
-    if node is not None and node.op_type == "ReorderOutput" and node.domain == NCHWC:
+    node = _reorder_output(producer, name)
+    if node is not None:
         return node.input[0]
     copies = [n for n in consumers.get(name, []) if n.op_type == "ReorderInput" and n.domain == NCHWC]
     return copies[0].output[0] if copies else None

@@ -22,6 +22,7 @@ from .classes import FLIP_LUT, NUM_CLASSES
 from .data import (IGNORE, PASTE_ANCHORS, AugmentConfig, PasteItem, augment, find_pairs, paste, paste_items, read_image,
                    read_mask, replace_background)
 from .errors import InputError
+from .export import load_checkpoint
 from .model import LipNet, LipNetConfig, Preprocess
 
 log = logging.getLogger(__name__)
@@ -413,9 +414,7 @@ def train(cfg: TrainConfig, resume: bool = False, on_step: Callable[[int, float]
     if cfg.distill > 0:
         if not cfg.teacher or not Path(cfg.teacher).is_file():
             raise InputError(f"cannot distil: no teacher checkpoint at '{cfg.teacher}' (give --teacher)")
-        tk = torch.load(cfg.teacher, map_location="cpu", weights_only=False)
-        teacher = LipNet(LipNetConfig(**tk["config"])).to(memory_format=torch.channels_last)
-        teacher.load_state_dict(tk["model"])
+        teacher = load_checkpoint(Path(cfg.teacher))[0].to(memory_format=torch.channels_last)
         teacher.eval().requires_grad_(False).to(device)
         log.info("distilling from %s (flip-averaged) at weight %g", cfg.teacher, cfg.distill)
     net.to(device)
