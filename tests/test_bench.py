@@ -1,5 +1,6 @@
 """The benchmark code runs and reports what it measured (speed itself is not asserted here)."""
 
+import numpy as np
 import pytest
 
 from lipparse_rt import bench
@@ -38,6 +39,17 @@ def test_variants_lists_every_decoder_reading():
     pytest.importorskip("torch")
     table = bench.variants(hw=(64, 64), runs=2, threads=1)
     assert table.count("| S3") == len(bench.VARIANTS) and "1.00x" in table
+
+
+def test_io_binding_runner_returns_the_ids_of_session_run(tiny_weights):
+    x = np.random.default_rng(3).integers(0, 255, (1, 48, 64, 3), dtype=np.uint8)
+    sess = bench._session(tiny_weights, 1)
+    bound = bench._runner(sess, x, iobinding=True)
+    first, second = bound(), bound()
+    want = sess.run(["ids"], {"bgr": x})[0]
+    assert first.shape == want.shape == (1, 48, 64) and first is not second
+    np.testing.assert_array_equal(first, want)
+    np.testing.assert_array_equal(second, want)
 
 
 def test_write_section_replaces_in_place(tmp_path):
