@@ -255,14 +255,15 @@ class Engine:
         return any(o.name == "logits" for o in self.session.get_outputs())
 
     def logits(self, bgr: U8) -> NDArray[np.float32]:
-        """Class logits (20 x h x w) at the model's resolution, padding cropped off."""
+        """Class logits (20 x h x w, contiguous) at the model's resolution, padding cropped off."""
         if not self.has_logits:
             raise WeightsError(f"weights '{self.config.weights}' have no 'logits' output: re-export them")
         batch, (rh, rw) = self.prepare(bgr)
         out = self.session.run(["logits"], {"bgr": batch})[0][0]
-        if self._logits_last:  # 1xHxWx20 (this project's exports)
-            out = np.moveaxis(out, -1, 0)
-        return out[:, :rh, :rw]
+        if self._logits_last:  # 1xHxWx20 (this project's exports): made per-class planes, so that
+            # the reductions over the classes in parse_flip read whole contiguous planes
+            return np.ascontiguousarray(np.moveaxis(out[:rh, :rw], -1, 0))
+        return np.ascontiguousarray(out[:, :rh, :rw])
 
     def parse(self, bgr: U8) -> U8:
         """Parse one HxWx3 uint8 BGR frame; return its LIP ids at the model's resolution.
@@ -279,8 +280,8 @@ class Engine:
         """Flip test-time augmentation: average the class probabilities of the frame and of its
         mirror (flipped back, left/right channels swapped); ids at the model's resolution."""
         probs = _softmax(self.logits(bgr))
-        mirrored = _softmax(self.logits(np.ascontiguousarray(bgr[:, ::-1])))[:, :, ::-1]
-        probs += mirrored[FLIP_LUT[: probs.shape[0]]]
+        mirrored = _softmax(self.logits(np.ascontiguousarray(bgr[:, ::-1])))
+        probs += mirrored[FLIP_LUT[: probs.shape[0]], :, ::-1]
         return probs.argmax(0).astype(np.uint8)
 
     def run(self, bgr: U8) -> U8:
@@ -299,5 +300,8 @@ def _test_frame(long_side: int) -> U8:
 
 
 def _softmax(x: NDArray[np.float32]) -> NDArray[np.float32]:
-    e = np.exp(x - x.max(0, keepdims=True))
-    return e / e.sum(0, keepdims=True)
+    """Softmax over axis 0, in place (x: contiguous class planes, as `Engine.logits` returns)."""
+    x -= x.max(0)
+    np.exp(x, out=x)
+    x /= x.sum(0)
+    return x

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -111,6 +113,29 @@ def test_flip_mode_parses_the_frame_and_its_mirror(tiny_weights):
     mirrored = eng.parse(np.ascontiguousarray(frame[:, ::-1]))
     assert (FLIP_LUT[mirrored[:, ::-1]] == ids).mean() > 0.99
     assert eng.run(frame).shape == (48, 64)
+
+
+def test_flip_mode_averages_the_probabilities_of_frame_and_mirror():
+    from lipparse_rt.classes import FLIP_LUT
+    from lipparse_rt.sources import VideoFile
+
+    # the shipped model on the demo's astronaut: sided arms, a face, clothes (a random net is flat)
+    root = Path(__file__).resolve().parents[1]
+    eng = Engine(EngineConfig(weights=root / "weights" / "lipnet.onnx", provider="cpu", input_size=256))
+    with VideoFile(root / "demos" / "astronaut.mp4") as src:
+        frame = next(iter(src)).image
+    frame = np.ascontiguousarray(frame[: frame.shape[0] * 5 // 8])  # not a multiple of 16: padded
+
+    def probs(img):  # straight from the session: 1xHxWx20 logits, padding rows cropped
+        batch, (rh, rw) = eng.prepare(img)
+        z = eng.session.run(["logits"], {"bgr": batch})[0][0, :rh, :rw].astype(np.float64)
+        e = np.exp(z - z.max(-1, keepdims=True))
+        return e / e.sum(-1, keepdims=True)
+
+    want = probs(frame) + probs(np.ascontiguousarray(frame[:, ::-1]))[:, ::-1][..., FLIP_LUT[:20]]
+    got = eng.parse_flip(frame)
+    assert got.shape == want.shape[:2] and len(np.unique(got)) > 5
+    assert (got == want.argmax(-1)).mean() > 0.999
 
 
 def test_flip_mode_needs_weights_with_logits(tmp_path):
