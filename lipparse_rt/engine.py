@@ -45,6 +45,21 @@ def default_weights() -> Path:
     return Path(env) if env else Path(__file__).resolve().parent.parent / "weights" / "lipnet.onnx"
 
 
+def int8_weights() -> Path:
+    """The shipped INT8 weights, weights/lipnet-int8.onnx next to the package (`lipparse-rt quantize`)."""
+    return Path(__file__).resolve().parent.parent / "weights" / "lipnet-int8.onnx"
+
+
+def cpu_has_vnni(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool | None:
+    """Whether the CPU has an int8 dot-product instruction (AVX512-VNNI or AVX-VNNI); None if unknown."""
+    try:
+        text = cpuinfo.read_text(errors="replace")
+    except OSError:
+        return None
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), None)
+    return None if flags is None else bool({"avx512_vnni", "avx_vnni"} & set(flags))
+
+
 def trt_cache_dir() -> Path:
     """Where TensorRT engines are cached: $XDG_CACHE_HOME/lipparse-rt/tensorrt."""
     base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
@@ -171,6 +186,9 @@ class Engine:
         self._logits_last = bool(logits) and logits[0].shape[-1] == len(NAMES)  # else 1x20xHxW
         if config.flip and not logits:
             raise WeightsError(f"cannot use weights '{path}' with flip: no 'logits' output (re-export them)")
+        if self.provider == "cpu" and "quantization" in self.meta and cpu_has_vnni() is False:
+            log.info("INT8 weights on a CPU without VNNI: ONNX Runtime's int8 kernels have no fast dot product here, "
+                     "so the float weights may be faster")
         self.fused = 0  # SE gates kept in ONNX Runtime's blocked layout (see nchwc.py)
         if self.provider == "cpu" and config.fuse:
             self._fuse(path)

@@ -207,6 +207,16 @@ def _topological(nodes: list, known: set[str]) -> list:
     return order
 
 
+def _self_agreement(session, frame, want) -> float:
+    """The least share of `want`'s ids that `session` keeps when one byte of `frame` changes by one."""
+    worst = 1.0
+    for index in (0, frame.size // 3, 2 * frame.size // 3):
+        nudged = frame.copy()
+        nudged.flat[index] ^= 1
+        worst = min(worst, float((session.run(["ids"], {"bgr": nudged})[0] == want).mean()))
+    return worst
+
+
 def cpu_session(path: Path, options: Callable[[], object], frame=None):
     """The CPU session to run `path` with, and how many SE gates it has fused.
 
@@ -215,6 +225,11 @@ def cpu_session(path: Path, options: Callable[[], object], frame=None):
     the plain graph's ids on it (99.9% of the pixels; float sums in another order may flip a
     near tie); otherwise, or when no gate matched, the plain session is returned. Only one
     session is alive at a time, to keep start-up memory down.
+
+    An INT8 graph (`quantize.py`) amplifies any rounding change: its ids on the test frame move
+    by up to 11% when one input byte changes by one. For such a graph the bar is the agreement
+    the plain graph keeps with itself under three such one-byte nudges, less 2 points (capped at
+    99.9%); a broken rewrite still falls far below it.
     """
     import onnxruntime as ort
 
@@ -227,11 +242,15 @@ def cpu_session(path: Path, options: Callable[[], object], frame=None):
         opts.add_session_config_entry("session.optimized_model_external_initializers_file_name", "weights.bin")
         opts.add_session_config_entry("session.optimized_model_external_initializers_min_size_in_bytes", "1024")
         plain = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        want = plain.run(["ids"], {"bgr": frame})[0] if frame is not None else None
         model = _onnx_proto().ModelProto.FromString(saved.read_bytes())
         count = fuse_se_gates(model)
         if not count:
             return plain, 0
+        want, bar = None, 0.999
+        if frame is not None:
+            want = plain.run(["ids"], {"bgr": frame})[0]
+            if any(n.op_type in ("QuantizeLinear", "QLinearConv") for n in model.graph.node):
+                bar = min(bar, _self_agreement(plain, frame, want) - 0.02)
         del plain
         saved.write_bytes(model.SerializeToString())
         del model
@@ -240,7 +259,7 @@ def cpu_session(path: Path, options: Callable[[], object], frame=None):
         fused = ort.InferenceSession(str(saved), opts, providers=["CPUExecutionProvider"])
     if want is not None:
         agree = float((fused.run(["ids"], {"bgr": frame})[0] == want).mean())
-        if agree < 0.999:
+        if agree < bar:
             log.warning("SE-fused CPU graph disagrees with the plain one on %.2f%% of a test frame: not used",
                         100 * (1 - agree))
             del fused

@@ -2,6 +2,12 @@
 
 ONNX Runtime's QDQ quantiser: per-channel int8 weights, uint8 activations, calibrated on frames
 prepared exactly as the engine prepares them. No torch.
+
+Only convolutions are quantised, and only past the first `float_stages` encoder stages. The
+early stages run at full and half resolution on 3-64 channels: there ONNX Runtime's int8
+(NHWC) convolutions are slower than its blocked float ones, and their SE gates stay fusable
+(`nchwc.py`). Quantising the gates' element-wise ops as well cost more time in QLinearMul and
+ReduceMean than it saved (`BENCHMARKS.md`, "INT8").
 """
 
 from __future__ import annotations
@@ -41,8 +47,20 @@ def calibration_images(folders: list[Path | str], count: int) -> list[Path]:
     return files[::step][:count]
 
 
-def quantize(model: Path, out: Path, images: list[Path], long_side: int) -> Path:
-    """Write an INT8 (QDQ) copy of `model`, calibrated on `images` at `long_side`."""
+FLOAT_STAGES = 3
+
+
+def float_nodes(model, float_stages: int) -> list[str]:
+    """Names of the nodes of the first `float_stages` encoder stages (LIP-Net's export names)."""
+    prefixes = tuple(f"/net/stages.{i}/" for i in range(float_stages))
+    return [n.name for n in model.graph.node if n.name.startswith(prefixes)]
+
+
+def quantize(model: Path, out: Path, images: list[Path], long_side: int, float_stages: int = FLOAT_STAGES) -> Path:
+    """Write an INT8 (QDQ) copy of `model`, calibrated on `images` at `long_side`.
+
+    The convolutions of the encoder's first `float_stages` stages stay float (0: every convolution int8).
+    """
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -60,13 +78,16 @@ def quantize(model: Path, out: Path, images: list[Path], long_side: int) -> Path
     with tempfile.TemporaryDirectory() as tmp:
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(model), str(pre), skip_symbolic_shape=True)
-        quantize_static(str(pre), str(out), Reader(), quant_format=QuantFormat.QDQ,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True)
+        keep = float_nodes(onnx.load(str(pre), load_external_data=False), float_stages)
+        quantize_static(str(pre), str(out), Reader(), quant_format=QuantFormat.QDQ, op_types_to_quantize=["Conv"],
+                        nodes_to_exclude=keep, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        per_channel=True)
     # Keep the metadata (class names, input size) the engine checks.
     src, dst = onnx.load(str(model)), onnx.load(str(out))
     del dst.metadata_props[:]
     for prop in src.metadata_props:
         dst.metadata_props.add(key=prop.key, value=prop.value)
-    dst.metadata_props.add(key="quantization", value=f"int8 QDQ, {len(images)} calibration images")
+    dst.metadata_props.add(key="quantization", value=f"int8 QDQ convolutions, {len(images)} calibration images, "
+                                                      f"first {float_stages} stages float")
     onnx.save(dst, str(out))
     return out

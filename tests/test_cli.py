@@ -145,3 +145,20 @@ def test_image_flip_writes_the_flip_tta_masks(tmp_path):
     got = cv2.imread(str(tmp_path / "m" / "p.png"), cv2.IMREAD_UNCHANGED)
     want = predict_flip(Engine(EngineConfig(weights=default_weights(), provider="cpu")), img)
     assert np.array_equal(got, want)
+
+
+def test_int8_runs_the_shipped_int8_weights_and_not_with_weights(tmp_path, monkeypatch):
+    from lipparse_rt import cli
+    from lipparse_rt.engine import default_weights, int8_weights
+
+    img = tmp_path / "p.png"
+    cv2.imwrite(str(img), np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8))
+    made = []
+    real = cli._engine
+    monkeypatch.setattr(cli, "_engine", lambda *a, **k: made.append(real(*a, **k)) or made[-1])
+    r = runner.invoke(app, ["image", str(img), "--masks", str(tmp_path / "m"), "--int8"])
+    assert r.exit_code == 0, r.output
+    assert made[0].config.weights == int8_weights() and "quantization" in made[0].meta
+    assert (tmp_path / "m" / "p.png").is_file()
+    r = runner.invoke(app, ["image", str(img), "--masks", str(tmp_path / "m"), "--int8", "--weights", str(default_weights())])
+    assert "not both" in _one_line_error(r, 2)

@@ -149,3 +149,30 @@ def test_flip_mode_needs_weights_with_logits(tmp_path):
     Engine(EngineConfig(weights=w, provider="cpu"))  # fine without flip
     with pytest.raises(WeightsError, match="no 'logits' output"):
         Engine(EngineConfig(weights=w, provider="cpu", flip=True))
+
+
+def test_cpu_vnni_is_read_from_the_cpu_flags(tmp_path):
+    from lipparse_rt.engine import cpu_has_vnni
+
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_vnni\n")
+    assert cpu_has_vnni(info) is True
+    info.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 fma\n")
+    assert cpu_has_vnni(info) is False
+    info.write_text("processor\t: 0\n")
+    assert cpu_has_vnni(info) is None
+    assert cpu_has_vnni(tmp_path / "missing") is None
+
+
+def test_shipped_int8_weights_are_quantized_and_parse_like_the_float_ones():
+    from lipparse_rt.engine import int8_weights
+    from lipparse_rt.sources import VideoFile
+
+    root = Path(__file__).resolve().parents[1]
+    with VideoFile(root / "demos" / "astronaut.mp4") as src:
+        frame = next(iter(src)).image
+    q = Engine(EngineConfig(weights=int8_weights(), provider="cpu"))
+    f = Engine(EngineConfig(weights=root / "weights" / "lipnet.onnx", provider="cpu"))
+    assert "int8" in q.meta["quantization"] and "quantization" not in f.meta
+    ids_q, ids_f = q.run(frame), f.run(frame)
+    assert len(np.unique(ids_f)) > 5 and (ids_q == ids_f).mean() > 0.9

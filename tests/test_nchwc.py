@@ -11,6 +11,7 @@ from lipparse_rt import nchwc
 from lipparse_rt.engine import Engine, EngineConfig, letterbox
 
 SHIPPED = Path(__file__).resolve().parents[1] / "weights" / "lipnet.onnx"
+SHIPPED_INT8 = SHIPPED.with_name("lipnet-int8.onnx")
 
 
 def _options():
@@ -33,6 +34,17 @@ def _op_counts(session_or_model) -> dict[str, int]:
     for n in session_or_model.graph.node:
         counts[n.op_type] = counts.get(n.op_type, 0) + 1
     return counts
+
+
+def _drop_shortcuts(real):
+    def broken(model):  # a broken rewrite: the residual shortcut no longer reaches the output
+        count = real(model)
+        for node in model.graph.node:
+            if node.domain == nchwc.NCHWC and node.op_type == "Conv" and len(node.input) == 4:
+                node.input[3] = ""
+        return count
+
+    return broken
 
 
 def test_fused_graph_gives_the_plain_graphs_logits_and_ids():
@@ -78,21 +90,35 @@ def test_engine_uses_the_fused_graph_on_cpu_and_agrees_with_the_plain_one():
 
 
 def test_engine_keeps_the_plain_graph_when_the_fused_one_disagrees(monkeypatch, caplog):
-    real = nchwc.fuse_se_gates
-
-    def drop_shortcuts(model):  # a broken rewrite: the residual shortcut no longer reaches the output
-        count = real(model)
-        for node in model.graph.node:
-            if node.domain == nchwc.NCHWC and node.op_type == "Conv" and len(node.input) == 4:
-                node.input[3] = ""
-        return count
-
-    monkeypatch.setattr(nchwc, "fuse_se_gates", drop_shortcuts)
+    monkeypatch.setattr(nchwc, "fuse_se_gates", _drop_shortcuts(nchwc.fuse_se_gates))
     with caplog.at_level(logging.WARNING, logger=nchwc.__name__):
         eng = Engine(EngineConfig(weights=SHIPPED, provider="cpu", threads=1))
     assert eng.fused == 0 and "disagrees" in caplog.text
     plain = Engine(EngineConfig(weights=SHIPPED, provider="cpu", threads=1, fuse=False))
     assert (eng.run(_frame()) == plain.run(_frame())).all()
+
+
+@pytest.mark.parametrize("size", [256, 384])
+def test_int8_graph_is_fused_in_its_float_stages_and_stays_as_close_to_the_float_model(size):
+    """The INT8 graph's ids move with any rounding change; the engine's check allows for that, and
+    the fused INT8 graph agrees with the float model as well as the plain INT8 graph does."""
+    from lipparse_rt.sources import VideoFile
+
+    with VideoFile(SHIPPED.parents[1] / "demos" / "astronaut.mp4") as src:
+        frame = next(iter(src)).image
+    fused = Engine(EngineConfig(weights=SHIPPED_INT8, provider="cpu", threads=1, input_size=size))
+    plain = Engine(EngineConfig(weights=SHIPPED_INT8, provider="cpu", threads=1, input_size=size, fuse=False))
+    assert fused.fused == 5  # the three float stages' six gates, less the last: ORT folds its ReLU into the int8 quantiser
+    want = Engine(EngineConfig(weights=SHIPPED, provider="cpu", threads=1, input_size=size)).run(frame)
+    plain_agree, fused_agree = (plain.run(frame) == want).mean(), (fused.run(frame) == want).mean()
+    assert fused_agree > 0.95 and fused_agree > plain_agree - 0.01
+
+
+def test_a_broken_rewrite_of_the_int8_graph_is_refused(monkeypatch, caplog):
+    monkeypatch.setattr(nchwc, "fuse_se_gates", _drop_shortcuts(nchwc.fuse_se_gates))
+    with caplog.at_level(logging.WARNING, logger=nchwc.__name__):
+        eng = Engine(EngineConfig(weights=SHIPPED_INT8, provider="cpu", threads=1, input_size=384))
+    assert eng.fused == 0 and "disagrees" in caplog.text
 
 
 def test_engine_runs_plain_when_fusion_fails(monkeypatch):

@@ -1,5 +1,6 @@
 import numpy as np
 import onnx
+import onnxruntime as ort
 import pytest
 
 from conftest import make_lip_folder
@@ -34,3 +35,31 @@ def test_quantized_model_loads_keeps_metadata_and_mostly_agrees(tmp_path, tiny_w
     ids_q = Engine(EngineConfig(weights=out, provider="cpu")).parse(frame)
     assert ids_q.shape == ids_f.shape and ids_q.max() < 20
     assert (ids_q == ids_f).mean() > 0.5  # random tiny weights: a loose bound, but not a stub
+
+
+def _conv_weights_quantized(model) -> dict[str, bool]:
+    """Each Conv's name -> whether its weights come through a DequantizeLinear (int8 in QDQ form)."""
+    producer = {out: n for n in model.graph.node for out in n.output}
+    return {n.name: getattr(producer.get(n.input[1]), "op_type", "") == "DequantizeLinear"
+            for n in model.graph.node if n.op_type == "Conv"}
+
+
+@pytest.mark.parametrize("float_stages", [0, 3])
+def test_only_convolutions_past_the_float_stages_are_quantized(tmp_path, tiny_weights, float_stages):
+    _lip_folder(tmp_path / "d", ["a", "b", "c"])
+    out = quantize(tiny_weights, tmp_path / "q.onnx", calibration_images([tmp_path / "d" / "images"], 3), 64,
+                   float_stages=float_stages)
+    model = onnx.load(str(out))
+    convs = _conv_weights_quantized(model)
+    early = [name for name in convs if name.startswith(("/net/stages.0/", "/net/stages.1/", "/net/stages.2/"))]
+    assert early and len(early) < len(convs)
+    for name, quantized in convs.items():
+        assert quantized == (float_stages == 0 or name not in early), name
+    # ONNX Runtime turns the QDQ pairs into int8 kernels: convolutions only, no int8 SE gates (slow on the CPU)
+    opts = ort.SessionOptions()
+    opts.optimized_model_filepath = str(tmp_path / "opt.onnx")
+    ort.InferenceSession(str(out), opts, providers=["CPUExecutionProvider"])
+    ran = {n.op_type for n in onnx.load(str(tmp_path / "opt.onnx")).graph.node}
+    assert "QLinearConv" in ran and not ran & {"QLinearMul", "QLinearAdd", "QLinearSigmoid", "QLinearGlobalAveragePool"}
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert f"first {float_stages} stages float" in meta["quantization"]
