@@ -384,7 +384,7 @@ def quantize(
     model: Path = typer.Argument(..., help="Float ONNX weights to quantise."),
     out_path: Path = typer.Option(..., "--out", "-o", help="INT8 ONNX file to write."),
     calib: list[str] = typer.Option(..., "--calib", help="Folder of calibration images, or ROOT:split=S for a LIP-format folder's split (repeatable)."),
-    count: int = typer.Option(64, "--count", help="Calibration images to use."),
+    count: int = typer.Option(128, "--count", help="Calibration images to use."),
     size: Size = 256,
     float_stages: int = typer.Option(3, "--float-stages", min=0, max=6,
                                      help="Encoder stages left float (the full-resolution ones are faster in float)."),
@@ -393,7 +393,12 @@ def quantize(
     from .quantize import calibration_images, quantize as run_quantize
 
     try:
-        run_quantize(model, out_path, calibration_images(calib, count), size, float_stages)
+        images = calibration_images(calib, count)
+        with Progress(TextColumn("calibrating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=err, transient=True) as progress:
+            task = progress.add_task("calibrating", total=len(images))
+            run_quantize(model, out_path, images, size, float_stages,
+                         on_image=lambda i, n: progress.update(task, completed=i))
     except LipParseError as exc:
         _fail(exc)
     out.print(f"wrote {out_path}")

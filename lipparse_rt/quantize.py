@@ -3,20 +3,28 @@
 ONNX Runtime's QDQ quantiser: per-channel int8 weights, uint8 activations, calibrated on frames
 prepared exactly as the engine prepares them. No torch.
 
-Only convolutions are quantised, and only past the first `float_stages` encoder stages. The
-early stages run at full and half resolution on 3-64 channels: there ONNX Runtime's int8
-(NHWC) convolutions are slower than its blocked float ones, and their SE gates stay fusable
-(`nchwc.py`). Quantising the gates' element-wise ops as well cost more time in QLinearMul and
-ReduceMean than it saved (`BENCHMARKS.md`, "INT8").
+Only convolutions are quantised, and not those of the first `float_stages` encoder stages or
+of the decoder. The early stages run at full and half resolution on 3-64 channels: there ONNX
+Runtime's int8 (NHWC) convolutions are slower than its blocked float ones, and their SE gates
+stay fusable (`nchwc.py`). Quantising the gates' element-wise ops as well cost more time in
+QLinearMul and ReduceMean than it saved. The decoder is no faster in int8, and its rounding was
+of the parts tried, the largest single source of the frame-to-frame flicker int8 adds. Activation ranges come from
+the 99.999th percentile of the calibration histograms, not their min/max: finer steps, less
+flicker, no mIoU lost (`BENCHMARKS.md`, "INT8").
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
-from .engine import letterbox
+import numpy as np
+
+from .engine import PAD_BGR, letterbox
 from .errors import InputError, WeightsError
 from .sources import IMAGE_EXTS, read_image_any
 
@@ -51,27 +59,39 @@ FLOAT_STAGES = 3
 
 
 def float_nodes(model, float_stages: int) -> list[str]:
-    """Names of the nodes of the first `float_stages` encoder stages (LIP-Net's export names)."""
-    prefixes = tuple(f"/net/stages.{i}/" for i in range(float_stages))
+    """Names of the nodes of the first `float_stages` encoder stages and of the decoder (LIP-Net's export names)."""
+    prefixes = (*(f"/net/stages.{i}/" for i in range(float_stages)), "/net/decoder/")
     return [n.name for n in model.graph.node if n.name.startswith(prefixes)]
 
 
-def quantize(model: Path, out: Path, images: list[Path], long_side: int, float_stages: int = FLOAT_STAGES) -> Path:
+def quantize(model: Path, out: Path, images: list[Path], long_side: int, float_stages: int = FLOAT_STAGES,
+             on_image: Callable[[int, int], None] | None = None) -> Path:
     """Write an INT8 (QDQ) copy of `model`, calibrated on `images` at `long_side`.
 
-    The convolutions of the encoder's first `float_stages` stages stay float (0: every convolution int8).
+    The convolutions of the encoder's first `float_stages` stages and of the decoder stay float.
+    The calibration frames are padded to `long_side` square: the percentile calibrator stacks them.
+    `on_image(i, n)` is called as each of the n calibration images is read.
     """
     import onnx
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
+                                          quantize_static)
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
-            self._it = iter(images)
+            self._it = iter(enumerate(images, 1))
 
         def get_next(self) -> dict | None:
-            path = next(self._it, None)
-            return None if path is None else {"bgr": letterbox(read_image_any(path), long_side)[0]}
+            i, path = next(self._it, (0, None))
+            if path is None:
+                return None
+            if on_image is not None:
+                on_image(i, len(images))
+            batch = letterbox(read_image_any(path), long_side)[0]
+            square = np.empty((1, long_side, long_side, 3), np.uint8)
+            square[:] = PAD_BGR
+            square[:, : batch.shape[1], : batch.shape[2]] = batch
+            return {"bgr": square}
 
     if not model.is_file():
         raise WeightsError(f"cannot read weights '{model}': no such file")
@@ -79,15 +99,16 @@ def quantize(model: Path, out: Path, images: list[Path], long_side: int, float_s
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(model), str(pre), skip_symbolic_shape=True)
         keep = float_nodes(onnx.load(str(pre), load_external_data=False), float_stages)
-        quantize_static(str(pre), str(out), Reader(), quant_format=QuantFormat.QDQ, op_types_to_quantize=["Conv"],
-                        nodes_to_exclude=keep, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        per_channel=True)
+        with contextlib.redirect_stdout(io.StringIO()):  # the calibrator prints its progress
+            quantize_static(str(pre), str(out), Reader(), quant_format=QuantFormat.QDQ, op_types_to_quantize=["Conv"],
+                            nodes_to_exclude=keep, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                            per_channel=True, calibrate_method=CalibrationMethod.Percentile)
     # Keep the metadata (class names, input size) the engine checks.
     src, dst = onnx.load(str(model)), onnx.load(str(out))
     del dst.metadata_props[:]
     for prop in src.metadata_props:
         dst.metadata_props.add(key=prop.key, value=prop.value)
     dst.metadata_props.add(key="quantization", value=f"int8 QDQ convolutions, {len(images)} calibration images, "
-                                                      f"first {float_stages} stages float")
+                                                      f"first {float_stages} stages and the decoder float, percentile ranges")
     onnx.save(dst, str(out))
     return out
