@@ -458,6 +458,36 @@ def latency(weights: Path, video: Path, seconds: float = 10.0, fps: float = 30.0
     ])
 
 
+def clip_frames(video: Path, n: int) -> tuple[str, list[np.ndarray]]:
+    """A label for `video` and its first `n` frames (fewer if it is shorter; never looped)."""
+    from .sources import VideoFile
+
+    with VideoFile(video) as src:
+        imgs = [f.image for _, f in zip(range(n), src)]
+    return f"{video.name} ({imgs[0].shape[1]}x{imgs[0].shape[0]})", imgs
+
+
+def flicker(clips: list[tuple[str, list[np.ndarray]]], runs: list[tuple[str, Path, bool]]) -> str:
+    """Frame-to-frame stability: the share of pixels whose class changes between consecutive frames.
+
+    `clips` are (label, frames), `runs` are (label, weights, flip). Part of the change is the
+    people moving, the same for every run; what differs between runs on the same frames is the
+    model's own flicker.
+    """
+    from .engine import Engine, EngineConfig
+
+    lines = ["| clip | weights | frames | ids changed, mean | median | p95 |", "|---|---|---|---|---|---|"]
+    for clip, imgs in clips:
+        for label, weights, flip in runs:
+            engine = Engine(EngineConfig(weights=weights, provider="cpu", flip=flip))
+            ids = [engine.parse(img) for img in imgs]
+            changed = 100 * np.array([np.mean(a != b) for a, b in zip(ids, ids[1:])])
+            lines.append(f"| {clip} | {label} | {len(imgs)} | {changed.mean():.2f}% | {np.median(changed):.2f}% "
+                         f"| {np.percentile(changed, 95):.2f}% |")
+    lines += ["", "Ids at the model's resolution (default input size), one frame after another on the CPU provider."]
+    return "\n".join(lines)
+
+
 def write_section(path: Path, name: str, body: str, command: str) -> None:
     """Replace (or add) section `name` of a Markdown file, with the command that made it."""
     start, end = f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"

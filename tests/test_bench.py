@@ -77,3 +77,15 @@ def test_profile_shows_the_se_gates_moving_into_the_blocked_layout(tiny_weights)
     # shares of time, not op counts: only an op that is absent is reliably 0 on a busy machine
     assert all(abs(sum(float(r[i].strip().rstrip("%")) for r in rows.values()) - 100) < 1 for i in (0, 1))
     assert "all kernels, ms per run" in table
+
+
+def test_flicker_is_zero_on_a_still_clip_and_not_on_a_moving_one(tmp_path, tiny_weights):
+    still = [np.random.default_rng(0).integers(0, 255, (96, 128, 3), dtype=np.uint8)] * 6
+    moving = bench.clip_frames(make_video(tmp_path / "moving.mp4", n=6, size=(128, 96)), 100)
+    assert moving[0] == "moving.mp4 (128x96)" and len(moving[1]) == 6  # no more frames than the clip has
+    table = bench.flicker([("still", still), moving], [("plain", tiny_weights, False), ("flip", tiny_weights, True)])
+    rows = [[c.strip() for c in l.split("|")[1:-1]] for l in table.splitlines() if l.startswith("| ") and "%" in l]
+    assert [(r[0].split(" ")[0], r[1], r[2]) for r in rows] == [
+        ("still", "plain", "6"), ("still", "flip", "6"), ("moving.mp4", "plain", "6"), ("moving.mp4", "flip", "6")]
+    means = [float(r[3].rstrip("%")) for r in rows]
+    assert means[0] == means[1] == 0.0 and means[2] > 0  # (a random tiny net is flat after the flip average)
