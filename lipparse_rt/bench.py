@@ -200,8 +200,13 @@ def _runner(sess, x: np.ndarray, iobinding: bool = False) -> Callable[[], np.nda
     return run
 
 
-def variants(hw: tuple[int, int] = (192, 256), runs: int = 200, threads: int = 2) -> str:
-    """The decoder readings the paper's text allows: where it joins S3 and how its 3x3 conv is built."""
+def variants(hw: tuple[int, int] = (192, 256), runs: int = 200, threads: int = 2,
+             files: list[tuple[str, Path]] = ()) -> str:
+    """The decoder readings the paper's text allows: where it joins S3 and how its 3x3 conv is built.
+
+    `files` adds (row name, ONNX file) rows timed in the same rounds, e.g. the shipped float and
+    INT8 weights.
+    """
     import torch
 
     from .export import export_onnx
@@ -222,6 +227,11 @@ def variants(hw: tuple[int, int] = (192, 256), runs: int = 200, threads: int = 2
             path = export_onnx(net, Path(tmp) / f"v{i}.onnx", hw[1], with_logits=False)
             runners.append(_runner(_session(path, threads, fuse), x, bound))
             params.append(net.num_params())
+        rows = [name for name, _ in VARIANTS]
+        for name, path in files:
+            runners.append(_runner(_session(path, threads), x))
+            params.append(params[0])  # the shipped architecture
+            rows.append(name)
     # Round-robin: each round times every variant, so a slow spell of the machine hits them all.
     times: list[list[np.ndarray]] = [[] for _ in runners]
     rounds = max(1, runs // 10)
@@ -229,7 +239,7 @@ def variants(hw: tuple[int, int] = (192, 256), runs: int = 200, threads: int = 2
         for run, out in zip(runners, times):
             out.append(_time(run, max(1, runs // rounds), warmup=2))
     base = None
-    for (name, _), n, ts in zip(VARIANTS, params, times):
+    for name, n, ts in zip(rows, params, times):
         ms = np.concatenate(ts)
         med = float(np.median(ms))
         base = base or med

@@ -474,7 +474,11 @@ def bench(
         if section == "table1":
             body = b.table1(runs=runs, threads=threads)
         elif section == "variants":
-            body = b.variants(threads=threads)
+            from .engine import int8_weights
+
+            files = [(f"shipped weights, float (`{w.name}`)", w), ("shipped weights, INT8 (`--int8`: stages 3-5 and ASPP "
+                                                                   "convolutions int8)", int8_weights())]
+            body = b.variants(threads=threads, files=[(n, f) for n, f in files if f.is_file()])
         elif section == "profile":
             body = b.profile(w)
         elif section == "pipeline":

@@ -41,6 +41,13 @@ def test_variants_lists_every_decoder_reading():
     assert table.count("| S3") == len(bench.VARIANTS) and "1.00x" in table
 
 
+def test_variants_times_given_weight_files_in_the_same_rounds(tiny_weights):
+    pytest.importorskip("torch")
+    table = bench.variants(hw=(64, 64), runs=2, threads=1, files=[("tiny file", tiny_weights)])
+    rows = [l for l in table.splitlines() if l.startswith("| ") and "x |" in l]
+    assert len(rows) == len(bench.VARIANTS) + 1 and rows[-1].startswith("| tiny file |")
+
+
 def test_io_binding_runner_returns_the_ids_of_session_run(tiny_weights):
     x = np.random.default_rng(3).integers(0, 255, (1, 48, 64, 3), dtype=np.uint8)
     sess = bench._session(tiny_weights, 1)
