@@ -162,10 +162,15 @@ def profile(weights: Path, hw: tuple[int, int] = (192, 256), runs: int = 100, th
                                                                                shares["fused"].get(o, 0)))
     lines = [f"ONNX Runtime's kernel time by op type, uint8 {hw[1]}x{hw[0]}, CPU provider, {threads} thread(s), "
              f"{runs} runs:", "", "| op | plain graph | SE gates fused |", "|---|---|---|"]
+    rest = [0.0, 0.0]
     for op in ops:
         a, b = shares["plain"].get(op, 0.0), shares["fused"].get(op, 0.0)
         if max(a, b) >= 0.5:
             lines.append(f"| {op} | {a:.1f}% | {b:.1f}% |")
+        else:
+            rest = [rest[0] + a, rest[1] + b]
+    if any(rest):
+        lines.append(f"| other ops (each under 0.5%) | {rest[0]:.1f}% | {rest[1]:.1f}% |")
     lines.append(f"| all kernels, ms per run | {totals['plain']:.1f} | {totals['fused']:.1f} |")
     lines += ["", "ReorderInput/ReorderOutput convert between NCHW and ONNX Runtime's blocked NCHWc layout."]
     return "\n".join(lines)

@@ -81,8 +81,10 @@ def test_profile_shows_the_se_gates_moving_into_the_blocked_layout(tiny_weights)
     rows = {r.split("|")[1].strip(): r.split("|")[2:4] for r in table.splitlines() if r.startswith("| ") and "%" in r}
     plain, fused = (float(v.strip().rstrip("%")) for v in rows["GlobalAveragePool"])
     assert plain == 0.0 and fused > 0.0  # the gates' means: ReduceMean (NCHW) -> NCHWc GlobalAveragePool
-    # shares of time, not op counts: only an op that is absent is reliably 0 on a busy machine
-    assert all(abs(sum(float(r[i].strip().rstrip("%")) for r in rows.values()) - 100) < 1 for i in (0, 1))
+    # shares of time, not op counts: only an op that is absent is reliably 0 on a busy machine; the small
+    # ops are summed into one row, so each column adds up to 100 whatever the machine's timings
+    slack = 0.05 * len(rows) + 0.01  # each share is rounded to 0.1
+    assert all(abs(sum(float(r[i].strip().rstrip("%")) for r in rows.values()) - 100) <= slack for i in (0, 1))
     assert "all kernels, ms per run" in table
 
 
