@@ -142,7 +142,7 @@ def video(
                                                          audio_from=input if src.has_audio else None, preset=preset))
             mask_writer = stack.enter_context(MaskWriter(masks)) if masks is not None else None
             mh, mw = engine.model_shape(src.height, src.width)
-            err.print(f"{input.name}: {src.width}x{src.height} @ {float(src.fps):.2f} FPS -> model {mw}x{mh} on {engine.provider}",
+            err.print(f"{input.name}: {src.width}x{src.height} @ {float(src.fps):.2f} FPS -> model {mw}x{mh} on {engine.mode}",
                       highlight=False)
             with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
                           TextColumn("{task.fields[fps]:>6.1f} frames/s"), TimeElapsedColumn(), TimeRemainingColumn(),
@@ -219,7 +219,7 @@ def webcam(
                 h, w = frame.image.shape[:2]
                 writer = stack.enter_context(VideoWriter(out_path, Fraction(round(cam.fps * 1000), 1000), w, h,
                                                          time_base=Fraction(1, 1000)))
-            err.print(f"camera {camera} on {engine.provider}, model long side {engine.input_size}", highlight=False)
+            err.print(f"camera {camera} on {engine.mode}, model long side {engine.input_size}", highlight=False)
             stats = run_live(cam, engine, window, writer, alpha, mirror, max_frames=max_frames)
     except LipParseError as exc:
         _fail(exc)

@@ -268,6 +268,11 @@ class Engine:
         return self.session.run(["ids"], {"bgr": batch})[0]
 
     @property
+    def mode(self) -> str:
+        """What runs, in words for a status line: the provider, then 'int8' and 'flip' when they apply."""
+        return " ".join([self.provider] + ["int8"] * ("quantization" in self.meta) + ["flip"] * self.config.flip)
+
+    @property
     def has_logits(self) -> bool:
         """True when the weights also output class logits (needed for flip test-time augmentation)."""
         return any(o.name == "logits" for o in self.session.get_outputs())

@@ -345,7 +345,7 @@ def run_live(
                 item = results.get(timeout=_POLL)
             except queue.Empty:
                 if display is not None and camera.lost and last is not None:
-                    lost = hud(last.copy(), meter.hud(engine.provider, model_hw[0], "camera lost - reconnecting"))
+                    lost = hud(last.copy(), meter.hud(engine.mode, model_hw[0], "camera lost - reconnecting"))
                     if display.show(lost) in (ord("q"), 27) or display.closed():
                         stats.stopped = True
                         break
@@ -361,7 +361,7 @@ def run_live(
             now = time.perf_counter()
             meter.tick(now, ms, (now - frame.t_capture) * 1000)
             if show_hud:
-                hud(out, meter.hud(engine.provider, model_hw[0]))
+                hud(out, meter.hud(engine.mode, model_hw[0]))
             if video is not None:
                 t_pts0 = frame.t_capture if t_pts0 is None else t_pts0
                 video.write(out, round((frame.t_capture - t_pts0) * 1000))

@@ -176,3 +176,11 @@ def test_shipped_int8_weights_are_quantized_and_parse_like_the_float_ones():
     assert "int8" in q.meta["quantization"] and "quantization" not in f.meta
     ids_q, ids_f = q.run(frame), f.run(frame)
     assert len(np.unique(ids_f)) > 5 and (ids_q == ids_f).mean() > 0.9
+
+
+def test_mode_names_the_provider_int8_and_flip(tiny_weights):
+    from lipparse_rt.engine import int8_weights
+
+    assert Engine(EngineConfig(weights=tiny_weights, provider="cpu")).mode == "cpu"
+    assert Engine(EngineConfig(weights=tiny_weights, provider="cpu", flip=True)).mode == "cpu flip"
+    assert Engine(EngineConfig(weights=int8_weights(), provider="cpu", flip=True)).mode == "cpu int8 flip"
