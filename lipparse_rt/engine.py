@@ -186,7 +186,8 @@ class Engine:
         self._logits_last = bool(logits) and logits[0].shape[-1] == len(NAMES)  # else 1x20xHxW
         if config.flip and not logits:
             raise WeightsError(f"cannot use weights '{path}' with flip: no 'logits' output (re-export them)")
-        if self.provider == "cpu" and "quantization" in self.meta and cpu_has_vnni() is False:
+        self.int8 = "quantization" in self.meta  # written by `lipparse-rt quantize`
+        if self.provider == "cpu" and self.int8 and cpu_has_vnni() is False:
             log.info("INT8 weights on a CPU without VNNI: ONNX Runtime's int8 kernels have no fast dot product here, "
                      "so the float weights may be faster")
         self.fused = 0  # SE gates kept in ONNX Runtime's blocked layout (see nchwc.py)
@@ -270,7 +271,7 @@ class Engine:
     @property
     def mode(self) -> str:
         """What runs, in words for a status line: the provider, then 'int8' and 'flip' when they apply."""
-        return " ".join([self.provider] + ["int8"] * ("quantization" in self.meta) + ["flip"] * self.config.flip)
+        return " ".join([self.provider] + ["int8"] * self.int8 + ["flip"] * self.config.flip)
 
     @property
     def has_logits(self) -> bool:

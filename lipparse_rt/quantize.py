@@ -7,9 +7,9 @@ Only convolutions are quantised, and not those of the first `float_stages` encod
 of the decoder. The early stages run at full and half resolution on 3-64 channels: there ONNX
 Runtime's int8 (NHWC) convolutions are slower than its blocked float ones, and their SE gates
 stay fusable (`nchwc.py`). Quantising the gates' element-wise ops as well cost more time in
-QLinearMul and ReduceMean than it saved. The decoder is no faster in int8, and its rounding was
-of the parts tried, the largest single source of the frame-to-frame flicker int8 adds. Activation ranges come from
-the 99.999th percentile of the calibration histograms, not their min/max: finer steps, less
+QLinearMul and ReduceMean than it saved. The decoder is no faster in int8, and of the parts
+tried its rounding added the most frame-to-frame flicker. Activation ranges come from the
+99.999th percentile of the calibration histograms, not their min/max: finer steps, less
 flicker, no mIoU lost (`BENCHMARKS.md`, "INT8").
 """
 

@@ -10,6 +10,15 @@ import numpy as np
 import pytest
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+DEMO = Path(__file__).resolve().parents[1] / "demos" / "astronaut.mp4"
+
+
+def demo_frame() -> np.ndarray:
+    """The first frame of the shipped demo clip (a real photo: sided arms, a face, clothes)."""
+    from lipparse_rt.sources import VideoFile
+
+    with VideoFile(DEMO) as src:
+        return next(iter(src)).image
 
 
 def make_lip_folder(root: Path, stems, hw: tuple[int, int] = (48, 32), images: str = "images",

@@ -8,6 +8,8 @@ import cv2
 from lipparse_rt.engine import Engine, EngineConfig, fit_size, shrink
 from lipparse_rt.errors import InputError, WeightsError
 
+from conftest import demo_frame
+
 
 def test_fit_size_keeps_aspect_and_pads_to_16():
     assert fit_size(480, 640, 256) == (192, 256, 192, 256)
@@ -117,13 +119,11 @@ def test_flip_mode_parses_the_frame_and_its_mirror(tiny_weights):
 
 def test_flip_mode_averages_the_probabilities_of_frame_and_mirror():
     from lipparse_rt.classes import FLIP_LUT
-    from lipparse_rt.sources import VideoFile
 
     # the shipped model on the demo's astronaut: sided arms, a face, clothes (a random net is flat)
     root = Path(__file__).resolve().parents[1]
     eng = Engine(EngineConfig(weights=root / "weights" / "lipnet.onnx", provider="cpu", input_size=256))
-    with VideoFile(root / "demos" / "astronaut.mp4") as src:
-        frame = next(iter(src)).image
+    frame = demo_frame()
     frame = np.ascontiguousarray(frame[: frame.shape[0] * 5 // 8])  # not a multiple of 16: padded
 
     def probs(img):  # straight from the session: 1xHxWx20 logits, padding rows cropped
@@ -166,11 +166,9 @@ def test_cpu_vnni_is_read_from_the_cpu_flags(tmp_path):
 
 def test_shipped_int8_weights_are_quantized_and_parse_like_the_float_ones():
     from lipparse_rt.engine import int8_weights
-    from lipparse_rt.sources import VideoFile
 
     root = Path(__file__).resolve().parents[1]
-    with VideoFile(root / "demos" / "astronaut.mp4") as src:
-        frame = next(iter(src)).image
+    frame = demo_frame()
     q = Engine(EngineConfig(weights=int8_weights(), provider="cpu"))
     f = Engine(EngineConfig(weights=root / "weights" / "lipnet.onnx", provider="cpu"))
     assert "int8" in q.meta["quantization"] and "quantization" not in f.meta

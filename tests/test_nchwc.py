@@ -10,6 +10,8 @@ import pytest
 from lipparse_rt import nchwc
 from lipparse_rt.engine import Engine, EngineConfig, letterbox
 
+from conftest import demo_frame
+
 SHIPPED = Path(__file__).resolve().parents[1] / "weights" / "lipnet.onnx"
 SHIPPED_INT8 = SHIPPED.with_name("lipnet-int8.onnx")
 
@@ -102,10 +104,7 @@ def test_engine_keeps_the_plain_graph_when_the_fused_one_disagrees(monkeypatch, 
 def test_int8_graph_is_fused_in_its_float_stages_and_stays_as_close_to_the_float_model(size):
     """The INT8 graph's ids move with any rounding change; the engine's check allows for that, and
     the fused INT8 graph agrees with the float model as well as the plain INT8 graph does."""
-    from lipparse_rt.sources import VideoFile
-
-    with VideoFile(SHIPPED.parents[1] / "demos" / "astronaut.mp4") as src:
-        frame = next(iter(src)).image
+    frame = demo_frame()
     fused = Engine(EngineConfig(weights=SHIPPED_INT8, provider="cpu", threads=1, input_size=size))
     plain = Engine(EngineConfig(weights=SHIPPED_INT8, provider="cpu", threads=1, input_size=size, fuse=False))
     assert fused.fused == 5  # the three float stages' six gates, less the last: ORT folds its ReLU into the int8 quantiser
