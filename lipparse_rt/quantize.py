@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .engine import PAD_BGR, letterbox
+from .engine import PAD_BGR, STRIDE, letterbox
 from .errors import InputError, WeightsError
 from .sources import IMAGE_EXTS, read_image_any
 
@@ -72,13 +72,16 @@ def quantize(model: Path, out: Path, images: list[Path], long_side: int, float_s
     """Write an INT8 (QDQ) copy of `model`, calibrated on `images` at `long_side`.
 
     The convolutions of the encoder's first `float_stages` stages and of the decoder stay float.
-    The calibration frames are padded to `long_side` square: the percentile calibrator stacks them.
+    The calibration frames are padded to one square (`long_side` rounded up to the stride): the
+    percentile calibrator stacks them.
     `on_image(i, n)` is called as each of the n calibration images is read.
     """
     import onnx
     from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
                                           quantize_static)
     from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    side = -(-long_side // STRIDE) * STRIDE  # letterbox pads to multiples of the stride
 
     class Reader(CalibrationDataReader):
         """The calibration frames, in ranges: the calibrator then keeps one range's activations at a time."""
@@ -100,7 +103,7 @@ def quantize(model: Path, out: Path, images: list[Path], long_side: int, float_s
             if on_image is not None:
                 on_image(i + 1, len(images))
             batch = letterbox(read_image_any(path), long_side)[0]
-            square = np.empty((1, long_side, long_side, 3), np.uint8)
+            square = np.empty((1, side, side, 3), np.uint8)
             square[:] = PAD_BGR
             square[:, : batch.shape[1], : batch.shape[2]] = batch
             return {"bgr": square}

@@ -64,3 +64,13 @@ def test_only_convolutions_past_the_float_stages_are_quantized(tmp_path, tiny_we
     assert "QLinearConv" in ran and not ran & {"QLinearMul", "QLinearAdd", "QLinearSigmoid", "QLinearGlobalAveragePool"}
     meta = {p.key: p.value for p in model.metadata_props}
     assert f"first {float_stages} stages and the decoder float" in meta["quantization"]
+
+
+def test_calibration_at_a_long_side_off_the_stride_pads_every_frame_alike(tmp_path, tiny_weights):
+    make_lip_folder(tmp_path / "d", ["a", "b", "c"], (40, 30))  # landscape
+    make_lip_folder(tmp_path / "e", ["p"], (30, 40))  # portrait: another padded shape
+    images = calibration_images([tmp_path / "d" / "images", tmp_path / "e" / "images"], 4)
+    out = quantize(tiny_weights, tmp_path / "q.onnx", images, 56)  # 56 is not a multiple of 16
+    ids = Engine(EngineConfig(weights=out, provider="cpu", input_size=64)).parse(
+        np.random.default_rng(2).integers(0, 255, (48, 64, 3), dtype=np.uint8))
+    assert ids.shape == (48, 64) and ids.max() < 20
