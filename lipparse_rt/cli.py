@@ -328,6 +328,7 @@ def train(
     teacher: Optional[Path] = typer.Option(None, "--teacher", help="Checkpoint of the frozen teacher for --distill (e.g. weights/lipnet.pt)."),
     device: str = typer.Option("cpu", "--device", help="torch device to train on: cpu or cuda."),
     workers: int = typer.Option(0, "--workers", min=0, help="Processes that draw and augment samples (0: in the training process; a GPU needs several)."),
+    snapshot_every: int = typer.Option(0, "--snapshot-every", min=0, help="Also keep the model weights every N iterations (OUT/snap_NNNNNN.pt, for `lipparse-rt average`); 0: off."),
 ) -> None:
     """Train LIP-Net on LIP-format folders (needs torch: the "train" extra)."""
     try:
@@ -339,7 +340,7 @@ def train(
                           batch=batch, lr=lr, size=size, seed=seed, ckpt_every=ckpt_every, threads=threads,
                           val=DatasetSpec.parse(val) if val else None, val_every=val_every, lovasz=lovasz,
                           grey=grey, paste=paste, distill=distill, teacher=str(teacher or ""), device=device,
-                          workers=workers)
+                          workers=workers, snapshot_every=snapshot_every)
         import threading
 
         stop = threading.Event()  # Ctrl-C / SIGTERM: finish the step, write a checkpoint, end
@@ -352,6 +353,35 @@ def train(
     if stop.is_set():
         err.print(f"stopped: continue with the same command and --resume (from {path})")
         raise typer.Exit(130)
+
+
+@app.command()
+def average(
+    checkpoints: list[Path] = typer.Argument(..., help="Checkpoints of one architecture (runs from one start, or one run's snapshots)."),
+    out_path: Path = typer.Option(..., "--out", "-o", help="Checkpoint to write (then `lipparse-rt export` it)."),
+    bn_data: list[str] = typer.Option([], "--bn-data", help="Training data to re-estimate BatchNorm statistics on, same syntax as train's --data (repeatable); none: the statistics are averaged too."),
+    bn_batches: int = typer.Option(100, "--bn-batches", min=1, help="Batches for the BatchNorm statistics."),
+    batch: int = typer.Option(16, "--batch", min=1, help="Samples per BatchNorm batch."),
+    size: int = typer.Option(256, "--size", help="Crop size of those samples (square)."),
+    seed: int = typer.Option(0, "--seed"),
+    threads: int = typer.Option(2, "--threads", help="torch CPU threads."),
+) -> None:
+    """Average the weights of several checkpoints (a "model soup"), re-estimating BatchNorm (needs torch)."""
+    try:
+        from .train import DatasetSpec, average_checkpoints
+    except ImportError as exc:
+        _fail(InputError(f"averaging needs torch: pip install 'lipparse-rt[train]' ({exc})"))
+    try:
+        for path in checkpoints:
+            if not path.is_file():
+                raise InputError(f"cannot read checkpoint '{path}': no such file")
+        specs = tuple(DatasetSpec.parse(d) for d in bn_data)
+        with err.status(f"averaging {len(checkpoints)} checkpoints" + (f", BatchNorm over {bn_batches} batches" if specs else "")):
+            path = average_checkpoints(checkpoints, out_path, specs, bn_batches, batch, size, seed, threads)
+    except LipParseError as exc:
+        _fail(exc)
+    what = f"the mean of {len(checkpoints)} checkpoints" if len(checkpoints) > 1 else "one checkpoint"
+    out.print(f"wrote {path} ({what}{', BatchNorm re-estimated' if specs else ''})")
 
 
 @app.command()

@@ -91,6 +91,7 @@ class TrainConfig:
     teacher: str = ""  # checkpoint of the frozen teacher for `distill`
     device: str = "cpu"  # torch device: "cpu" or "cuda"
     workers: int = 0  # sampling processes (0: samples are drawn in the training process)
+    snapshot_every: int = 0  # also keep the model weights every N steps as snap_NNNNNN.pt (0: off)
 
 
 def class_weights(counts: np.ndarray) -> np.ndarray:
@@ -451,7 +452,8 @@ def train(cfg: TrainConfig, resume: bool = False, on_step: Callable[[int, float]
             n += 1
             if on_step:
                 on_step(step, float(loss.detach()))
-            if step % cfg.ckpt_every == 0 or step == cfg.iters or should_stop():
+            snap = cfg.snapshot_every > 0 and step % cfg.snapshot_every == 0
+            if step % cfg.ckpt_every == 0 or snap or step == cfg.iters or should_stop():
                 dt = (time.perf_counter() - t0) / n
                 miou = ""
                 if cfg.val is not None and (step % cfg.val_every == 0 or step == cfg.iters):
@@ -464,6 +466,73 @@ def train(cfg: TrainConfig, resume: bool = False, on_step: Callable[[int, float]
                     "config": asdict(cfg.model), "train_config": _config_to_dict(cfg),
                     "class_weights": weights.tolist(),
                 }, ckpt_path)
+                if snap:  # weights only: for averaging
+                    _save_atomic({"model": net.state_dict(), "step": step, "config": asdict(cfg.model),
+                                  "class_weights": weights.tolist()}, out / f"snap_{step:06d}.pt")
                 log.info("step %d loss %.4f lr %.5f %.2fs/iter", step, run_loss / n, lr, dt)
                 t0, run_loss, n = time.perf_counter(), 0.0, 0
     return ckpt_path
+
+
+def average_weights(states: list[dict[str, Tensor]]) -> dict[str, Tensor]:
+    """The uniform mean of model state dicts of one architecture ("model soup", Wortsman et al. 2022).
+
+    Float tensors are averaged; integer ones (BatchNorm's batch counters) are taken from the first.
+    """
+    if not states:
+        raise InputError("nothing to average: give at least one checkpoint")
+    keys = states[0].keys()
+    for s in states[1:]:
+        if s.keys() != keys or any(s[k].shape != states[0][k].shape for k in keys):
+            raise InputError("cannot average checkpoints of different architectures")
+    return {k: (torch.stack([s[k].float() for s in states]).mean(0).to(states[0][k].dtype)
+                if states[0][k].is_floating_point() else states[0][k].clone()) for k in keys}
+
+
+@torch.no_grad()
+def recalibrate_bn(net: LipNet, batches, steps: int) -> LipNet:
+    """Re-estimate every BatchNorm's running mean and variance over `steps` training batches.
+
+    Averaged weights do not match the averaged running statistics (SWA's `bn_update`, Izmailov
+    et al. 2018): each BatchNorm is reset and given the plain mean over the batches (momentum
+    None), with dropout off as at inference.
+    """
+    bns = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    saved = [m.momentum for m in bns]
+    net.eval()
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None
+        m.train()
+    pre = Preprocess()
+    for _ in range(steps):
+        bgr, _target = next(batches)
+        net(pre(bgr).contiguous(memory_format=torch.channels_last))
+    for m, momentum in zip(bns, saved):
+        m.momentum = momentum
+    return net.eval()
+
+
+def average_checkpoints(paths: list[Path], out: Path, bn_data: tuple[DatasetSpec, ...] = (), bn_steps: int = 100,
+                        batch: int = 16, size: int = 256, seed: int = 0, threads: int = 2) -> Path:
+    """Average the weights of checkpoints of one run or of runs from one start, and write a checkpoint.
+
+    With `bn_data`, BatchNorm statistics are re-estimated on `bn_steps` batches of augmented
+    training samples (the training augmentation, `size` crops); without, they are averaged too.
+    """
+    torch.set_num_threads(threads)
+    loaded = [load_checkpoint(Path(p)) for p in paths]
+    net, first = loaded[0]
+    net.load_state_dict(average_weights([n.state_dict() for n, _ in loaded]))
+    net = net.to(memory_format=torch.channels_last)
+    if bn_data:
+        sampler = MixedSampler(bn_data, AugmentConfig(size=size), seed)
+        recalibrate_bn(net, (sampler.batch(batch) for _ in range(bn_steps)), bn_steps)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _save_atomic({
+        "model": net.state_dict(), "step": max(int(c.get("step", 0)) for _, c in loaded),
+        "config": first["config"], "class_weights": first.get("class_weights", []),
+        "averaged_from": [str(p) for p in paths],
+        "bn_recalibrated": f"{bn_steps} batches of {batch}" if bn_data else "",
+    }, out)
+    return out

@@ -162,3 +162,22 @@ def test_int8_runs_the_shipped_int8_weights_and_not_with_weights(tmp_path, monke
     assert (tmp_path / "m" / "p.png").is_file()
     r = runner.invoke(app, ["image", str(img), "--masks", str(tmp_path / "m"), "--int8", "--weights", str(default_weights())])
     assert "not both" in _one_line_error(r, 2)
+
+
+def test_average_of_a_missing_checkpoint_is_one_line(tmp_path):
+    pytest.importorskip("torch")
+    r = runner.invoke(app, ["average", str(tmp_path / "a.pt"), "--out", str(tmp_path / "m.pt")])
+    assert "no such file" in _one_line_error(r, 2)
+    assert not (tmp_path / "m.pt").exists()
+
+
+def test_average_of_checkpoints_of_different_shapes_is_one_line(tmp_path):
+    torch = pytest.importorskip("torch")
+    from lipparse_rt.model import LipNet, LipNetConfig
+    paths = []
+    for i, width in enumerate((8, 16)):
+        cfg = LipNetConfig(widths=(4, 8, 8, 8, 8, width), aspp_width=8, decoder_width=8)
+        paths.append(tmp_path / f"{i}.pt")
+        torch.save({"model": LipNet(cfg).state_dict(), "config": cfg.__dict__, "step": 1}, paths[-1])
+    r = runner.invoke(app, ["average", *map(str, paths), "--out", str(tmp_path / "m.pt")])
+    assert "different architectures" in _one_line_error(r, 2)

@@ -7,8 +7,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from lipparse_rt.train import (  # noqa: E402
-    DatasetSpec, MixedSampler, TrainConfig, class_weights, distill_loss, flip_soft_labels, lovasz_softmax, parse_loss,
-    poly_lr, repeat_factors, train,
+    DatasetSpec, MixedSampler, TrainConfig, average_checkpoints, average_weights, class_weights, distill_loss,
+    flip_soft_labels, lovasz_softmax, parse_loss, poly_lr, recalibrate_bn, repeat_factors, train,
 )
 from lipparse_rt.model import LipNetConfig  # noqa: E402
 from lipparse_rt.data import AugmentConfig  # noqa: E402
@@ -269,3 +269,71 @@ def test_train_on_cuda_without_a_gpu_is_a_clear_error(tmp_path, monkeypatch):
                       threads=1, device="cuda")
     with pytest.raises(InputError, match="no CUDA GPU"):
         train(cfg)
+
+
+TINY = LipNetConfig(widths=(4, 8, 8, 8, 8, 8), aspp_width=8, decoder_width=8)
+
+
+def test_snapshots_keep_the_weights_every_n_steps(tmp_path):
+    _tiny_dataset(tmp_path / "d")
+    cfg = TrainConfig(datasets=(DatasetSpec(str(tmp_path / "d")),), out=str(tmp_path / "run"), iters=4, batch=2,
+                      size=32, ckpt_every=3, snapshot_every=2, model=TINY, threads=1)
+    train(cfg)
+    snaps = sorted(p.name for p in (tmp_path / "run").glob("snap_*.pt"))
+    assert snaps == ["snap_000002.pt", "snap_000004.pt"]
+    two = torch.load(tmp_path / "run" / "snap_000002.pt", weights_only=False)
+    last = torch.load(tmp_path / "run" / "last.pt", weights_only=False)
+    assert two["step"] == 2 and "optimizer" not in two
+    key = next(k for k in two["model"] if k.endswith("weight"))
+    assert not torch.equal(two["model"][key], last["model"][key])  # two more steps moved the weights
+
+
+def test_average_weights_means_floats_and_keeps_counters():
+    a = {"w": torch.tensor([1.0, 2.0]), "n": torch.tensor(5)}
+    b = {"w": torch.tensor([3.0, 6.0]), "n": torch.tensor(9)}
+    mean = average_weights([a, b])
+    assert torch.equal(mean["w"], torch.tensor([2.0, 4.0])) and int(mean["n"]) == 5
+    from lipparse_rt.errors import InputError
+    with pytest.raises(InputError, match="different architectures"):
+        average_weights([a, {"w": torch.zeros(3), "n": torch.tensor(1)}])
+    with pytest.raises(InputError, match="nothing to average"):
+        average_weights([])
+
+
+def test_recalibrate_bn_gives_the_batch_statistics():
+    from lipparse_rt.model import LipNet
+    net = LipNet(TINY)
+    bn = next(m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    seen = []
+    bn.register_forward_hook(lambda m, inp, out: seen.append(inp[0].detach().clone()))
+    with torch.no_grad():  # stale statistics, as after averaging
+        bn.running_mean.fill_(7.0)
+        bn.running_var.fill_(0.01)
+    bgr = torch.from_numpy(np.random.default_rng(0).integers(0, 255, (3, 32, 32, 3), dtype=np.uint8))
+    recalibrate_bn(net, iter([(bgr, None)]), 1)
+    x = seen[-1]
+    assert torch.allclose(bn.running_mean, x.mean((0, 2, 3)), atol=1e-5)
+    assert torch.allclose(bn.running_var, x.var((0, 2, 3), unbiased=True), rtol=1e-4, atol=1e-6)
+    assert bn.momentum == 0.1 and not net.training  # left as it was found, in eval mode
+
+
+def test_average_checkpoints_writes_a_loadable_mean(tmp_path):
+    from lipparse_rt.export import load_checkpoint
+    _tiny_dataset(tmp_path / "d")
+    spec = DatasetSpec(str(tmp_path / "d"))
+    paths = []
+    for seed in (1, 2):
+        cfg = TrainConfig(datasets=(spec,), out=str(tmp_path / f"run{seed}"), iters=2, batch=2, size=32,
+                          model=TINY, threads=1, seed=seed)
+        paths.append(train(cfg))
+    plain = average_checkpoints(paths, tmp_path / "mean.pt")
+    recal = average_checkpoints(paths, tmp_path / "recal.pt", bn_data=(spec,), bn_steps=2, batch=2, size=32, threads=1)
+    nets = [load_checkpoint(p)[0].state_dict() for p in (*paths, plain, recal)]
+    conv = next(k for k in nets[0] if k.endswith(".weight"))
+    assert torch.allclose(nets[2][conv], (nets[0][conv] + nets[1][conv]) / 2)
+    assert torch.allclose(nets[3][conv], nets[2][conv])  # recalibration touches only BatchNorm statistics
+    stat = next(k for k in nets[0] if k.endswith("running_mean"))
+    assert torch.allclose(nets[2][stat], (nets[0][stat] + nets[1][stat]) / 2)
+    assert not torch.allclose(nets[3][stat], nets[2][stat])
+    ckpt = torch.load(recal, weights_only=False)
+    assert ckpt["averaged_from"] == [str(p) for p in paths] and ckpt["bn_recalibrated"] == "2 batches of 2"
