@@ -394,13 +394,14 @@ def export(
     """Export a checkpoint to ONNX: uint8 BGR in, uint8 LIP ids out (needs torch)."""
     try:
         from .export import export_onnx, load_checkpoint
+        from .train import iterations
     except ImportError as exc:
         _fail(InputError(f"export needs torch and onnx: pip install 'lipparse-rt[train]' ({exc})"))
     try:
         if not checkpoint.is_file():
             raise InputError(f"cannot read checkpoint '{checkpoint}': no such file")
         net, ckpt = load_checkpoint(checkpoint)
-        meta = {"iterations": str(ckpt.get("step", 0))}
+        meta = {"iterations": str(iterations(ckpt))}
         if data_note:
             meta["training_data"] = data_note
         export_onnx(net, out_path, size, meta)

@@ -362,6 +362,11 @@ def _save_atomic(obj: dict, path: Path) -> None:
     tmp.replace(path)
 
 
+def iterations(ckpt: dict) -> int:
+    """The iterations behind a checkpoint's weights: its own steps plus those of the weights it started from."""
+    return int(ckpt.get("iterations", ckpt.get("step", 0)))
+
+
 def _config_to_dict(cfg: TrainConfig) -> dict:
     return json.loads(json.dumps(asdict(cfg)))
 
@@ -390,13 +395,14 @@ def train(cfg: TrainConfig, resume: bool = False, on_step: Callable[[int, float]
     pre = Preprocess()
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     sampler = MixedSampler(cfg.datasets, AugmentConfig(size=cfg.size, grey_p=cfg.grey, paste_p=cfg.paste), cfg.seed)
-    step = 0
+    step = prior = 0  # prior: the iterations behind the --init weights
     if resume and ckpt_path.is_file():
         ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
         net.load_state_dict(ckpt["model"])
         if "optimizer" in ckpt:
             opt.load_state_dict(ckpt["optimizer"])
         step = ckpt["step"]
+        prior = iterations(ckpt) - step
         weights = np.array(ckpt["class_weights"], np.float32)
         sampler.rng = np.random.default_rng([cfg.seed, step])
         torch.manual_seed(cfg.seed + step)
@@ -405,7 +411,9 @@ def train(cfg: TrainConfig, resume: bool = False, on_step: Callable[[int, float]
         if resume:
             raise InputError(f"cannot resume: no checkpoint at '{ckpt_path}'")
         if init is not None:
-            net.load_state_dict(torch.load(init, map_location="cpu", weights_only=False)["model"])
+            start = torch.load(init, map_location="cpu", weights_only=False)
+            net.load_state_dict(start["model"])
+            prior = iterations(start)
             log.info("initialised from %s", init)
         counts = sampler.label_counts()
         weights = class_weights(counts[:NUM_CLASSES])
@@ -462,11 +470,12 @@ def train(cfg: TrainConfig, resume: bool = False, on_step: Callable[[int, float]
                 plot_log(log_path, out / "curves.png")
                 _save_atomic({
                     "model": net.state_dict(), "optimizer": opt.state_dict(), "step": step,
-                    "config": asdict(cfg.model), "train_config": _config_to_dict(cfg),
+                    "iterations": prior + step, "config": asdict(cfg.model), "train_config": _config_to_dict(cfg),
                     "class_weights": weights.tolist(),
                 }, ckpt_path)
                 if snap:  # weights only: for averaging
-                    _save_atomic({"model": net.state_dict(), "step": step, "config": asdict(cfg.model),
+                    _save_atomic({"model": net.state_dict(), "step": step, "iterations": prior + step,
+                                  "config": asdict(cfg.model),
                                   "class_weights": weights.tolist()}, out / f"snap_{step:06d}.pt")
                 log.info("step %d loss %.4f lr %.5f %.2fs/iter", step, run_loss / n, lr, dt)
                 t0, run_loss, n = time.perf_counter(), 0.0, 0
@@ -530,6 +539,7 @@ def average_checkpoints(paths: list[Path], out: Path, bn_data: tuple[DatasetSpec
     out.parent.mkdir(parents=True, exist_ok=True)
     _save_atomic({
         "model": net.state_dict(), "step": max(int(c.get("step", 0)) for _, c in loaded),
+        "iterations": max(iterations(c) for _, c in loaded),
         "config": first["config"], "class_weights": first.get("class_weights", []),
         "averaged_from": [str(p) for p in paths],
         "bn_recalibrated": f"{bn_steps} batches of {batch}" if bn_data else "",

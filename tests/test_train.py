@@ -288,6 +288,23 @@ def test_snapshots_keep_the_weights_every_n_steps(tmp_path):
     assert not torch.equal(two["model"][key], last["model"][key])  # two more steps moved the weights
 
 
+def test_iterations_count_the_init_weights_and_survive_resume_and_averaging(tmp_path):
+    _tiny_dataset(tmp_path / "d")
+    spec = DatasetSpec(str(tmp_path / "d"))
+    first = train(TrainConfig(datasets=(spec,), out=str(tmp_path / "a"), iters=3, batch=2, size=32, model=TINY, threads=1))
+    assert torch.load(first, weights_only=False)["iterations"] == 3
+    cfg = TrainConfig(datasets=(spec,), out=str(tmp_path / "b"), iters=4, batch=2, size=32, ckpt_every=1,
+                      snapshot_every=2, model=TINY, threads=1)
+    stop_at_two = iter([False, False, True])  # polled before each step: stops after two
+    train(cfg, init=first, should_stop=lambda: next(stop_at_two))
+    two = torch.load(tmp_path / "b" / "snap_000002.pt", weights_only=False)
+    assert (two["step"], two["iterations"]) == (2, 5)  # 3 behind the --init weights, 2 of its own
+    last = train(cfg, resume=True)
+    assert (torch.load(last, weights_only=False)["step"], torch.load(last, weights_only=False)["iterations"]) == (4, 7)
+    soup = average_checkpoints([first, tmp_path / "b" / "snap_000002.pt", last], tmp_path / "soup.pt")
+    assert torch.load(soup, weights_only=False)["iterations"] == 7
+
+
 def test_average_weights_means_floats_and_keeps_counters():
     a = {"w": torch.tensor([1.0, 2.0]), "n": torch.tensor(5)}
     b = {"w": torch.tensor([3.0, 6.0]), "n": torch.tensor(9)}
