@@ -393,8 +393,7 @@ def export(
 ) -> None:
     """Export a checkpoint to ONNX: uint8 BGR in, uint8 LIP ids out (needs torch)."""
     try:
-        from .export import export_onnx, load_checkpoint
-        from .train import iterations
+        from .export import export_onnx, iterations, load_checkpoint
     except ImportError as exc:
         _fail(InputError(f"export needs torch and onnx: pip install 'lipparse-rt[train]' ({exc})"))
     try:

@@ -70,6 +70,11 @@ def _nhwc_head(model, scale: int) -> None:
                 d.dim_value = v
 
 
+def iterations(ckpt: dict) -> int:
+    """The iterations behind a checkpoint's weights: its own steps plus those of the weights it started from."""
+    return int(ckpt.get("iterations", ckpt.get("step", 0)))
+
+
 def load_checkpoint(path: Path) -> tuple[LipNet, dict]:
     """Rebuild LIP-Net from a training checkpoint; return it (eval mode) and the checkpoint dict."""
     try:

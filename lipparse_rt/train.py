@@ -21,7 +21,7 @@ from .classes import FLIP_LUT, NUM_CLASSES
 from .data import (IGNORE, PASTE_ANCHORS, AugmentConfig, PasteItem, augment, find_pairs, paste, paste_items, read_image,
                    read_mask, replace_background)
 from .errors import InputError
-from .export import load_checkpoint
+from .export import iterations, load_checkpoint
 from .model import LipNet, LipNetConfig, Preprocess
 
 log = logging.getLogger(__name__)
@@ -360,11 +360,6 @@ def _save_atomic(obj: dict, path: Path) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save(obj, tmp)
     tmp.replace(path)
-
-
-def iterations(ckpt: dict) -> int:
-    """The iterations behind a checkpoint's weights: its own steps plus those of the weights it started from."""
-    return int(ckpt.get("iterations", ckpt.get("step", 0)))
 
 
 def _config_to_dict(cfg: TrainConfig) -> dict:

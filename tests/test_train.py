@@ -300,7 +300,8 @@ def test_iterations_count_the_init_weights_and_survive_resume_and_averaging(tmp_
     two = torch.load(tmp_path / "b" / "snap_000002.pt", weights_only=False)
     assert (two["step"], two["iterations"]) == (2, 5)  # 3 behind the --init weights, 2 of its own
     last = train(cfg, resume=True)
-    assert (torch.load(last, weights_only=False)["step"], torch.load(last, weights_only=False)["iterations"]) == (4, 7)
+    resumed = torch.load(last, weights_only=False)
+    assert (resumed["step"], resumed["iterations"]) == (4, 7)
     soup = average_checkpoints([first, tmp_path / "b" / "snap_000002.pt", last], tmp_path / "soup.pt")
     assert torch.load(soup, weights_only=False)["iterations"] == 7
 
