@@ -329,6 +329,7 @@ def train(
     device: str = typer.Option("cpu", "--device", help="torch device to train on: cpu or cuda."),
     workers: int = typer.Option(0, "--workers", min=0, help="Processes that draw and augment samples (0: in the training process; a GPU needs several)."),
     snapshot_every: int = typer.Option(0, "--snapshot-every", min=0, help="Also keep the model weights every N iterations (OUT/snap_NNNNNN.pt, for `lipparse-rt average`); 0: off."),
+    bn_batches: int = typer.Option(100, "--bn-batches", min=0, help="When the schedule ends, re-estimate every BatchNorm's statistics on this many batches of 16 training crops (the running averages of small batches are noisy); 0: off."),
 ) -> None:
     """Train LIP-Net on LIP-format folders (needs torch: the "train" extra)."""
     try:
@@ -340,7 +341,7 @@ def train(
                           batch=batch, lr=lr, size=size, seed=seed, ckpt_every=ckpt_every, threads=threads,
                           val=DatasetSpec.parse(val) if val else None, val_every=val_every, lovasz=lovasz,
                           grey=grey, paste=paste, distill=distill, teacher=str(teacher or ""), device=device,
-                          workers=workers, snapshot_every=snapshot_every)
+                          workers=workers, snapshot_every=snapshot_every, bn_batches=bn_batches)
         import threading
 
         stop = threading.Event()  # Ctrl-C / SIGTERM: finish the step, write a checkpoint, end

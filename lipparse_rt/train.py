@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 SKIN, SHOE = 20, 21  # CCP's partial labels: one of face/arms/legs, one of the two shoes.
 PARTIAL_SETS: dict[int, tuple[int, ...]] = {SKIN: (13, 14, 15, 16, 17), SHOE: (18, 19)}
+BN_BATCH = 16  # samples per batch when BatchNorm statistics are re-estimated at a schedule's end
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,7 @@ class TrainConfig:
     device: str = "cpu"  # torch device: "cpu" or "cuda"
     workers: int = 0  # sampling processes (0: samples are drawn in the training process)
     snapshot_every: int = 0  # also keep the model weights every N steps as snap_NNNNNN.pt (0: off)
+    bn_batches: int = 0  # at the schedule's end, re-estimate BatchNorm on this many batches of 16 (0: off)
 
 
 def class_weights(counts: np.ndarray) -> np.ndarray:
@@ -425,6 +427,7 @@ def train(cfg: TrainConfig, resume: bool = False, on_step: Callable[[int, float]
     opt.load_state_dict(opt.state_dict())  # moves any loaded optimizer state to the parameters' device
     weight_t = torch.from_numpy(weights).to(device)
     batches = _batches(cfg, sampler, step)
+    start_step = step
     log_path = out / "log.csv"
     new_log = not log_path.is_file() or step == 0
     with open(log_path, "w" if new_log else "a", newline="") as fh:
@@ -474,6 +477,13 @@ def train(cfg: TrainConfig, resume: bool = False, on_step: Callable[[int, float]
                                   "class_weights": weights.tolist()}, out / f"snap_{step:06d}.pt")
                 log.info("step %d loss %.4f lr %.5f %.2fs/iter", step, run_loss / n, lr, dt)
                 t0, run_loss, n = time.perf_counter(), 0.0, 0
+    if cfg.bn_batches > 0 and step == cfg.iters and start_step < step:  # the schedule ended in this call
+        log.info("re-estimating BatchNorm statistics on %d batches of %d", cfg.bn_batches, BN_BATCH)
+        recalibrate_bn_on(net, cfg.datasets, cfg.bn_batches, BN_BATCH, cfg.size, cfg.seed)
+        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        ckpt["model"] = {k: v.cpu() for k, v in net.state_dict().items()}
+        ckpt["bn_recalibrated"] = f"{cfg.bn_batches} batches of {BN_BATCH}"
+        _save_atomic(ckpt, ckpt_path)
     return ckpt_path
 
 
@@ -507,13 +517,20 @@ def recalibrate_bn(net: LipNet, batches, steps: int) -> LipNet:
         m.reset_running_stats()
         m.momentum = None
         m.train()
-    pre = Preprocess()
+    device = next(net.parameters()).device
+    pre = Preprocess().to(device)
     for _ in range(steps):
         bgr, _target = next(batches)
-        net(pre(bgr).contiguous(memory_format=torch.channels_last))
+        net(pre(bgr.to(device)).contiguous(memory_format=torch.channels_last))
     for m, momentum in zip(bns, saved):
         m.momentum = momentum
     return net.eval()
+
+
+def recalibrate_bn_on(net: LipNet, data: tuple[DatasetSpec, ...], steps: int, batch: int, size: int, seed: int) -> LipNet:
+    """`recalibrate_bn` on `steps` batches of `batch` augmented `size` crops drawn from `data`."""
+    sampler = MixedSampler(data, AugmentConfig(size=size), seed)
+    return recalibrate_bn(net, (sampler.batch(batch) for _ in range(steps)), steps)
 
 
 def average_checkpoints(paths: list[Path], out: Path, bn_data: tuple[DatasetSpec, ...] = (), bn_steps: int = 100,
@@ -529,8 +546,7 @@ def average_checkpoints(paths: list[Path], out: Path, bn_data: tuple[DatasetSpec
     net.load_state_dict(average_weights([n.state_dict() for n, _ in loaded]))
     net = net.to(memory_format=torch.channels_last)
     if bn_data:
-        sampler = MixedSampler(bn_data, AugmentConfig(size=size), seed)
-        recalibrate_bn(net, (sampler.batch(batch) for _ in range(bn_steps)), bn_steps)
+        recalibrate_bn_on(net, bn_data, bn_steps, batch, size, seed)
     out.parent.mkdir(parents=True, exist_ok=True)
     _save_atomic({
         "model": net.state_dict(), "step": max(int(c.get("step", 0)) for _, c in loaded),

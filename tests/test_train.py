@@ -355,3 +355,18 @@ def test_average_checkpoints_writes_a_loadable_mean(tmp_path):
     assert not torch.allclose(nets[3][stat], nets[2][stat])
     ckpt = torch.load(recal, weights_only=False)
     assert ckpt["averaged_from"] == [str(p) for p in paths] and ckpt["bn_recalibrated"] == "2 batches of 2"
+
+
+def test_a_finished_schedule_ends_with_re_estimated_batchnorm(tmp_path):
+    _tiny_dataset(tmp_path / "d")
+    cfg = TrainConfig(datasets=(DatasetSpec(str(tmp_path / "d")),), out=str(tmp_path / "run"), iters=2, batch=2,
+                      size=32, snapshot_every=2, model=TINY, threads=1, bn_batches=2)
+    last = torch.load(train(cfg), weights_only=False)
+    raw = torch.load(tmp_path / "run" / "snap_000002.pt", weights_only=False)  # the weights before it
+    assert last["bn_recalibrated"] == "2 batches of 16" and "optimizer" in last
+    means = [k for k in raw["model"] if k.endswith("running_mean")]
+    assert means and all(not torch.equal(raw["model"][k], last["model"][k]) for k in means)
+    convs = [k for k in raw["model"] if k.endswith("weight")]
+    assert all(torch.equal(raw["model"][k], last["model"][k]) for k in convs)  # only the statistics changed
+    again = torch.load(train(cfg, resume=True), weights_only=False)  # nothing left to run: left as it was
+    assert all(torch.equal(again["model"][k], last["model"][k]) for k in means)
