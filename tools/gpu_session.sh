@@ -12,6 +12,9 @@
 # The call: `ITERS=6000 TRAIN_END=480 bash tools/gpu_session.sh`, carry ["carry"], timeout 560.
 # On an H200 one iteration (batch 16, 256x256) took 0.047 s with two runs side by side, so
 # 6,000 iterations each fit in ~330 s. SKIP_BENCH=1 skips the benchmark, SEED and GREY vary run B.
+# BatchNorm is not re-estimated there by default (BN_BATCHES=0: its samples are drawn in the
+# training process, device minutes for little): do it here afterwards, with the training data,
+# `lipparse-rt average A.pt --out A-bn.pt --bn-data ...` (or average A.pt B.pt: a soup).
 set -u
 export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD OMP_NUM_THREADS=2
 T0=$(date +%s)
@@ -26,7 +29,8 @@ cat $OUT/env.txt
 cat $OUT/bench.md
 DATA="--data carry/viton:ratio=0.5:white --data carry/ccp:split=train:labels=labels_lip_sided:ratio=0.5:repeat=0.3"
 COMMON="--lr 0.001 --ckpt-every 500 --init weights/lipnet.pt --device cuda --threads 2 --batch 16 --lovasz 10
- --val carry/ccp:split=val:labels=labels_lip --val-every 1000 --iters ${ITERS:-6000} --seed ${SEED:-11} --workers 6"
+ --val carry/ccp:split=val:labels=labels_lip --val-every 1000 --iters ${ITERS:-6000} --seed ${SEED:-11} --workers 6
+ --bn-batches ${BN_BATCHES:-0}"
 $L train $DATA $COMMON --out /tmp/A > $OUT/A.log 2>&1 & PA=$!
 $L train $DATA $COMMON --out /tmp/B --grey ${GREY:-0.1} > $OUT/B.log 2>&1 & PB=$!
 DEADLINE=$(( T0 + ${TRAIN_END:-480} ))
@@ -40,6 +44,7 @@ for r in A B; do
   tail -4 $OUT/$r.log; cat /tmp/$r/log.csv; cp /tmp/$r/log.csv $OUT/$r.csv
   python3 -c "
 import torch,sys; c=torch.load('/tmp/$r/last.pt',map_location='cpu',weights_only=False)
-torch.save({k:c[k] for k in ('model','config','train_config','class_weights','step')}, '$OUT/$r.pt'); print('$r step', c['step'])"
+keep=('model','config','train_config','class_weights','step','iterations','bn_recalibrated')
+torch.save({k:c[k] for k in keep if k in c}, '$OUT/$r.pt'); print('$r step', c['step'], 'iterations', c.get('iterations'))"
 done
 echo "all done at $(( $(date +%s) - T0 ))s"
