@@ -466,11 +466,12 @@ def train(cfg: TrainConfig, resume: bool = False, on_step: Callable[[int, float]
                 writer.writerow([step, f"{lr:.6f}", f"{run_loss / n:.4f}", f"{dt:.3f}", miou])
                 fh.flush()
                 plot_log(log_path, out / "curves.png")
-                _save_atomic({
+                last = {
                     "model": net.state_dict(), "optimizer": opt.state_dict(), "step": step,
                     "iterations": prior + step, "config": asdict(cfg.model), "train_config": _config_to_dict(cfg),
                     "class_weights": weights.tolist(),
-                }, ckpt_path)
+                }
+                _save_atomic(last, ckpt_path)
                 if snap:  # weights only: for averaging
                     _save_atomic({"model": net.state_dict(), "step": step, "iterations": prior + step,
                                   "config": asdict(cfg.model),
@@ -480,10 +481,8 @@ def train(cfg: TrainConfig, resume: bool = False, on_step: Callable[[int, float]
     if cfg.bn_batches > 0 and step == cfg.iters and start_step < step:  # the schedule ended in this call
         log.info("re-estimating BatchNorm statistics on %d batches of %d", cfg.bn_batches, BN_BATCH)
         recalibrate_bn_on(net, cfg.datasets, cfg.bn_batches, BN_BATCH, cfg.size, cfg.seed)
-        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-        ckpt["model"] = {k: v.cpu() for k, v in net.state_dict().items()}
-        ckpt["bn_recalibrated"] = f"{cfg.bn_batches} batches of {BN_BATCH}"
-        _save_atomic(ckpt, ckpt_path)
+        last.update(model=net.state_dict(), bn_recalibrated=f"{cfg.bn_batches} batches of {BN_BATCH}")
+        _save_atomic(last, ckpt_path)  # the final step's checkpoint again, with the new statistics
     return ckpt_path
 
 
