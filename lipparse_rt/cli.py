@@ -449,6 +449,9 @@ def eval_cmd(
     flip: bool = typer.Option(False, "--flip", help="Flip test-time augmentation (mirror, swap left/right, average)."),
     confusion: Optional[Path] = typer.Option(None, "--confusion", help="Write the confusion matrix as a PNG here."),
     worst: int = typer.Option(0, "--worst", min=0, help="Also list the N images with the most wrong-side pixels (lip protocol)."),
+    against: Optional[Path] = typer.Option(None, "--against", help="Also score these weights on the same images and "
+                                           "report the difference with a 95% paired-bootstrap interval."),
+    rounds: int = typer.Option(1000, "--rounds", min=100, help="Bootstrap rounds for --against."),
 ) -> None:
     """Score the model on a labelled split through the app's engine: mIoU, per-class IoU, pixel accuracy."""
     from .evaluate import confusion_png, evaluate
@@ -465,6 +468,14 @@ def eval_cmd(
                               on_image=lambda i, n: progress.update(task, completed=i, total=n), flip_tta=flip)
         if confusion is not None:
             confusion_png(result.confusion, result.names, confusion)
+        baseline = None
+        if against is not None:
+            other = _engine(against, provider, size, int8=False)
+            with Progress(TextColumn(f"scoring {against.name}"), BarColumn(), MofNCompleteColumn(),
+                          TimeRemainingColumn(), console=err, transient=True) as progress:
+                task = progress.add_task("scoring", total=None)
+                baseline = evaluate(other, data, split, labels, protocol, limit, flip_tta=flip,
+                                    on_image=lambda i, n: progress.update(task, completed=i, total=n))
     except LipParseError as exc:
         _fail(exc)
     out.print(f"{data} ({split or 'all'}, {result.images} images, protocol {protocol}, size {engine.input_size}"
@@ -477,6 +488,24 @@ def eval_cmd(
             listed = ", ".join(f"{stem} {wrong}/{same}" for stem, wrong, same in ranked)
             out.print(f"the {len(ranked)} images with the most wrong-side pixels hold {100 * share:.0f}% of them"
                       f" (wrong/same-part pixels): {listed}", highlight=False)
+    if baseline is not None:
+        _print_comparison(result, baseline, against, rounds)
+
+
+def _print_comparison(result, baseline, against: Path, rounds: int) -> None:
+    """The `eval --against` lines: each figure's difference and its paired-bootstrap interval."""
+    from .metrics import miou_of, paired_bootstrap, wrong_side_of
+
+    out.print(f"\nagainst {against} (this model minus it; 95% paired bootstrap over the {result.images} images, "
+              f"{rounds} rounds):", highlight=False)
+    stats = [("mIoU", miou_of, result.scores.miou, baseline.scores.miou)]
+    if result.side_error is not None and baseline.side_error is not None:
+        stats.append(("wrong side", wrong_side_of, result.side_error, baseline.side_error))
+    for name, stat, mine, theirs in stats:
+        d = paired_bootstrap(result.per_image, baseline.per_image, stat, rounds)
+        out.print(f"{name}: {100 * mine:.2f} vs {100 * theirs:.2f}, difference {100 * d.diff:+.2f} points "
+                  f"[{100 * d.low:+.2f}, {100 * d.high:+.2f}]: {d.verdict}",
+                  highlight=False)
 
 
 @app.command()

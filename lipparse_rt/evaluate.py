@@ -13,6 +13,7 @@ from numpy.typing import NDArray
 
 from .data import find_pairs, read_mask
 from .engine import Engine, scale_ids
+from .errors import InputError
 from .metrics import protocol_confusion, scores, side_errors, Scores, class_names
 from .sources import read_image_any
 
@@ -30,6 +31,7 @@ class EvalResult:
     side_error: float | None  # share of same-part arm/leg/shoe pixels given the wrong side
     flip_tta: bool = False
     side_by_image: tuple[tuple[str, int, int], ...] = ()  # (image stem, wrong-side, same-part pixels), lip protocol
+    per_image: NDArray[np.int64] | None = None  # n x k x k: each image's confusion matrix, in `find_pairs` order
 
     def worst_sides(self, n: int) -> tuple[list[tuple[str, int, int]], float]:
         """The `n` images with the most wrong-side pixels, and their share of all wrong-side pixels."""
@@ -61,22 +63,25 @@ def evaluate(
     pairs = find_pairs(Path(root), split, labels=labels)
     if limit:
         pairs = pairs[:limit]
-    cm = None
+    per_image = []
     by_image = []
     for i, (img_path, lab_path) in enumerate(pairs):
         label = read_mask(lab_path)
         bgr = read_image_any(img_path)
         pred = predict_flip(engine, bgr) if flip_tta else engine.run(bgr)
         c = protocol_confusion(pred, label, protocol)
-        cm = c if cm is None else cm + c
+        per_image.append(c)
         if protocol == "lip":
             by_image.append((img_path.stem, *side_errors(c)))
         if on_image:
             on_image(i + 1, len(pairs))
-    assert cm is not None
+    if not per_image:
+        raise InputError(f"no labelled images to score in '{root}'")
+    stack = np.stack(per_image)
+    cm = stack.sum(0)
     wrong, same = side_errors(cm) if protocol == "lip" else (0, 0)
     return EvalResult(protocol, len(pairs), cm, scores(cm), wrong / same if protocol == "lip" and same else None,
-                      flip_tta, tuple(by_image))
+                      flip_tta, tuple(by_image), stack)
 
 
 def confusion_png(cm: NDArray[np.int64], names: tuple[str, ...], path: Path, cell: int = 28) -> Path:

@@ -181,3 +181,18 @@ def test_average_of_checkpoints_of_different_shapes_is_one_line(tmp_path):
         torch.save({"model": LipNet(cfg).state_dict(), "config": cfg.__dict__, "step": 1}, paths[-1])
     r = runner.invoke(app, ["average", *map(str, paths), "--out", str(tmp_path / "m.pt")])
     assert "different architectures" in _one_line_error(r, 2)
+
+
+def test_eval_against_reports_the_difference_with_its_interval(tmp_path, tiny_weights):
+    from conftest import make_lip_folder
+
+    data = make_lip_folder(tmp_path / "d", range(4))
+    r = runner.invoke(app, ["eval", "--data", str(data), "--protocol", "lip", "--against", str(tiny_weights),
+                            "--rounds", "100"])
+    assert r.exit_code == 0, r.output
+    lines = r.stdout.splitlines()
+    assert any(l.startswith("against ") and "4 images" in l for l in lines), r.stdout
+    miou = next(l for l in lines if l.startswith("mIoU: "))
+    assert "difference +0.00 points [+0.00, +0.00]: within noise" in miou  # the same weights on both sides
+    r = runner.invoke(app, ["eval", "--data", str(data), "--against", str(tmp_path / "none.onnx")])
+    assert "none.onnx" in _one_line_error(r, 4)

@@ -40,6 +40,7 @@ def test_evaluate_counts_every_labelled_pixel_and_draws_confusion(tmp_path, tiny
     assert r.images == 2 and r.confusion.shape == (15, 15)
     assert r.confusion.sum() == 2 * 30 * 30  # the 255 rows are ignored
     assert r.confusion[13].sum() == 2 * 15 * 15  # skin (20) is scored as the merged skin class
+    assert r.per_image.shape == (2, 15, 15) and (r.per_image.sum(0) == r.confusion).all()
     png = confusion_png(r.confusion, CCP_NAMES, tmp_path / "cm.png")
     img = cv2.imread(str(png))
     assert img.shape[0] > 15 * 20 and img.std() > 10

@@ -43,3 +43,34 @@ def test_side_report_splits_wrong_sides_by_part():
     assert side_report(confusion(pred, label, 20)) == "57.14% (arms 33.33%, legs 100.00%, shoes 66.67%)"
     no_legs = np.array([[14, 15, 18, 5]], np.uint8)
     assert side_report(confusion(no_legs, no_legs, 20)) == "0.00% (arms 0.00%, legs n/a, shoes 0.00%)"
+
+
+def test_paired_bootstrap_separates_a_consistent_gain_from_noise():
+    import pytest
+
+    from lipparse_rt.metrics import miou_of, paired_bootstrap, wrong_side_of
+
+    rng = np.random.default_rng(0)
+    n = 30
+    truth = rng.integers(0, 3, (n, 200))
+    noisy = lambda p: np.where(rng.random(truth.shape) < p, rng.integers(0, 3, truth.shape), truth)
+    stack = lambda pred: np.stack([confusion(pred[i].astype(np.uint8), truth[i].astype(np.uint8), 3) for i in range(n)])
+    good, bad = stack(noisy(0.1)), stack(noisy(0.4))
+    # the same model against itself: no difference, no spread
+    same = paired_bootstrap(good, good, rounds=200)
+    assert same.diff == same.low == same.high == 0.0 and same.verdict == "within noise"
+    # fewer errors on every image: higher, and the interval holds the full-split difference
+    d = paired_bootstrap(good, bad, rounds=200)
+    assert d.diff == pytest.approx(miou_of(good.sum(0)) - miou_of(bad.sum(0)))
+    assert 0 < d.low <= d.diff <= d.high and d.verdict == "higher"
+    assert paired_bootstrap(bad, good, rounds=200).verdict == "lower"
+    # two models of the same quality on a few images: within noise
+    a, b = stack(noisy(0.3))[:5], stack(noisy(0.3))[:5]
+    assert paired_bootstrap(a, b, rounds=200).verdict == "within noise"
+    with pytest.raises(ValueError):
+        paired_bootstrap(good, bad[:-1])
+    cm = np.zeros((20, 20), np.int64)
+    cm[14, 14], cm[14, 15] = 3, 1
+    background_only = np.zeros((20, 20), np.int64)
+    background_only[0, 0] = 5
+    assert wrong_side_of(cm) == 0.25 and np.isnan(wrong_side_of(background_only))
