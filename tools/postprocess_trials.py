@@ -51,10 +51,10 @@ def side_vote(ids: np.ndarray, share: float) -> np.ndarray:
 
 
 def _nearest(hs: int, ws: int, h: int, w: int) -> np.ndarray:
-    """Flat index into an hs x ws map of each pixel of its h x w nearest-neighbour scaling (as `scale_ids`)."""
-    ys = np.minimum(np.floor(np.arange(h) * (hs / h)).astype(np.int64), hs - 1)
-    xs = np.minimum(np.floor(np.arange(w) * (ws / w)).astype(np.int64), ws - 1)
-    return (ys[:, None] * ws + xs[None, :]).ravel()
+    """Flat index into an hs x ws map of each pixel of its h x w scaling: the same OpenCV
+    nearest-neighbour resize as `scale_ids`, run on the map's own pixel indices."""
+    idx = np.arange(hs * ws, dtype=np.int32).reshape(hs, ws)
+    return cv2.resize(idx, (w, h), interpolation=cv2.INTER_NEAREST).ravel().astype(np.int64)
 
 
 def _counts(idx: np.ndarray, label: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
