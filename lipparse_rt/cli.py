@@ -460,22 +460,18 @@ def eval_cmd(
     try:
         if protocol not in PROTOCOLS:
             raise InputError(f"unknown protocol '{protocol}': use lip or ccp")
+        def score(eng, title: str):
+            with Progress(TextColumn(title), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                          console=err, transient=True) as progress:
+                task = progress.add_task(title, total=None)
+                return evaluate(eng, data, split, labels, protocol, limit,
+                                on_image=lambda i, n: progress.update(task, completed=i, total=n), flip_tta=flip)
+
         engine = _engine(weights, provider, size, int8=int8)
-        with Progress(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                      console=err, transient=True) as progress:
-            task = progress.add_task("scoring", total=None)
-            result = evaluate(engine, data, split, labels, protocol, limit,
-                              on_image=lambda i, n: progress.update(task, completed=i, total=n), flip_tta=flip)
+        result = score(engine, "scoring")
         if confusion is not None:
             confusion_png(result.confusion, result.names, confusion)
-        baseline = None
-        if against is not None:
-            other = _engine(against, provider, size, int8=False)
-            with Progress(TextColumn(f"scoring {against.name}"), BarColumn(), MofNCompleteColumn(),
-                          TimeRemainingColumn(), console=err, transient=True) as progress:
-                task = progress.add_task("scoring", total=None)
-                baseline = evaluate(other, data, split, labels, protocol, limit, flip_tta=flip,
-                                    on_image=lambda i, n: progress.update(task, completed=i, total=n))
+        baseline = score(_engine(against, provider, size), f"scoring {against.name}") if against else None
     except LipParseError as exc:
         _fail(exc)
     out.print(f"{data} ({split or 'all'}, {result.images} images, protocol {protocol}, size {engine.input_size}"

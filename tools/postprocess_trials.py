@@ -146,7 +146,7 @@ def main() -> None:
 
     pairs = find_pairs(d / "viton" / "train")
     random.Random(0).shuffle(pairs)
-    viton = LogitSet([(engine.logits(read_image_any(i)).astype(np.float16).astype(np.float32), read_mask(lab), None)
+    viton = LogitSet([(engine.logits(read_image_any(i)).astype(np.float16), read_mask(lab), None)  # half the memory
                       for i, lab in pairs[: args.viton]])
     print("\n## Trial 2: per-class logit offsets, two-fold on CCP val (held-out half: `ccp` / sided, wrong side)")
     zero = np.zeros(NUM_CLASSES, np.float32)
