@@ -329,19 +329,24 @@ def train(
     device: str = typer.Option("cpu", "--device", help="torch device to train on: cpu or cuda."),
     workers: int = typer.Option(0, "--workers", min=0, help="Processes that draw and augment samples (0: in the training process; a GPU needs several)."),
     snapshot_every: int = typer.Option(0, "--snapshot-every", min=0, help="Also keep the model weights every N iterations (OUT/snap_NNNNNN.pt, for `lipparse-rt average`); 0: off."),
+    decoder_stride: int = typer.Option(8, "--decoder-stride", help="Where the decoder joins S3: 8 (after its pooling) or 4 (before it: finer edges, ~10% more CPU time). --init weights of either fit; --resume keeps the run's own."),
     bn_batches: int = typer.Option(100, "--bn-batches", min=0, help="When the schedule ends, re-estimate every BatchNorm's statistics on this many batches of 16 training crops (the running averages of small batches are noisy); 0: off."),
 ) -> None:
     """Train LIP-Net on LIP-format folders (needs torch: the "train" extra)."""
     try:
+        from .model import LipNetConfig
         from .train import DatasetSpec, TrainConfig, train as run_train
     except ImportError as exc:
         _fail(InputError(f"training needs torch: pip install 'lipparse-rt[train]' ({exc})"))
+    if decoder_stride not in (4, 8):
+        _fail(InputError(f"--decoder-stride must be 4 or 8, not {decoder_stride}"))
     try:
         cfg = TrainConfig(datasets=tuple(DatasetSpec.parse(d) for d in data), out=str(out_dir), iters=iters,
                           batch=batch, lr=lr, size=size, seed=seed, ckpt_every=ckpt_every, threads=threads,
                           val=DatasetSpec.parse(val) if val else None, val_every=val_every, lovasz=lovasz,
                           grey=grey, paste=paste, distill=distill, teacher=str(teacher or ""), device=device,
-                          workers=workers, snapshot_every=snapshot_every, bn_batches=bn_batches)
+                          workers=workers, snapshot_every=snapshot_every, bn_batches=bn_batches,
+                          model=LipNetConfig(decoder_stride=decoder_stride))
         import threading
 
         stop = threading.Event()  # Ctrl-C / SIGTERM: finish the step, write a checkpoint, end

@@ -75,11 +75,16 @@ def iterations(ckpt: dict) -> int:
     return int(ckpt.get("iterations", ckpt.get("step", 0)))
 
 
+def config_of(ckpt: dict) -> LipNetConfig:
+    """The architecture a checkpoint's weights belong to."""
+    return LipNetConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in ckpt["config"].items()})
+
+
 def load_checkpoint(path: Path) -> tuple[LipNet, dict]:
     """Rebuild LIP-Net from a training checkpoint; return it (eval mode) and the checkpoint dict."""
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
-        net = LipNet(LipNetConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in ckpt["config"].items()}))
+        net = LipNet(config_of(ckpt))
         net.load_state_dict(ckpt["model"])
     except (OSError, KeyError, RuntimeError, TypeError) as exc:
         raise WeightsError(f"cannot load checkpoint '{path}': {exc}") from exc

@@ -7,7 +7,7 @@ import csv
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -21,7 +21,7 @@ from .classes import FLIP_LUT, NUM_CLASSES
 from .data import (IGNORE, PASTE_ANCHORS, AugmentConfig, PasteItem, augment, find_pairs, paste, paste_items, read_image,
                    read_mask, replace_background)
 from .errors import InputError
-from .export import iterations, load_checkpoint
+from .export import config_of, iterations, load_checkpoint
 from .model import LipNet, LipNetConfig, Preprocess
 
 log = logging.getLogger(__name__)
@@ -388,6 +388,8 @@ def train(cfg: TrainConfig, resume: bool = False, on_step: Callable[[int, float]
     out.mkdir(parents=True, exist_ok=True)
     ckpt_path = out / "last.pt"
     torch.manual_seed(cfg.seed)
+    if resume and ckpt_path.is_file():  # the run's own architecture, whatever the command line says
+        cfg = replace(cfg, model=config_of(torch.load(ckpt_path, map_location="cpu", weights_only=False)))
     net = LipNet(cfg.model).to(memory_format=torch.channels_last)
     pre = Preprocess()
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
@@ -542,6 +544,8 @@ def average_checkpoints(paths: list[Path], out: Path, bn_data: tuple[DatasetSpec
     torch.set_num_threads(threads)
     loaded = [load_checkpoint(Path(p)) for p in paths]
     net, first = loaded[0]
+    if any(n.config != net.config for n, _ in loaded[1:]):  # same shapes, different graphs (decoder_stride)
+        raise InputError("cannot average checkpoints of different architectures")
     net.load_state_dict(average_weights([n.state_dict() for n, _ in loaded]))
     net = net.to(memory_format=torch.channels_last)
     if bn_data:

@@ -196,3 +196,9 @@ def test_eval_against_reports_the_difference_with_its_interval(tmp_path, tiny_we
     assert "difference +0.00 points [+0.00, +0.00]: within noise" in miou  # the same weights on both sides
     r = runner.invoke(app, ["eval", "--data", str(data), "--against", str(tmp_path / "none.onnx")])
     assert "none.onnx" in _one_line_error(r, 4)
+
+
+def test_train_rejects_a_decoder_stride_it_has_no_graph_for(tmp_path):
+    r = runner.invoke(app, ["train", "--data", str(tmp_path), "--decoder-stride", "16", "--out", str(tmp_path / "run")])
+    _one_line_error(r, 2)
+    assert "--decoder-stride must be 4 or 8" in r.output and not (tmp_path / "run").exists()
