@@ -329,7 +329,7 @@ def train(
     device: str = typer.Option("cpu", "--device", help="torch device to train on: cpu or cuda."),
     workers: int = typer.Option(0, "--workers", min=0, help="Processes that draw and augment samples (0: in the training process; a GPU needs several)."),
     snapshot_every: int = typer.Option(0, "--snapshot-every", min=0, help="Also keep the model weights every N iterations (OUT/snap_NNNNNN.pt, for `lipparse-rt average`); 0: off."),
-    decoder_stride: int = typer.Option(8, "--decoder-stride", help="Where the decoder joins S3: 8 (after its pooling) or 4 (before it: finer edges, ~10% more CPU time). --init weights of either fit; --resume keeps the run's own."),
+    decoder_stride: int = typer.Option(4, "--decoder-stride", help="Where the decoder joins S3: 4 (before its pooling, the shipped model) or 8 (after it: coarser edges, ~10% less CPU time). --init weights of either fit; --resume keeps the run's own."),
     bn_batches: int = typer.Option(100, "--bn-batches", min=0, help="When the schedule ends, re-estimate every BatchNorm's statistics on this many batches of 16 training crops (the running averages of small batches are noisy); 0: off."),
 ) -> None:
     """Train LIP-Net on LIP-format folders (needs torch: the "train" extra)."""

@@ -4,13 +4,15 @@ Encoder: six stages S1..S6 of two SE-ResNet blocks built from dilated depthwise-
 convolutions (SE reduction r=8); 2x2 max pooling after S1..S4 (output stride 16); dilations
 1, 1, 2, 4, 8 for S1..S5 and 1 for S6 (a rate-1 conv after rate 8 touches every position, so
 the gridding pattern of the dilated stack is filled in; 2 would still skip odd offsets).
-Head: ASPP {1, 6, 12, 18} with image pooling, then the DeepLabv3+ decoder: ASPP x2 joined
-with S3's pooled features (stride 8) reduced to a quarter of their channels, a 3x3 separable
-conv, the 1x1 classifier, and one bilinear resize to the input size (x8; the paper's x2, x4
-and a last x2). The classifier runs before the upsampling: a 1x1 conv commutes with bilinear
-interpolation, so the function is the paper's and the upsampled tensor has 20 channels, not
-the decoder's width. `LipNetConfig.decoder_stride` / `decoder_separable` give the other readings
-of the text (join S3 before its pooling, a full 3x3 conv); `lipparse-rt bench variants` times them.
+Head: ASPP {1, 6, 12, 18} with image pooling, then the DeepLabv3+ decoder: ASPP x4 joined
+with S3's features before its pooling (stride 4) reduced to a quarter of their channels, a 3x3
+separable conv, the 1x1 classifier, and one bilinear resize to the input size (x4). The
+classifier runs before the upsampling: a 1x1 conv commutes with bilinear interpolation, so the
+function is the same and the upsampled tensor has 20 channels, not the decoder's width.
+`LipNetConfig.decoder_stride` / `decoder_separable` give the other readings of the text (join S3
+after its pooling, stride 8, as releases before 2026-12-03 did; a full 3x3 conv); both have the
+same parameters, so weights of one start training of the other. `lipparse-rt bench variants`
+times them.
 
 torch only: no files, cameras or ONNX Runtime here.
 """
@@ -39,7 +41,7 @@ class LipNetConfig:
     aspp_rates: tuple[int, ...] = (1, 6, 12, 18)
     aspp_width: int = 256
     decoder_width: int = 128
-    decoder_stride: int = 8  # join S3 after its pooling (8) or before it (4)
+    decoder_stride: int = 4  # join S3 before its pooling (4) or after it (8)
     decoder_separable: bool = True  # the decoder's 3x3 conv: depthwise-separable or full
     dropout: float = 0.25
 

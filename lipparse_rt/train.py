@@ -388,15 +388,15 @@ def train(cfg: TrainConfig, resume: bool = False, on_step: Callable[[int, float]
     out.mkdir(parents=True, exist_ok=True)
     ckpt_path = out / "last.pt"
     torch.manual_seed(cfg.seed)
-    if resume and ckpt_path.is_file():  # the run's own architecture, whatever the command line says
-        cfg = replace(cfg, model=config_of(torch.load(ckpt_path, map_location="cpu", weights_only=False)))
+    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False) if resume and ckpt_path.is_file() else None
+    if ckpt is not None:  # the run's own architecture, whatever the command line says
+        cfg = replace(cfg, model=config_of(ckpt))
     net = LipNet(cfg.model).to(memory_format=torch.channels_last)
     pre = Preprocess()
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     sampler = MixedSampler(cfg.datasets, AugmentConfig(size=cfg.size, grey_p=cfg.grey, paste_p=cfg.paste), cfg.seed)
     step = prior = 0  # prior: the iterations behind the --init weights
-    if resume and ckpt_path.is_file():
-        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    if ckpt is not None:
         net.load_state_dict(ckpt["model"])
         if "optimizer" in ckpt:
             opt.load_state_dict(ckpt["optimizer"])

@@ -77,10 +77,12 @@ def test_memory_reports_peak_rss_of_a_real_run(tmp_path, tiny_weights):
 
 
 def test_profile_shows_the_se_gates_moving_into_the_blocked_layout(tiny_weights):
-    table = bench.profile(tiny_weights, hw=(48, 64), runs=3)
+    # every op type gets its own row: on a busy machine a small op's share can fall under any threshold
+    table = bench.profile(tiny_weights, hw=(48, 64), runs=3, min_share=0.0)
     rows = {r.split("|")[1].strip(): r.split("|")[2:4] for r in table.splitlines() if r.startswith("| ") and "%" in r}
-    plain, fused = (float(v.strip().rstrip("%")) for v in rows["GlobalAveragePool"])
-    assert plain == 0.0 and fused > 0.0  # the gates' means: ReduceMean (NCHW) -> NCHWc GlobalAveragePool
+    assert "GlobalAveragePool" in rows and not any(r.startswith("other ops") for r in rows)
+    plain = float(rows["GlobalAveragePool"][0].strip().rstrip("%"))
+    assert plain == 0.0  # the gates' means: ReduceMean (NCHW) -> NCHWc GlobalAveragePool, in the fused graph only
     # shares of time, not op counts: only an op that is absent is reliably 0 on a busy machine; the small
     # ops are summed into one row, so each column adds up to 100 whatever the machine's timings
     slack = 0.05 * len(rows) + 0.01  # each share is rounded to 0.1

@@ -377,14 +377,14 @@ def test_decoder_stride_four_starts_from_stride_eight_weights_and_keeps_its_stri
     from lipparse_rt.errors import InputError
     _tiny_dataset(tmp_path / "d")
     spec = DatasetSpec(str(tmp_path / "d"))
-    eight = train(TrainConfig(datasets=(spec,), out=str(tmp_path / "s8"), iters=2, batch=2, size=32, model=TINY, threads=1))
-    four = replace(TINY, decoder_stride=4)
+    eight, four = replace(TINY, decoder_stride=8), replace(TINY, decoder_stride=4)
+    start = train(TrainConfig(datasets=(spec,), out=str(tmp_path / "s8"), iters=2, batch=2, size=32, model=eight, threads=1))
     cfg = TrainConfig(datasets=(spec,), out=str(tmp_path / "s4"), iters=4, batch=2, size=32, ckpt_every=1,
                       model=four, threads=1)
     stop_at_two = iter([False, False, True])
-    train(cfg, init=eight, should_stop=lambda: next(stop_at_two))  # same parameters, another graph
-    # resumed with the default (stride 8) on the command line: the run's own stride is kept
-    last = torch.load(train(replace(cfg, model=TINY), resume=True), weights_only=False)
+    train(cfg, init=start, should_stop=lambda: next(stop_at_two))  # same parameters, another graph
+    # resumed with stride 8 on the command line: the run's own stride is kept
+    last = torch.load(train(replace(cfg, model=eight), resume=True), weights_only=False)
     assert last["step"] == 4 and last["config"]["decoder_stride"] == 4
     with pytest.raises(InputError, match="different architectures"):  # same shapes, so only the config tells
-        average_checkpoints([eight, tmp_path / "s4" / "last.pt"], tmp_path / "soup.pt")
+        average_checkpoints([start, tmp_path / "s4" / "last.pt"], tmp_path / "soup.pt")
