@@ -334,12 +334,12 @@ def train(
 ) -> None:
     """Train LIP-Net on LIP-format folders (needs torch: the "train" extra)."""
     try:
-        from .model import LipNetConfig
+        from .model import DECODER_STRIDES, LipNetConfig
         from .train import DatasetSpec, TrainConfig, train as run_train
     except ImportError as exc:
         _fail(InputError(f"training needs torch: pip install 'lipparse-rt[train]' ({exc})"))
-    if decoder_stride not in (4, 8):
-        _fail(InputError(f"--decoder-stride must be 4 or 8, not {decoder_stride}"))
+    if decoder_stride not in DECODER_STRIDES:
+        _fail(InputError(f"--decoder-stride must be {' or '.join(map(str, DECODER_STRIDES))}, not {decoder_stride}"))
     try:
         cfg = TrainConfig(datasets=tuple(DatasetSpec.parse(d) for d in data), out=str(out_dir), iters=iters,
                           batch=batch, lr=lr, size=size, seed=seed, ckpt_every=ckpt_every, threads=threads,

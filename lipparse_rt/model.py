@@ -30,6 +30,10 @@ MEAN_RGB = (0.485, 0.456, 0.406)
 STD_RGB = (0.229, 0.224, 0.225)
 
 
+# Where the decoder can join S3: before its pooling (4) or after it (8).
+DECODER_STRIDES = (4, 8)
+
+
 @dataclass(frozen=True)
 class LipNetConfig:
     """Widths and rates of LIP-Net; the defaults give 3,977,031 parameters (paper: 3.97M)."""
@@ -48,7 +52,7 @@ class LipNetConfig:
     def __post_init__(self) -> None:
         if len(self.widths) != 6 or len(self.dilations) != 6:
             raise ValueError("LIP-Net has six stages: give six widths and six dilations")
-        if self.decoder_stride not in (4, 8):
+        if self.decoder_stride not in DECODER_STRIDES:
             raise ValueError("the decoder joins S3 at stride 8 (after its pooling) or 4 (before it)")
 
 
