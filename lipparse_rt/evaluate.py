@@ -30,13 +30,20 @@ class EvalResult:
     scores: Scores
     side_error: float | None  # share of same-part arm/leg/shoe pixels given the wrong side
     flip_tta: bool = False
-    side_by_image: tuple[tuple[str, int, int], ...] = ()  # (image stem, wrong-side, same-part pixels), lip protocol
     per_image: NDArray[np.int64] | None = None  # n x k x k: each image's confusion matrix, in `find_pairs` order
+    stems: tuple[str, ...] = ()  # the images' file stems, in the same order
+
+    def side_by_image(self) -> list[tuple[str, int, int]]:
+        """(image stem, wrong-side, same-part pixels) per image (lip protocol: 20-class matrices)."""
+        if self.per_image is None:
+            return []
+        return [(stem, *side_errors(c)) for stem, c in zip(self.stems, self.per_image)]
 
     def worst_sides(self, n: int) -> tuple[list[tuple[str, int, int]], float]:
         """The `n` images with the most wrong-side pixels, and their share of all wrong-side pixels."""
-        ranked = sorted(self.side_by_image, key=lambda r: -r[1])[:n]
-        total = sum(r[1] for r in self.side_by_image)
+        rows = self.side_by_image()
+        ranked = sorted(rows, key=lambda r: -r[1])[:n]
+        total = sum(r[1] for r in rows)
         return ranked, (sum(r[1] for r in ranked) / total if total else 0.0)
 
     @property
@@ -64,15 +71,12 @@ def evaluate(
     if limit:
         pairs = pairs[:limit]
     per_image = []
-    by_image = []
     for i, (img_path, lab_path) in enumerate(pairs):
         label = read_mask(lab_path)
         bgr = read_image_any(img_path)
         pred = predict_flip(engine, bgr) if flip_tta else engine.run(bgr)
         c = protocol_confusion(pred, label, protocol)
         per_image.append(c)
-        if protocol == "lip":
-            by_image.append((img_path.stem, *side_errors(c)))
         if on_image:
             on_image(i + 1, len(pairs))
     if not per_image:
@@ -81,7 +85,7 @@ def evaluate(
     cm = stack.sum(0)
     wrong, same = side_errors(cm) if protocol == "lip" else (0, 0)
     return EvalResult(protocol, len(pairs), cm, scores(cm), wrong / same if protocol == "lip" and same else None,
-                      flip_tta, tuple(by_image), stack)
+                      flip_tta, stack, tuple(p.stem for p, _ in pairs))
 
 
 def confusion_png(cm: NDArray[np.int64], names: tuple[str, ...], path: Path, cell: int = 28) -> Path:

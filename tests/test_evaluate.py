@@ -50,8 +50,14 @@ def test_worst_sides_ranks_images_by_wrong_side_pixels():
     from lipparse_rt.evaluate import EvalResult
     from lipparse_rt.metrics import scores
 
-    cm = np.eye(20, dtype=np.int64)
-    r = EvalResult("lip", 3, cm, scores(cm), 0.1, side_by_image=(("a", 10, 100), ("b", 30, 40), ("c", 0, 50)))
+    def image(wrong, right):  # a 20-class matrix with `wrong` left/right arm swaps and `right` correct arm pixels
+        c = np.zeros((20, 20), np.int64)
+        c[14, 15], c[14, 14] = wrong, right
+        return c
+
+    stack = np.stack([image(10, 90), image(30, 10), image(0, 50)])
+    cm = stack.sum(0)
+    r = EvalResult("lip", 3, cm, scores(cm), 0.1, per_image=stack, stems=("a", "b", "c"))
     ranked, share = r.worst_sides(2)
     assert ranked == [("b", 30, 40), ("a", 10, 100)] and share == 1.0
     assert r.worst_sides(1) == ([("b", 30, 40)], 0.75)
@@ -64,6 +70,7 @@ def test_evaluate_lip_protocol_counts_sides_per_image(tmp_path, tiny_weights):
     lab[:, :15], lab[:, 15:] = 14, 15  # arms only: any arm prediction counts as same part
     _labelled_folder(tmp_path, "labels", lab)
     r = evaluate(_engine(tiny_weights), tmp_path, labels="labels", protocol="lip")
-    assert [stem for stem, _, _ in r.side_by_image] == ["a", "b"]
+    rows = r.side_by_image()
+    assert [stem for stem, _, _ in rows] == ["a", "b"]
     wrong, same = side_errors(r.confusion)
-    assert sum(w for _, w, _ in r.side_by_image) == wrong and sum(s for _, _, s in r.side_by_image) == same
+    assert sum(w for _, w, _ in rows) == wrong and sum(s for _, _, s in rows) == same
