@@ -481,7 +481,7 @@ def eval_cmd(
         _fail(exc)
     out.print(f"{data} ({split or 'all'}, {result.images} images, protocol {protocol}, size {engine.input_size}"
               f"{', flip TTA' if flip else ''})", highlight=False)
-    out.print(markdown_table(result.scores, result.names), highlight=False)
+    out.print(markdown_table(result.scores, result.names, images=result.images_per_class()), highlight=False)
     if result.side_error is not None:
         out.print(f"wrong side (arms/legs/shoes): {side_report(result.confusion)}", highlight=False)
         if worst:

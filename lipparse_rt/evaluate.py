@@ -39,6 +39,12 @@ class EvalResult:
             return []
         return [(stem, *side_errors(c)) for stem, c in zip(self.stems, self.per_image)]
 
+    def images_per_class(self) -> list[int]:
+        """How many of the scored images hold each class in their labels."""
+        if self.per_image is None:
+            return []
+        return [int(v) for v in (self.per_image.sum(2) > 0).sum(0)]
+
     def worst_sides(self, n: int) -> tuple[list[tuple[str, int, int]], float]:
         """The `n` images with the most wrong-side pixels, and their share of all wrong-side pixels."""
         rows = self.side_by_image()

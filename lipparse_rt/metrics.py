@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 from numpy.typing import NDArray
@@ -99,13 +99,19 @@ def side_report(cm: NDArray[np.int64]) -> str:
     return f"{pct(FLIP_PAIRS)} ({parts})"
 
 
-def markdown_table(s: Scores, names: tuple[str, ...], title: str = "IoU (%)") -> str:
-    """A Markdown table of per-class IoU, then mIoU and pixel accuracy."""
-    rows = [f"| class | {title} |", "|---|---|"]
-    for name, v in zip(names, s.iou):
-        rows.append(f"| {name} | {'n/a' if np.isnan(v) else f'{100 * v:.1f}'} |")
-    rows.append(f"| **mIoU** | **{100 * s.miou:.1f}** |")
-    rows.append(f"| pixel accuracy | {100 * s.pixel_acc:.1f} |")
+def markdown_table(s: Scores, names: tuple[str, ...], title: str = "IoU (%)",
+                   images: Sequence[int] | None = None) -> str:
+    """A Markdown table of per-class IoU, then mIoU and pixel accuracy.
+
+    With `images` (per class, how many of the scored images hold it in their labels), a second
+    column says on how many images each class's IoU rests: a rare class's on a handful.
+    """
+    extra = images is not None
+    rows = [f"| class | {title} |" + (" images with it |" if extra else ""), "|---|---|" + ("---|" if extra else "")]
+    for i, (name, v) in enumerate(zip(names, s.iou)):
+        rows.append(f"| {name} | {'n/a' if np.isnan(v) else f'{100 * v:.1f}'} |" + (f" {images[i]} |" if extra else ""))
+    rows.append(f"| **mIoU** | **{100 * s.miou:.1f}** |" + ("  |" if extra else ""))
+    rows.append(f"| pixel accuracy | {100 * s.pixel_acc:.1f} |" + ("  |" if extra else ""))
     return "\n".join(rows)
 
 

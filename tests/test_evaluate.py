@@ -41,6 +41,7 @@ def test_evaluate_counts_every_labelled_pixel_and_draws_confusion(tmp_path, tiny
     assert r.confusion.sum() == 2 * 30 * 30  # the 255 rows are ignored
     assert r.confusion[13].sum() == 2 * 15 * 15  # skin (20) is scored as the merged skin class
     assert r.per_image.shape == (2, 15, 15) and (r.per_image.sum(0) == r.confusion).all()
+    assert r.images_per_class() == [2] + [0] * 12 + [2, 0]  # background and skin in both labels, nothing else
     png = confusion_png(r.confusion, CCP_NAMES, tmp_path / "cm.png")
     img = cv2.imread(str(png))
     assert img.shape[0] > 15 * 20 and img.std() > 10
@@ -61,6 +62,23 @@ def test_worst_sides_ranks_images_by_wrong_side_pixels():
     ranked, share = r.worst_sides(2)
     assert ranked == [("b", 30, 40), ("a", 10, 100)] and share == 1.0
     assert r.worst_sides(1) == ([("b", 30, 40)], 0.75)
+
+
+def test_images_per_class_counts_labels_not_predictions(tmp_path, tiny_weights):
+    from lipparse_rt.metrics import markdown_table
+
+    with_hat = np.zeros((40, 30), np.uint8)
+    with_hat[:5, :5] = 1
+    _labelled_folder(tmp_path, "labels", with_hat, stems=("a",))
+    cv2.imwrite(str(tmp_path / "images" / "b.jpg"), np.zeros((40, 30, 3), np.uint8))
+    cv2.imwrite(str(tmp_path / "labels" / "b.png"), np.zeros((40, 30), np.uint8))
+    r = evaluate(_engine(tiny_weights), tmp_path, labels="labels", protocol="lip")
+    counts = r.images_per_class()
+    assert counts[0] == 2 and counts[1] == 1 and sum(counts) == 3
+    table = markdown_table(r.scores, r.names, images=counts).splitlines()
+    assert table[0] == "| class | IoU (%) | images with it |"
+    assert table[2].endswith("| 2 |") and table[3].endswith("| 1 |") and table[4].endswith("| 0 |")
+    assert table[-2].split("**")[3] == f"{100 * r.scores.miou:.1f}"
 
 
 def test_evaluate_lip_protocol_counts_sides_per_image(tmp_path, tiny_weights):
