@@ -34,8 +34,9 @@ class EvalResult:
     stems: tuple[str, ...] = ()  # the images' file stems, in the same order
 
     def side_by_image(self) -> list[tuple[str, int, int]]:
-        """(image stem, wrong-side, same-part pixels) per image (lip protocol: 20-class matrices)."""
-        if self.per_image is None:
+        """(image stem, wrong-side, same-part pixels) per image; empty unless the protocol is `lip`
+        (the `ccp` protocol's merged classes have no sides)."""
+        if self.per_image is None or self.protocol != "lip":
             return []
         return [(stem, *side_errors(c)) for stem, c in zip(self.stems, self.per_image)]
 

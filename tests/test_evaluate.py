@@ -42,6 +42,7 @@ def test_evaluate_counts_every_labelled_pixel_and_draws_confusion(tmp_path, tiny
     assert r.confusion[13].sum() == 2 * 15 * 15  # skin (20) is scored as the merged skin class
     assert r.per_image.shape == (2, 15, 15) and (r.per_image.sum(0) == r.confusion).all()
     assert r.images_per_class() == [2] + [0] * 12 + [2, 0]  # background and skin in both labels, nothing else
+    assert r.side_by_image() == [] and r.worst_sides(3) == ([], 0.0)  # merged skin and shoes have no sides
     png = confusion_png(r.confusion, CCP_NAMES, tmp_path / "cm.png")
     img = cv2.imread(str(png))
     assert img.shape[0] > 15 * 20 and img.std() > 10
