@@ -84,6 +84,17 @@ def _fail(exc: BaseException) -> None:
     raise typer.Exit(code)
 
 
+def _scale_range(text: str) -> tuple[float, float]:
+    """'LO,HI' -> (LO, HI) with 0 < LO <= HI."""
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        raise InputError(f"--scale takes LO,HI (e.g. 0.5,2), not {text!r}") from None
+    if not 0 < lo <= hi:
+        raise InputError(f"--scale needs 0 < LO <= HI, not {text!r}")
+    return lo, hi
+
+
 def _engine(weights: Optional[Path], provider: str, size: int, threads: int = 0, flip: bool = False,
             int8: bool = False):
     from .engine import Engine, EngineConfig, default_weights, int8_weights
@@ -322,6 +333,7 @@ def train(
     val_every: int = typer.Option(1000, "--val-every", help="Validate every N iterations (at a checkpoint)."),
     init: Optional[Path] = typer.Option(None, "--init", help="Start from these weights (a checkpoint), e.g. for a second schedule."),
     lovasz: float = typer.Option(0.0, "--lovasz", min=0.0, help="Add the Lovasz-softmax loss (a surrogate of 1 - IoU per class) with this weight; 0: cross-entropy only."),
+    scale: str = typer.Option("0.5,2", "--scale", help="Random scale range LO,HI (log-uniform), relative to the image with its long side at --size. Crops of large scales hold more labelled pixels, so 0.5,2 trains on people about 1.2x larger than the app sees; 0.5,1.5 centres the pixels on the app's scale."),
     grey: float = typer.Option(0.0, "--grey", min=0.0, max=1.0, help="Share of training samples turned to grey (low-light webcams)."),
     paste: float = typer.Option(0.0, "--paste", min=0.0, max=1.0, help="Share of training samples given a hat, sunglasses, scarf, jumpsuit or socks cut from a street photo and placed by body part (copy-paste)."),
     distill: float = typer.Option(0.0, "--distill", min=0.0, help="Add a KL term with this weight pulling the model towards a frozen teacher's flip-averaged class probabilities (self-distillation of flip TTA); needs --teacher."),
@@ -341,10 +353,11 @@ def train(
     if decoder_stride not in DECODER_STRIDES:
         _fail(InputError(f"--decoder-stride must be {' or '.join(map(str, DECODER_STRIDES))}, not {decoder_stride}"))
     try:
+        scale_range = _scale_range(scale)
         cfg = TrainConfig(datasets=tuple(DatasetSpec.parse(d) for d in data), out=str(out_dir), iters=iters,
                           batch=batch, lr=lr, size=size, seed=seed, ckpt_every=ckpt_every, threads=threads,
                           val=DatasetSpec.parse(val) if val else None, val_every=val_every, lovasz=lovasz,
-                          grey=grey, paste=paste, distill=distill, teacher=str(teacher or ""), device=device,
+                          grey=grey, scale=scale_range, paste=paste, distill=distill, teacher=str(teacher or ""), device=device,
                           workers=workers, snapshot_every=snapshot_every, bn_batches=bn_batches,
                           model=LipNetConfig(decoder_stride=decoder_stride))
         import threading

@@ -86,6 +86,7 @@ class TrainConfig:
     val_limit: int = 50
     lovasz: float = 0.0  # weight of the Lovasz-softmax term added to the cross-entropy (0: off)
     grey: float = 0.0  # share of samples turned to grey
+    scale: tuple[float, float] = (0.5, 2.0)  # random scale range, relative to the image's long side at `size`
     paste: float = 0.0  # share of samples given a rare class cut from a street photo (copy-paste)
     distill: float = 0.0  # weight of the KL term towards the teacher's flip-averaged probabilities (0: off)
     teacher: str = ""  # checkpoint of the frozen teacher for `distill`
@@ -394,7 +395,7 @@ def train(cfg: TrainConfig, resume: bool = False, on_step: Callable[[int, float]
     net = LipNet(cfg.model).to(memory_format=torch.channels_last)
     pre = Preprocess()
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
-    sampler = MixedSampler(cfg.datasets, AugmentConfig(size=cfg.size, grey_p=cfg.grey, paste_p=cfg.paste), cfg.seed)
+    sampler = MixedSampler(cfg.datasets, AugmentConfig(size=cfg.size, scale=cfg.scale, grey_p=cfg.grey, paste_p=cfg.paste), cfg.seed)
     step = prior = 0  # prior: the iterations behind the --init weights
     if ckpt is not None:
         net.load_state_dict(ckpt["model"])

@@ -198,6 +198,13 @@ def test_eval_against_reports_the_difference_with_its_interval(tmp_path, tiny_we
     assert "none.onnx" in _one_line_error(r, 4)
 
 
+@pytest.mark.parametrize("scale, message", [("2,1", "--scale needs 0 < LO <= HI"), ("0.5", "--scale takes LO,HI")])
+def test_train_rejects_a_scale_range_it_cannot_draw_from(tmp_path, scale, message):
+    r = runner.invoke(app, ["train", "--data", str(tmp_path), "--scale", scale, "--out", str(tmp_path / "run")])
+    _one_line_error(r, 2)
+    assert message in r.output and not (tmp_path / "run").exists()
+
+
 def test_train_rejects_a_decoder_stride_it_has_no_graph_for(tmp_path):
     r = runner.invoke(app, ["train", "--data", str(tmp_path), "--decoder-stride", "16", "--out", str(tmp_path / "run")])
     _one_line_error(r, 2)

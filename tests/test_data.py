@@ -49,6 +49,22 @@ def test_find_pairs_matches_stems_and_split(tmp_path):
         find_pairs(tmp_path, "test")
 
 
+def test_augment_scale_range_sets_how_much_of_the_crop_is_labelled():
+    """A crop of a scale s image holds s^2 of its area in labels up to s = 1, and is full above it."""
+    rng = np.random.default_rng(2)
+    img = np.full((32, 32, 3), 128, np.uint8)
+    mask = np.full((32, 32), 5, np.uint8)
+
+    def labelled(scale: tuple[float, float]) -> list[float]:
+        cfg = AugmentConfig(size=32, scale=scale, rotate_deg=0, flip=False, jitter=0, blur_p=0)
+        return [float((augment(img, mask, rng, cfg)[1] == 5).mean()) for _ in range(30)]
+
+    assert all(abs(f - 0.25) < 0.05 for f in labelled((0.5, 0.5)))  # 16x16 of 32x32, the rest ignored
+    assert all(f == 1.0 for f in labelled((1.5, 2.0)))
+    narrow = labelled((0.7, 1.2))
+    assert min(narrow) > 0.45 and max(narrow) == 1.0
+
+
 def test_augment_grey_turns_a_share_of_samples_grey_and_leaves_labels():
     rng = np.random.default_rng(1)
     img = np.zeros((32, 32, 3), np.uint8)
