@@ -483,7 +483,7 @@ def train(cfg: TrainConfig, resume: bool = False, on_step: Callable[[int, float]
                 t0, run_loss, n = time.perf_counter(), 0.0, 0
     if cfg.bn_batches > 0 and step == cfg.iters and start_step < step:  # the schedule ended in this call
         log.info("re-estimating BatchNorm statistics on %d batches of %d", cfg.bn_batches, BN_BATCH)
-        recalibrate_bn_on(net, cfg.datasets, cfg.bn_batches, BN_BATCH, cfg.size, cfg.seed)
+        recalibrate_bn_on(net, cfg.datasets, cfg.bn_batches, BN_BATCH, cfg.size, cfg.seed, cfg.scale)
         last.update(model=net.state_dict(), bn_recalibrated=f"{cfg.bn_batches} batches of {BN_BATCH}")
         _save_atomic(last, ckpt_path)  # the final step's checkpoint again, with the new statistics
     return ckpt_path
@@ -529,9 +529,11 @@ def recalibrate_bn(net: LipNet, batches, steps: int) -> LipNet:
     return net.eval()
 
 
-def recalibrate_bn_on(net: LipNet, data: tuple[DatasetSpec, ...], steps: int, batch: int, size: int, seed: int) -> LipNet:
-    """`recalibrate_bn` on `steps` batches of `batch` augmented `size` crops drawn from `data`."""
-    sampler = MixedSampler(data, AugmentConfig(size=size), seed)
+def recalibrate_bn_on(net: LipNet, data: tuple[DatasetSpec, ...], steps: int, batch: int, size: int, seed: int,
+                      scale: tuple[float, float] = AugmentConfig.scale) -> LipNet:
+    """`recalibrate_bn` on `steps` batches of `batch` augmented `size` crops drawn from `data` at
+    random scales in `scale` (a training run passes its own range)."""
+    sampler = MixedSampler(data, AugmentConfig(size=size, scale=scale), seed)
     return recalibrate_bn(net, (sampler.batch(batch) for _ in range(steps)), steps)
 
 

@@ -388,3 +388,22 @@ def test_decoder_stride_four_starts_from_stride_eight_weights_and_keeps_its_stri
     assert last["step"] == 4 and last["config"]["decoder_stride"] == 4
     with pytest.raises(InputError, match="different architectures"):  # same shapes, so only the config tells
         average_checkpoints([start, tmp_path / "s4" / "last.pt"], tmp_path / "soup.pt")
+
+
+def test_train_draws_its_crops_and_its_batchnorm_batches_at_the_scale_range_it_is_given(tmp_path, monkeypatch):
+    import lipparse_rt.train as train_mod
+
+    _tiny_dataset(tmp_path / "d")
+    seen = []
+    real = train_mod.MixedSampler
+
+    def recording(specs, aug, seed):
+        seen.append(aug.scale)
+        return real(specs, aug, seed)
+
+    monkeypatch.setattr(train_mod, "MixedSampler", recording)
+    tiny = LipNetConfig(widths=(4, 8, 8, 8, 8, 8), aspp_width=8, decoder_width=8)
+    cfg = TrainConfig(datasets=(DatasetSpec(str(tmp_path / "d")),), out=str(tmp_path / "run"), iters=2, batch=2,
+                      size=32, ckpt_every=2, model=tiny, threads=1, scale=(0.7, 1.2), bn_batches=1)
+    train(cfg)
+    assert len(seen) == 2 and set(seen) == {(0.7, 1.2)}  # the training sampler, then the BatchNorm one
