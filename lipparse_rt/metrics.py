@@ -106,12 +106,18 @@ def markdown_table(s: Scores, names: tuple[str, ...], title: str = "IoU (%)",
     With `images` (per class, how many of the scored images hold it in their labels), a second
     column says on how many images each class's IoU rests: a rare class's on a handful.
     """
-    extra = images is not None
-    rows = [f"| class | {title} |" + (" images with it |" if extra else ""), "|---|---|" + ("---|" if extra else "")]
-    for i, (name, v) in enumerate(zip(names, s.iou)):
-        rows.append(f"| {name} | {'n/a' if np.isnan(v) else f'{100 * v:.1f}'} |" + (f" {images[i]} |" if extra else ""))
-    rows.append(f"| **mIoU** | **{100 * s.miou:.1f}** |" + ("  |" if extra else ""))
-    rows.append(f"| pixel accuracy | {100 * s.pixel_acc:.1f} |" + ("  |" if extra else ""))
+    with_images = images is not None
+    count_cells = [[str(n)] for n in images] if with_images else [[]] * len(names)
+    pad = [""] if with_images else []  # the summary rows have no count
+
+    def row(*cells: str) -> str:
+        return "| " + " | ".join(cells) + " |"
+
+    rows = [row("class", title, *(["images with it"] if with_images else [])), "|---|---|" + "---|" * len(pad)]
+    for name, v, count in zip(names, s.iou, count_cells):
+        rows.append(row(name, "n/a" if np.isnan(v) else f"{100 * v:.1f}", *count))
+    rows.append(row("**mIoU**", f"**{100 * s.miou:.1f}**", *pad))
+    rows.append(row("pixel accuracy", f"{100 * s.pixel_acc:.1f}", *pad))
     return "\n".join(rows)
 
 

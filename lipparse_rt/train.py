@@ -86,7 +86,7 @@ class TrainConfig:
     val_limit: int = 50
     lovasz: float = 0.0  # weight of the Lovasz-softmax term added to the cross-entropy (0: off)
     grey: float = 0.0  # share of samples turned to grey
-    scale: tuple[float, float] = (0.5, 2.0)  # random scale range, relative to the image's long side at `size`
+    scale: tuple[float, float] = AugmentConfig.scale  # random scale range, relative to the image's long side at `size`
     paste: float = 0.0  # share of samples given a rare class cut from a street photo (copy-paste)
     distill: float = 0.0  # weight of the KL term towards the teacher's flip-averaged probabilities (0: off)
     teacher: str = ""  # checkpoint of the frozen teacher for `distill`
