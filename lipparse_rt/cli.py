@@ -382,6 +382,7 @@ def average(
     bn_batches: int = typer.Option(100, "--bn-batches", min=1, help="Batches for the BatchNorm statistics."),
     batch: int = typer.Option(16, "--batch", min=1, help="Samples per BatchNorm batch."),
     size: int = typer.Option(256, "--size", help="Crop size of those samples (square)."),
+    scale: str = typer.Option("0.5,2", "--scale", help="Random scale range LO,HI of those samples, as train's --scale (use the range the runs trained at)."),
     seed: int = typer.Option(0, "--seed"),
     threads: int = typer.Option(2, "--threads", help="torch CPU threads."),
 ) -> None:
@@ -391,12 +392,14 @@ def average(
     except ImportError as exc:
         _fail(InputError(f"averaging needs torch: pip install 'lipparse-rt[train]' ({exc})"))
     try:
+        scale_range = _scale_range(scale)
         for path in checkpoints:
             if not path.is_file():
                 raise InputError(f"cannot read checkpoint '{path}': no such file")
         specs = tuple(DatasetSpec.parse(d) for d in bn_data)
         with err.status(f"averaging {len(checkpoints)} checkpoints" + (f", BatchNorm over {bn_batches} batches" if specs else "")):
-            path = average_checkpoints(checkpoints, out_path, specs, bn_batches, batch, size, seed, threads)
+            path = average_checkpoints(checkpoints, out_path, specs, bn_batches, batch, size, seed, threads,
+                                       scale_range)
     except LipParseError as exc:
         _fail(exc)
     what = f"the mean of {len(checkpoints)} checkpoints" if len(checkpoints) > 1 else "one checkpoint"

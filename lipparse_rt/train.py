@@ -484,7 +484,7 @@ def train(cfg: TrainConfig, resume: bool = False, on_step: Callable[[int, float]
     if cfg.bn_batches > 0 and step == cfg.iters and start_step < step:  # the schedule ended in this call
         log.info("re-estimating BatchNorm statistics on %d batches of %d", cfg.bn_batches, BN_BATCH)
         recalibrate_bn_on(net, cfg.datasets, cfg.bn_batches, BN_BATCH, cfg.size, cfg.seed, cfg.scale)
-        last.update(model=net.state_dict(), bn_recalibrated=f"{cfg.bn_batches} batches of {BN_BATCH}")
+        last.update(model=net.state_dict(), bn_recalibrated=_bn_note(cfg.bn_batches, BN_BATCH, cfg.scale))
         _save_atomic(last, ckpt_path)  # the final step's checkpoint again, with the new statistics
     return ckpt_path
 
@@ -537,12 +537,19 @@ def recalibrate_bn_on(net: LipNet, data: tuple[DatasetSpec, ...], steps: int, ba
     return recalibrate_bn(net, (sampler.batch(batch) for _ in range(steps)), steps)
 
 
+def _bn_note(steps: int, batch: int, scale: tuple[float, float]) -> str:
+    """How a checkpoint's BatchNorm statistics were re-estimated (stored in it)."""
+    return f"{steps} batches of {batch} at scales {scale[0]:g}-{scale[1]:g}"
+
+
 def average_checkpoints(paths: list[Path], out: Path, bn_data: tuple[DatasetSpec, ...] = (), bn_steps: int = 100,
-                        batch: int = 16, size: int = 256, seed: int = 0, threads: int = 2) -> Path:
+                        batch: int = 16, size: int = 256, seed: int = 0, threads: int = 2,
+                        scale: tuple[float, float] = AugmentConfig.scale) -> Path:
     """Average the weights of checkpoints of one run or of runs from one start, and write a checkpoint.
 
     With `bn_data`, BatchNorm statistics are re-estimated on `bn_steps` batches of augmented
-    training samples (the training augmentation, `size` crops); without, they are averaged too.
+    training samples (the training augmentation, `size` crops at random scales in `scale`);
+    without, they are averaged too.
     """
     torch.set_num_threads(threads)
     loaded = [load_checkpoint(Path(p)) for p in paths]
@@ -552,13 +559,13 @@ def average_checkpoints(paths: list[Path], out: Path, bn_data: tuple[DatasetSpec
     net.load_state_dict(average_weights([n.state_dict() for n, _ in loaded]))
     net = net.to(memory_format=torch.channels_last)
     if bn_data:
-        recalibrate_bn_on(net, bn_data, bn_steps, batch, size, seed)
+        recalibrate_bn_on(net, bn_data, bn_steps, batch, size, seed, scale)
     out.parent.mkdir(parents=True, exist_ok=True)
     _save_atomic({
         "model": net.state_dict(), "step": max(int(c.get("step", 0)) for _, c in loaded),
         "iterations": max(iterations(c) for _, c in loaded),
         "config": first["config"], "class_weights": first.get("class_weights", []),
         "averaged_from": [str(p) for p in paths],
-        "bn_recalibrated": f"{bn_steps} batches of {batch}" if bn_data else "",
+        "bn_recalibrated": _bn_note(bn_steps, batch, scale) if bn_data else "",
     }, out)
     return out

@@ -199,8 +199,11 @@ def test_eval_against_reports_the_difference_with_its_interval(tmp_path, tiny_we
 
 
 @pytest.mark.parametrize("scale, message", [("2,1", "--scale needs 0 < LO <= HI"), ("0.5", "--scale takes LO,HI")])
-def test_train_rejects_a_scale_range_it_cannot_draw_from(tmp_path, scale, message):
-    r = runner.invoke(app, ["train", "--data", str(tmp_path), "--scale", scale, "--out", str(tmp_path / "run")])
+@pytest.mark.parametrize("command", [["train", "--data"], ["average"]])
+def test_train_and_average_reject_a_scale_range_they_cannot_draw_from(tmp_path, command, scale, message):
+    if command == ["average"]:
+        pytest.importorskip("torch")
+    r = runner.invoke(app, [*command, str(tmp_path), "--scale", scale, "--out", str(tmp_path / "run")])
     _one_line_error(r, 2)
     assert message in r.output and not (tmp_path / "run").exists()
 

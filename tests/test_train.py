@@ -335,7 +335,8 @@ def test_recalibrate_bn_gives_the_batch_statistics():
     assert bn.momentum == 0.1 and not net.training  # left as it was found, in eval mode
 
 
-def test_average_checkpoints_writes_a_loadable_mean(tmp_path):
+def test_average_checkpoints_writes_a_loadable_mean(tmp_path, monkeypatch):
+    import lipparse_rt.train as train_mod
     from lipparse_rt.export import load_checkpoint
     _tiny_dataset(tmp_path / "d")
     spec = DatasetSpec(str(tmp_path / "d"))
@@ -345,7 +346,10 @@ def test_average_checkpoints_writes_a_loadable_mean(tmp_path):
                           model=TINY, threads=1, seed=seed)
         paths.append(train(cfg))
     plain = average_checkpoints(paths, tmp_path / "mean.pt")
-    recal = average_checkpoints(paths, tmp_path / "recal.pt", bn_data=(spec,), bn_steps=2, batch=2, size=32, threads=1)
+    seen, real = [], train_mod.MixedSampler
+    monkeypatch.setattr(train_mod, "MixedSampler", lambda specs, aug, seed: seen.append(aug.scale) or real(specs, aug, seed))
+    recal = average_checkpoints(paths, tmp_path / "recal.pt", bn_data=(spec,), bn_steps=2, batch=2, size=32, threads=1,
+                                scale=(0.7, 1.2))
     nets = [load_checkpoint(p)[0].state_dict() for p in (*paths, plain, recal)]
     conv = next(k for k in nets[0] if k.endswith(".weight"))
     assert torch.allclose(nets[2][conv], (nets[0][conv] + nets[1][conv]) / 2)
@@ -353,8 +357,9 @@ def test_average_checkpoints_writes_a_loadable_mean(tmp_path):
     stat = next(k for k in nets[0] if k.endswith("running_mean"))
     assert torch.allclose(nets[2][stat], (nets[0][stat] + nets[1][stat]) / 2)
     assert not torch.allclose(nets[3][stat], nets[2][stat])
+    assert seen == [(0.7, 1.2)]  # the BatchNorm batches are drawn at the range asked for
     ckpt = torch.load(recal, weights_only=False)
-    assert ckpt["averaged_from"] == [str(p) for p in paths] and ckpt["bn_recalibrated"] == "2 batches of 2"
+    assert ckpt["averaged_from"] == [str(p) for p in paths] and ckpt["bn_recalibrated"] == "2 batches of 2 at scales 0.7-1.2"
 
 
 def test_a_finished_schedule_ends_with_re_estimated_batchnorm(tmp_path):
@@ -363,7 +368,7 @@ def test_a_finished_schedule_ends_with_re_estimated_batchnorm(tmp_path):
                       size=32, snapshot_every=2, model=TINY, threads=1, bn_batches=2)
     last = torch.load(train(cfg), weights_only=False)
     raw = torch.load(tmp_path / "run" / "snap_000002.pt", weights_only=False)  # the weights before it
-    assert last["bn_recalibrated"] == "2 batches of 16" and "optimizer" in last
+    assert last["bn_recalibrated"] == "2 batches of 16 at scales 0.5-2" and "optimizer" in last
     means = [k for k in raw["model"] if k.endswith("running_mean")]
     assert means and all(not torch.equal(raw["model"][k], last["model"][k]) for k in means)
     convs = [k for k in raw["model"] if k.endswith("weight")]
