@@ -84,6 +84,9 @@ def _fail(exc: BaseException) -> None:
     raise typer.Exit(code)
 
 
+DEFAULT_SCALE = "0.5,2"  # train's and average's --scale: AugmentConfig.scale, written for the command line
+
+
 def _scale_range(text: str) -> tuple[float, float]:
     """'LO,HI' -> (LO, HI) with 0 < LO <= HI."""
     try:
@@ -333,7 +336,7 @@ def train(
     val_every: int = typer.Option(1000, "--val-every", help="Validate every N iterations (at a checkpoint)."),
     init: Optional[Path] = typer.Option(None, "--init", help="Start from these weights (a checkpoint), e.g. for a second schedule."),
     lovasz: float = typer.Option(0.0, "--lovasz", min=0.0, help="Add the Lovasz-softmax loss (a surrogate of 1 - IoU per class) with this weight; 0: cross-entropy only."),
-    scale: str = typer.Option("0.5,2", "--scale", help="Random scale range LO,HI (log-uniform), relative to the image with its long side at --size. Crops of large scales hold more labelled pixels, so 0.5,2 trains on people about 1.2x larger than the app sees; 0.5,1.5 centres the pixels on the app's scale; the shipped model's last schedule used 0.7,1.2. The BatchNorm re-estimation at the end draws at the same range."),
+    scale: str = typer.Option(DEFAULT_SCALE, "--scale", help="Random scale range LO,HI (log-uniform), relative to the image with its long side at --size. Crops of large scales hold more labelled pixels, so 0.5,2 trains on people about 1.2x larger than the app sees; 0.5,1.5 centres the pixels on the app's scale; the shipped model's last two schedules used 0.7,1.2 (one run 0.8,1.25). The BatchNorm re-estimation at the end draws at the same range."),
     grey: float = typer.Option(0.0, "--grey", min=0.0, max=1.0, help="Share of training samples turned to grey (low-light webcams)."),
     paste: float = typer.Option(0.0, "--paste", min=0.0, max=1.0, help="Share of training samples given a hat, sunglasses, scarf, jumpsuit or socks cut from a street photo and placed by body part (copy-paste)."),
     distill: float = typer.Option(0.0, "--distill", min=0.0, help="Add a KL term with this weight pulling the model towards a frozen teacher's flip-averaged class probabilities (self-distillation of flip TTA); needs --teacher."),
@@ -382,7 +385,7 @@ def average(
     bn_batches: int = typer.Option(100, "--bn-batches", min=1, help="Batches for the BatchNorm statistics."),
     batch: int = typer.Option(16, "--batch", min=1, help="Samples per BatchNorm batch."),
     size: int = typer.Option(256, "--size", help="Crop size of those samples (square)."),
-    scale: str = typer.Option("0.5,2", "--scale", help="Random scale range LO,HI of those samples, as train's --scale (use the range the runs trained at)."),
+    scale: str = typer.Option(DEFAULT_SCALE, "--scale", help="Random scale range LO,HI of those samples, as train's --scale (use the range the runs trained at)."),
     seed: int = typer.Option(0, "--seed"),
     threads: int = typer.Option(2, "--threads", help="torch CPU threads."),
 ) -> None:

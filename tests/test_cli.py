@@ -198,6 +198,13 @@ def test_eval_against_reports_the_difference_with_its_interval(tmp_path, tiny_we
     assert "none.onnx" in _one_line_error(r, 4)
 
 
+def test_the_command_line_scale_default_is_the_augmentation_default():
+    from lipparse_rt.cli import DEFAULT_SCALE, _scale_range
+    from lipparse_rt.data import AugmentConfig
+
+    assert _scale_range(DEFAULT_SCALE) == AugmentConfig.scale
+
+
 @pytest.mark.parametrize("scale, message", [("2,1", "--scale needs 0 < LO <= HI"), ("0.5", "--scale takes LO,HI")])
 @pytest.mark.parametrize("command", [["train", "--data"], ["average"]])
 def test_train_and_average_reject_a_scale_range_they_cannot_draw_from(tmp_path, command, scale, message):
