@@ -335,8 +335,21 @@ def test_recalibrate_bn_gives_the_batch_statistics():
     assert bn.momentum == 0.1 and not net.training  # left as it was found, in eval mode
 
 
-def test_average_checkpoints_writes_a_loadable_mean(tmp_path, monkeypatch):
+def _record_sampler_scales(monkeypatch) -> list:
+    """Every MixedSampler the training module builds from now on appends its scale range here."""
     import lipparse_rt.train as train_mod
+
+    seen, real = [], train_mod.MixedSampler
+
+    def recording(specs, aug, seed):
+        seen.append(aug.scale)
+        return real(specs, aug, seed)
+
+    monkeypatch.setattr(train_mod, "MixedSampler", recording)
+    return seen
+
+
+def test_average_checkpoints_writes_a_loadable_mean(tmp_path, monkeypatch):
     from lipparse_rt.export import load_checkpoint
     _tiny_dataset(tmp_path / "d")
     spec = DatasetSpec(str(tmp_path / "d"))
@@ -346,8 +359,7 @@ def test_average_checkpoints_writes_a_loadable_mean(tmp_path, monkeypatch):
                           model=TINY, threads=1, seed=seed)
         paths.append(train(cfg))
     plain = average_checkpoints(paths, tmp_path / "mean.pt")
-    seen, real = [], train_mod.MixedSampler
-    monkeypatch.setattr(train_mod, "MixedSampler", lambda specs, aug, seed: seen.append(aug.scale) or real(specs, aug, seed))
+    seen = _record_sampler_scales(monkeypatch)
     recal = average_checkpoints(paths, tmp_path / "recal.pt", bn_data=(spec,), bn_steps=2, batch=2, size=32, threads=1,
                                 scale=(0.7, 1.2))
     nets = [load_checkpoint(p)[0].state_dict() for p in (*paths, plain, recal)]
@@ -396,19 +408,9 @@ def test_decoder_stride_four_starts_from_stride_eight_weights_and_keeps_its_stri
 
 
 def test_train_draws_its_crops_and_its_batchnorm_batches_at_the_scale_range_it_is_given(tmp_path, monkeypatch):
-    import lipparse_rt.train as train_mod
-
     _tiny_dataset(tmp_path / "d")
-    seen = []
-    real = train_mod.MixedSampler
-
-    def recording(specs, aug, seed):
-        seen.append(aug.scale)
-        return real(specs, aug, seed)
-
-    monkeypatch.setattr(train_mod, "MixedSampler", recording)
-    tiny = LipNetConfig(widths=(4, 8, 8, 8, 8, 8), aspp_width=8, decoder_width=8)
+    seen = _record_sampler_scales(monkeypatch)
     cfg = TrainConfig(datasets=(DatasetSpec(str(tmp_path / "d")),), out=str(tmp_path / "run"), iters=2, batch=2,
-                      size=32, ckpt_every=2, model=tiny, threads=1, scale=(0.7, 1.2), bn_batches=1)
+                      size=32, ckpt_every=2, model=TINY, threads=1, scale=(0.7, 1.2), bn_batches=1)
     train(cfg)
     assert len(seen) == 2 and set(seen) == {(0.7, 1.2)}  # the training sampler, then the BatchNorm one
