@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import math
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -90,6 +91,7 @@ class TrainConfig:
     paste: float = 0.0  # share of samples given a rare class cut from a street photo (copy-paste)
     distill: float = 0.0  # weight of the KL term towards the teacher's flip-averaged probabilities (0: off)
     teacher: str = ""  # checkpoint of the frozen teacher for `distill`
+    teacher_scale: float = 1.0  # the teacher sees each crop resized by this factor (1.25: a 256 crop at 320)
     device: str = "cpu"  # torch device: "cpu" or "cuda"
     workers: int = 0  # sampling processes (0: samples are drawn in the training process)
     snapshot_every: int = 0  # also keep the model weights every N steps as snap_NNNNNN.pt (0: off)
@@ -153,11 +155,23 @@ def lovasz_softmax(logits: Tensor, target: Tensor) -> Tensor:
     return (errors * grad).sum(1).mean()
 
 
-def flip_soft_labels(teacher: LipNet, x: Tensor) -> Tensor:
+def flip_soft_labels(teacher: LipNet, x: Tensor, scale: float = 1.0) -> Tensor:
     """The teacher's flip test-time augmentation as soft labels: the mean of the class
-    probabilities of `x` and of its mirror (flipped back, left/right channels swapped)."""
+    probabilities of `x` and of its mirror (flipped back, left/right channels swapped).
+
+    With `scale` != 1 the teacher sees both enlarged (bilinear, sides rounded up to a multiple
+    of 16, as the app pads its input) and its probabilities come back at `x`'s size: the
+    multi-scale test-time augmentation that `--size 320` gives at inference, as a target.
+    """
+    h, w = x.shape[-2:]
     with torch.no_grad():
-        probs = F.softmax(teacher(torch.cat([x, x.flip(3)])), 1)
+        both = torch.cat([x, x.flip(3)])
+        if scale != 1.0:
+            size = (16 * math.ceil(h * scale / 16), 16 * math.ceil(w * scale / 16))
+            both = F.interpolate(both, size=size, mode="bilinear", align_corners=False)
+        probs = F.softmax(teacher(both), 1)
+        if probs.shape[-2:] != (h, w):
+            probs = F.interpolate(probs, size=(h, w), mode="bilinear", align_corners=False)
     n = x.shape[0]
     swap = torch.as_tensor(FLIP_LUT[: probs.shape[1]].astype(np.int64), device=probs.device)
     return 0.5 * (probs[:n] + probs[n:].flip(3)[:, swap])
@@ -424,7 +438,7 @@ def train(cfg: TrainConfig, resume: bool = False, on_step: Callable[[int, float]
             raise InputError(f"cannot distil: no teacher checkpoint at '{cfg.teacher}' (give --teacher)")
         teacher = load_checkpoint(Path(cfg.teacher))[0].to(memory_format=torch.channels_last)
         teacher.eval().requires_grad_(False).to(device)
-        log.info("distilling from %s (flip-averaged) at weight %g", cfg.teacher, cfg.distill)
+        log.info("distilling from %s (flip-averaged, crops x%g) at weight %g", cfg.teacher, cfg.teacher_scale, cfg.distill)
     net.to(device)
     pre.to(device)
     opt.load_state_dict(opt.state_dict())  # moves any loaded optimizer state to the parameters' device
@@ -451,7 +465,7 @@ def train(cfg: TrainConfig, resume: bool = False, on_step: Callable[[int, float]
             if cfg.lovasz > 0:  # on every second row and column: a quarter of the sorting
                 loss = loss + cfg.lovasz * lovasz_softmax(logits[..., ::2, ::2], target[..., ::2, ::2])
             if teacher is not None:
-                loss = loss + cfg.distill * distill_loss(logits, flip_soft_labels(teacher, x), target)
+                loss = loss + cfg.distill * distill_loss(logits, flip_soft_labels(teacher, x, cfg.teacher_scale), target)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

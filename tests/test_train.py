@@ -174,6 +174,28 @@ def test_flip_soft_labels_average_the_mirror_with_sides_swapped():
     assert torch.allclose(soft.sum(1), torch.ones(1, 1, 2))
 
 
+def test_flip_soft_labels_at_a_teacher_scale_come_back_at_the_crop_size():
+    seen = []
+
+    class Recording(_LeftArmWhereBright):
+        def forward(self, x):
+            seen.append(tuple(x.shape))
+            return super().forward(x)
+
+    x = torch.zeros(1, 3, 16, 32)
+    x[0, 0, :, :8] = 1  # a bright band on the left quarter of the picture
+    soft = flip_soft_labels(Recording(), x, scale=1.25)
+    # 16x32 enlarged 1.25x is 20x40, rounded up to multiples of 16 as the app pads its input
+    assert seen == [(2, 3, 32, 48)]
+    assert soft.shape == (1, 20, 16, 32)
+    assert torch.allclose(soft.sum(1), torch.ones(1, 16, 32), atol=1e-5)
+    # away from the band's edge the enlarged view gives what the crop itself gives
+    plain = flip_soft_labels(_LeftArmWhereBright(), x)
+    assert torch.allclose(soft[..., 2:14, 2:6], plain[..., 2:14, 2:6], atol=1e-4)
+    assert torch.allclose(soft[..., 2:14, 12:30], plain[..., 2:14, 12:30], atol=1e-4)
+    assert float(soft[0, 14, 8, 2]) > 0.49  # the left arm, as seen in the band
+
+
 def test_distill_loss_hand_computed_and_ignores_255():
     logits = torch.zeros(1, 20, 1, 2)
     soft = torch.zeros(1, 20, 1, 2)
@@ -196,6 +218,9 @@ def test_train_adds_the_distillation_term(tmp_path):
     train(cfg, on_step=lambda s, loss: first.setdefault(2, loss))
     # same seed and batch: the first step's loss gains 2 x KL to a teacher one step away, > 0
     assert first[2] > first[0]
+    cfg = TrainConfig(out=str(tmp_path / "kd15"), distill=2.0, teacher=str(teacher), teacher_scale=1.5, **base)
+    train(cfg, on_step=lambda s, loss: first.setdefault(1.5, loss))
+    assert first[1.5] > first[0] and first[1.5] != pytest.approx(first[2], abs=1e-6)  # the teacher saw 48x48 crops
     with pytest.raises(InputError, match="no teacher"):
         train(TrainConfig(out=str(tmp_path / "none"), distill=1.0, teacher=str(tmp_path / "missing.pt"), **base))
 
