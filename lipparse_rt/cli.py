@@ -341,7 +341,7 @@ def train(
     paste: float = typer.Option(0.0, "--paste", min=0.0, max=1.0, help="Share of training samples given a hat, sunglasses, scarf, jumpsuit or socks cut from a street photo and placed by body part (copy-paste)."),
     distill: float = typer.Option(0.0, "--distill", min=0.0, help="Add a KL term with this weight pulling the model towards a frozen teacher's flip-averaged class probabilities (self-distillation of flip TTA); needs --teacher."),
     teacher: Optional[Path] = typer.Option(None, "--teacher", help="Checkpoint of the frozen teacher for --distill (e.g. weights/lipnet.pt)."),
-    teacher_scale: float = typer.Option(1.0, "--teacher-scale", min=0.5, max=2.0, help="The teacher sees each crop enlarged by this factor (1.25: a 256 crop at 320, as --size 320 does at inference) and its probabilities are brought back to the crop's size."),
+    teacher_scale: float = typer.Option(1.0, "--teacher-scale", min=0.5, max=2.0, help="With --distill: the teacher sees each crop and its mirror enlarged by this factor (1.25: a 256 crop at 320, what --flip --size 320 gives at inference) and its probabilities are brought back to the crop's size."),
     device: str = typer.Option("cpu", "--device", help="torch device to train on: cpu or cuda."),
     workers: int = typer.Option(0, "--workers", min=0, help="Processes that draw and augment samples (0: in the training process; a GPU needs several)."),
     snapshot_every: int = typer.Option(0, "--snapshot-every", min=0, help="Also keep the model weights every N iterations (OUT/snap_NNNNNN.pt, for `lipparse-rt average`); 0: off."),

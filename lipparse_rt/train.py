@@ -161,7 +161,8 @@ def flip_soft_labels(teacher: LipNet, x: Tensor, scale: float = 1.0) -> Tensor:
 
     With `scale` != 1 the teacher sees both enlarged (bilinear, sides rounded up to a multiple
     of 16, as the app pads its input) and its probabilities come back at `x`'s size: the
-    multi-scale test-time augmentation that `--size 320` gives at inference, as a target.
+    multi-scale test-time augmentation as a target (1.25 on 256 crops: what `--flip --size 320`
+    gives at inference).
     """
     h, w = x.shape[-2:]
     with torch.no_grad():
@@ -439,6 +440,8 @@ def train(cfg: TrainConfig, resume: bool = False, on_step: Callable[[int, float]
         teacher = load_checkpoint(Path(cfg.teacher))[0].to(memory_format=torch.channels_last)
         teacher.eval().requires_grad_(False).to(device)
         log.info("distilling from %s (flip-averaged, crops x%g) at weight %g", cfg.teacher, cfg.teacher_scale, cfg.distill)
+    elif cfg.teacher or cfg.teacher_scale != 1.0:
+        raise InputError("--teacher and --teacher-scale only act with --distill W (a weight above 0)")
     net.to(device)
     pre.to(device)
     opt.load_state_dict(opt.state_dict())  # moves any loaded optimizer state to the parameters' device

@@ -223,6 +223,8 @@ def test_train_adds_the_distillation_term(tmp_path):
     assert first[1.5] > first[0] and first[1.5] != pytest.approx(first[2], abs=1e-6)  # the teacher saw 48x48 crops
     with pytest.raises(InputError, match="no teacher"):
         train(TrainConfig(out=str(tmp_path / "none"), distill=1.0, teacher=str(tmp_path / "missing.pt"), **base))
+    with pytest.raises(InputError, match="only act with --distill"):  # not silently ignored
+        train(TrainConfig(out=str(tmp_path / "nokd"), teacher_scale=1.25, **base))
 
 
 def test_train_checkpoints_and_resumes(tmp_path):
