@@ -33,6 +33,9 @@ STD_RGB = (0.229, 0.224, 0.225)
 # Where the decoder can join S3: before its pooling (4) or after it (8).
 DECODER_STRIDES = (4, 8)
 
+# Four 2x2 poolings: the input's sides must be multiples of this (the output stride).
+OUTPUT_STRIDE = 16
+
 
 @dataclass(frozen=True)
 class LipNetConfig:
@@ -203,8 +206,8 @@ class LipNet(nn.Module):
         return feats, s3
 
     def forward(self, x: Tensor) -> Tensor:
-        if not torch.jit.is_tracing() and (x.shape[2] % 16 or x.shape[3] % 16):
-            raise ValueError(f"LIP-Net needs sides divisible by 16, got {tuple(x.shape[2:])}: pad the input")
+        if not torch.jit.is_tracing() and (x.shape[2] % OUTPUT_STRIDE or x.shape[3] % OUTPUT_STRIDE):
+            raise ValueError(f"LIP-Net needs sides divisible by {OUTPUT_STRIDE}, got {tuple(x.shape[2:])}: pad the input")
         feats, s3 = self.forward_features(x)
         low = feats[2] if self.config.decoder_stride == 8 else s3
         logits = self.decoder(self.aspp(feats[5]), low)

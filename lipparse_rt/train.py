@@ -23,7 +23,7 @@ from .data import (IGNORE, PASTE_ANCHORS, AugmentConfig, PasteItem, augment, fin
                    read_mask, replace_background)
 from .errors import InputError
 from .export import config_of, iterations, load_checkpoint
-from .model import LipNet, LipNetConfig, Preprocess
+from .model import OUTPUT_STRIDE, LipNet, LipNetConfig, Preprocess
 
 log = logging.getLogger(__name__)
 
@@ -160,15 +160,16 @@ def flip_soft_labels(teacher: LipNet, x: Tensor, scale: float = 1.0) -> Tensor:
     probabilities of `x` and of its mirror (flipped back, left/right channels swapped).
 
     With `scale` != 1 the teacher sees both enlarged (bilinear, sides rounded up to a multiple
-    of 16, as the app pads its input) and its probabilities come back at `x`'s size: the
-    multi-scale test-time augmentation as a target (1.25 on 256 crops: what `--flip --size 320`
-    gives at inference).
+    of the output stride, as the app pads its input) and its probabilities come back at `x`'s
+    size: the multi-scale test-time augmentation as a target (1.25 on 256 crops: what
+    `--flip --size 320` gives at inference).
     """
     h, w = x.shape[-2:]
     with torch.no_grad():
         both = torch.cat([x, x.flip(3)])
         if scale != 1.0:
-            size = (16 * math.ceil(h * scale / 16), 16 * math.ceil(w * scale / 16))
+            m = OUTPUT_STRIDE
+            size = (m * math.ceil(h * scale / m), m * math.ceil(w * scale / m))
             both = F.interpolate(both, size=size, mode="bilinear", align_corners=False)
         probs = F.softmax(teacher(both), 1)
         if probs.shape[-2:] != (h, w):
@@ -394,6 +395,10 @@ def train(cfg: TrainConfig, resume: bool = False, on_step: Callable[[int, float]
         init: start a new schedule from the model weights of this checkpoint.
         should_stop: polled every step; when it turns true a checkpoint is written and training ends.
     """
+    if cfg.distill > 0 and (not cfg.teacher or not Path(cfg.teacher).is_file()):  # before any data is read
+        raise InputError(f"cannot distil: no teacher checkpoint at '{cfg.teacher}' (give --teacher)")
+    if cfg.distill <= 0 and (cfg.teacher or cfg.teacher_scale != 1.0):
+        raise InputError("--teacher and --teacher-scale only act with --distill W (a weight above 0)")
     torch.set_num_threads(cfg.threads)
     device = torch.device(cfg.device)
     if device.type == "cuda":
@@ -435,13 +440,9 @@ def train(cfg: TrainConfig, resume: bool = False, on_step: Callable[[int, float]
         log.info("class weights: %s", np.round(weights, 2).tolist())
     teacher = None
     if cfg.distill > 0:
-        if not cfg.teacher or not Path(cfg.teacher).is_file():
-            raise InputError(f"cannot distil: no teacher checkpoint at '{cfg.teacher}' (give --teacher)")
         teacher = load_checkpoint(Path(cfg.teacher))[0].to(memory_format=torch.channels_last)
         teacher.eval().requires_grad_(False).to(device)
         log.info("distilling from %s (flip-averaged, crops x%g) at weight %g", cfg.teacher, cfg.teacher_scale, cfg.distill)
-    elif cfg.teacher or cfg.teacher_scale != 1.0:
-        raise InputError("--teacher and --teacher-scale only act with --distill W (a weight above 0)")
     net.to(device)
     pre.to(device)
     opt.load_state_dict(opt.state_dict())  # moves any loaded optimizer state to the parameters' device

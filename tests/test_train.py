@@ -225,6 +225,7 @@ def test_train_adds_the_distillation_term(tmp_path):
         train(TrainConfig(out=str(tmp_path / "none"), distill=1.0, teacher=str(tmp_path / "missing.pt"), **base))
     with pytest.raises(InputError, match="only act with --distill"):  # not silently ignored
         train(TrainConfig(out=str(tmp_path / "nokd"), teacher_scale=1.25, **base))
+    assert not (tmp_path / "none").exists() and not (tmp_path / "nokd").exists()  # refused before any work
 
 
 def test_train_checkpoints_and_resumes(tmp_path):
