@@ -14,6 +14,8 @@ from lipparse_rt.model import LipNetConfig  # noqa: E402
 from lipparse_rt.data import AugmentConfig  # noqa: E402
 from conftest import make_lip_folder  # noqa: E402
 
+TINY = LipNetConfig(widths=(4, 8, 8, 8, 8, 8), aspp_width=8, decoder_width=8)  # a LIP-Net small enough to train in a test
+
 
 def test_partial_label_loss_hand_computed():
     # one pixel, 20 classes; logits 0 except face (13) = ln 3 and left-arm (14) = ln 2
@@ -142,11 +144,10 @@ def _tiny_dataset(root):
 
 def test_train_adds_the_lovasz_term(tmp_path):
     _tiny_dataset(tmp_path / "d")
-    tiny = LipNetConfig(widths=(4, 8, 8, 8, 8, 8), aspp_width=8, decoder_width=8)
     first = {}
     for weight in (0.0, 2.0):
         cfg = TrainConfig(datasets=(DatasetSpec(str(tmp_path / "d")),), out=str(tmp_path / f"run{weight}"),
-                          iters=1, batch=2, size=32, model=tiny, threads=1, lovasz=weight)
+                          iters=1, batch=2, size=32, model=TINY, threads=1, lovasz=weight)
         train(cfg, on_step=lambda s, loss, w=weight: first.setdefault(w, loss))
     # same seed, weights and batch: the first step's loss differs by 2 x the Lovasz term, in (0, 2]
     assert 0.0 < first[2.0] - first[0.0] <= 2.0
@@ -210,8 +211,7 @@ def test_train_adds_the_distillation_term(tmp_path):
     from lipparse_rt.errors import InputError
 
     _tiny_dataset(tmp_path / "d")
-    tiny = LipNetConfig(widths=(4, 8, 8, 8, 8, 8), aspp_width=8, decoder_width=8)
-    base = dict(datasets=(DatasetSpec(str(tmp_path / "d")),), iters=1, batch=2, size=32, model=tiny, threads=1)
+    base = dict(datasets=(DatasetSpec(str(tmp_path / "d")),), iters=1, batch=2, size=32, model=TINY, threads=1)
     first = {}
     teacher = train(TrainConfig(out=str(tmp_path / "plain"), **base), on_step=lambda s, loss: first.setdefault(0, loss))
     cfg = TrainConfig(out=str(tmp_path / "kd"), distill=2.0, teacher=str(teacher), **base)
@@ -230,9 +230,8 @@ def test_train_adds_the_distillation_term(tmp_path):
 
 def test_train_checkpoints_and_resumes(tmp_path):
     _tiny_dataset(tmp_path / "d")
-    tiny = LipNetConfig(widths=(4, 8, 8, 8, 8, 8), aspp_width=8, decoder_width=8)
     cfg = TrainConfig(datasets=(DatasetSpec(str(tmp_path / "d"), white_background=True),), out=str(tmp_path / "run"),
-                      iters=4, batch=2, size=32, ckpt_every=2, model=tiny, threads=1,
+                      iters=4, batch=2, size=32, ckpt_every=2, model=TINY, threads=1,
                       val=DatasetSpec(str(tmp_path / "d")), val_every=4)
     calls = []
     path = train(cfg, on_step=lambda s, loss: calls.append(s), should_stop=lambda: len(calls) >= 2)
@@ -253,7 +252,7 @@ def test_resume_without_checkpoint_is_an_error(tmp_path):
 
     _tiny_dataset(tmp_path / "d")
     cfg = TrainConfig(datasets=(DatasetSpec(str(tmp_path / "d")),), out=str(tmp_path / "run"), iters=2, size=32,
-                      model=LipNetConfig(widths=(4, 8, 8, 8, 8, 8), aspp_width=8, decoder_width=8), threads=1)
+                      model=TINY, threads=1)
     with pytest.raises(InputError, match="no checkpoint"):
         train(cfg, resume=True)
 
@@ -279,9 +278,8 @@ def test_worker_batches_replay_for_the_same_seed_and_differ_between_workers(tmp_
 
 def test_train_with_workers_checkpoints(tmp_path):
     _tiny_dataset(tmp_path / "d")
-    tiny = LipNetConfig(widths=(4, 8, 8, 8, 8, 8), aspp_width=8, decoder_width=8)
     cfg = TrainConfig(datasets=(DatasetSpec(str(tmp_path / "d")),), out=str(tmp_path / "run"), iters=3, batch=2,
-                      size=32, ckpt_every=3, model=tiny, threads=1, workers=2, grey=0.5)
+                      size=32, ckpt_every=3, model=TINY, threads=1, workers=2, grey=0.5)
     losses = []
     path = train(cfg, on_step=lambda s, loss: losses.append(loss))
     assert len(losses) == 3 and all(math.isfinite(v) for v in losses)
@@ -298,8 +296,6 @@ def test_train_on_cuda_without_a_gpu_is_a_clear_error(tmp_path, monkeypatch):
     with pytest.raises(InputError, match="no CUDA GPU"):
         train(cfg)
 
-
-TINY = LipNetConfig(widths=(4, 8, 8, 8, 8, 8), aspp_width=8, decoder_width=8)
 
 
 def test_snapshots_keep_the_weights_every_n_steps(tmp_path):
