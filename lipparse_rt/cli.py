@@ -339,6 +339,7 @@ def train(
     scale: str = typer.Option(DEFAULT_SCALE, "--scale", help="Random scale range LO,HI (log-uniform), relative to the image with its long side at --size. Crops of large scales hold more labelled pixels, so 0.5,2 trains on people about 1.2x larger than the app sees; 0.5,1.5 centres the pixels on the app's scale; the shipped model's last two schedules used 0.7,1.2 (one run 0.8,1.25). The BatchNorm re-estimation at the end draws at the same range."),
     grey: float = typer.Option(0.0, "--grey", min=0.0, max=1.0, help="Share of training samples turned to grey (low-light webcams)."),
     paste: float = typer.Option(0.0, "--paste", min=0.0, max=1.0, help="Share of training samples given a hat, sunglasses, scarf, jumpsuit or socks cut from a street photo and placed by body part (copy-paste)."),
+    empty: float = typer.Option(0.0, "--empty", min=0.0, max=1.0, help="Share of training samples with the person taken out (filled in from the surroundings, its pixels ignored) and the rest labelled background: scenes with nobody in them, so empty rooms stay background."),
     distill: float = typer.Option(0.0, "--distill", min=0.0, help="Add a KL term with this weight pulling the model towards a frozen teacher's flip-averaged class probabilities (self-distillation of flip TTA); needs --teacher."),
     teacher: Optional[Path] = typer.Option(None, "--teacher", help="Checkpoint of the frozen teacher for --distill (e.g. weights/lipnet.pt)."),
     teacher_scale: float = typer.Option(1.0, "--teacher-scale", min=0.5, max=2.0, help="With --distill: the teacher sees each crop and its mirror enlarged by this factor (1.25: a 256 crop at 320, what --flip --size 320 gives at inference) and its probabilities are brought back to the crop's size."),
@@ -361,7 +362,7 @@ def train(
         cfg = TrainConfig(datasets=tuple(DatasetSpec.parse(d) for d in data), out=str(out_dir), iters=iters,
                           batch=batch, lr=lr, size=size, seed=seed, ckpt_every=ckpt_every, threads=threads,
                           val=DatasetSpec.parse(val) if val else None, val_every=val_every, lovasz=lovasz,
-                          grey=grey, scale=scale_range, paste=paste, distill=distill, teacher=str(teacher or ""), teacher_scale=teacher_scale, device=device,
+                          grey=grey, scale=scale_range, paste=paste, empty=empty, distill=distill, teacher=str(teacher or ""), teacher_scale=teacher_scale, device=device,
                           workers=workers, snapshot_every=snapshot_every, bn_batches=bn_batches,
                           model=LipNetConfig(decoder_stride=decoder_stride))
         import threading
@@ -462,7 +463,7 @@ def quantize(
 
 @app.command("eval")
 def eval_cmd(
-    data: Path = typer.Option(..., "--data", "-d", help="Labelled folder (images + index PNGs)."),
+    data: Optional[Path] = typer.Option(None, "--data", "-d", help="Labelled folder (images + index PNGs)."),
     split: Optional[str] = typer.Option(None, "--split", help="Restrict to the stems in DATA/SPLIT.txt."),
     labels: Optional[str] = typer.Option(None, "--labels", help="Label sub-folder (default: found)."),
     protocol: str = typer.Option("lip", "--protocol", help="lip (20 classes) or ccp (merged skin/shoe, 255 ignored)."),
@@ -477,11 +478,28 @@ def eval_cmd(
     against: Optional[Path] = typer.Option(None, "--against", help="Also score these weights on the same images and "
                                            "report the difference with a 95% paired-bootstrap interval."),
     rounds: int = typer.Option(1000, "--rounds", min=100, help="Bootstrap rounds for --against."),
+    empty: Optional[Path] = typer.Option(None, "--empty", help="Instead of --data: a video with nobody in it (or --frames of one "
+                                         "that have nobody in them); reports the share of pixels given a person class."),
+    frames: Optional[str] = typer.Option(None, "--frames", help="With --empty: the frame ranges that hold nobody, e.g. 0-50,210-225 "
+                                         "(default: every frame)."),
 ) -> None:
-    """Score the model on a labelled split through the app's engine: mIoU, per-class IoU, pixel accuracy."""
+    """Score the model on a labelled split through the app's engine: mIoU, per-class IoU, pixel accuracy.
+
+    With --empty, score it on frames with nobody in them instead: the share of pixels it calls a person.
+    """
     from .evaluate import confusion_png, evaluate
     from .metrics import PROTOCOLS, markdown_table, side_report
 
+    if (data is None) == (empty is None):
+        _fail(InputError("give --data (a labelled folder) or --empty (a video with nobody in it), one of them"))
+    if empty is not None:
+        given = [name for name, v in (("--split", split), ("--labels", labels), ("--protocol", protocol != "lip"),
+                                      ("--limit", limit), ("--confusion", confusion), ("--worst", worst)) if v]
+        if given:
+            _fail(InputError(f"{', '.join(given)} go{'es' if len(given) == 1 else ''} with --data, not --empty"))
+        return _eval_empty(empty, frames, weights, int8, size, provider, flip, against)
+    if frames is not None:
+        _fail(InputError("--frames goes with --empty"))
     try:
         if protocol not in PROTOCOLS:
             raise InputError(f"unknown protocol '{protocol}': use lip or ccp")
@@ -511,6 +529,39 @@ def eval_cmd(
                       f" (wrong/same-part pixels): {listed}", highlight=False)
     if baseline is not None:
         _print_comparison(result, baseline, against, rounds)
+
+
+def _eval_empty(video: Path, frames: Optional[str], weights: Optional[Path], int8: bool, size: int, provider: str,
+                flip: bool, against: Optional[Path]) -> None:
+    """`eval --empty`: how much of frames with nobody in them the model (and `against`) calls a person."""
+    from .evaluate import empty_scenes, parse_ranges
+
+    def line(result, name: str) -> str:
+        top = ", ".join(f"{cls} {100 * share:.1f}%" for cls, share in result.top())
+        text = f"{name}: person classes on {100 * result.share:.1f}% of pixels (0 is right)" + (f"; most: {top}" if top else "")
+        if ranges and len(ranges) > 1:
+            text += "; per range: " + ", ".join(f"{lo}-{hi} {100 * result.in_range(lo, hi):.1f}%" for lo, hi in ranges)
+        return text
+
+    try:
+        ranges = parse_ranges(frames) if frames is not None else None
+        results = []
+        for w, is_int8 in [(weights, int8)] + ([(against, False)] if against else []):
+            engine = _engine(w, provider, size, int8=is_int8)
+            with Progress(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), console=err, transient=True) as progress:
+                task = progress.add_task("scoring", total=sum(hi - lo + 1 for lo, hi in ranges) if ranges else None)
+                results.append((engine, empty_scenes(engine, video, ranges, flip_tta=flip,
+                                                     on_frame=lambda i: progress.update(task, completed=i))))
+    except LipParseError as exc:
+        _fail(exc)
+    engine, first = results[0]
+    out.print(f"{video} ({first.frames} frames with nobody in them{', ' + frames if frames else ''}, size {engine.input_size}"
+              f"{', flip TTA' if flip else ''})", highlight=False)
+    out.print(line(first, str(engine.config.weights)), highlight=False, soft_wrap=True)
+    if against:
+        other = results[1][1]
+        out.print(line(other, str(against)), highlight=False, soft_wrap=True)
+        out.print(f"difference: {100 * (first.share - other.share):+.1f} points", highlight=False)
 
 
 def _print_comparison(result, baseline, against: Path, rounds: int) -> None:

@@ -103,6 +103,7 @@ class AugmentConfig:
     blur_p: float = 0.2
     grey_p: float = 0.0  # share of samples turned to grey (3 equal channels), as from a low-light webcam
     paste_p: float = 0.0  # share of samples given a rare class cut from another photo (see `paste`)
+    empty_p: float = 0.0  # share of samples with the person taken out: scenes with nobody in them (see `remove_person`)
 
 
 def _affine(image: U8, mask: U8, scale: float, angle: float, rng: np.random.Generator, size: int) -> tuple[U8, U8]:
@@ -159,6 +160,32 @@ def replace_background(image: U8, mask: U8, texture: U8) -> U8:
     bg = mask == 0
     out[bg] = texture[bg]
     return out
+
+
+def remove_person(image: U8, mask: U8, grow: float = 0.02, work: int = 4) -> tuple[U8, U8]:
+    """The scene without its person: a negative sample, where every pixel left is background.
+
+    Every labelled pixel that is not background (the person, and the items labelled 255 on
+    them), grown by `grow` of the long side, with the background it encloses, is filled from its surroundings (OpenCV's Telea
+    inpainting, at 1/`work` of the size: a smooth smear) and labelled IGNORE, so the loss never
+    judges the smear; all other pixels are labelled 0. Photos of people never show an empty
+    room; without such samples the model paints person classes onto walls and floors.
+    """
+    h, w = mask.shape
+    r = max(1, round(grow * max(h, w)))
+    hole = cv2.dilate((mask != 0).view(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
+    if not hole.any():
+        return image, mask
+    # background enclosed by the person (between an arm and the body) goes too: the fill would spread its colours
+    n, comp = cv2.connectedComponents(1 - hole, connectivity=4)
+    edge = np.unique(np.concatenate([comp[0], comp[-1], comp[:, 0], comp[:, -1]]))
+    hole[~np.isin(comp, edge)] = 1
+    sw, sh = max(1, w // work), max(1, h // work)
+    small_hole = cv2.resize(hole, (sw, sh), interpolation=cv2.INTER_NEAREST) | cv2.resize(hole, (sw, sh), interpolation=cv2.INTER_AREA)
+    filled = cv2.inpaint(cv2.resize(image, (sw, sh), interpolation=cv2.INTER_AREA), small_hole, 3, cv2.INPAINT_TELEA)
+    out = image.copy()
+    cv2.copyTo(cv2.resize(filled, (w, h), interpolation=cv2.INTER_LINEAR), hole, out)
+    return out, np.where(hole > 0, IGNORE, 0).astype(np.uint8)
 
 
 # Copy-paste of rare classes (Ghiasi et al., CVPR 2021, "Simple Copy-Paste"), placed by body part:

@@ -5,17 +5,18 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from .classes import NAMES
 from .data import find_pairs, read_mask
 from .engine import Engine, scale_ids
 from .errors import InputError
 from .metrics import protocol_confusion, scores, side_errors, Scores, class_names
-from .sources import read_image_any
+from .sources import VideoFile, read_image_any
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +94,78 @@ def evaluate(
     wrong, same = side_errors(cm) if protocol == "lip" else (0, 0)
     return EvalResult(protocol, len(pairs), cm, scores(cm), wrong / same if protocol == "lip" and same else None,
                       flip_tta, stack, tuple(p.stem for p, _ in pairs))
+
+
+@dataclass(frozen=True)
+class EmptyResult:
+    """Frames with nobody in them, parsed: how much of them the model calls a person."""
+
+    counts: NDArray[np.int64]  # pixels per class over all frames, at the model's resolution
+    indices: NDArray[np.int64]  # the frames' indices in the video
+    per_frame: NDArray[np.float64]  # each frame's share of pixels given a person class (1..19)
+
+    @property
+    def frames(self) -> int:
+        return len(self.per_frame)
+
+    @property
+    def share(self) -> float:
+        """The share of all pixels given a person class (0 for a perfect model)."""
+        return 1.0 - self.counts[0] / max(1, self.counts.sum())
+
+    def top(self, n: int = 3) -> list[tuple[str, float]]:
+        """The `n` person classes given to most pixels, with their shares of all pixels."""
+        total = max(1, self.counts.sum())
+        order = [int(c) for c in np.argsort(-self.counts[1:], kind="stable")[:n] + 1 if self.counts[c] > 0]
+        return [(NAMES[c], self.counts[c] / total) for c in order]
+
+    def in_range(self, lo: int, hi: int) -> float:
+        """The mean share over the frames from `lo` to `hi` (frames are the same size)."""
+        sel = (self.indices >= lo) & (self.indices <= hi)
+        return float(self.per_frame[sel].mean()) if sel.any() else float("nan")
+
+
+def parse_ranges(text: str) -> list[tuple[int, int]]:
+    """'0-50,210-225,300' -> [(0, 50), (210, 225), (300, 300)]: frame indices, both ends included."""
+    ranges = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        a, sep, b = part.partition("-")
+        try:
+            lo, hi = int(a), int(b) if sep else int(a)
+        except ValueError:
+            raise InputError(f"cannot parse frames '{text}': use ranges like 0-50,210-225") from None
+        if hi < lo:
+            raise InputError(f"cannot parse frames '{text}': '{part}' ends before it starts")
+        ranges.append((lo, hi))
+    if not ranges:
+        raise InputError(f"cannot parse frames '{text}': no frame ranges")
+    return ranges
+
+
+def empty_scenes(engine: Engine, video: Path, ranges: list[tuple[int, int]] | None = None, flip_tta: bool = False,
+                 on_frame: Callable[[int], None] | None = None) -> EmptyResult:
+    """Parse the frames of `video` that hold no person (all, or those in `ranges`): an empty
+    room, a street with nobody in it. Every pixel given a person class is wrong; the counts are
+    taken at the model's resolution."""
+    last = max(hi for _, hi in ranges) if ranges else None
+    counts = np.zeros(len(NAMES), np.int64)
+    indices, per_frame = [], []
+    with VideoFile(video) as src:
+        for frame in src:
+            if last is not None and frame.index > last:
+                break
+            if ranges and not any(lo <= frame.index <= hi for lo, hi in ranges):
+                continue
+            ids = engine.parse_flip(frame.image) if flip_tta else engine.parse(frame.image)
+            c = np.bincount(ids.ravel(), minlength=len(NAMES))[:len(NAMES)]
+            counts += c
+            indices.append(frame.index)
+            per_frame.append(1.0 - c[0] / max(1, c.sum()))
+            if on_frame:
+                on_frame(len(per_frame))
+    if not per_frame:
+        raise InputError(f"no frames to score in '{video}': the frame ranges lie past its end")
+    return EmptyResult(counts, np.array(indices), np.array(per_frame))
 
 
 def confusion_png(cm: NDArray[np.int64], names: tuple[str, ...], path: Path, cell: int = 28) -> Path:

@@ -219,3 +219,20 @@ def test_train_rejects_a_decoder_stride_it_has_no_graph_for(tmp_path):
     r = runner.invoke(app, ["train", "--data", str(tmp_path), "--decoder-stride", "16", "--out", str(tmp_path / "run")])
     _one_line_error(r, 2)
     assert "--decoder-stride must be 4 or 8" in r.output and not (tmp_path / "run").exists()
+
+
+def test_eval_empty_reports_the_share_called_a_person_per_range(tmp_path, tiny_weights):
+    video = make_video(tmp_path / "room.mp4", n=8)
+    r = runner.invoke(app, ["eval", "--empty", str(video), "--frames", "0-2,5-6", "--weights", str(tiny_weights),
+                            "--size", "64", "--against", str(tiny_weights)])
+    assert r.exit_code == 0, r.output
+    lines = r.stdout.splitlines()
+    assert "5 frames with nobody in them" in lines[0]
+    assert "person classes on" in lines[1] and "per range: 0-2 " in lines[1] and ", 5-6 " in lines[1]
+    assert lines[3] == "difference: +0.0 points"  # the same weights on both sides
+    for args, message in [(["--data", str(tmp_path)], "one of them"), (["--worst", "3"], "--worst goes with --data"),
+                          (["--frames", "4-1"], "ends before it starts"), (["--frames", "50-60"], "past its end")]:
+        r = runner.invoke(app, ["eval", "--empty", str(video), "--weights", str(tiny_weights), *args])
+        assert message in _one_line_error(r, 2)
+    r = runner.invoke(app, ["eval", "--data", str(tmp_path), "--frames", "1-2"])
+    assert "--frames goes with --empty" in _one_line_error(r, 2)

@@ -131,3 +131,28 @@ def test_paste_leaves_a_sample_without_the_anchor_part_unchanged():
     out, lab = paste(img, mask, hat, np.random.default_rng(0))
     assert (out == img).all() and (lab == mask).all()
     assert paste_items(donor, np.where(dmask == 13, 5, dmask).astype(np.uint8)) == []  # a hat without a face: no item
+
+
+def test_remove_person_fills_the_person_and_its_enclosed_background_and_labels_the_rest_background():
+    from lipparse_rt.data import IGNORE, remove_person
+
+    # a grey scene with a red person (a ring of upper-clothes around a hole of background, a face on top)
+    img = np.full((96, 64, 3), 120, np.uint8)
+    img[:, :8] = 60  # a darker strip at the left edge: scenery to keep as it is
+    mask = np.zeros((96, 64), np.uint8)
+    mask[30:80, 20:44] = 5
+    mask[45:55, 28:36] = 0  # background enclosed by the clothes
+    mask[20:30, 26:38] = 13
+    img[mask != 0] = (0, 0, 255)
+    out, lab = remove_person(img, mask)
+    assert set(np.unique(lab)) == {0, IGNORE}
+    assert (lab[mask != 0] == IGNORE).all() and (lab[45:55, 28:36] == IGNORE).all()  # the enclosed gap goes too
+    grown = (lab == IGNORE).sum() - (mask != 0).sum() - 80
+    assert grown > 0  # the hole is grown past the person's edge
+    assert (lab[:, :10] == 0).all() and (lab[:5] == 0).all()  # far from the person: background
+    assert (out[lab == 0] == img[lab == 0]).all()  # the scenery is untouched
+    hole = out[lab == IGNORE].astype(int)
+    assert np.abs(hole - 120).max() <= 20  # filled from the grey around it: no red left
+    # nothing to take out: unchanged
+    same_img, same_lab = remove_person(img, np.zeros_like(mask))
+    assert same_img is img and (same_lab == 0).all()

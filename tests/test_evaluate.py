@@ -93,3 +93,45 @@ def test_evaluate_lip_protocol_counts_sides_per_image(tmp_path, tiny_weights):
     assert [stem for stem, _, _ in rows] == ["a", "b"]
     wrong, same = side_errors(r.confusion)
     assert sum(w for _, w, _ in rows) == wrong and sum(s for _, _, s in rows) == same
+
+
+def test_parse_ranges_reads_frame_ranges_and_rejects_bad_ones():
+    import pytest
+
+    from lipparse_rt.errors import InputError
+    from lipparse_rt.evaluate import parse_ranges
+
+    assert parse_ranges("0-50, 210-225,300") == [(0, 50), (210, 225), (300, 300)]
+    for bad in ("", "a-b", "5-3", "1-2-3"):
+        with pytest.raises(InputError):
+            parse_ranges(bad)
+
+
+def test_empty_result_shares_and_top_classes_hand_computed():
+    from lipparse_rt.evaluate import EmptyResult
+
+    counts = np.zeros(20, np.int64)
+    counts[0], counts[5], counts[9] = 60, 30, 10  # 100 pixels: 40% given a person class
+    r = EmptyResult(counts, np.array([3, 4, 9]), np.array([0.2, 0.4, 0.6]))
+    assert r.frames == 3 and abs(r.share - 0.4) < 1e-12
+    assert r.top() == [("upper-clothes", 0.3), ("pants", 0.1)]  # classes with no pixels are not listed
+    assert abs(r.in_range(3, 4) - 0.3) < 1e-12 and abs(r.in_range(9, 9) - 0.6) < 1e-12
+
+
+def test_empty_scenes_counts_only_the_frames_in_range(tmp_path, tiny_weights):
+    from conftest import make_video
+
+    from lipparse_rt.evaluate import empty_scenes
+    from lipparse_rt.sources import VideoFile
+
+    video = make_video(tmp_path / "v.mp4", n=10)
+    eng = _engine(tiny_weights)
+    r = empty_scenes(eng, video, [(2, 4), (7, 7)])
+    assert r.indices.tolist() == [2, 3, 4, 7]
+    with VideoFile(video) as src:
+        frames = {f.index: f.image for f in src}
+    expect = [eng.parse(frames[i]) for i in (2, 3, 4, 7)]
+    counts = sum(np.bincount(ids.ravel(), minlength=20) for ids in expect)
+    assert (r.counts == counts).all()  # every pixel of those frames at the model's size, nothing else
+    assert np.allclose(r.per_frame, [(ids > 0).mean() for ids in expect])
+    assert empty_scenes(eng, video).frames == 10  # no ranges: every frame

@@ -116,6 +116,22 @@ def test_sampler_pastes_hats_from_street_photos_onto_studio_ones(tmp_path):
     assert plain.bank == {} and not any((plain.sample()[1] == 1).any() for _ in range(50))
 
 
+def test_sampler_takes_the_person_out_of_a_share_of_samples(tmp_path):
+    _tiny_dataset(tmp_path / "d")
+    specs = (DatasetSpec.parse(str(tmp_path / "d")),)
+    aug = dict(size=32, scale=(1.0, 1.0), rotate_deg=0)
+    sampler = MixedSampler(specs, AugmentConfig(**aug, empty_p=0.3), 0)
+    empty = 0
+    for _ in range(200):
+        _, lab = sampler.sample()
+        person = (lab != 0) & (lab != 255)
+        assert person.any() or (lab == 255).any()  # a person, or the ignored hole where it was
+        empty += not person.any()
+    assert 40 <= empty <= 80  # about 30% of samples have nobody in them
+    plain = MixedSampler(specs, AugmentConfig(**aug), 0)
+    assert all(np.isin(plain.sample()[1], range(1, 20)).any() for _ in range(50))
+
+
 def test_anyshoe_turns_sided_shoes_into_the_partial_label(tmp_path):
     _tiny_dataset(tmp_path / "d")
     for lab in (tmp_path / "d" / "parse").iterdir():
