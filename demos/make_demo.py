@@ -2,7 +2,10 @@
 
 - demos/astronaut.mp4: a slow pan and zoom over the photo (the README's demo input);
 - docs/astronaut-parsed.png, docs/camera-parsed.png: photos beside their overlays by the
-  shipped weights (`--picture`).
+  shipped weights (`--picture`);
+- `--empty DIR`: the scikit-image pictures with nobody in them (CC0 or public domain), written
+  as PNGs for `lipparse-rt eval --empty DIR`, and docs/empty-parsed.png, four of them beside
+  their overlays.
 
 The photo (Eileen Collins, NASA) is public domain and ships inside the scikit-image wheel;
 nothing is downloaded. Run: `pip install scikit-image && python demos/make_demo.py [--picture]`.
@@ -53,11 +56,45 @@ def picture(name: str = "astronaut") -> Path:
     return out
 
 
+# Pictures inside the scikit-image wheel with nobody in them: CC0 (coffee, Rachel Michetti; chelsea,
+# Stefan van der Walt; brick, grass, gravel, CC0Textures) or public domain (rocket, SpaceX; the Hubble deep field, NASA).
+EMPTY = ("coffee", "chelsea", "rocket", "brick", "grass", "gravel", "hubble_deep_field")
+
+
+def empty_pictures(folder: Path) -> list[Path]:
+    """Write the EMPTY pictures into `folder` as PNGs; render four beside their overlays into docs/."""
+    from skimage import data
+
+    from lipparse_rt.engine import Engine, EngineConfig, default_weights
+    from lipparse_rt.pipeline import render_frame
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths, tiles = [], []
+    engine = Engine(EngineConfig(weights=default_weights()))
+    for name in EMPTY:
+        img = getattr(data, name)()
+        img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR if img.ndim == 2 else cv2.COLOR_RGB2BGR)
+        paths.append(folder / f"{name}.png")
+        cv2.imwrite(str(paths[-1]), img)
+        if name in ("coffee", "chelsea", "rocket", "grass"):
+            img = cv2.resize(img, (round(img.shape[1] * 300 / img.shape[0]), 300), interpolation=cv2.INTER_AREA)
+            tiles.append(np.hstack([img, render_frame(img, engine.run(img), 0.55, with_legend=False)]))
+    width = max(t.shape[1] for t in tiles)
+    tiles = [cv2.copyMakeBorder(t, 0, 4, 0, width - t.shape[1], cv2.BORDER_CONSTANT, value=(255, 255, 255)) for t in tiles]
+    doc = Path(__file__).resolve().parent.parent / "docs" / "empty-parsed.png"
+    cv2.imwrite(str(doc), cv2.resize(np.vstack(tiles), None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA))
+    return paths + [doc]
+
+
 def main() -> None:
     import sys
 
     from lipparse_rt.sinks import VideoWriter
 
+    if "--empty" in sys.argv:
+        for path in empty_pictures(Path(sys.argv[sys.argv.index("--empty") + 1])):
+            print(f"wrote {path}")
+        return
     if "--picture" in sys.argv:
         for name in ("astronaut", "camera"):
             print(f"wrote {picture(name)}")

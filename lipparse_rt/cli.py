@@ -478,10 +478,10 @@ def eval_cmd(
     against: Optional[Path] = typer.Option(None, "--against", help="Also score these weights on the same images and "
                                            "report the difference with a 95% paired-bootstrap interval."),
     rounds: int = typer.Option(1000, "--rounds", min=100, help="Bootstrap rounds for --against."),
-    empty: Optional[Path] = typer.Option(None, "--empty", help="Instead of --data: a video with nobody in it (or --frames of one "
-                                         "that have nobody in them); reports the share of pixels given a person class."),
+    empty: Optional[Path] = typer.Option(None, "--empty", help="Instead of --data: a video (or --frames of one) or a folder of "
+                                         "pictures with nobody in them; reports the share of pixels given a person class."),
     frames: Optional[str] = typer.Option(None, "--frames", help="With --empty: the frame ranges that hold nobody, e.g. 0-50,210-225 "
-                                         "(default: every frame)."),
+                                         "(default: every frame; a folder's pictures count from 0 in name order)."),
 ) -> None:
     """Score the model on a labelled split through the app's engine: mIoU, per-class IoU, pixel accuracy.
 
@@ -491,7 +491,7 @@ def eval_cmd(
     from .metrics import PROTOCOLS, markdown_table, side_report
 
     if (data is None) == (empty is None):
-        _fail(InputError("give --data (a labelled folder) or --empty (a video with nobody in it), one of them"))
+        _fail(InputError("give --data (a labelled folder) or --empty (pictures or a video with nobody in them), one of them"))
     if empty is not None:
         given = [name for name, v in (("--split", split), ("--labels", labels), ("--protocol", protocol != "lip"),
                                       ("--limit", limit), ("--confusion", confusion), ("--worst", worst)) if v]
@@ -555,7 +555,7 @@ def _eval_empty(video: Path, frames: Optional[str], weights: Optional[Path], int
     except LipParseError as exc:
         _fail(exc)
     engine, first = results[0]
-    out.print(f"{video} ({first.frames} frames with nobody in them{', ' + frames if frames else ''}, size {engine.input_size}"
+    out.print(f"{video} ({first.frames} pictures with nobody in them{', ' + frames if frames else ''}, size {engine.input_size}"
               f"{', flip TTA' if flip else ''})", highlight=False)
     out.print(line(first, str(engine.config.weights)), highlight=False, soft_wrap=True)
     if against:

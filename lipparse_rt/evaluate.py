@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterator
 
 import cv2
 import numpy as np
@@ -16,7 +16,7 @@ from .data import find_pairs, read_mask
 from .engine import Engine, scale_ids
 from .errors import InputError
 from .metrics import protocol_confusion, scores, side_errors, Scores, class_names
-from .sources import VideoFile, read_image_any
+from .sources import IMAGE_EXTS, Images, VideoFile, read_image_any
 
 log = logging.getLogger(__name__)
 
@@ -142,30 +142,40 @@ def parse_ranges(text: str) -> list[tuple[int, int]]:
     return ranges
 
 
-def empty_scenes(engine: Engine, video: Path, ranges: list[tuple[int, int]] | None = None, flip_tta: bool = False,
+def empty_scenes(engine: Engine, source: Path, ranges: list[tuple[int, int]] | None = None, flip_tta: bool = False,
                  on_frame: Callable[[int], None] | None = None) -> EmptyResult:
-    """Parse the frames of `video` that hold no person (all, or those in `ranges`): an empty
-    room, a street with nobody in it. Every pixel given a person class is wrong; the counts are
-    taken at the model's resolution."""
+    """Parse pictures that hold no person (an empty room, a street with nobody in it): the frames
+    of a video (all, or those in `ranges`), or the images of a folder (in name order, numbered
+    from 0). Every pixel given a person class is wrong; the counts are taken at the model's
+    resolution."""
     last = max(hi for _, hi in ranges) if ranges else None
     counts = np.zeros(len(NAMES), np.int64)
     indices, per_frame = [], []
-    with VideoFile(video) as src:
-        for frame in src:
-            if last is not None and frame.index > last:
-                break
-            if ranges and not any(lo <= frame.index <= hi for lo, hi in ranges):
-                continue
-            ids = engine.parse_flip(frame.image) if flip_tta else engine.parse(frame.image)
-            c = np.bincount(ids.ravel(), minlength=len(NAMES))[:len(NAMES)]
-            counts += c
-            indices.append(frame.index)
-            per_frame.append(1.0 - c[0] / max(1, c.sum()))
-            if on_frame:
-                on_frame(len(per_frame))
+    for index, image in _numbered(Path(source)):
+        if last is not None and index > last:
+            break
+        if ranges and not any(lo <= index <= hi for lo, hi in ranges):
+            continue
+        ids = engine.parse_flip(image) if flip_tta else engine.parse(image)
+        c = np.bincount(ids.ravel(), minlength=len(NAMES))[:len(NAMES)]
+        counts += c
+        indices.append(index)
+        per_frame.append(1.0 - c[0] / max(1, c.sum()))
+        if on_frame:
+            on_frame(len(per_frame))
     if not per_frame:
-        raise InputError(f"no frames to score in '{video}': the frame ranges lie past its end")
+        raise InputError(f"nothing to score in '{source}': the frame ranges lie past its end")
     return EmptyResult(counts, np.array(indices), np.array(per_frame))
+
+
+def _numbered(source: Path) -> Iterator[tuple[int, NDArray[np.uint8]]]:
+    """(index, BGR) of each frame of a video, or of each picture of a folder (or one picture) in name order."""
+    if source.is_file() and source.suffix.lower() not in IMAGE_EXTS:
+        with VideoFile(source) as video:
+            yield from ((f.index, f.image) for f in video)
+    else:
+        with Images(source) as pictures:
+            yield from enumerate(img for _, img in pictures)
 
 
 def confusion_png(cm: NDArray[np.int64], names: tuple[str, ...], path: Path, cell: int = 28) -> Path:

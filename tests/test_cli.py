@@ -227,7 +227,7 @@ def test_eval_empty_reports_the_share_called_a_person_per_range(tmp_path, tiny_w
                             "--size", "64", "--against", str(tiny_weights)])
     assert r.exit_code == 0, r.output
     lines = r.stdout.splitlines()
-    assert "5 frames with nobody in them" in lines[0]
+    assert "5 pictures with nobody in them" in lines[0]
     assert "person classes on" in lines[1] and "per range: 0-2 " in lines[1] and ", 5-6 " in lines[1]
     assert lines[3] == "difference: +0.0 points"  # the same weights on both sides
     for args, message in [(["--data", str(tmp_path)], "one of them"), (["--worst", "3"], "--worst goes with --data"),

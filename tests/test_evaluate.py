@@ -135,3 +135,16 @@ def test_empty_scenes_counts_only_the_frames_in_range(tmp_path, tiny_weights):
     assert (r.counts == counts).all()  # every pixel of those frames at the model's size, nothing else
     assert np.allclose(r.per_frame, [(ids > 0).mean() for ids in expect])
     assert empty_scenes(eng, video).frames == 10  # no ranges: every frame
+
+
+def test_empty_scenes_reads_a_folder_of_pictures_in_name_order(tmp_path, tiny_weights):
+    from lipparse_rt.evaluate import empty_scenes
+
+    rng = np.random.default_rng(3)
+    pics = {name: rng.integers(0, 255, (40, 60, 3), dtype=np.uint8) for name in ("b.png", "a.png", "c.png")}
+    for name, img in pics.items():
+        cv2.imwrite(str(tmp_path / name), img)
+    eng = _engine(tiny_weights)
+    r = empty_scenes(eng, tmp_path, [(1, 2)])  # b and c
+    assert r.indices.tolist() == [1, 2]
+    assert np.allclose(r.per_frame, [(eng.parse(pics[n]) > 0).mean() for n in ("b.png", "c.png")])
