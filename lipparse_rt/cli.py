@@ -388,6 +388,7 @@ def average(
     batch: int = typer.Option(16, "--batch", min=1, help="Samples per BatchNorm batch."),
     size: int = typer.Option(256, "--size", help="Crop size of those samples (square)."),
     scale: str = typer.Option(DEFAULT_SCALE, "--scale", help="Random scale range LO,HI of those samples, as train's --scale (use the range the runs trained at)."),
+    empty: float = typer.Option(0.0, "--empty", min=0.0, max=1.0, help="Share of those samples with the person taken out, as train's --empty (use the share the runs trained at)."),
     seed: int = typer.Option(0, "--seed"),
     threads: int = typer.Option(2, "--threads", help="torch CPU threads."),
 ) -> None:
@@ -404,7 +405,7 @@ def average(
         specs = tuple(DatasetSpec.parse(d) for d in bn_data)
         with err.status(f"averaging {len(checkpoints)} checkpoints" + (f", BatchNorm over {bn_batches} batches" if specs else "")):
             path = average_checkpoints(checkpoints, out_path, specs, bn_batches, batch, size, seed, threads,
-                                       scale_range)
+                                       scale_range, empty)
     except LipParseError as exc:
         _fail(exc)
     what = f"the mean of {len(checkpoints)} checkpoints" if len(checkpoints) > 1 else "one checkpoint"

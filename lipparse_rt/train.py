@@ -505,8 +505,8 @@ def train(cfg: TrainConfig, resume: bool = False, on_step: Callable[[int, float]
                 t0, run_loss, n = time.perf_counter(), 0.0, 0
     if cfg.bn_batches > 0 and step == cfg.iters and start_step < step:  # the schedule ended in this call
         log.info("re-estimating BatchNorm statistics on %d batches of %d", cfg.bn_batches, BN_BATCH)
-        recalibrate_bn_on(net, cfg.datasets, cfg.bn_batches, BN_BATCH, cfg.size, cfg.seed, cfg.scale)
-        last.update(model=net.state_dict(), bn_recalibrated=_bn_note(cfg.bn_batches, BN_BATCH, cfg.scale))
+        recalibrate_bn_on(net, cfg.datasets, cfg.bn_batches, BN_BATCH, cfg.size, cfg.seed, cfg.scale, cfg.empty)
+        last.update(model=net.state_dict(), bn_recalibrated=_bn_note(cfg.bn_batches, BN_BATCH, cfg.scale, cfg.empty))
         _save_atomic(last, ckpt_path)  # the final step's checkpoint again, with the new statistics
     return ckpt_path
 
@@ -552,26 +552,26 @@ def recalibrate_bn(net: LipNet, batches, steps: int) -> LipNet:
 
 
 def recalibrate_bn_on(net: LipNet, data: tuple[DatasetSpec, ...], steps: int, batch: int, size: int, seed: int,
-                      scale: tuple[float, float] = AugmentConfig.scale) -> LipNet:
+                      scale: tuple[float, float] = AugmentConfig.scale, empty: float = 0.0) -> LipNet:
     """`recalibrate_bn` on `steps` batches of `batch` augmented `size` crops drawn from `data` at
-    random scales in `scale` (a training run passes its own range)."""
-    sampler = MixedSampler(data, AugmentConfig(size=size, scale=scale), seed)
+    random scales in `scale`, a share `empty` with the person taken out (a training run passes its own)."""
+    sampler = MixedSampler(data, AugmentConfig(size=size, scale=scale, empty_p=empty), seed)
     return recalibrate_bn(net, (sampler.batch(batch) for _ in range(steps)), steps)
 
 
-def _bn_note(steps: int, batch: int, scale: tuple[float, float]) -> str:
+def _bn_note(steps: int, batch: int, scale: tuple[float, float], empty: float = 0.0) -> str:
     """How a checkpoint's BatchNorm statistics were re-estimated (stored in it)."""
-    return f"{steps} batches of {batch} at scales {scale[0]:g}-{scale[1]:g}"
+    return f"{steps} batches of {batch} at scales {scale[0]:g}-{scale[1]:g}" + (f", {empty:g} with nobody" if empty else "")
 
 
 def average_checkpoints(paths: list[Path], out: Path, bn_data: tuple[DatasetSpec, ...] = (), bn_steps: int = 100,
                         batch: int = 16, size: int = 256, seed: int = 0, threads: int = 2,
-                        scale: tuple[float, float] = AugmentConfig.scale) -> Path:
+                        scale: tuple[float, float] = AugmentConfig.scale, empty: float = 0.0) -> Path:
     """Average the weights of checkpoints of one run or of runs from one start, and write a checkpoint.
 
     With `bn_data`, BatchNorm statistics are re-estimated on `bn_steps` batches of augmented
-    training samples (the training augmentation, `size` crops at random scales in `scale`);
-    without, they are averaged too.
+    training samples (the training augmentation, `size` crops at random scales in `scale`, a
+    share `empty` with the person taken out); without, they are averaged too.
     """
     torch.set_num_threads(threads)
     loaded = [load_checkpoint(Path(p)) for p in paths]
@@ -581,13 +581,13 @@ def average_checkpoints(paths: list[Path], out: Path, bn_data: tuple[DatasetSpec
     net.load_state_dict(average_weights([n.state_dict() for n, _ in loaded]))
     net = net.to(memory_format=torch.channels_last)
     if bn_data:
-        recalibrate_bn_on(net, bn_data, bn_steps, batch, size, seed, scale)
+        recalibrate_bn_on(net, bn_data, bn_steps, batch, size, seed, scale, empty)
     out.parent.mkdir(parents=True, exist_ok=True)
     _save_atomic({
         "model": net.state_dict(), "step": max(int(c.get("step", 0)) for _, c in loaded),
         "iterations": max(iterations(c) for _, c in loaded),
         "config": first["config"], "class_weights": first.get("class_weights", []),
         "averaged_from": [str(p) for p in paths],
-        "bn_recalibrated": _bn_note(bn_steps, batch, scale) if bn_data else "",
+        "bn_recalibrated": _bn_note(bn_steps, batch, scale, empty) if bn_data else "",
     }, out)
     return out

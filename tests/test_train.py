@@ -376,13 +376,14 @@ def test_recalibrate_bn_gives_the_batch_statistics():
 
 
 def _record_sampler_scales(monkeypatch) -> list:
-    """Every MixedSampler the training module builds from now on appends its scale range here."""
+    """Every MixedSampler the training module builds from now on appends (its scale range, its share of
+    samples with nobody in them) here."""
     import lipparse_rt.train as train_mod
 
     seen, real = [], train_mod.MixedSampler
 
     def recording(specs, aug, seed):
-        seen.append(aug.scale)
+        seen.append((aug.scale, aug.empty_p))
         return real(specs, aug, seed)
 
     monkeypatch.setattr(train_mod, "MixedSampler", recording)
@@ -401,7 +402,7 @@ def test_average_checkpoints_writes_a_loadable_mean(tmp_path, monkeypatch):
     plain = average_checkpoints(paths, tmp_path / "mean.pt")
     seen = _record_sampler_scales(monkeypatch)
     recal = average_checkpoints(paths, tmp_path / "recal.pt", bn_data=(spec,), bn_steps=2, batch=2, size=32, threads=1,
-                                scale=(0.7, 1.2))
+                                scale=(0.7, 1.2), empty=0.1)
     nets = [load_checkpoint(p)[0].state_dict() for p in (*paths, plain, recal)]
     conv = next(k for k in nets[0] if k.endswith(".weight"))
     assert torch.allclose(nets[2][conv], (nets[0][conv] + nets[1][conv]) / 2)
@@ -409,9 +410,9 @@ def test_average_checkpoints_writes_a_loadable_mean(tmp_path, monkeypatch):
     stat = next(k for k in nets[0] if k.endswith("running_mean"))
     assert torch.allclose(nets[2][stat], (nets[0][stat] + nets[1][stat]) / 2)
     assert not torch.allclose(nets[3][stat], nets[2][stat])
-    assert seen == [(0.7, 1.2)]  # the BatchNorm batches are drawn at the range asked for
+    assert seen == [((0.7, 1.2), 0.1)]  # the BatchNorm batches are drawn at the range (and share of empty scenes) asked for
     ckpt = torch.load(recal, weights_only=False)
-    assert ckpt["averaged_from"] == [str(p) for p in paths] and ckpt["bn_recalibrated"] == "2 batches of 2 at scales 0.7-1.2"
+    assert ckpt["averaged_from"] == [str(p) for p in paths] and ckpt["bn_recalibrated"] == "2 batches of 2 at scales 0.7-1.2, 0.1 with nobody"
 
 
 def test_a_finished_schedule_ends_with_re_estimated_batchnorm(tmp_path):
@@ -447,10 +448,11 @@ def test_decoder_stride_four_starts_from_stride_eight_weights_and_keeps_its_stri
         average_checkpoints([start, tmp_path / "s4" / "last.pt"], tmp_path / "soup.pt")
 
 
-def test_train_draws_its_crops_and_its_batchnorm_batches_at_the_scale_range_it_is_given(tmp_path, monkeypatch):
+def test_train_draws_its_crops_and_its_batchnorm_batches_at_the_scale_range_and_empty_share_it_is_given(tmp_path, monkeypatch):
     _tiny_dataset(tmp_path / "d")
     seen = _record_sampler_scales(monkeypatch)
     cfg = TrainConfig(datasets=(DatasetSpec(str(tmp_path / "d")),), out=str(tmp_path / "run"), iters=2, batch=2,
-                      size=32, ckpt_every=2, model=TINY, threads=1, scale=(0.7, 1.2), bn_batches=1)
-    train(cfg)
-    assert len(seen) == 2 and set(seen) == {(0.7, 1.2)}  # the training sampler, then the BatchNorm one
+                      size=32, ckpt_every=2, model=TINY, threads=1, scale=(0.7, 1.2), bn_batches=1, empty=0.2)
+    last = torch.load(train(cfg), weights_only=False)
+    assert seen == [((0.7, 1.2), 0.2)] * 2  # the training sampler, then the BatchNorm one
+    assert last["bn_recalibrated"].endswith("at scales 0.7-1.2, 0.2 with nobody")
