@@ -532,9 +532,9 @@ def eval_cmd(
         _print_comparison(result, baseline, against, rounds)
 
 
-def _eval_empty(video: Path, frames: Optional[str], weights: Optional[Path], int8: bool, size: int, provider: str,
+def _eval_empty(source: Path, frames: Optional[str], weights: Optional[Path], int8: bool, size: int, provider: str,
                 flip: bool, against: Optional[Path]) -> None:
-    """`eval --empty`: how much of frames with nobody in them the model (and `against`) calls a person."""
+    """`eval --empty`: how much of pictures with nobody in them the model (and `against`) calls a person."""
     from .evaluate import empty_scenes, parse_ranges
 
     def line(result, name: str) -> str:
@@ -551,12 +551,12 @@ def _eval_empty(video: Path, frames: Optional[str], weights: Optional[Path], int
             engine = _engine(w, provider, size, int8=is_int8)
             with Progress(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), console=err, transient=True) as progress:
                 task = progress.add_task("scoring", total=sum(hi - lo + 1 for lo, hi in ranges) if ranges else None)
-                results.append((engine, empty_scenes(engine, video, ranges, flip_tta=flip,
+                results.append((engine, empty_scenes(engine, source, ranges, flip_tta=flip,
                                                      on_frame=lambda i: progress.update(task, completed=i))))
     except LipParseError as exc:
         _fail(exc)
     engine, first = results[0]
-    out.print(f"{video} ({first.frames} pictures with nobody in them{', ' + frames if frames else ''}, size {engine.input_size}"
+    out.print(f"{source} ({first.frames} pictures with nobody in them{', ' + frames if frames else ''}, size {engine.input_size}"
               f"{', flip TTA' if flip else ''})", highlight=False)
     out.print(line(first, str(engine.config.weights)), highlight=False, soft_wrap=True)
     if against:

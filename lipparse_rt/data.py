@@ -166,9 +166,9 @@ def remove_person(image: U8, mask: U8, grow: float = 0.02, work: int = 4) -> tup
     """The scene without its person: a negative sample, where every pixel left is background.
 
     Every labelled pixel that is not background (the person, and the items labelled 255 on
-    them), grown by `grow` of the long side, with the background it encloses, is filled from its surroundings (OpenCV's Telea
-    inpainting, at 1/`work` of the size: a smooth smear) and labelled IGNORE, so the loss never
-    judges the smear; all other pixels are labelled 0. Photos of people never show an empty
+    them), grown by `grow` of the long side, with the background it encloses, is filled from its
+    surroundings (OpenCV's Telea inpainting, at 1/`work` of the size: a smooth smear) and
+    labelled IGNORE, so the loss never judges the smear; all other pixels are labelled 0. Photos of people never show an empty
     room; without such samples the model paints person classes onto walls and floors.
     """
     h, w = mask.shape
@@ -177,7 +177,7 @@ def remove_person(image: U8, mask: U8, grow: float = 0.02, work: int = 4) -> tup
     if not hole.any():
         return image, mask
     # background enclosed by the person (between an arm and the body) goes too: the fill would spread its colours
-    n, comp = cv2.connectedComponents(1 - hole, connectivity=4)
+    _, comp = cv2.connectedComponents(1 - hole, connectivity=4)
     edge = np.unique(np.concatenate([comp[0], comp[-1], comp[:, 0], comp[:, -1]]))
     hole[~np.isin(comp, edge)] = 1
     sw, sh = max(1, w // work), max(1, h // work)

@@ -101,7 +101,7 @@ class EmptyResult:
     """Frames with nobody in them, parsed: how much of them the model calls a person."""
 
     counts: NDArray[np.int64]  # pixels per class over all frames, at the model's resolution
-    indices: NDArray[np.int64]  # the frames' indices in the video
+    indices: NDArray[np.int64]  # the frames' indices in the video (a folder's pictures: in name order, from 0)
     per_frame: NDArray[np.float64]  # each frame's share of pixels given a person class (1..19)
 
     @property

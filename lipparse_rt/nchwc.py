@@ -239,15 +239,16 @@ def cpu_session(path: Path, options: Callable[[], object], frame=None):
 
     `options()` makes fresh `SessionOptions` (threads, spinning, log level) for each session.
     With a test `frame` (a prepared uint8 batch) the fused session is used only if it gives
-    the plain graph's classes on it (`_check_ids`; 99.9% of the pixels; float sums in another order may flip a
-    near tie); otherwise, or when no gate matched, the plain session is returned. Only one
-    session is alive at a time, to keep start-up memory down.
+    the plain graph's classes on it (`_check_ids`; 99.9% of the pixels; float sums in another
+    order may flip a near tie); otherwise, or when no gate matched, the plain session is
+    returned. Only one session is alive at a time, to keep start-up memory down.
 
-    An INT8 graph (`quantize.py`) amplifies any rounding change: its ids on the test frame move
-    by 5-8% when the lowest bit of every input byte flips at random, and the fused graph's other
-    order of float sums moves them by up to ~6%. For such a graph the bar is the agreement the
+    An INT8 graph (`quantize.py`) amplifies any rounding change: its classes on the test frame
+    move by about 2% (its ids did by 5-8%, before they became all background there) when
+    the lowest bit of every input byte flips at random, and the fused graph's other
+    order of float sums moved those ids by up to ~6%. For such a graph the bar is the agreement the
     plain graph keeps with itself under three such whole-frame nudges, less 2 points (capped at
-    99.9%); a broken rewrite (a residual shortcut lost) agrees on ~8% and falls far below it.
+    99.9%); a broken rewrite (a residual shortcut lost) falls far below it (tests/test_nchwc.py).
     (Single-byte nudges, the gauge before, could all land on stable pixels and set the bar at
     98%, refusing a correct fusion.)
     """
