@@ -489,7 +489,7 @@ def eval_cmd(
     With --empty, score it on frames with nobody in them instead: the share of pixels it calls a person.
     """
     from .evaluate import confusion_png, evaluate
-    from .metrics import PROTOCOLS, markdown_table, side_report
+    from .metrics import PROTOCOLS, markdown_table, person_scores, side_report
 
     if (data is None) == (empty is None):
         _fail(InputError("give --data (a labelled folder) or --empty (pictures or a video with nobody in them), one of them"))
@@ -521,6 +521,9 @@ def eval_cmd(
     out.print(f"{data} ({split or 'all'}, {result.images} images, protocol {protocol}, size {engine.input_size}"
               f"{', flip TTA' if flip else ''})", highlight=False)
     out.print(markdown_table(result.scores, result.names, images=result.images_per_class()), highlight=False)
+    iou, recall, precision = person_scores(result.confusion)
+    out.print(f"person vs background (all person classes merged): IoU {100 * iou:.1f}, recall {100 * recall:.1f}, "
+              f"precision {100 * precision:.1f}", highlight=False)
     if result.side_error is not None:
         out.print(f"wrong side (arms/legs/shoes): {side_report(result.confusion)}", highlight=False)
         if worst:

@@ -141,6 +141,13 @@ def miou_of(cm: NDArray[np.int64]) -> float:
     return scores(cm).miou
 
 
+def person_scores(cm: NDArray[np.int64]) -> tuple[float, float, float]:
+    """(IoU, recall, precision) of "a person" against background (class 0), all person classes
+    merged (0..1): whether the model finds the person at all, whatever the parts."""
+    tp, fp, fn = cm[1:, 1:].sum(), cm[0, 1:].sum(), cm[1:, 0].sum()
+    return tp / max(1, tp + fp + fn), tp / max(1, tp + fn), tp / max(1, tp + fp)
+
+
 def wrong_side_of(cm: NDArray[np.int64]) -> float:
     """Share of same-part arm/leg/shoe pixels given the wrong side (0..1; NaN if none)."""
     wrong, same = side_errors(cm)

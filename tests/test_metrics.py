@@ -74,3 +74,13 @@ def test_paired_bootstrap_separates_a_consistent_gain_from_noise():
     background_only = np.zeros((20, 20), np.int64)
     background_only[0, 0] = 5
     assert wrong_side_of(cm) == 0.25 and np.isnan(wrong_side_of(background_only))
+
+
+def test_person_scores_merge_every_person_class_against_background():
+    from lipparse_rt.metrics import person_scores
+
+    label = np.array([[0, 0, 5, 5, 13, 13]], np.uint8)
+    pred = np.array([[0, 9, 9, 0, 14, 13]], np.uint8)  # a wrong part still finds the person
+    iou, recall, precision = person_scores(confusion(pred, label, 20))
+    # person pixels: label 4, predicted 4; found 3 of them (tp), 1 missed (fn), 1 on background (fp)
+    assert (iou, recall, precision) == (3 / 5, 3 / 4, 3 / 4)

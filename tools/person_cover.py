@@ -1,0 +1,49 @@
+"""How much of the person two models colour on the sign-language clips (no labels: a rough proxy).
+
+In each clip one person stands facing the camera in the middle of the frame, so the centre band
+of the frame (below its top quarter, its middle third across) is mostly person. For every 5th
+frame, the share of that band the model calls a person class, averaged per clip, for each
+`--weights` given. A drop means person pixels left background (or, less often, fewer false
+patches inside the band); look at the frames before reading more into it.
+
+  python tools/person_cover.py --weights A.onnx --weights B.onnx [--videos ../shared/data/videos]
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from lipparse_rt.data import default_data_root
+from lipparse_rt.engine import Engine, EngineConfig
+from lipparse_rt.sources import VideoFile
+
+
+def centre_band_share(ids: np.ndarray) -> float:
+    """The share of the map's centre band (below the top quarter, middle third across) given a person class."""
+    h, w = ids.shape
+    return float((ids[h // 4:, w // 3: 2 * w // 3] > 0).mean())
+
+
+def cover(engine: Engine, video: Path, every: int = 5) -> float:
+    """The mean `centre_band_share` over every `every`-th frame of `video`."""
+    with VideoFile(video) as frames:
+        return float(np.mean([centre_band_share(engine.parse(f.image)) for f in frames if f.index % every == 0]))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--weights", action="append", type=Path, required=True)
+    ap.add_argument("--videos", type=Path, default=default_data_root() / "videos")
+    args = ap.parse_args()
+    engines = [Engine(EngineConfig(weights=w)) for w in args.weights]
+    print("| clip | " + " | ".join(w.name for w in args.weights) + " |")
+    print("|---|" + "---|" * len(engines))
+    for clip in sorted(args.videos.glob("*.mkv")):
+        print(f"| {clip.stem} | " + " | ".join(f"{100 * cover(e, clip):.0f}%" for e in engines) + " |")
+
+
+if __name__ == "__main__":
+    main()
