@@ -37,19 +37,24 @@ def frames(n: int = 90, size: tuple[int, int] = (640, 480)):
         yield cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
 
 
+def skimage_bgr(name: str) -> np.ndarray:
+    """A picture from inside the scikit-image wheel (`skimage.data.NAME`), as HxWx3 BGR (grey ones too)."""
+    from skimage import data
+
+    img = getattr(data, name)()
+    return cv2.cvtColor(img, cv2.COLOR_GRAY2BGR if img.ndim == 2 else cv2.COLOR_RGB2BGR)
+
+
 def picture(name: str = "astronaut") -> Path:
     """A scikit-image photo beside its overlay (with the legend), as the README shows it.
 
     'astronaut' (NASA, public domain) and 'camera' (CC0, Lav Varshney; grey) are the two
     photos of people inside the scikit-image wheel.
     """
-    from skimage import data
-
     from lipparse_rt.engine import Engine, EngineConfig, default_weights
     from lipparse_rt.pipeline import render_frame
 
-    img = getattr(data, name)()
-    img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR if img.ndim == 2 else cv2.COLOR_RGB2BGR)
+    img = skimage_bgr(name)
     ids = Engine(EngineConfig(weights=default_weights())).run(img)
     out = Path(__file__).resolve().parent.parent / "docs" / f"{name}-parsed.png"
     cv2.imwrite(str(out), np.hstack([img, render_frame(img, ids, 0.55)]))
@@ -63,8 +68,6 @@ EMPTY = ("coffee", "chelsea", "rocket", "brick", "grass", "gravel", "hubble_deep
 
 def empty_pictures(folder: Path) -> list[Path]:
     """Write the EMPTY pictures into `folder` as PNGs; render four beside their overlays into docs/."""
-    from skimage import data
-
     from lipparse_rt.engine import Engine, EngineConfig, default_weights
     from lipparse_rt.pipeline import render_frame
 
@@ -72,8 +75,7 @@ def empty_pictures(folder: Path) -> list[Path]:
     paths, tiles = [], []
     engine = Engine(EngineConfig(weights=default_weights()))
     for name in EMPTY:
-        img = getattr(data, name)()
-        img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR if img.ndim == 2 else cv2.COLOR_RGB2BGR)
+        img = skimage_bgr(name)
         paths.append(folder / f"{name}.png")
         cv2.imwrite(str(paths[-1]), img)
         if name in ("coffee", "chelsea", "rocket", "grass"):

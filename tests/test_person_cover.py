@@ -2,6 +2,7 @@ import importlib.util
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 _spec = importlib.util.spec_from_file_location("person_cover", Path(__file__).parents[1] / "tools" / "person_cover.py")
 person_cover = importlib.util.module_from_spec(_spec)
@@ -28,4 +29,4 @@ def test_cover_averages_every_fifth_frame(tmp_path, tiny_weights):
     eng = Engine(EngineConfig(weights=tiny_weights, provider="cpu", input_size=64))
     with VideoFile(video) as src:
         expect = np.mean([person_cover.centre_band_share(eng.parse(f.image)) for f in src if f.index in (0, 5, 10)])
-    assert abs(person_cover.cover(eng, video) - expect) < 1e-12
+    assert person_cover.cover([eng, eng], video) == pytest.approx([expect, expect], abs=1e-12)

@@ -27,10 +27,11 @@ def centre_band_share(ids: np.ndarray) -> float:
     return float((ids[h // 4:, w // 3: 2 * w // 3] > 0).mean())
 
 
-def cover(engine: Engine, video: Path, every: int = 5) -> float:
-    """The mean `centre_band_share` over every `every`-th frame of `video`."""
+def cover(engines: list[Engine], video: Path, every: int = 5) -> list[float]:
+    """For each engine, the mean `centre_band_share` over every `every`-th frame of `video` (decoded once)."""
     with VideoFile(video) as frames:
-        return float(np.mean([centre_band_share(engine.parse(f.image)) for f in frames if f.index % every == 0]))
+        shares = [[centre_band_share(e.parse(f.image)) for e in engines] for f in frames if f.index % every == 0]
+    return [float(v) for v in np.mean(shares, axis=0)]
 
 
 def main() -> None:
@@ -42,7 +43,7 @@ def main() -> None:
     print("| clip | " + " | ".join(w.name for w in args.weights) + " |")
     print("|---|" + "---|" * len(engines))
     for clip in sorted(args.videos.glob("*.mkv")):
-        print(f"| {clip.stem} | " + " | ".join(f"{100 * cover(e, clip):.0f}%" for e in engines) + " |")
+        print(f"| {clip.stem} | " + " | ".join(f"{100 * c:.0f}%" for c in cover(engines, clip)) + " |")
 
 
 if __name__ == "__main__":
