@@ -29,6 +29,9 @@ OUT_TIME_BASE = Fraction(1, 90000)  # MPEG's clock: whole ticks for 24, 25, 30, 
 # Audio codecs the MP4 muxer takes as they are; anything else is re-encoded to AAC.
 MP4_AUDIO = {"aac", "mp3", "opus", "alac", "flac", "ac3", "eac3"}
 
+# Names the MP4 VideoWriter writes may take: the ISO media family, which players recognise as such.
+MP4_SUFFIXES = (".mp4", ".m4v", ".mov")
+
 
 def encoder_threads(width: int, height: int, cores: int | None = None) -> int:
     """x264's thread count: 1 on up to 4 cores or above 1080p, else 0 (x264 chooses).
@@ -42,8 +45,12 @@ def encoder_threads(width: int, height: int, cores: int | None = None) -> int:
 
 
 def check_output(path: Path, force: bool, inputs: tuple[Path, ...] = ()) -> None:
-    """Refuse an output that is an input, exists (without `force`) or sits in an unwritable folder."""
+    """Refuse an output that is an input, exists (without `force`), sits in an unwritable folder,
+    or is named for a container other than the MP4 that VideoWriter writes (`o.avi`, `o.mkv`)."""
     path = Path(path)
+    if path.suffix.lower() not in MP4_SUFFIXES:
+        raise OutputError(f"cannot write '{path}': the output is an H.264 MP4; name it "
+                          + ", ".join(MP4_SUFFIXES[:-1]) + f" or {MP4_SUFFIXES[-1]}")
     for src in inputs:
         if src.exists() and path.exists() and path.resolve() == Path(src).resolve():
             raise OutputError(f"cannot write '{path}': it is the input; choose another --out")

@@ -58,8 +58,14 @@ def test_check_output_refusals(tmp_path):
     check_output(existing, force=True)
     with pytest.raises(OutputError, match="is the input"):
         check_output(existing, force=True, inputs=(existing,))
+    folder = tmp_path / "d.mp4"
+    folder.mkdir()
     with pytest.raises(OutputError, match="directory"):
-        check_output(tmp_path, force=True)
+        check_output(folder, force=True)
+    for name in ("o.avi", "o.mkv", "o"):  # an MP4 under another container's name would mislead
+        with pytest.raises(OutputError, match=r"name it \.mp4, \.m4v or \.mov"):
+            check_output(tmp_path / name, force=True)
+    check_output(tmp_path / "o.MOV", force=False)
 
 
 def test_mask_writer_writes_exact_ids(tmp_path):
