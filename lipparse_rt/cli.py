@@ -340,6 +340,7 @@ def train(
     grey: float = typer.Option(0.0, "--grey", min=0.0, max=1.0, help="Share of training samples turned to grey (low-light webcams)."),
     paste: float = typer.Option(0.0, "--paste", min=0.0, max=1.0, help="Share of training samples given a hat, sunglasses, scarf, jumpsuit or socks cut from a street photo and placed by body part (copy-paste)."),
     empty: float = typer.Option(0.0, "--empty", min=0.0, max=1.0, help="Share of training samples with the person taken out (filled in from the surroundings, its pixels ignored) and the rest labelled background: scenes with nobody in them, so empty rooms stay background."),
+    recolour: float = typer.Option(0.0, "--recolour", min=0.0, max=1.0, help="Share of training samples whose garments get new colours (hue turned, lightness inverted or darkened; labels kept), so dark, printed and vivid clothes are not left background."),
     distill: float = typer.Option(0.0, "--distill", min=0.0, help="Add a KL term with this weight pulling the model towards a frozen teacher's flip-averaged class probabilities (self-distillation of flip TTA); needs --teacher."),
     teacher: Optional[Path] = typer.Option(None, "--teacher", help="Checkpoint of the frozen teacher for --distill (e.g. weights/lipnet.pt)."),
     teacher_scale: float = typer.Option(1.0, "--teacher-scale", min=0.5, max=2.0, help="With --distill: the teacher sees each crop and its mirror enlarged by this factor (1.25: a 256 crop at 320, what --flip --size 320 gives at inference) and its probabilities are brought back to the crop's size."),
@@ -362,7 +363,7 @@ def train(
         cfg = TrainConfig(datasets=tuple(DatasetSpec.parse(d) for d in data), out=str(out_dir), iters=iters,
                           batch=batch, lr=lr, size=size, seed=seed, ckpt_every=ckpt_every, threads=threads,
                           val=DatasetSpec.parse(val) if val else None, val_every=val_every, lovasz=lovasz,
-                          grey=grey, scale=scale_range, paste=paste, empty=empty, distill=distill, teacher=str(teacher or ""), teacher_scale=teacher_scale, device=device,
+                          grey=grey, scale=scale_range, paste=paste, empty=empty, recolour=recolour, distill=distill, teacher=str(teacher or ""), teacher_scale=teacher_scale, device=device,
                           workers=workers, snapshot_every=snapshot_every, bn_batches=bn_batches,
                           model=LipNetConfig(decoder_stride=decoder_stride))
         import threading

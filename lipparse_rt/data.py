@@ -104,6 +104,7 @@ class AugmentConfig:
     grey_p: float = 0.0  # share of samples turned to grey (3 equal channels), as from a low-light webcam
     paste_p: float = 0.0  # share of samples given a rare class cut from another photo (see `paste`)
     empty_p: float = 0.0  # share of samples with the person taken out: scenes with nobody in them (see `remove_person`)
+    recolour_p: float = 0.0  # share of samples whose garments get new colours (see `recolour_garments`)
 
 
 def _affine(image: U8, mask: U8, scale: float, angle: float, rng: np.random.Generator, size: int) -> tuple[U8, U8]:
@@ -186,6 +187,42 @@ def remove_person(image: U8, mask: U8, grow: float = 0.02, work: int = 4) -> tup
     out = image.copy()
     cv2.copyTo(cv2.resize(filled, (w, h), interpolation=cv2.INTER_LINEAR), hole, out)
     return out, np.where(hole > 0, IGNORE, 0).astype(np.uint8)
+
+
+# Garments: hat, upper-clothes, dress, coat, pants, jumpsuits, scarf, skirt (not skin, hair or shoes).
+GARMENTS = (1, 5, 6, 7, 9, 10, 11, 12)
+
+
+def recolour_garments(image: U8, mask: U8, rng: np.random.Generator) -> U8:
+    """`image` with each garment on the person given another colour; the labels stay as they are.
+
+    Per garment class present (`GARMENTS`), in CIELAB: the hue turned by a random angle and the
+    chroma scaled by 0.3-2, and the lightness inverted (a white shirt with a black print becomes
+    a black one with a white print), darkened to 15-50% or left, a third each. The print and the
+    folds survive (they are lightness edges); what changes is what a colour can tell: the
+    training photos have few dark, printed or vividly coloured clothes, which a model that
+    learnt scenes with nobody in them leaves background.
+    """
+    present = [c for c in GARMENTS if c in np.unique(mask)]
+    if not present:
+        return image
+    lab = cv2.cvtColor(image, cv2.COLOR_BGR2LAB).astype(np.float32)
+    for c in present:
+        sel = mask == c
+        angle, chroma = rng.uniform(0, 2 * np.pi), rng.uniform(0.3, 2.0)
+        a, b = lab[..., 1][sel] - 128, lab[..., 2][sel] - 128
+        cos, sin = np.cos(angle) * chroma, np.sin(angle) * chroma
+        lab[..., 1][sel] = a * cos - b * sin + 128
+        lab[..., 2][sel] = a * sin + b * cos + 128
+        light = rng.integers(3)
+        if light == 0:
+            lab[..., 0][sel] = 255 - lab[..., 0][sel]
+        elif light == 1:
+            lab[..., 0][sel] *= rng.uniform(0.15, 0.5)
+    out = image.copy()  # only garment pixels change (a LAB round trip moves others by a level)
+    cv2.copyTo(cv2.cvtColor(np.clip(lab, 0, 255).astype(np.uint8), cv2.COLOR_LAB2BGR),
+               np.isin(mask, present).view(np.uint8), out)
+    return out
 
 
 # Copy-paste of rare classes (Ghiasi et al., CVPR 2021, "Simple Copy-Paste"), placed by body part:

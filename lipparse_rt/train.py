@@ -20,7 +20,7 @@ from torch import Tensor
 
 from .classes import FLIP_LUT, NUM_CLASSES
 from .data import (IGNORE, PASTE_ANCHORS, AugmentConfig, PasteItem, augment, find_pairs, paste, paste_items, read_image,
-                   read_mask, remove_person, replace_background)
+                   read_mask, recolour_garments, remove_person, replace_background)
 from .errors import InputError
 from .export import config_of, iterations, load_checkpoint
 from .model import OUTPUT_STRIDE, LipNet, LipNetConfig, Preprocess
@@ -90,6 +90,7 @@ class TrainConfig:
     scale: tuple[float, float] = AugmentConfig.scale  # random scale range, relative to the image's long side at `size`
     paste: float = 0.0  # share of samples given a rare class cut from a street photo (copy-paste)
     empty: float = 0.0  # share of samples with the person taken out and the scene labelled background
+    recolour: float = 0.0  # share of samples whose garments get new colours (hue, chroma, lightness inverted or darkened)
     distill: float = 0.0  # weight of the KL term towards the teacher's flip-averaged probabilities (0: off)
     teacher: str = ""  # checkpoint of the frozen teacher for `distill`
     teacher_scale: float = 1.0  # the teacher sees each crop resized by this factor (1.25: a 256 crop at 320)
@@ -268,6 +269,8 @@ class MixedSampler:
             image = replace_background(image, mask, self._texture(mask.shape))
         if self.aug.empty_p > 0 and self.rng.random() < self.aug.empty_p:  # drawn only when on: older seeds replay
             image, mask = remove_person(image, mask)
+        elif self.aug.recolour_p > 0 and self.rng.random() < self.aug.recolour_p:  # the same
+            image = recolour_garments(image, mask, self.rng)
         elif self.bank and self.rng.random() < self.aug.paste_p:
             labels = sorted(self.bank)
             items = self.bank[labels[self.rng.integers(len(labels))]]
@@ -419,7 +422,7 @@ def train(cfg: TrainConfig, resume: bool = False, on_step: Callable[[int, float]
     pre = Preprocess()
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     sampler = MixedSampler(cfg.datasets, AugmentConfig(size=cfg.size, scale=cfg.scale, grey_p=cfg.grey, paste_p=cfg.paste,
-                                                 empty_p=cfg.empty), cfg.seed)
+                                                 empty_p=cfg.empty, recolour_p=cfg.recolour), cfg.seed)
     step = prior = 0  # prior: the iterations behind the --init weights
     if ckpt is not None:
         net.load_state_dict(ckpt["model"])

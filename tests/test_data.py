@@ -156,3 +156,31 @@ def test_remove_person_fills_the_person_and_its_enclosed_background_and_labels_t
     # nothing to take out: unchanged
     same_img, same_lab = remove_person(img, np.zeros_like(mask))
     assert same_img is img and (same_lab == 0).all()
+
+
+def test_recolour_garments_changes_only_the_garments_and_keeps_their_print():
+    from lipparse_rt.data import recolour_garments
+
+    # a grey scene, a pale skin face, a white shirt with a black stripe (a print), blue pants
+    img = np.full((64, 48, 3), 120, np.uint8)
+    mask = np.zeros((64, 48), np.uint8)
+    mask[4:14, 18:30], img[4:14, 18:30] = 13, (150, 180, 220)
+    mask[14:36, 12:36], img[14:36, 12:36] = 5, (240, 240, 240)
+    img[22:26, 12:36] = (10, 10, 10)
+    mask[36:60, 14:34], img[36:60, 14:34] = 9, (160, 60, 20)
+    rng = np.random.default_rng(3)
+    shirts = set()
+    for _ in range(12):
+        out = recolour_garments(img, mask, rng)
+        assert out.shape == img.shape and out.dtype == np.uint8
+        keep = ~np.isin(mask, (5, 9))
+        assert (out[keep] == img[keep]).all()  # background and face untouched
+        lum = cv2.cvtColor(out, cv2.COLOR_BGR2GRAY).astype(int)
+        shirt, stripe = lum[14:22, 12:36].mean(), lum[22:26, 12:36].mean()
+        assert abs(shirt - stripe) > 20  # the print stays a print
+        shirts.add("dark" if shirt < 100 else "light")
+        if shirt < stripe:
+            assert stripe > 150  # inverted: a black shirt with a white print
+    assert shirts == {"dark", "light"}  # lightness inverted or darkened in some draws, kept in others
+    # no garment: the image as it is
+    assert recolour_garments(img, np.where(np.isin(mask, (5, 9)), 0, mask).astype(np.uint8), rng) is img

@@ -456,3 +456,21 @@ def test_train_draws_its_crops_and_its_batchnorm_batches_at_the_scale_range_and_
     last = torch.load(train(cfg), weights_only=False)
     assert seen == [((0.7, 1.2), 0.2)] * 2  # the training sampler, then the BatchNorm one
     assert last["bn_recalibrated"].endswith("at scales 0.7-1.2, 0.2 with nobody")
+
+
+def test_train_recolours_the_share_of_samples_it_is_given(tmp_path, monkeypatch):
+    import dataclasses
+
+    import lipparse_rt.train as train_mod
+
+    _tiny_dataset(tmp_path / "d")
+    calls = []
+    real = train_mod.recolour_garments
+    monkeypatch.setattr(train_mod, "recolour_garments", lambda image, mask, rng: calls.append(1) or real(image, mask, rng))
+    cfg = TrainConfig(datasets=(DatasetSpec(str(tmp_path / "d")),), out=str(tmp_path / "run"), iters=2, batch=4,
+                      size=32, ckpt_every=2, model=TINY, threads=1, bn_batches=0, recolour=1.0)
+    train(cfg)
+    assert len(calls) == 8  # every sample of both batches
+    calls.clear()
+    train(dataclasses.replace(cfg, out=str(tmp_path / "plain"), recolour=0.0))
+    assert not calls
