@@ -43,7 +43,7 @@ Int8 = Annotated[bool, typer.Option(
                    "end-to-end speed at the float weights' accuracy, with a little more flicker.")]
 Flip = Annotated[bool, typer.Option(
     "--flip", help="Quality mode: parse each frame and its mirror and average them (flip test-time augmentation; "
-                   "about half the speed, +1.2 mIoU and fewer wrong sides on CCP val with the shipped weights).")]
+                   "about half the speed; more accurate, with fewer wrong sides: the README's accuracy table).")]
 
 
 def _on_sigterm(signum: int, frame: object) -> None:
