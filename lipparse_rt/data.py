@@ -203,7 +203,7 @@ def recolour_garments(image: U8, mask: U8, rng: np.random.Generator) -> U8:
     training photos have few dark, printed or vividly coloured clothes, which a model that
     learnt scenes with nobody in them leaves background.
     """
-    present = [c for c in GARMENTS if c in np.unique(mask)]
+    present = [int(c) for c in np.intersect1d(np.unique(mask), GARMENTS)]  # one pass over the map
     if not present:
         return image
     lab = cv2.cvtColor(image, cv2.COLOR_BGR2LAB).astype(np.float32)
