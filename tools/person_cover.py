@@ -42,8 +42,12 @@ def main() -> None:
     engines = [Engine(EngineConfig(weights=w)) for w in args.weights]
     print("| clip | " + " | ".join(w.name for w in args.weights) + " |")
     print("|---|" + "---|" * len(engines))
+    rows = []
     for clip in sorted(args.videos.glob("*.mkv")):
-        print(f"| {clip.stem} | " + " | ".join(f"{100 * c:.0f}%" for c in cover(engines, clip)) + " |")
+        rows.append(cover(engines, clip))
+        print(f"| {clip.stem} | " + " | ".join(f"{100 * c:.0f}%" for c in rows[-1]) + " |")
+    if rows:
+        print("| **mean** | " + " | ".join(f"{100 * c:.1f}%" for c in np.mean(rows, axis=0)) + " |")
 
 
 if __name__ == "__main__":
