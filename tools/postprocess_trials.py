@@ -8,7 +8,7 @@
    `ccp`, CCP val against `labels_lip_sided` and a seeded subset of VITON *train*. Two-fold
    cross-validation on CCP val (odd/even photos): fit on one half, score the other.
 
-Neither is in the app: both were measured not to help (weights/MODEL_CARD.md, "Post-processing").
+Neither is in the app: both were measured not to help (docs/training-log.md, "Post-processing of the class map").
 
   python tools/postprocess_trials.py [--data ../shared/data] [--weights weights/lipnet.onnx] [--viton 200]
 """
