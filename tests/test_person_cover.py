@@ -30,3 +30,11 @@ def test_cover_averages_every_fifth_frame(tmp_path, tiny_weights):
     with VideoFile(video) as src:
         expect = np.mean([person_cover.centre_band_share(eng.parse(f.image)) for f in src if f.index in (0, 5, 10)])
     assert person_cover.cover([eng, eng], video) == pytest.approx([expect, expect], abs=1e-12)
+
+
+def test_table_ends_with_the_mean_over_the_clips():
+    lines = person_cover.table(["a.onnx", "b.onnx"], {"night": [0.6, 0.5], "yes": [0.9, 0.85]})
+    assert lines[0] == "| clip | a.onnx | b.onnx |"
+    assert lines[2] == "| night | 60% | 50% |"
+    assert lines[-1] == "| **mean** | 75.0% | 67.5% |"
+    assert len(person_cover.table(["a.onnx"], {})) == 2  # no clips: header only, no mean of nothing

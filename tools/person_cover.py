@@ -34,20 +34,23 @@ def cover(engines: list[Engine], video: Path, every: int = 5) -> list[float]:
     return [float(v) for v in np.mean(shares, axis=0)]
 
 
+def table(names: list[str], rows: dict[str, list[float]]) -> list[str]:
+    """The Markdown table: one row per clip (shares as whole percents), then the mean over the clips."""
+    lines = ["| clip | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    lines += [f"| {clip} | " + " | ".join(f"{100 * c:.0f}%" for c in shares) + " |" for clip, shares in rows.items()]
+    if rows:
+        lines.append("| **mean** | " + " | ".join(f"{100 * c:.1f}%" for c in np.mean(list(rows.values()), axis=0)) + " |")
+    return lines
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--weights", action="append", type=Path, required=True)
     ap.add_argument("--videos", type=Path, default=default_data_root() / "videos")
     args = ap.parse_args()
     engines = [Engine(EngineConfig(weights=w)) for w in args.weights]
-    print("| clip | " + " | ".join(w.name for w in args.weights) + " |")
-    print("|---|" + "---|" * len(engines))
-    rows = []
-    for clip in sorted(args.videos.glob("*.mkv")):
-        rows.append(cover(engines, clip))
-        print(f"| {clip.stem} | " + " | ".join(f"{100 * c:.0f}%" for c in rows[-1]) + " |")
-    if rows:
-        print("| **mean** | " + " | ".join(f"{100 * c:.1f}%" for c in np.mean(rows, axis=0)) + " |")
+    rows = {clip.stem: cover(engines, clip) for clip in sorted(args.videos.glob("*.mkv"))}
+    print("\n".join(table([w.name for w in args.weights], rows)))
 
 
 if __name__ == "__main__":
