@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import time
@@ -38,9 +39,10 @@ Size = Annotated[int, typer.Option(
 Provider = Annotated[str, typer.Option(
     "--provider", help="Execution provider: auto (TensorRT -> CUDA -> CPU), tensorrt, cuda or cpu.")]
 Alpha = Annotated[float, typer.Option("--alpha", min=0.0, max=1.0, help="Overlay opacity.")]
-Int8 = Annotated[bool, typer.Option(
-    "--int8", help="Run the shipped INT8 weights (weights/lipnet-int8.onnx): on a CPU with VNNI 1.1-1.3x the "
-                   "end-to-end speed at the float weights' accuracy, with a little more flicker.")]
+Int8 = Annotated[Optional[bool], typer.Option(
+    "--int8/--float", help="Which shipped weights: INT8 (weights/lipnet-int8.onnx) or float (weights/lipnet.onnx). "
+                           "Default: INT8 on the CPU provider (1.1-1.3x the end-to-end speed, 0.2 mIoU less), "
+                           "float on a GPU.", show_default=False)]
 Flip = Annotated[bool, typer.Option(
     "--flip", help="Quality mode: parse each frame and its mirror and average them (flip test-time augmentation; "
                    "about half the speed; more accurate, with fewer wrong sides: the README's accuracy table).")]
@@ -99,13 +101,20 @@ def _scale_range(text: str) -> tuple[float, float]:
 
 
 def _engine(weights: Optional[Path], provider: str, size: int, threads: int = 0, flip: bool = False,
-            int8: bool = False):
-    from .engine import Engine, EngineConfig, default_weights, int8_weights
+            int8: Optional[bool] = None):
+    """The engine for the model commands. int8 None: the app's default weights for where it runs
+    (the shipped INT8 copy on the CPU provider, the float weights on a GPU; $LIPPARSE_WEIGHTS or
+    --weights: those on any provider)."""
+    from .engine import WEIGHTS_ENV, Engine, EngineConfig, default_weights, int8_weights
 
-    if int8 and weights is not None:
-        raise InputError("give --weights or --int8, not both")
+    if int8 is not None and weights is not None:
+        raise InputError(f"give --weights or --{'int8' if int8 else 'float'}, not both")
+    if weights is None and int8 is None and not os.environ.get(WEIGHTS_ENV) and int8_weights().is_file():
+        cpu_weights = int8_weights()
+    else:
+        cpu_weights = None
     return Engine(EngineConfig(weights=weights or (int8_weights() if int8 else default_weights()), provider=provider,
-                               input_size=size, threads=threads, flip=flip))
+                               input_size=size, threads=threads, flip=flip, cpu_weights=cpu_weights))
 
 
 def _summary(stats, label: str) -> None:
@@ -124,7 +133,7 @@ def video(
     show: bool = typer.Option(False, "--show", help="Also show the result live in a window."),
     force: bool = typer.Option(False, "--force", "-f", help="Overwrite an existing output."),
     weights: Weights = None,
-    int8: Int8 = False,
+    int8: Int8 = None,
     size: Size = 0,
     flip: Flip = False,
     provider: Provider = "auto",
@@ -195,7 +204,7 @@ def webcam(
     out_path: Optional[Path] = typer.Option(None, "--out", "-o", help="Also record what is shown to this MP4."),
     force: bool = typer.Option(False, "--force", "-f", help="Overwrite an existing recording."),
     weights: Weights = None,
-    int8: Int8 = False,
+    int8: Int8 = None,
     size: Size = 0,
     flip: Flip = False,
     provider: Provider = "auto",
@@ -251,7 +260,7 @@ def image(
     out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="Write overlays here (PNG, named by the input's stem)."),
     masks: Optional[Path] = typer.Option(None, "--masks", help="Write masks here: one 8-bit PNG of LIP ids per image, full size, named by stem."),
     weights: Weights = None,
-    int8: Int8 = False,
+    int8: Int8 = None,
     size: Size = 0,
     flip: Flip = False,
     provider: Provider = "auto",
@@ -296,6 +305,7 @@ def image(
 def info(
     weights: Weights = None,
     provider: Provider = "auto",
+    int8: Int8 = None,
 ) -> None:
     """Print version, weights and their metadata, ONNX Runtime and its providers."""
     import json
@@ -303,12 +313,12 @@ def info(
     import onnxruntime as ort
 
     try:
-        engine = _engine(weights, provider, 0)
+        engine = _engine(weights, provider, 0, int8=int8)
     except LipParseError as exc:
         _fail(exc)
     meta = engine.meta
     out.print(f"lipparse-rt {__version__}")
-    out.print(f"weights: {engine.config.weights}")
+    out.print(f"weights: {engine.weights}")
     out.print(f"  parameters: {int(meta.get('num_params', 0)):,}")
     out.print(f"  input size (long side): {meta.get('input_size')}")
     for key in ("training_data", "iterations", "trained_at", "miou"):
@@ -470,7 +480,7 @@ def eval_cmd(
     labels: Optional[str] = typer.Option(None, "--labels", help="Label sub-folder (default: found)."),
     protocol: str = typer.Option("lip", "--protocol", help="lip (20 classes) or ccp (merged skin/shoe, 255 ignored)."),
     weights: Weights = None,
-    int8: Int8 = False,
+    int8: Int8 = None,
     size: Size = 0,
     provider: Provider = "auto",
     limit: int = typer.Option(0, "--limit", help="Score only the first N images (0 = all)."),
@@ -520,7 +530,7 @@ def eval_cmd(
     except LipParseError as exc:
         _fail(exc)
     out.print(f"{data} ({split or 'all'}, {result.images} images, protocol {protocol}, size {engine.input_size}"
-              f"{', flip TTA' if flip else ''})", highlight=False)
+              f"{', flip TTA' if flip else ''}; {engine.weights.name} on {engine.provider})", highlight=False)
     out.print(markdown_table(result.scores, result.names, images=result.images_per_class()), highlight=False)
     iou, recall, precision = person_scores(result.confusion)
     out.print(f"person vs background (all person classes merged): IoU {100 * iou:.1f}, recall {100 * recall:.1f}, "
@@ -536,7 +546,7 @@ def eval_cmd(
         _print_comparison(result, baseline, against, rounds)
 
 
-def _eval_empty(source: Path, frames: Optional[str], weights: Optional[Path], int8: bool, size: int, provider: str,
+def _eval_empty(source: Path, frames: Optional[str], weights: Optional[Path], int8: Optional[bool], size: int, provider: str,
                 flip: bool, against: Optional[Path]) -> None:
     """`eval --empty`: how much of pictures with nobody in them the model (and `against`) calls a person."""
     from .evaluate import empty_scenes, parse_ranges
@@ -551,7 +561,7 @@ def _eval_empty(source: Path, frames: Optional[str], weights: Optional[Path], in
     try:
         ranges = parse_ranges(frames) if frames is not None else None
         results = []
-        for w, is_int8 in [(weights, int8)] + ([(against, False)] if against else []):
+        for w, is_int8 in [(weights, int8)] + ([(against, None)] if against else []):
             engine = _engine(w, provider, size, int8=is_int8)
             with Progress(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), console=err, transient=True) as progress:
                 task = progress.add_task("scoring", total=sum(hi - lo + 1 for lo, hi in ranges) if ranges else None)
@@ -562,7 +572,7 @@ def _eval_empty(source: Path, frames: Optional[str], weights: Optional[Path], in
     engine, first = results[0]
     out.print(f"{source} ({first.frames} pictures with nobody in them{', ' + frames if frames else ''}, size {engine.input_size}"
               f"{', flip TTA' if flip else ''})", highlight=False)
-    out.print(line(first, str(engine.config.weights)), highlight=False, soft_wrap=True)
+    out.print(line(first, str(engine.weights)), highlight=False, soft_wrap=True)
     if against:
         other = results[1][1]
         out.print(line(other, str(against)), highlight=False, soft_wrap=True)
@@ -600,35 +610,33 @@ def bench(
 
     from . import bench as b
     from .data import default_data_root
-    from .engine import default_weights
+    from .engine import WEIGHTS_ENV, default_weights, int8_weights
 
     data = default_data_root()
     clip = video or data / "videos" / "yes.mkv"
     w = weights or default_weights()
+    # what the app runs on the CPU by default: the shipped INT8 copy (unless weights are named)
+    app_w = weights or (int8_weights() if not os.environ.get(WEIGHTS_ENV) and int8_weights().is_file() else w)
     try:
         if section in ("pipeline", "sizes", "latency", "memory") and not clip.is_file():
             raise InputError(f"cannot read video '{clip}': no such file (give --video)")
         if section == "table1":
             body = b.table1(runs=runs, threads=threads)
         elif section == "variants":
-            from .engine import int8_weights
-
             files = [(f"shipped weights, float (`{w.name}`)", w), ("shipped weights, INT8 (`--int8`: stages 3-5 and ASPP "
                                                                    "convolutions int8)", int8_weights())]
             body = b.variants(threads=threads, files=[(n, f) for n, f in files if f.is_file()])
         elif section == "profile":
             body = b.profile(w)
         elif section == "pipeline":
-            body = b.pipeline(clip, w, size, threads=threads)
+            body = b.pipeline(clip, app_w, size, threads=threads)
         elif section == "sizes":
-            body = b.sizes_table(w, clip, data / "ccp")
+            body = b.sizes_table(app_w, clip, data / "ccp")
         elif section == "latency":
-            body = b.latency(w, clip)
+            body = b.latency(app_w, clip)
         elif section == "memory":
-            body = b.memory(clip, w)
+            body = b.memory(clip, app_w)
         elif section == "flicker":
-            from .engine import int8_weights
-
             street = data / "videos" / "one-by-one-person-detection.mp4"
             clips = [c for c in dict.fromkeys((clip, street)) if c.is_file()]
             if not clips:
@@ -646,6 +654,8 @@ def bench(
             raise InputError(f"unknown section '{section}': use table1, variants, profile, pipeline, sizes, latency, memory, flicker or gpu")
     except LipParseError as exc:
         _fail(exc)
+    if section in ("pipeline", "sizes", "latency", "memory"):
+        body = f"Weights `{app_w.name}` on the CPU provider.\n\n" + body
     out.print(body, highlight=False)
     if write is not None:
         cmd = "lipparse-rt bench " + " ".join(shlex.quote(a) for a in sys.argv[2:] if a)

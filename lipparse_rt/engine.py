@@ -50,16 +50,6 @@ def int8_weights() -> Path:
     return Path(__file__).resolve().parent.parent / "weights" / "lipnet-int8.onnx"
 
 
-def cpu_has_vnni(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool | None:
-    """Whether the CPU has an int8 dot-product instruction (AVX512-VNNI or AVX-VNNI); None if unknown."""
-    try:
-        text = cpuinfo.read_text(errors="replace")
-    except OSError:
-        return None
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), None)
-    return None if flags is None else bool({"avx512_vnni", "avx_vnni"} & set(flags))
-
-
 def trt_cache_dir() -> Path:
     """Where TensorRT engines are cached: $XDG_CACHE_HOME/lipparse-rt/tensorrt."""
     base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
@@ -78,6 +68,8 @@ class EngineConfig:
         flip: flip test-time augmentation in `parse`: the frame and its mirror, averaged (about
             2x the model time; needs weights with a 'logits' output).
         fuse: on the CPU, keep the SE gates in ONNX Runtime's blocked layout (`nchwc.py`).
+        cpu_weights: weights to run instead of `weights` when the session ends up on the CPU
+            provider (the app's default: the shipped INT8 copy on a CPU, the float weights on a GPU).
     """
 
     weights: Path = Path()
@@ -88,6 +80,7 @@ class EngineConfig:
     spinning: bool = True
     flip: bool = False
     fuse: bool = True
+    cpu_weights: Path | None = None
 
     def __post_init__(self) -> None:
         if self.provider not in ("auto", *PROVIDERS):
@@ -162,18 +155,16 @@ class Engine:
         import onnxruntime as ort
 
         self.config = config
-        path = Path(config.weights)
-        if not path.is_file():
-            raise WeightsError(f"cannot read weights '{path}': no such file")
         wanted = self._wanted(ort.get_available_providers())
+        cpu_only = [name for name, _ in wanted] == [PROVIDERS["cpu"]]
+        path = Path(config.cpu_weights if config.cpu_weights is not None and cpu_only else config.weights)
         ort.set_default_logger_severity(4)  # failed GPU providers: we say it in one line below
-        try:
-            with contextlib.redirect_stdout(io.StringIO()):
-                self.session = ort.InferenceSession(str(path), self._options(), providers=wanted)
-        except Exception as exc:  # ORT raises its own exception types for a bad model
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise WeightsError(f"cannot load weights '{path}': not a valid ONNX model ({first[:160]})") from exc
+        self.session = self._load(path, wanted)
         self.provider = SHORT.get(self.session.get_providers()[0], self.session.get_providers()[0])
+        if self.provider == "cpu" and config.cpu_weights is not None and path != Path(config.cpu_weights):
+            path = Path(config.cpu_weights)  # a GPU provider was offered but could not be created
+            self.session = self._load(path, wanted[-1:])
+        self.weights = path
         missing = [SHORT[name] for name, _ in wanted if SHORT[name] != "cpu" and name not in self.session.get_providers()]
         if missing:
             level = logging.WARNING if config.provider != "auto" else logging.INFO
@@ -187,12 +178,21 @@ class Engine:
         if config.flip and not logits:
             raise WeightsError(f"cannot use weights '{path}' with flip: no 'logits' output (re-export them)")
         self.int8 = "quantization" in self.meta  # written by `lipparse-rt quantize`
-        if self.provider == "cpu" and self.int8 and cpu_has_vnni() is False:
-            log.info("INT8 weights on a CPU without VNNI: ONNX Runtime's int8 kernels have no fast dot product here, "
-                     "so the float weights may be faster")
         self.fused = 0  # SE gates kept in ONNX Runtime's blocked layout (see nchwc.py)
         if self.provider == "cpu" and config.fuse:
             self._fuse(path)
+
+    def _load(self, path: Path, providers: list[tuple[str, dict]]):
+        import onnxruntime as ort
+
+        if not path.is_file():
+            raise WeightsError(f"cannot read weights '{path}': no such file")
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                return ort.InferenceSession(str(path), self._options(), providers=providers)
+        except Exception as exc:  # ORT raises its own exception types for a bad model
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise WeightsError(f"cannot load weights '{path}': not a valid ONNX model ({first[:160]})") from exc
 
     def _options(self):
         import onnxruntime as ort
@@ -281,7 +281,7 @@ class Engine:
     def logits(self, bgr: U8) -> NDArray[np.float32]:
         """Class logits (20 x h x w, contiguous) at the model's resolution, padding cropped off."""
         if not self.has_logits:
-            raise WeightsError(f"weights '{self.config.weights}' have no 'logits' output: re-export them")
+            raise WeightsError(f"weights '{self.weights}' have no 'logits' output: re-export them")
         batch, (rh, rw) = self.prepare(bgr)
         out = self.session.run(["logits"], {"bgr": batch})[0][0]
         if self._logits_last:  # 1xHxWx20 (this project's exports): made per-class planes, so that

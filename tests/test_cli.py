@@ -164,6 +164,28 @@ def test_int8_runs_the_shipped_int8_weights_and_not_with_weights(tmp_path, monke
     assert "not both" in _one_line_error(r, 2)
 
 
+def test_the_cpu_runs_the_int8_weights_by_default_and_float_on_request(tmp_path, monkeypatch):
+    from lipparse_rt import cli
+    from lipparse_rt.engine import WEIGHTS_ENV, default_weights, int8_weights
+
+    img = tmp_path / "p.png"
+    cv2.imwrite(str(img), np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8))
+    made = []
+    real = cli._engine
+    monkeypatch.setattr(cli, "_engine", lambda *a, **k: made.append(real(*a, **k)) or made[-1])
+    monkeypatch.delenv(WEIGHTS_ENV, raising=False)
+    for flag, want in [([], int8_weights()), (["--float"], default_weights()), (["--int8"], int8_weights())]:
+        r = runner.invoke(app, ["image", str(img), "--masks", str(tmp_path / "m"), "--provider", "cpu", *flag])
+        assert r.exit_code == 0, r.output
+        assert made[-1].weights == want and made[-1].int8 == (want == int8_weights()), flag
+    r = runner.invoke(app, ["image", str(img), "--masks", str(tmp_path / "m"), "--float", "--weights", str(default_weights())])
+    assert "not both" in _one_line_error(r, 2)
+    monkeypatch.setenv(WEIGHTS_ENV, str(default_weights()))  # weights named by the environment run as they are
+    r = runner.invoke(app, ["image", str(img), "--masks", str(tmp_path / "m"), "--provider", "cpu"])
+    assert r.exit_code == 0, r.output
+    assert made[-1].weights == default_weights() and not made[-1].int8
+
+
 def test_average_of_a_missing_checkpoint_is_one_line(tmp_path):
     pytest.importorskip("torch")
     r = runner.invoke(app, ["average", str(tmp_path / "a.pt"), "--out", str(tmp_path / "m.pt")])

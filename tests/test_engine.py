@@ -151,17 +151,23 @@ def test_flip_mode_needs_weights_with_logits(tmp_path):
         Engine(EngineConfig(weights=w, provider="cpu", flip=True))
 
 
-def test_cpu_vnni_is_read_from_the_cpu_flags(tmp_path):
-    from lipparse_rt.engine import cpu_has_vnni
+def test_cpu_weights_run_where_the_session_lands_on_the_cpu(tiny_weights, tmp_path):
+    torch = pytest.importorskip("torch")
+    from lipparse_rt.export import export_onnx
+    from lipparse_rt.model import LipNet, LipNetConfig
 
-    info = tmp_path / "cpuinfo"
-    info.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_vnni\n")
-    assert cpu_has_vnni(info) is True
-    info.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 fma\n")
-    assert cpu_has_vnni(info) is False
-    info.write_text("processor\t: 0\n")
-    assert cpu_has_vnni(info) is None
-    assert cpu_has_vnni(tmp_path / "missing") is None
+    torch.manual_seed(1)  # other weights, other ids
+    net = LipNet(LipNetConfig(widths=(4, 8, 8, 8, 16, 16), aspp_width=8, decoder_width=8))
+    other = export_onnx(net, tmp_path / "other.onnx", input_size=64)
+    frame = np.random.default_rng(5).integers(0, 255, (48, 64, 3), dtype=np.uint8)
+    want = Engine(EngineConfig(weights=other, provider="cpu")).run(frame)
+    assert not (Engine(EngineConfig(weights=tiny_weights, provider="cpu")).run(frame) == want).all()
+    eng = Engine(EngineConfig(weights=tiny_weights, provider="cpu", cpu_weights=other))
+    assert eng.weights == other and (eng.run(frame) == want).all()
+    auto = Engine(EngineConfig(weights=tiny_weights, cpu_weights=other))  # a GPU provider may be offered and fail
+    assert auto.weights == (other if auto.provider == "cpu" else tiny_weights)
+    with pytest.raises(WeightsError, match="no such file"):
+        Engine(EngineConfig(weights=tiny_weights, provider="cpu", cpu_weights=tmp_path / "none.onnx"))
 
 
 def test_shipped_int8_weights_are_quantized_and_parse_like_the_float_ones():

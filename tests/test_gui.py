@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from lipparse_rt.engine import Engine, EngineConfig, default_weights
+from lipparse_rt.engine import Engine, EngineConfig, default_weights, int8_weights
 from lipparse_rt.render import overlay
 from lipparse_rt.sinks import VideoWriter
 from lipparse_rt.sources import VideoFile
@@ -68,7 +68,9 @@ def test_webcam_window_shows_overlay_legend_hud_and_q_quits(tmp_path, display):
             w.write(still)
     with VideoFile(cam) as v:
         seen = next(iter(v)).image  # what the camera delivers, after the codec
-    expected = overlay(seen, Engine(EngineConfig(weights=default_weights(), provider="cpu")).run(seen))
+    # what the app runs on the CPU by default: the shipped INT8 copy
+    app = Engine(EngineConfig(weights=default_weights(), provider="cpu", cpu_weights=int8_weights()))
+    expected = overlay(seen, app.run(seen))
 
     env = dict(os.environ, DISPLAY=display)
     env.pop("LIPPARSE_WEIGHTS", None)
@@ -119,6 +121,6 @@ def test_webcam_window_shows_overlay_legend_hud_and_q_quits(tmp_path, display):
     assert (leg.min(2) > 200).sum() > 50
     from lipparse_rt.classes import PALETTE_BGR
 
-    present = np.unique(Engine(EngineConfig(weights=default_weights(), provider="cpu")).run(seen))
+    present = np.unique(app.run(seen))
     swatch_hits = sum(int((np.abs(leg - PALETTE_BGR[c].astype(int)).max(2) < 8).sum() > 20) for c in present if c)
     assert swatch_hits >= 1
