@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import sys
 import time
@@ -41,7 +40,7 @@ Provider = Annotated[str, typer.Option(
 Alpha = Annotated[float, typer.Option("--alpha", min=0.0, max=1.0, help="Overlay opacity.")]
 Int8 = Annotated[Optional[bool], typer.Option(
     "--int8/--float", help="Which shipped weights: INT8 (weights/lipnet-int8.onnx) or float (weights/lipnet.onnx). "
-                           "Default: INT8 on the CPU provider (1.1-1.3x the end-to-end speed, 0.2 mIoU less), "
+                           "Default: INT8 on the CPU provider (1.1-1.3x the end-to-end speed, 0.2-0.3 mIoU less), "
                            "float on a GPU.", show_default=False)]
 Flip = Annotated[bool, typer.Option(
     "--flip", help="Quality mode: parse each frame and its mirror and average them (flip test-time augmentation; "
@@ -105,14 +104,11 @@ def _engine(weights: Optional[Path], provider: str, size: int, threads: int = 0,
     """The engine for the model commands. int8 None: the app's default weights for where it runs
     (the shipped INT8 copy on the CPU provider, the float weights on a GPU; $LIPPARSE_WEIGHTS or
     --weights: those on any provider)."""
-    from .engine import WEIGHTS_ENV, Engine, EngineConfig, default_weights, int8_weights
+    from .engine import Engine, EngineConfig, app_cpu_weights, default_weights, int8_weights
 
     if int8 is not None and weights is not None:
         raise InputError(f"give --weights or --{'int8' if int8 else 'float'}, not both")
-    if weights is None and int8 is None and not os.environ.get(WEIGHTS_ENV) and int8_weights().is_file():
-        cpu_weights = int8_weights()
-    else:
-        cpu_weights = None
+    cpu_weights = app_cpu_weights() if weights is None and int8 is None else None
     return Engine(EngineConfig(weights=weights or (int8_weights() if int8 else default_weights()), provider=provider,
                                input_size=size, threads=threads, flip=flip, cpu_weights=cpu_weights))
 
@@ -610,13 +606,12 @@ def bench(
 
     from . import bench as b
     from .data import default_data_root
-    from .engine import WEIGHTS_ENV, default_weights, int8_weights
+    from .engine import app_cpu_weights, default_weights, int8_weights
 
     data = default_data_root()
     clip = video or data / "videos" / "yes.mkv"
     w = weights or default_weights()
-    # what the app runs on the CPU by default: the shipped INT8 copy (unless weights are named)
-    app_w = weights or (int8_weights() if not os.environ.get(WEIGHTS_ENV) and int8_weights().is_file() else w)
+    app_w = weights or app_cpu_weights() or w  # what the app runs on the CPU by default
     try:
         if section in ("pipeline", "sizes", "latency", "memory") and not clip.is_file():
             raise InputError(f"cannot read video '{clip}': no such file (give --video)")

@@ -50,6 +50,14 @@ def int8_weights() -> Path:
     return Path(__file__).resolve().parent.parent / "weights" / "lipnet-int8.onnx"
 
 
+def app_cpu_weights() -> Path | None:
+    """What the app runs on the CPU provider when no weights are named: the shipped INT8 copy.
+
+    None where $LIPPARSE_WEIGHTS names weights (they run as they are) or the copy is missing.
+    """
+    return None if os.environ.get(WEIGHTS_ENV) or not int8_weights().is_file() else int8_weights()
+
+
 def trt_cache_dir() -> Path:
     """Where TensorRT engines are cached: $XDG_CACHE_HOME/lipparse-rt/tensorrt."""
     base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))

@@ -147,23 +147,6 @@ def test_image_flip_writes_the_flip_tta_masks(tmp_path):
     assert np.array_equal(got, want)
 
 
-def test_int8_runs_the_shipped_int8_weights_and_not_with_weights(tmp_path, monkeypatch):
-    from lipparse_rt import cli
-    from lipparse_rt.engine import default_weights, int8_weights
-
-    img = tmp_path / "p.png"
-    cv2.imwrite(str(img), np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8))
-    made = []
-    real = cli._engine
-    monkeypatch.setattr(cli, "_engine", lambda *a, **k: made.append(real(*a, **k)) or made[-1])
-    r = runner.invoke(app, ["image", str(img), "--masks", str(tmp_path / "m"), "--int8"])
-    assert r.exit_code == 0, r.output
-    assert made[0].config.weights == int8_weights() and "quantization" in made[0].meta
-    assert (tmp_path / "m" / "p.png").is_file()
-    r = runner.invoke(app, ["image", str(img), "--masks", str(tmp_path / "m"), "--int8", "--weights", str(default_weights())])
-    assert "not both" in _one_line_error(r, 2)
-
-
 def test_the_cpu_runs_the_int8_weights_by_default_and_float_on_request(tmp_path, monkeypatch):
     from lipparse_rt import cli
     from lipparse_rt.engine import WEIGHTS_ENV, default_weights, int8_weights
@@ -175,11 +158,14 @@ def test_the_cpu_runs_the_int8_weights_by_default_and_float_on_request(tmp_path,
     monkeypatch.setattr(cli, "_engine", lambda *a, **k: made.append(real(*a, **k)) or made[-1])
     monkeypatch.delenv(WEIGHTS_ENV, raising=False)
     for flag, want in [([], int8_weights()), (["--float"], default_weights()), (["--int8"], int8_weights())]:
+        (tmp_path / "m" / "p.png").unlink(missing_ok=True)
         r = runner.invoke(app, ["image", str(img), "--masks", str(tmp_path / "m"), "--provider", "cpu", *flag])
         assert r.exit_code == 0, r.output
         assert made[-1].weights == want and made[-1].int8 == (want == int8_weights()), flag
-    r = runner.invoke(app, ["image", str(img), "--masks", str(tmp_path / "m"), "--float", "--weights", str(default_weights())])
-    assert "not both" in _one_line_error(r, 2)
+        assert made[-1].int8 == ("quantization" in made[-1].meta) and (tmp_path / "m" / "p.png").is_file()
+    for flag in ("--float", "--int8"):
+        r = runner.invoke(app, ["image", str(img), "--masks", str(tmp_path / "m"), flag, "--weights", str(default_weights())])
+        assert "not both" in _one_line_error(r, 2)
     monkeypatch.setenv(WEIGHTS_ENV, str(default_weights()))  # weights named by the environment run as they are
     r = runner.invoke(app, ["image", str(img), "--masks", str(tmp_path / "m"), "--provider", "cpu"])
     assert r.exit_code == 0, r.output
