@@ -171,7 +171,7 @@ class Engine:
         self.provider = SHORT.get(self.session.get_providers()[0], self.session.get_providers()[0])
         if self.provider == "cpu" and config.cpu_weights is not None and path != Path(config.cpu_weights):
             path = Path(config.cpu_weights)  # a GPU provider was offered but could not be created
-            self.session = self._load(path, wanted[-1:])
+            self.session = self._load(path, [(PROVIDERS["cpu"], {})])
         self.weights = path
         missing = [SHORT[name] for name, _ in wanted if SHORT[name] != "cpu" and name not in self.session.get_providers()]
         if missing:
