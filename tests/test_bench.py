@@ -5,7 +5,7 @@ import pytest
 
 from lipparse_rt import bench
 
-from conftest import make_video
+from conftest import make_lip_folder, make_video
 
 
 def test_pipeline_table_has_both_resolutions_and_settings(tmp_path, tiny_weights):
@@ -100,3 +100,20 @@ def test_flicker_is_zero_on_a_still_clip_and_not_on_a_moving_one(tmp_path, tiny_
         ("still", "plain", "6"), ("still", "flip", "6"), ("moving.mp4", "plain", "6"), ("moving.mp4", "flip", "6")]
     means = [float(r[3].rstrip("%")) for r in rows]
     assert means[0] == means[1] == 0.0 and means[2] > 0  # (a random tiny net is flat after the flip average)
+
+
+def test_sizes_table_times_every_size_and_scores_it_like_eval(tmp_path, tiny_weights):
+    from lipparse_rt.engine import Engine, EngineConfig
+    from lipparse_rt.evaluate import evaluate
+
+    clip = make_video(tmp_path / "c.mp4", n=4, size=(160, 120))
+    ccp = make_lip_folder(tmp_path / "ccp", ["a", "b"], labels="labels_lip", splits={"val": ["a", "b"]})
+    table = bench.sizes_table(tiny_weights, clip, ccp, sizes=(64, 96), rounds=2, runs=2)
+    rows = [[c.strip() for c in l.split("|")[1:-1]] for l in table.splitlines() if l[2:3].isdigit()]
+    assert [(r[0], r[1]) for r in rows] == [("64", "64x48"), ("96", "96x80")]  # padded to multiples of 16
+    for r in rows:
+        assert float(r[2]) > 0 and float(r[3]) > 0
+        eng = Engine(EngineConfig(weights=tiny_weights, provider="cpu", input_size=int(r[0])))
+        assert r[4] == f"{100 * evaluate(eng, ccp, 'val', 'labels_lip', 'ccp').scores.miou:.1f}"
+    assert rows[1][5] == "+0.0"  # against the largest size when 512 is not among them
+    assert abs(float(rows[0][5]) - (float(rows[0][4]) - float(rows[1][4]))) <= 0.11
