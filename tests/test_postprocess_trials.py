@@ -48,3 +48,18 @@ def test_logit_set_scores_like_the_eval_command():
     sided5, _, _ = trials.LogitSet(items).score(big)
     cm5 = sum(protocol_confusion(np.full(lab.shape, 5, np.uint8), lab, "lip") for _, lab, _ in items)
     assert np.isclose(sided5, 100 * scores(cm5).miou)
+
+
+def test_scaled_logits_give_the_argmax_at_the_same_size_and_move_a_boundary_to_the_crossing():
+    z = np.zeros((20, 4, 4), np.float32)
+    z[5, :, :2] = 1.0              # upper-clothes on the left half,
+    z[9, :, 2:] = 1.0              # pants on the right half
+    assert (trials.ids_from_scaled_logits(z, 4, 4) == z.argmax(0)).all()
+    z[5, :, 1] = 0.9               # upper-clothes weaker next to the boundary, pants weaker past it:
+    z[9, :, 2] = 0.1               # the two planes cross left of the middle once interpolated
+    big = trials.ids_from_scaled_logits(z, 4, 16)
+    near = scale_ids(z.argmax(0).astype(np.uint8), 4, 16)
+    assert (near[:, :8] == 5).all() and (near[:, 8:] == 9).all()  # nearest: the edge between blocks
+    assert set(np.unique(big)) == {5, 9} and (big[:, 0] == 5).all() and (big[:, -1] == 9).all()
+    edge = int(np.argmax(big[0] == 9))
+    assert edge != 8 and (big[:, :edge] == 5).all() and (big[:, edge:] == 9).all()

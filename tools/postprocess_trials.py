@@ -1,4 +1,4 @@
-"""Two post-processing trials on the shipped model's output, scored like `lipparse-rt eval`.
+"""Three post-processing trials on the shipped model's output, scored like `lipparse-rt eval`.
 
 1. Side vote: in each connected region of one part (arms, legs or shoes, both sides merged) at
    the model's resolution, give the minority side's pixels the majority side when the minority
@@ -7,16 +7,20 @@
    per class (left/right pairs tied, background fixed at 0) on the mean of three mIoUs: CCP val
    `ccp`, CCP val against `labels_lip_sided` and a seeded subset of VITON *train*. Two-fold
    cross-validation on CCP val (odd/even photos): fit on one half, score the other.
+3. Logits scaled to the photo: the 20 logit planes resized bilinearly to the photo's size and
+   the argmax taken there, instead of the class map scaled by nearest neighbour (what the app
+   and `eval` do); with the time each takes for a 640x480 frame.
 
-Neither is in the app: both were measured not to help (docs/training-log.md, "Post-processing of the class map").
+None is in the app: docs/training-log.md, "Post-processing of the class map", says why.
 
-  python tools/postprocess_trials.py [--data ../shared/data] [--weights weights/lipnet.onnx] [--viton 200]
+  python tools/postprocess_trials.py [--data ../shared/data] [--weights weights/lipnet.onnx] [--viton 200] [--trials 1,2,3]
 """
 
 from __future__ import annotations
 
 import argparse
 import random
+import time
 from pathlib import Path
 
 import cv2
@@ -48,6 +52,21 @@ def side_vote(ids: np.ndarray, share: float) -> np.ndarray:
         out[on & to_a[region]] = a
         out[on & to_b[region]] = b
     return out
+
+
+def ids_from_scaled_logits(logits: np.ndarray, h: int, w: int) -> np.ndarray:
+    """Trial 3: the class map at h x w from the 20 x hs x ws logits resized bilinearly (half-pixel
+    centres, as the graph's own Resize) and argmax taken at that size."""
+    planes = [cv2.resize(z, (w, h), interpolation=cv2.INTER_LINEAR) for z in logits]
+    return np.argmax(np.stack(planes), axis=0).astype(np.uint8)
+
+
+def _ms(fn, runs: int = 20) -> float:
+    fn()
+    t = time.perf_counter()
+    for _ in range(runs):
+        fn()
+    return 1000 * (time.perf_counter() - t) / runs
 
 
 def _nearest(hs: int, ws: int, h: int, w: int) -> np.ndarray:
@@ -114,22 +133,7 @@ def fit_offsets(ccp: LogitSet, viton: LogitSet, passes: int = 3) -> np.ndarray:
     return b
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data", type=Path, default=Path("../shared/data"))
-    ap.add_argument("--weights", type=Path, default=default_weights())
-    ap.add_argument("--viton", type=int, default=200, help="VITON train photos in trial 2's objective")
-    args = ap.parse_args()
-    engine = Engine(EngineConfig(weights=args.weights))
-    d = args.data
-
-    ccp_items, ccp_ids = [], []
-    for img, lab in find_pairs(d / "ccp", "val", labels="labels_lip_sided"):
-        logits = engine.logits(read_image_any(img))
-        ccp_items.append((logits, read_mask(lab), read_mask(d / "ccp" / "labels_lip" / lab.name)))
-        ccp_ids.append(logits.argmax(0).astype(np.uint8))
-    viton_test = [(engine.parse(read_image_any(i)), read_mask(lab)) for i, lab in find_pairs(d / "viton" / "test")]
-
+def trial_side_vote(ccp_items, ccp_ids, viton_test) -> None:
     print("## Trial 1: side vote per connected region (CCP val `ccp` / sided, wrong side / VITON test, wrong side)")
     for share in (0.0, 0.15, 0.3, 0.45, 0.5):
         cms = [np.zeros((15, 15), np.int64), np.zeros((20, 20), np.int64), np.zeros((20, 20), np.int64)]
@@ -144,10 +148,8 @@ def main() -> None:
         print(f"{name}: {100 * scores(cms[0]).miou:.1f} / {100 * scores(cms[1]).miou:.1f}, {side[0]:.2f}% / "
               f"{100 * scores(cms[2]).miou:.1f}, {side[1]:.2f}%")
 
-    pairs = find_pairs(d / "viton" / "train")
-    random.Random(0).shuffle(pairs)
-    viton = LogitSet([(engine.logits(read_image_any(i)).astype(np.float16), read_mask(lab), None)  # half the memory
-                      for i, lab in pairs[: args.viton]])
+
+def trial_offsets(ccp_items, viton: LogitSet) -> None:
     print("\n## Trial 2: per-class logit offsets, two-fold on CCP val (held-out half: `ccp` / sided, wrong side)")
     zero = np.zeros(NUM_CLASSES, np.float32)
     for fold in (0, 1):
@@ -158,6 +160,51 @@ def main() -> None:
         print(f"fit on {'even' if fold == 0 else 'odd'} photos: offsets {np.round(b, 2).tolist()}")
         print(f"  held-out half: {c0:.1f} -> {c1:.1f} / {s0:.1f} -> {s1:.1f}, {w0:.2f}% -> {w1:.2f}%; "
               f"VITON train subset {viton.score(zero)[0]:.1f} -> {viton.score(b)[0]:.1f}")
+
+
+def trial_scaled_logits(ccp_items) -> None:
+    print("\n## Trial 3: logits scaled to the photo before the argmax (CCP val `ccp` / sided, wrong side)")
+    z = np.ascontiguousarray(np.random.default_rng(0).normal(size=(NUM_CLASSES, 192, 256)).astype(np.float32))
+    for name, fn in (("class map scaled, nearest (the app)", lambda z, h, w: scale_ids(z.argmax(0).astype(np.uint8), h, w)),
+                     ("logits scaled, bilinear", ids_from_scaled_logits)):
+        cms = [np.zeros((15, 15), np.int64), np.zeros((20, 20), np.int64)]
+        for logits, sided, merged in ccp_items:
+            full = fn(logits, *sided.shape)
+            cms[0] += protocol_confusion(full, merged, "ccp")
+            cms[1] += protocol_confusion(full, sided, "lip")
+        wrong, same = side_errors(cms[1])
+        print(f"{name}: {100 * scores(cms[0]).miou:.2f} / {100 * scores(cms[1]).miou:.2f}, "
+              f"{100 * wrong / max(same, 1):.2f}%; {_ms(lambda: fn(z, 480, 640)):.1f} ms for a 640x480 frame "
+              "from 256x192 logits")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", type=Path, default=Path("../shared/data"))
+    ap.add_argument("--weights", type=Path, default=default_weights())
+    ap.add_argument("--viton", type=int, default=200, help="VITON train photos in trial 2's objective")
+    ap.add_argument("--trials", default="1,2,3", help="which trials to run, e.g. 3 or 1,3")
+    args = ap.parse_args()
+    trials = {int(t) for t in args.trials.split(",")}
+    engine = Engine(EngineConfig(weights=args.weights))
+    d = args.data
+
+    ccp_items, ccp_ids = [], []
+    for img, lab in find_pairs(d / "ccp", "val", labels="labels_lip_sided"):
+        logits = engine.logits(read_image_any(img))
+        ccp_items.append((logits, read_mask(lab), read_mask(d / "ccp" / "labels_lip" / lab.name)))
+        ccp_ids.append(logits.argmax(0).astype(np.uint8))
+    if 1 in trials:
+        viton_test = [(engine.parse(read_image_any(i)), read_mask(lab)) for i, lab in find_pairs(d / "viton" / "test")]
+        trial_side_vote(ccp_items, ccp_ids, viton_test)
+    if 2 in trials:
+        pairs = find_pairs(d / "viton" / "train")
+        random.Random(0).shuffle(pairs)
+        viton = LogitSet([(engine.logits(read_image_any(i)).astype(np.float16), read_mask(lab), None)  # half the memory
+                          for i, lab in pairs[: args.viton]])
+        trial_offsets(ccp_items, viton)
+    if 3 in trials:
+        trial_scaled_logits(ccp_items)
 
 
 if __name__ == "__main__":
