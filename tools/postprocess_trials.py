@@ -29,7 +29,8 @@ import numpy as np
 from lipparse_rt.classes import FLIP_PAIRS, NUM_CLASSES
 from lipparse_rt.data import find_pairs, read_mask
 from lipparse_rt.engine import Engine, EngineConfig, default_weights, scale_ids
-from lipparse_rt.metrics import CCP_LABEL_LUT, CCP_NAMES, CCP_PRED_LUT, protocol_confusion, scores, side_errors
+from lipparse_rt.metrics import (CCP_LABEL_LUT, CCP_NAMES, CCP_PRED_LUT, paired_bootstrap, protocol_confusion,
+                                 scores, side_errors)
 from lipparse_rt.sources import read_image_any
 
 GROUPS = [[c] for c in range(1, 14)] + [list(p) for p in FLIP_PAIRS]  # background is the reference
@@ -165,17 +166,23 @@ def trial_offsets(ccp_items, viton: LogitSet) -> None:
 def trial_scaled_logits(ccp_items) -> None:
     print("\n## Trial 3: logits scaled to the photo before the argmax (CCP val `ccp` / sided, wrong side)")
     z = np.ascontiguousarray(np.random.default_rng(0).normal(size=(NUM_CLASSES, 192, 256)).astype(np.float32))
+    stacks = []
     for name, fn in (("class map scaled, nearest (the app)", lambda z, h, w: scale_ids(z.argmax(0).astype(np.uint8), h, w)),
                      ("logits scaled, bilinear", ids_from_scaled_logits)):
-        cms = [np.zeros((15, 15), np.int64), np.zeros((20, 20), np.int64)]
+        per = [[], []]
         for logits, sided, merged in ccp_items:
             full = fn(logits, *sided.shape)
-            cms[0] += protocol_confusion(full, merged, "ccp")
-            cms[1] += protocol_confusion(full, sided, "lip")
+            per[0].append(protocol_confusion(full, merged, "ccp"))
+            per[1].append(protocol_confusion(full, sided, "lip"))
+        stacks.append([np.stack(p) for p in per])
+        cms = [p.sum(0) for p in stacks[-1]]
         wrong, same = side_errors(cms[1])
         print(f"{name}: {100 * scores(cms[0]).miou:.2f} / {100 * scores(cms[1]).miou:.2f}, "
               f"{100 * wrong / max(same, 1):.2f}%; {_ms(lambda: fn(z, 480, 640)):.1f} ms for a 640x480 frame "
               "from 256x192 logits")
+    for i, split in enumerate(("`ccp`", "sided")):
+        d = paired_bootstrap(stacks[1][i], stacks[0][i])
+        print(f"bilinear minus nearest, {split}: {100 * d.diff:+.2f} (95% interval {100 * d.low:+.2f}, {100 * d.high:+.2f})")
 
 
 def main() -> None:
