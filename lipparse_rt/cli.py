@@ -495,6 +495,7 @@ def eval_cmd(
 
     With --empty, score it on frames with nobody in them instead: the share of pixels it calls a person.
     """
+    from .data import find_pairs
     from .evaluate import confusion_png, evaluate
     from .metrics import PROTOCOLS, markdown_table, person_scores, side_report
 
@@ -518,11 +519,13 @@ def eval_cmd(
                 return evaluate(eng, data, split, labels, protocol, limit,
                                 on_image=lambda i, n: progress.update(task, completed=i, total=n), flip_tta=flip)
 
+        find_pairs(data, split, labels=labels)  # a missing folder or split says so before any model loads
         engine = _engine(weights, provider, size, int8=int8)
+        other = _engine(against, provider, size) if against else None  # a bad --against fails before the long pass
         result = score(engine, "scoring")
         if confusion is not None:
             confusion_png(result.confusion, result.names, confusion)
-        baseline = score(_engine(against, provider, size), f"scoring {against.name}") if against else None
+        baseline = score(other, f"scoring {against.name}") if other is not None else None
     except LipParseError as exc:
         _fail(exc)
     out.print(f"{data} ({split or 'all'}, {result.images} images, protocol {protocol}, size {engine.input_size}"
@@ -557,8 +560,9 @@ def _eval_empty(source: Path, frames: Optional[str], weights: Optional[Path], in
     try:
         ranges = parse_ranges(frames) if frames is not None else None
         results = []
-        for w, is_int8 in [(weights, int8)] + ([(against, None)] if against else []):
-            engine = _engine(w, provider, size, int8=is_int8)
+        engines = [_engine(w, provider, size, int8=is_int8)  # all loaded first: a bad --against fails before the pass
+                   for w, is_int8 in [(weights, int8)] + ([(against, None)] if against else [])]
+        for engine in engines:
             with Progress(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), console=err, transient=True) as progress:
                 task = progress.add_task("scoring", total=sum(hi - lo + 1 for lo, hi in ranges) if ranges else None)
                 results.append((engine, empty_scenes(engine, source, ranges, flip_tta=flip,

@@ -202,8 +202,29 @@ def test_eval_against_reports_the_difference_with_its_interval(tmp_path, tiny_we
     assert any(l.startswith("against ") and "4 images" in l for l in lines), r.stdout
     miou = next(l for l in lines if l.startswith("mIoU: "))
     assert "difference +0.00 points [+0.00, +0.00]: within noise" in miou  # the same weights on both sides
-    r = runner.invoke(app, ["eval", "--data", str(data), "--against", str(tmp_path / "none.onnx")])
+
+
+def test_eval_refuses_a_bad_against_or_dataset_before_scoring_anything(tmp_path, tiny_weights, monkeypatch):
+    from conftest import make_lip_folder
+
+    import lipparse_rt.cli as cli
+    import lipparse_rt.evaluate as ev
+
+    def never(*a, **k):
+        raise AssertionError("scored before every model was loaded")
+
+    monkeypatch.setattr(ev, "evaluate", never)
+    monkeypatch.setattr(ev, "empty_scenes", never)
+    data = make_lip_folder(tmp_path / "d", range(2))
+    r = runner.invoke(app, ["eval", "--data", str(data), "--weights", str(tiny_weights), "--against", str(tmp_path / "none.onnx")])
     assert "none.onnx" in _one_line_error(r, 4)
+    video = make_video(tmp_path / "room.mp4", n=3)
+    r = runner.invoke(app, ["eval", "--empty", str(video), "--weights", str(tiny_weights), "--against", str(tmp_path / "none.onnx")])
+    assert "none.onnx" in _one_line_error(r, 4)
+    monkeypatch.setattr(cli, "_engine", never)  # a dataset that is not there: no model is even loaded
+    for args in (["--data", str(tmp_path / "nope")], ["--data", str(data), "--split", "val"]):
+        r = runner.invoke(app, ["eval", *args, "--weights", str(tiny_weights)])
+        assert r.exit_code == 2 and r.output.startswith("error: "), r.output  # no blank progress line first
 
 
 def test_the_command_line_scale_default_is_the_augmentation_default():
