@@ -100,7 +100,7 @@ def _scale_range(text: str) -> tuple[float, float]:
 
 
 def _engine(weights: Optional[Path], provider: str, size: int, threads: int = 0, flip: bool = False,
-            int8: Optional[bool] = None):
+            int8: Optional[bool] = None, spinning: bool = True):
     """The engine for the model commands. int8 None: the app's default weights for where it runs
     (the shipped INT8 copy on the CPU provider, the float weights on a GPU; $LIPPARSE_WEIGHTS or
     --weights: those on any provider)."""
@@ -110,7 +110,8 @@ def _engine(weights: Optional[Path], provider: str, size: int, threads: int = 0,
         raise InputError(f"give --weights or --{'int8' if int8 else 'float'}, not both")
     cpu_weights = app_cpu_weights() if weights is None and int8 is None else None
     return Engine(EngineConfig(weights=weights or (int8_weights() if int8 else default_weights()), provider=provider,
-                               input_size=size, threads=threads, flip=flip, cpu_weights=cpu_weights))
+                               input_size=size, threads=threads, flip=flip, cpu_weights=cpu_weights,
+                               spinning=spinning))
 
 
 def _summary(stats, label: str) -> None:
@@ -520,8 +521,10 @@ def eval_cmd(
                                 on_image=lambda i, n: progress.update(task, completed=i, total=n), flip_tta=flip)
 
         find_pairs(data, split, labels=labels)  # a missing folder or split says so before any model loads
-        engine = _engine(weights, provider, size, int8=int8)
-        other = _engine(against, provider, size) if against else None  # a bad --against fails before the long pass
+        # Both models load before the first pass, so a bad --against fails before it; with two sessions
+        # alive, idle threads must not spin (the one not scoring would slow the other).
+        engine = _engine(weights, provider, size, int8=int8, spinning=against is None)
+        other = _engine(against, provider, size, spinning=False) if against else None
         result = score(engine, "scoring")
         if confusion is not None:
             confusion_png(result.confusion, result.names, confusion)
@@ -560,7 +563,7 @@ def _eval_empty(source: Path, frames: Optional[str], weights: Optional[Path], in
     try:
         ranges = parse_ranges(frames) if frames is not None else None
         results = []
-        engines = [_engine(w, provider, size, int8=is_int8)  # all loaded first: a bad --against fails before the pass
+        engines = [_engine(w, provider, size, int8=is_int8, spinning=against is None)  # as in eval_cmd
                    for w, is_int8 in [(weights, int8)] + ([(against, None)] if against else [])]
         for engine in engines:
             with Progress(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), console=err, transient=True) as progress:
