@@ -376,9 +376,10 @@ def sizes_table(weights: Path, video: Path, ccp: Path, sizes: tuple[int, ...] = 
     """Model-only FPS on a video's frames and CCP val mIoU (ccp protocol), per input size.
 
     The sizes are timed round-robin (`rounds` rounds, `runs` frames per size in each), so a slow
-    spell of a shared machine hits them all alike. One engine per size, threads spinning as the
-    app's: each turn starts with an untimed pass over its frames, which also outlasts the spin of
-    the previous engine's idle threads.
+    spell of a shared machine hits them all alike. One engine per size, threads spinning as in
+    the app (the one-frame webcam path: not spinning cost up to 1.2x there); each turn starts with
+    an untimed pass over its frames. Whether the idle engines' threads still cost the timed one
+    anything was below this machine's noise in three paired runs (see BENCHMARKS.md, "sizes").
     """
     from .engine import Engine, EngineConfig
     from .evaluate import evaluate
