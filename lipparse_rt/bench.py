@@ -377,9 +377,7 @@ def sizes_table(weights: Path, video: Path, ccp: Path, sizes: tuple[int, ...] = 
 
     The sizes are timed round-robin (`rounds` rounds, `runs` frames per size in each), so a slow
     spell of a shared machine hits them all alike. One engine per size, threads spinning as in
-    the app (the one-frame webcam path: not spinning cost up to 1.2x there); each turn starts with
-    an untimed pass over its frames. Whether the idle engines' threads still cost the timed one
-    anything was below this machine's noise in three paired runs (see BENCHMARKS.md, "sizes").
+    the app's one-frame webcam path; each turn starts with an untimed pass over its frames.
     """
     from .engine import Engine, EngineConfig
     from .evaluate import evaluate
