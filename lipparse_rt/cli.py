@@ -114,6 +114,15 @@ def _engine(weights: Optional[Path], provider: str, size: int, threads: int = 0,
                                spinning=spinning))
 
 
+def _scoring_engines(weights: Optional[Path], int8: Optional[bool], against: Optional[Path], provider: str, size: int) -> list:
+    """`eval`'s engines: the model scored, then `--against`'s. Both load before any scoring, so a bad
+    --against fails before the first pass; with two alive, idle threads must not spin (the one not
+    scoring would slow the other)."""
+    alone = against is None
+    return [_engine(weights, provider, size, int8=int8, spinning=alone)] + \
+        ([] if alone else [_engine(against, provider, size, spinning=False)])
+
+
 def _summary(stats, label: str) -> None:
     line = (f"{label}: {stats.frames_out} frames in {stats.wall_s:.1f} s, end-to-end {stats.fps:.1f} FPS, "
             f"model-only {stats.model_fps:.1f} FPS ({stats.model_ms_median:.1f} ms/frame)")
@@ -521,14 +530,11 @@ def eval_cmd(
                                 on_image=lambda i, n: progress.update(task, completed=i, total=n), flip_tta=flip)
 
         find_pairs(data, split, labels=labels)  # a missing folder or split says so before any model loads
-        # Both models load before the first pass, so a bad --against fails before it; with two sessions
-        # alive, idle threads must not spin (the one not scoring would slow the other).
-        engine = _engine(weights, provider, size, int8=int8, spinning=against is None)
-        other = _engine(against, provider, size, spinning=False) if against else None
+        engine, *other = _scoring_engines(weights, int8, against, provider, size)
         result = score(engine, "scoring")
         if confusion is not None:
             confusion_png(result.confusion, result.names, confusion)
-        baseline = score(other, f"scoring {against.name}") if other is not None else None
+        baseline = score(other[0], f"scoring {against.name}") if other else None
     except LipParseError as exc:
         _fail(exc)
     out.print(f"{data} ({split or 'all'}, {result.images} images, protocol {protocol}, size {engine.input_size}"
@@ -563,9 +569,7 @@ def _eval_empty(source: Path, frames: Optional[str], weights: Optional[Path], in
     try:
         ranges = parse_ranges(frames) if frames is not None else None
         results = []
-        engines = [_engine(w, provider, size, int8=is_int8, spinning=against is None)  # as in eval_cmd
-                   for w, is_int8 in [(weights, int8)] + ([(against, None)] if against else [])]
-        for engine in engines:
+        for engine in _scoring_engines(weights, int8, against, provider, size):
             with Progress(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), console=err, transient=True) as progress:
                 task = progress.add_task("scoring", total=sum(hi - lo + 1 for lo, hi in ranges) if ranges else None)
                 results.append((engine, empty_scenes(engine, source, ranges, flip_tta=flip,

@@ -220,8 +220,6 @@ class Engine:
         The first plain session is dropped first and freed heap pages go back to the system
         afterwards, so the fusion adds little to the process's memory.
         """
-        import onnxruntime as ort
-
         from . import nchwc
 
         self.session = None
@@ -229,7 +227,7 @@ class Engine:
             self.session, self.fused = nchwc.cpu_session(path, self._options, _test_frame(self.input_size))
         except Exception as exc:  # an ONNX Runtime that saves graphs differently, no onnx package, ...
             log.info("SE gates not fused (%s): running the plain CPU graph", str(exc).splitlines()[0][:120])
-            self.session = ort.InferenceSession(str(path), self._options(), providers=["CPUExecutionProvider"])
+            self.session = self._load(path, [(PROVIDERS["cpu"], {})])
         release_freed()
 
     def _wanted(self, available: list[str]) -> list[tuple[str, dict]]:

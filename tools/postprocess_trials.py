@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import argparse
 import random
-import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from lipparse_rt.bench import _time
 from lipparse_rt.classes import FLIP_PAIRS, NUM_CLASSES
 from lipparse_rt.data import find_pairs, read_mask
 from lipparse_rt.engine import Engine, EngineConfig, default_weights, scale_ids
@@ -60,14 +60,6 @@ def ids_from_scaled_logits(logits: np.ndarray, h: int, w: int) -> np.ndarray:
     centres, as the graph's own Resize) and argmax taken at that size."""
     planes = [cv2.resize(z, (w, h), interpolation=cv2.INTER_LINEAR) for z in logits]
     return np.argmax(np.stack(planes), axis=0).astype(np.uint8)
-
-
-def _ms(fn, runs: int = 20) -> float:
-    fn()
-    t = time.perf_counter()
-    for _ in range(runs):
-        fn()
-    return 1000 * (time.perf_counter() - t) / runs
 
 
 def _nearest(hs: int, ws: int, h: int, w: int) -> np.ndarray:
@@ -178,7 +170,7 @@ def trial_scaled_logits(ccp_items) -> None:
         cms = [p.sum(0) for p in stacks[-1]]
         wrong, same = side_errors(cms[1])
         print(f"{name}: {100 * scores(cms[0]).miou:.2f} / {100 * scores(cms[1]).miou:.2f}, "
-              f"{100 * wrong / max(same, 1):.2f}%; {_ms(lambda: fn(z, 480, 640)):.1f} ms for a 640x480 frame "
+              f"{100 * wrong / max(same, 1):.2f}%; {_time(lambda: fn(z, 480, 640), 20).mean():.1f} ms for a 640x480 frame "
               "from 256x192 logits")
     for i, split in enumerate(("`ccp`", "sided")):
         d = paired_bootstrap(stacks[1][i], stacks[0][i])
