@@ -527,3 +527,49 @@ def write_section(path: Path, name: str, body: str, command: str) -> None:
     else:
         text = text.rstrip() + "\n\n" + block + "\n"
     path.write_text(text)
+
+
+def zoom_table(weights: Path, data: Path, street: Path, viton: int = 500, frames: int = 300, runs: int = 10) -> str:
+    """Person zoom (`--zoom`) against the whole frame: mIoU on the labelled splits as they are and
+    with CCP val's people standing at a distance (each photo shrunk into a 1280x720 frame of the
+    street clip's empty room, `evaluate.AtDistance`), with the paired-bootstrap difference; and
+    the model time per frame of the street clip, both ways in turn (`runs` frames each)."""
+    import cv2
+
+    from .engine import Engine, EngineConfig
+    from .evaluate import AtDistance, evaluate
+    from .metrics import paired_bootstrap
+    from .sources import VideoFile
+    from .zoom import Zoom
+
+    engine = Engine(EngineConfig(weights=weights, provider="cpu"))
+    with VideoFile(street) as src:
+        clip = [f.image for _, f in zip(range(max(frames, 21)), src)]
+    room = cv2.resize(clip[20], (1280, 720), interpolation=cv2.INTER_LINEAR)  # frames 0-50: nobody in the room
+    ccp, vit = data / "ccp", data / "viton" / "test"
+    rows = [("CCP val, `ccp` protocol", dict(root=ccp, split="val", labels="labels_lip", protocol="ccp")),
+            ("CCP val, 20 classes vs `labels_lip_sided`", dict(root=ccp, split="val", labels="labels_lip_sided")),
+            (f"VITON test, first {viton} photos", dict(root=vit, limit=viton)),
+            ("CCP val at 80% of a 1280x720 frame's height, `ccp`",
+             dict(root=ccp, split="val", labels="labels_lip", protocol="ccp", place=AtDistance(room, 0.8))),
+            ("CCP val at 50% of a 1280x720 frame's height, `ccp`",
+             dict(root=ccp, split="val", labels="labels_lip", protocol="ccp", place=AtDistance(room, 0.5)))]
+    lines = ["| images | whole frame mIoU | `--zoom` mIoU | difference [95% paired bootstrap] |", "|---|---|---|---|"]
+    for name, kw in rows:
+        plain, zoomed = evaluate(engine, **kw), evaluate(engine, zoom=True, **kw)
+        d = paired_bootstrap(zoomed.per_image, plain.per_image)
+        lines.append(f"| {name} ({plain.images}) | {100 * plain.scores.miou:.1f} | {100 * zoomed.scores.miou:.1f} | "
+                     f"{100 * d.diff:+.1f} [{100 * d.low:+.1f}, {100 * d.high:+.1f}] |")
+    zoom = Zoom(engine)
+    times: tuple[list[np.ndarray], list[np.ndarray]] = ([], [])
+    clip = clip[:frames]
+    for r in range(0, len(clip), runs):  # in turn, the clip's frames in order (zoom follows the people)
+        part = clip[r:r + runs]
+        times[0].append(_time(lambda: [engine.parse(f) for f in part], 1, warmup=0) / len(part))
+        times[1].append(_time(lambda: [zoom.parse(f) for f in part], 1, warmup=0) / len(part))
+    plain_ms, zoom_ms = (float(np.median(np.concatenate(t))) for t in times)
+    lines += ["", f"Model time per frame of `{street.name}` ({street.stem}, {clip[0].shape[1]}x{clip[0].shape[0]}, "
+              f"{len(clip)} frames, one at a time, {runs} frames each way in turn, the median of the turns): whole frame "
+              f"{plain_ms:.1f} ms, `--zoom` {zoom_ms:.1f} ms ({zoom_ms / plain_ms:.2f}x; the enlarged search of the "
+              f"whole frame every {zoom.refresh} frames included)."]
+    return "\n".join(lines)

@@ -45,6 +45,10 @@ Int8 = Annotated[Optional[bool], typer.Option(
 Flip = Annotated[bool, typer.Option(
     "--flip", help="Quality mode: parse each frame and its mirror and average them (flip test-time augmentation; "
                    "about half the speed; more accurate, with fewer wrong sides: the README's accuracy table).")]
+ZoomOpt = Annotated[bool, typer.Option(
+    "--zoom", help="Person zoom: parse a crop around the people (found in the last result) with the model pixels of "
+                   "the whole frame, so people far from the camera are parsed at the size the model knows; the whole "
+                   "frame is searched again every 30 frames (BENCHMARKS.md, \"Person zoom\").")]
 
 
 def _on_sigterm(signum: int, frame: object) -> None:
@@ -142,6 +146,7 @@ def video(
     int8: Int8 = None,
     size: Size = 0,
     flip: Flip = False,
+    zoom: ZoomOpt = False,
     provider: Provider = "auto",
     alpha: Alpha = 0.5,
     preset: str = typer.Option("superfast", "--preset", help="x264 preset: ultrafast..veryslow (slower = smaller file)."),
@@ -150,6 +155,7 @@ def video(
     """Parse every frame of a video and write an overlay video (and/or masks)."""
     from .engine import plan_streams
     from .pipeline import queue_depth, run_file
+    from .zoom import Zoom
     from .sinks import X264_PRESETS, MaskWriter, VideoWriter, Window, check_output
     from .sources import VideoFile
 
@@ -171,8 +177,8 @@ def video(
                                                          audio_from=input if src.has_audio else None, preset=preset))
             mask_writer = stack.enter_context(MaskWriter(masks)) if masks is not None else None
             mh, mw = engine.model_shape(src.height, src.width)
-            err.print(f"{input.name}: {src.width}x{src.height} @ {float(src.fps):.2f} FPS -> model {mw}x{mh} on {engine.mode}",
-                      highlight=False)
+            err.print(f"{input.name}: {src.width}x{src.height} @ {float(src.fps):.2f} FPS -> model {mw}x{mh} on {engine.mode}"
+                      + (", person zoom" if zoom else ""), highlight=False)
             with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
                           TextColumn("{task.fields[fps]:>6.1f} frames/s"), TimeElapsedColumn(), TimeRemainingColumn(),
                           console=err, transient=False) as progress:
@@ -184,7 +190,8 @@ def video(
                     progress.update(task, completed=n, fps=n / dt if dt > 0 else 0.0)
 
                 stats = run_file(src, engine, writer, mask_writer, window, alpha, on_frame,
-                                 depth=queue_depth(src.width, src.height), streams=streams)
+                                 depth=queue_depth(src.width, src.height), streams=streams,
+                                 zoom=Zoom(engine) if zoom else None)
                 progress.update(task, total=stats.frames_out)
     except LipParseError as exc:
         _fail(exc)
@@ -213,6 +220,7 @@ def webcam(
     int8: Int8 = None,
     size: Size = 0,
     flip: Flip = False,
+    zoom: ZoomOpt = False,
     provider: Provider = "auto",
     alpha: Alpha = 0.5,
     max_frames: int = typer.Option(0, "--max-frames", help="Stop after this many frames (0 = until q or the source ends)."),
@@ -223,6 +231,7 @@ def webcam(
     from .pipeline import run_live
     from .sinks import VideoWriter, Window, check_output, has_display
     from .sources import Camera
+    from .zoom import Zoom
 
     try:
         if show and not has_display():
@@ -248,8 +257,10 @@ def webcam(
                 h, w = frame.image.shape[:2]
                 writer = stack.enter_context(VideoWriter(out_path, Fraction(round(cam.fps * 1000), 1000), w, h,
                                                          time_base=Fraction(1, 1000)))
-            err.print(f"camera {camera} on {engine.mode}, model long side {engine.input_size}", highlight=False)
-            stats = run_live(cam, engine, window, writer, alpha, mirror, max_frames=max_frames)
+            err.print(f"camera {camera} on {engine.mode}, model long side {engine.input_size}"
+                      + (", person zoom" if zoom else ""), highlight=False)
+            stats = run_live(cam, engine, window, writer, alpha, mirror, max_frames=max_frames,
+                             zoom=Zoom(engine) if zoom else None)
     except LipParseError as exc:
         _fail(exc)
     _summary(stats, f"camera {camera}")
@@ -269,13 +280,16 @@ def image(
     int8: Int8 = None,
     size: Size = 0,
     flip: Flip = False,
+    zoom: ZoomOpt = False,
     provider: Provider = "auto",
     alpha: Alpha = 0.5,
 ) -> None:
     """Parse images: overlays and/or masks (masks are what accuracy is scored on)."""
     import cv2
 
+    from .engine import scale_ids
     from .pipeline import render_frame
+    from .zoom import Zoom
     from .sinks import MaskWriter
     from .sources import Images
 
@@ -284,6 +298,7 @@ def image(
             raise InputError("nothing to do: give --out DIR and/or --masks DIR")
         images = Images(path)
         engine = _engine(weights, provider, size, flip=flip, int8=int8)
+        zoomer = Zoom(engine) if zoom else None
         mask_writer = MaskWriter(masks) if masks is not None else None
         if out_dir is not None:
             MaskWriter(out_dir)  # same folder checks
@@ -292,7 +307,7 @@ def image(
                       console=err, transient=True) as progress:
             task = progress.add_task("parsing", total=len(images))
             for img_path, bgr in images:
-                ids = engine.run(bgr)
+                ids = scale_ids(zoomer.parse_still(bgr), *bgr.shape[:2]) if zoomer else engine.run(bgr)
                 if mask_writer is not None:
                     mask_writer.write(ids, img_path.stem)
                 if out_dir is not None:
@@ -491,6 +506,8 @@ def eval_cmd(
     provider: Provider = "auto",
     limit: int = typer.Option(0, "--limit", help="Score only the first N images (0 = all)."),
     flip: bool = typer.Option(False, "--flip", help="Flip test-time augmentation (mirror, swap left/right, average)."),
+    zoom: bool = typer.Option(False, "--zoom", help="Parse each image as `video --zoom` does: whole, then a crop around its people "
+                              "(twice); the --against model too."),
     confusion: Optional[Path] = typer.Option(None, "--confusion", help="Write the confusion matrix as a PNG here."),
     worst: int = typer.Option(0, "--worst", min=0, help="Also list the N images with the most wrong-side pixels (lip protocol)."),
     against: Optional[Path] = typer.Option(None, "--against", help="Also score these weights on the same images and "
@@ -516,7 +533,7 @@ def eval_cmd(
                                       ("--limit", limit), ("--confusion", confusion), ("--worst", worst)) if v]
         if given:
             _fail(InputError(f"{', '.join(given)} go{'es' if len(given) == 1 else ''} with --data, not --empty"))
-        return _eval_empty(empty, frames, weights, int8, size, provider, flip, against)
+        return _eval_empty(empty, frames, weights, int8, size, provider, flip, against, zoom)
     if frames is not None:
         _fail(InputError("--frames goes with --empty"))
     try:
@@ -527,7 +544,8 @@ def eval_cmd(
                           console=err, transient=True) as progress:
                 task = progress.add_task(title, total=None)
                 return evaluate(eng, data, split, labels, protocol, limit,
-                                on_image=lambda i, n: progress.update(task, completed=i, total=n), flip_tta=flip)
+                                on_image=lambda i, n: progress.update(task, completed=i, total=n), flip_tta=flip,
+                                zoom=zoom)
 
         find_pairs(data, split, labels=labels)  # a missing folder or split says so before any model loads
         engine, *other = _scoring_engines(weights, int8, against, provider, size)
@@ -538,7 +556,8 @@ def eval_cmd(
     except LipParseError as exc:
         _fail(exc)
     out.print(f"{data} ({split or 'all'}, {result.images} images, protocol {protocol}, size {engine.input_size}"
-              f"{', flip TTA' if flip else ''}; {engine.weights.name} on {engine.provider})", highlight=False)
+              f"{', flip TTA' if flip else ''}{', person zoom' if zoom else ''}; {engine.weights.name} on {engine.provider})",
+              highlight=False)
     out.print(markdown_table(result.scores, result.names, images=result.images_per_class()), highlight=False)
     iou, recall, precision = person_scores(result.confusion)
     out.print(f"person vs background (all person classes merged): IoU {100 * iou:.1f}, recall {100 * recall:.1f}, "
@@ -555,7 +574,7 @@ def eval_cmd(
 
 
 def _eval_empty(source: Path, frames: Optional[str], weights: Optional[Path], int8: Optional[bool], size: int, provider: str,
-                flip: bool, against: Optional[Path]) -> None:
+                flip: bool, against: Optional[Path], zoom: bool = False) -> None:
     """`eval --empty`: how much of pictures with nobody in them the model (and `against`) calls a person."""
     from .evaluate import empty_scenes, parse_ranges
 
@@ -572,13 +591,13 @@ def _eval_empty(source: Path, frames: Optional[str], weights: Optional[Path], in
         for engine in _scoring_engines(weights, int8, against, provider, size):
             with Progress(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), console=err, transient=True) as progress:
                 task = progress.add_task("scoring", total=sum(hi - lo + 1 for lo, hi in ranges) if ranges else None)
-                results.append((engine, empty_scenes(engine, source, ranges, flip_tta=flip,
+                results.append((engine, empty_scenes(engine, source, ranges, flip_tta=flip, zoom=zoom,
                                                      on_frame=lambda i: progress.update(task, completed=i))))
     except LipParseError as exc:
         _fail(exc)
     engine, first = results[0]
     out.print(f"{source} ({first.frames} pictures with nobody in them{', ' + frames if frames else ''}, size {engine.input_size}"
-              f"{', flip TTA' if flip else ''})", highlight=False)
+              f"{', flip TTA' if flip else ''}{', person zoom' if zoom else ''})", highlight=False)
     out.print(line(first, str(engine.weights)), highlight=False, soft_wrap=True)
     if against:
         other = results[1][1]
@@ -604,7 +623,7 @@ def _print_comparison(result, baseline, against: Path, rounds: int) -> None:
 
 @app.command()
 def bench(
-    section: str = typer.Argument("pipeline", help="table1, variants, profile, pipeline, sizes, latency, memory, flicker or gpu (torch on a CUDA GPU)."),
+    section: str = typer.Argument("pipeline", help="table1, variants, profile, pipeline, sizes, zoom, latency, memory, flicker or gpu (torch on a CUDA GPU)."),
     video: Optional[Path] = typer.Option(None, "--video", help="A 640x480 clip (default: ../shared/data/videos/yes.mkv)."),
     weights: Weights = None,
     size: Size = 0,
@@ -640,6 +659,11 @@ def bench(
             body = b.sizes_table(app_w, clip, data / "ccp")
         elif section == "latency":
             body = b.latency(app_w, clip)
+        elif section == "zoom":
+            street = data / "videos" / "one-by-one-person-detection.mp4"
+            if not street.is_file():
+                raise InputError(f"cannot read video '{street}': no such file")
+            body = b.zoom_table(app_w, data, street)
         elif section == "memory":
             body = b.memory(clip, app_w)
         elif section == "flicker":
@@ -657,10 +681,10 @@ def bench(
             pt = w.with_suffix(".pt")  # the checkpoint beside the ONNX file, if any (speed needs no weights)
             body = gpu_table(pt if pt.is_file() else None, runs=runs * 60)
         else:
-            raise InputError(f"unknown section '{section}': use table1, variants, profile, pipeline, sizes, latency, memory, flicker or gpu")
+            raise InputError(f"unknown section '{section}': use table1, variants, profile, pipeline, sizes, zoom, latency, memory, flicker or gpu")
     except LipParseError as exc:
         _fail(exc)
-    if section in ("pipeline", "sizes", "latency", "memory"):
+    if section in ("pipeline", "sizes", "latency", "memory", "zoom"):
         body = f"Weights `{app_w.name}` on the CPU provider.\n\n" + body
     out.print(body, highlight=False)
     if write is not None:

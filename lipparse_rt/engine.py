@@ -261,14 +261,15 @@ class Engine:
                 f"cannot use weights '{path}': its classes ({len(names)}) are not the 20 LIP classes"
             )
 
-    def model_shape(self, h: int, w: int) -> tuple[int, int]:
+    def model_shape(self, h: int, w: int, long_side: int | None = None) -> tuple[int, int]:
         """The (height, width) the model sees for an h x w frame (after padding)."""
-        _, _, ph, pw = fit_size(h, w, self.input_size)
+        _, _, ph, pw = fit_size(h, w, long_side or self.input_size)
         return ph, pw
 
-    def prepare(self, bgr: U8) -> tuple[U8, tuple[int, int]]:
-        """Resize (aspect kept) and pad one frame into a 1xHxWx3 uint8 batch; return it and the valid size."""
-        return letterbox(bgr, self.input_size)
+    def prepare(self, bgr: U8, long_side: int | None = None) -> tuple[U8, tuple[int, int]]:
+        """Resize (aspect kept, long side to `long_side`, default the input size) and pad one frame
+        into a 1xHxWx3 uint8 batch; return it and the valid size."""
+        return letterbox(bgr, long_side or self.input_size)
 
     def infer(self, batch: U8) -> U8:
         """Run the model on a prepared batch; return its ids (1xHxW uint8)."""
@@ -284,33 +285,34 @@ class Engine:
         """True when the weights also output class logits (needed for flip test-time augmentation)."""
         return any(o.name == "logits" for o in self.session.get_outputs())
 
-    def logits(self, bgr: U8) -> NDArray[np.float32]:
+    def logits(self, bgr: U8, long_side: int | None = None) -> NDArray[np.float32]:
         """Class logits (20 x h x w, contiguous) at the model's resolution, padding cropped off."""
         if not self.has_logits:
             raise WeightsError(f"weights '{self.weights}' have no 'logits' output: re-export them")
-        batch, (rh, rw) = self.prepare(bgr)
+        batch, (rh, rw) = self.prepare(bgr, long_side)
         out = self.session.run(["logits"], {"bgr": batch})[0][0]
         if self._logits_last:  # 1xHxWx20 (this project's exports): made per-class planes, so that
             # the reductions over the classes in parse_flip read whole contiguous planes
             return np.ascontiguousarray(np.moveaxis(out[:rh, :rw], -1, 0))
         return np.ascontiguousarray(out[:, :rh, :rw])
 
-    def parse(self, bgr: U8) -> U8:
-        """Parse one HxWx3 uint8 BGR frame; return its LIP ids at the model's resolution.
+    def parse(self, bgr: U8, long_side: int | None = None) -> U8:
+        """Parse one HxWx3 uint8 BGR frame; return its LIP ids at the model's resolution (the
+        frame's long side scaled to `long_side`, default the input size).
 
         The map covers the whole frame (padding cropped off), at the frame's aspect ratio.
         `render.overlay` takes it as it is; `scale_ids` brings it to the frame's size.
         """
         if self.config.flip:
-            return self.parse_flip(bgr)
-        batch, (rh, rw) = self.prepare(bgr)
+            return self.parse_flip(bgr, long_side)
+        batch, (rh, rw) = self.prepare(bgr, long_side)
         return self.infer(batch)[0, :rh, :rw]
 
-    def parse_flip(self, bgr: U8) -> U8:
+    def parse_flip(self, bgr: U8, long_side: int | None = None) -> U8:
         """Flip test-time augmentation: average the class probabilities of the frame and of its
         mirror (flipped back, left/right channels swapped); ids at the model's resolution."""
-        probs = _softmax(self.logits(bgr))
-        mirrored = _softmax(self.logits(np.ascontiguousarray(bgr[:, ::-1])))
+        probs = _softmax(self.logits(bgr, long_side))
+        mirrored = _softmax(self.logits(np.ascontiguousarray(bgr[:, ::-1]), long_side))
         probs += mirrored[FLIP_LUT[: probs.shape[0]], :, ::-1]
         return probs.argmax(0).astype(np.uint8)
 

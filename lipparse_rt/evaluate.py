@@ -14,6 +14,7 @@ from numpy.typing import NDArray
 from .classes import NAMES
 from .data import find_pairs, read_mask
 from .engine import Engine, scale_ids
+from .zoom import Zoom
 from .errors import InputError
 from .metrics import protocol_confusion, scores, side_errors, Scores, class_names
 from .sources import IMAGE_EXTS, Images, VideoFile, read_image_any
@@ -73,8 +74,16 @@ def evaluate(
     limit: int = 0,
     on_image: Callable[[int, int], None] | None = None,
     flip_tta: bool = False,
+    zoom: bool = False,
+    place: Callable[[int, NDArray[np.uint8], NDArray[np.uint8]], tuple[NDArray[np.uint8], NDArray[np.uint8]]] | None = None,
 ) -> EvalResult:
-    """Run `engine` over the labelled pairs of `root` and accumulate one confusion matrix."""
+    """Run `engine` over the labelled pairs of `root` and accumulate one confusion matrix.
+
+    `zoom`: each image parsed as `video --zoom` parses a stream's frames, through a crop around
+    its people (`Zoom.parse_still`). `place(i, bgr, label)` changes the i-th image and its
+    label before scoring (`at_distance`).
+    """
+    zoomer = Zoom(engine, flip=flip_tta) if zoom else None
     pairs = find_pairs(Path(root), split, labels=labels)
     if limit:
         pairs = pairs[:limit]
@@ -82,7 +91,12 @@ def evaluate(
     for i, (img_path, lab_path) in enumerate(pairs):
         label = read_mask(lab_path)
         bgr = read_image_any(img_path)
-        pred = predict_flip(engine, bgr) if flip_tta else engine.run(bgr)
+        if place is not None:
+            bgr, label = place(i, bgr, label)
+        if zoomer is not None:
+            pred = scale_ids(zoomer.parse_still(bgr), *bgr.shape[:2])
+        else:
+            pred = predict_flip(engine, bgr) if flip_tta else engine.run(bgr)
         c = protocol_confusion(pred, label, protocol)
         per_image.append(c)
         if on_image:
@@ -94,6 +108,27 @@ def evaluate(
     wrong, same = side_errors(cm) if protocol == "lip" else (0, 0)
     return EvalResult(protocol, len(pairs), cm, scores(cm), wrong / same if protocol == "lip" and same else None,
                       flip_tta, stack, tuple(p.stem for p, _ in pairs))
+
+
+class AtDistance:
+    """`evaluate`'s `place`: each photo shrunk to `height` of a `scene`'s height and put on it,
+    bottom-aligned at a seeded left edge; its label likewise, background around it. Photos of
+    people standing at a distance from a landscape camera, with their labels."""
+
+    def __init__(self, scene: NDArray[np.uint8], height: float, seed: int = 0) -> None:
+        self.scene, self.height, self.seed = scene, height, seed
+
+    def __call__(self, i: int, bgr: NDArray[np.uint8], label: NDArray[np.uint8]) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
+        sh, sw = self.scene.shape[:2]
+        h = max(1, min(sh, round(self.height * sh)))
+        w = min(sw, max(1, round(bgr.shape[1] * h / bgr.shape[0])))
+        x = int(np.random.default_rng((self.seed, i)).integers(0, sw - w + 1))
+        y = sh - h
+        image = self.scene.copy()
+        image[y:y + h, x:x + w] = cv2.resize(bgr, (w, h), interpolation=cv2.INTER_AREA)
+        placed = np.zeros((sh, sw), np.uint8)
+        placed[y:y + h, x:x + w] = cv2.resize(label, (w, h), interpolation=cv2.INTER_NEAREST)
+        return image, placed
 
 
 @dataclass(frozen=True)
@@ -143,11 +178,14 @@ def parse_ranges(text: str) -> list[tuple[int, int]]:
 
 
 def empty_scenes(engine: Engine, source: Path, ranges: list[tuple[int, int]] | None = None, flip_tta: bool = False,
-                 on_frame: Callable[[int], None] | None = None) -> EmptyResult:
+                 on_frame: Callable[[int], None] | None = None, zoom: bool = False) -> EmptyResult:
     """Parse pictures that hold no person (an empty room, a street with nobody in it): the frames
     of a video (all, or those in `ranges`), or the images of a folder (in name order, numbered
     from 0). Every pixel given a person class is wrong; the counts are taken at the model's
-    resolution."""
+    resolution. `zoom`: the frames parsed as `video --zoom` parses a stream (`Zoom.parse`, from the
+    start of each run of consecutive frames), so a speck called a person can be zoomed into."""
+    zoomer = Zoom(engine, flip=flip_tta) if zoom else None
+    previous = -2
     last = max(hi for _, hi in ranges) if ranges else None
     counts = np.zeros(len(NAMES), np.int64)
     indices, per_frame = [], []
@@ -156,7 +194,13 @@ def empty_scenes(engine: Engine, source: Path, ranges: list[tuple[int, int]] | N
             break
         if ranges and not any(lo <= index <= hi for lo, hi in ranges):
             continue
-        ids = engine.parse_flip(image) if flip_tta else engine.parse(image)
+        if zoomer is not None:
+            if index != previous + 1:  # a cut: the next range starts afresh
+                zoomer.reset()
+            ids = zoomer.parse(image)
+        else:
+            ids = engine.parse_flip(image) if flip_tta else engine.parse(image)
+        previous = index
         c = np.bincount(ids.ravel(), minlength=len(NAMES))[:len(NAMES)]
         counts += c
         indices.append(index)

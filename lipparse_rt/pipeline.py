@@ -22,6 +22,7 @@ from numpy.typing import NDArray
 from .engine import Engine, scale_ids
 from .render import HudInfo, hud, legend, overlay
 from .sources import Camera, Frame
+from .zoom import Zoom
 
 log = logging.getLogger(__name__)
 
@@ -183,6 +184,7 @@ def run_file(
     on_frame: Callable[[int], None] | None = None,
     depth: int = 3,
     streams: int = 1,
+    zoom: Zoom | None = None,
 ) -> RunStats:
     """Parse every frame of a file source; nothing is dropped (bounded queues give back-pressure).
 
@@ -196,6 +198,7 @@ def run_file(
     Args:
         depth: frames each queue holds (see `queue_depth`).
         streams: frames parsed at once (see `engine.plan_streams`).
+        zoom: parse through a crop around the people (`zoom.Zoom`, made on `engine`).
     """
     stats = RunStats(streams=max(1, streams))
     stop = threading.Event()
@@ -209,7 +212,7 @@ def run_file(
         if stop.is_set():  # queued before a stop: not worth parsing
             raise CancelledError
         t = time.perf_counter()
-        ids = engine.parse(image)  # at the model's size: drawn and scaled up a strip at a time
+        ids = (zoom or engine).parse(image)  # at the model's size: drawn and scaled up a strip at a time
         return ids, (time.perf_counter() - t) * 1000
 
     def read() -> None:
@@ -298,18 +301,20 @@ def run_live(
     mirror: bool = True,
     show_hud: bool = True,
     max_frames: int = 0,
+    zoom: Zoom | None = None,
 ) -> RunStats:
     """Parse a live source: newest frame only, so latency never builds up.
 
     Threads: the camera's reader, an inference worker that always takes the newest frame,
     and the calling thread, which renders, shows (q or Esc quits) and records. Mirroring
-    flips what is shown only; the model sees the camera's own frame.
+    flips what is shown only; the model sees the camera's own frame. `zoom`: as `run_file`'s.
     """
     stats = RunStats()
     stop = threading.Event()
     results: queue.Queue = queue.Queue(1)
     meter = Meter()
     model_hw = [(0, 0)]
+    mode = engine.mode + (" zoom" if zoom else "")  # what the HUD names as running
 
     def infer() -> None:
         try:
@@ -322,9 +327,9 @@ def run_live(
                     continue
                 stats.frames_in += 1
                 t = time.perf_counter()
-                ids = engine.parse(frame.image)
+                ids = (zoom or engine).parse(frame.image)
                 ms = (time.perf_counter() - t) * 1000
-                model_hw[0] = engine.model_shape(*frame.image.shape[:2])
+                model_hw[0] = zoom.last_input if zoom else engine.model_shape(*frame.image.shape[:2])
                 try:  # keep only the newest result for the display
                     results.get_nowait()
                     stats.dropped += 1
@@ -345,7 +350,7 @@ def run_live(
                 item = results.get(timeout=_POLL)
             except queue.Empty:
                 if display is not None and camera.lost and last is not None:
-                    lost = hud(last.copy(), meter.hud(engine.mode, model_hw[0], "camera lost - reconnecting"))
+                    lost = hud(last.copy(), meter.hud(mode, model_hw[0], "camera lost - reconnecting"))
                     if display.show(lost) in (ord("q"), 27) or display.closed():
                         stats.stopped = True
                         break
@@ -361,7 +366,7 @@ def run_live(
             now = time.perf_counter()
             meter.tick(now, ms, (now - frame.t_capture) * 1000)
             if show_hud:
-                hud(out, meter.hud(engine.mode, model_hw[0]))
+                hud(out, meter.hud(mode, model_hw[0]))
             if video is not None:
                 t_pts0 = frame.t_capture if t_pts0 is None else t_pts0
                 video.write(out, round((frame.t_capture - t_pts0) * 1000))

@@ -77,12 +77,13 @@ def test_image_masks_are_lip_ids_at_full_size(tmp_path):
     assert (tmp_path / "o" / "photo.png").is_file()
 
 
-def test_webcam_with_a_file_camera_records(tmp_path):
+@pytest.mark.parametrize("zoom", [[], ["--zoom"]], ids=["whole", "zoom"])
+def test_webcam_with_a_file_camera_records(tmp_path, zoom):
     cam = make_video(tmp_path / "cam.mp4", n=30, fps=60)
     out = tmp_path / "rec.mp4"
-    r = runner.invoke(app, ["webcam", "--camera", str(cam), "--no-show", "--out", str(out)])
+    r = runner.invoke(app, ["webcam", "--camera", str(cam), "--no-show", "--out", str(out), *zoom])
     assert r.exit_code == 0, r.output
-    assert "latency p50" in r.stdout
+    assert "latency p50" in r.stdout and ("person zoom" in r.stderr) == bool(zoom)
     assert 1 <= probe(out)["frames"] <= 30
 
 
@@ -265,3 +266,26 @@ def test_eval_empty_reports_the_share_called_a_person_per_range(tmp_path, tiny_w
         assert message in _one_line_error(r, 2)
     r = runner.invoke(app, ["eval", "--data", str(tmp_path), "--frames", "1-2"])
     assert "--frames goes with --empty" in _one_line_error(r, 2)
+
+
+def test_zoom_on_video_image_and_eval(tmp_path, tiny_weights):
+    """`--zoom` everywhere it is offered: every frame written, masks at full size, eval says so."""
+    src = make_video(tmp_path / "in.mp4", n=12)
+    r = runner.invoke(app, ["video", str(src), "--out", str(tmp_path / "o.mp4"), "--zoom", "--masks", str(tmp_path / "m")])
+    assert r.exit_code == 0, r.output
+    assert probe(tmp_path / "o.mp4")["frames"] == 12 and len(list((tmp_path / "m").glob("*.png"))) == 12
+    assert "person zoom" in r.stderr
+    d = tmp_path / "imgs"
+    d.mkdir()
+    cv2.imwrite(str(d / "photo.jpg"), np.random.default_rng(0).integers(0, 255, (123, 77, 3), dtype=np.uint8))
+    r = runner.invoke(app, ["image", str(d), "--zoom", "--masks", str(tmp_path / "im")])
+    assert r.exit_code == 0, r.output
+    assert cv2.imread(str(tmp_path / "im" / "photo.png"), cv2.IMREAD_UNCHANGED).shape == (123, 77)
+    from conftest import make_lip_folder
+
+    data = make_lip_folder(tmp_path / "lab", ["a", "b"])
+    r = runner.invoke(app, ["eval", "--data", str(data), "--zoom"])
+    assert r.exit_code == 0, r.output
+    assert "person zoom" in r.stdout and "mIoU" in r.stdout
+    r = runner.invoke(app, ["eval", "--empty", str(d), "--zoom"])
+    assert r.exit_code == 0 and "person zoom" in r.stdout, r.output

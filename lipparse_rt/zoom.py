@@ -1,0 +1,179 @@
+"""Person zoom: parse the part of the frame where the people are, at the model's best scale.
+
+LIP-Net parses people well only near the size it was trained at: a person who fills the
+frame's height at the default input (long side 256) is parsed at about that size, but a person
+at half the height of a 1280x720 frame is ~90 pixels tall in the model's input and parsed
+badly (BENCHMARKS.md, "Person zoom"). `Zoom` crops the frame to the box around the people
+found in the previous result (plus a margin) and parses the crop with as many model pixels as
+the whole frame would take at the input size: the same cost, the people larger. The crop is
+never enlarged past its own pixels, nor past `cap` on its long side.
+
+With nobody tracked (or people filling the frame) a frame is parsed whole, as without zoom,
+and people large enough to be found there are followed from the next frame on. The first frame
+and every `refresh`-th after it are searched whole at `detect_scale` times the input size, for
+people too small to be found at the input size and for people who came in. Each frame costs one
+parse: a search's or a whole frame's result is that frame's output. A still image
+(`parse_still`) is searched, then cropped twice. The engine knows nothing of this: `Zoom`
+calls `Engine.parse` on crops.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from .engine import STRIDE, Engine, fit_size
+
+U8 = NDArray[np.uint8]
+
+
+@dataclass(frozen=True)
+class Box:
+    """A region of a frame in pixels: rows y0..y1, columns x0..x1 (end exclusive)."""
+
+    y0: int
+    x0: int
+    y1: int
+    x1: int
+
+    @property
+    def height(self) -> int:
+        return self.y1 - self.y0
+
+    @property
+    def width(self) -> int:
+        return self.x1 - self.x0
+
+    def union(self, other: Box | None) -> Box:
+        if other is None:
+            return self
+        return Box(min(self.y0, other.y0), min(self.x0, other.x0), max(self.y1, other.y1), max(self.x1, other.x1))
+
+    def grown(self, margin: float, h: int, w: int) -> Box:
+        """The box grown by `margin` times its longer side on every side, clipped to an h x w frame."""
+        m = margin * max(self.height, self.width)
+        return Box(max(0, math.floor(self.y0 - m)), max(0, math.floor(self.x0 - m)),
+                   min(h, math.ceil(self.y1 + m)), min(w, math.ceil(self.x1 + m)))
+
+
+def people_box(ids: U8, h: int, w: int, keep: float = 0.1, least: float = 0.005) -> Box | None:
+    """The box, in an h x w frame's pixels, around the person pixels of `ids` (a class map of the
+    frame at any size): the connected regions of person classes at least `keep` times the largest
+    one's area (stray specks do not widen it) and at least a share `least` of the map (a speck
+    of an empty room called a person is not zoomed into). None when no region is that large."""
+    n, region, stats, _ = cv2.connectedComponentsWithStats((ids > 0).view(np.uint8), connectivity=8)
+    if n <= 1:
+        return None
+    area = stats[1:, cv2.CC_STAT_AREA]
+    big = 1 + np.flatnonzero(area >= max(keep * area.max(), least * ids.size))
+    if not big.size:
+        return None
+    x0 = stats[big, cv2.CC_STAT_LEFT].min()
+    y0 = stats[big, cv2.CC_STAT_TOP].min()
+    x1 = (stats[big, cv2.CC_STAT_LEFT] + stats[big, cv2.CC_STAT_WIDTH]).max()
+    y1 = (stats[big, cv2.CC_STAT_TOP] + stats[big, cv2.CC_STAT_HEIGHT]).max()
+    sy, sx = h / ids.shape[0], w / ids.shape[1]
+    return Box(math.floor(y0 * sy), math.floor(x0 * sx), min(h, math.ceil(y1 * sy)), min(w, math.ceil(x1 * sx)))
+
+
+def crop_long_side(crop_h: int, crop_w: int, budget: int, cap: int) -> int:
+    """The model long side for a crop: `budget` model pixels at the crop's aspect ratio, at most
+    `cap` and at most the crop's own long side (never enlarged), a multiple of the model stride."""
+    long, short = max(crop_h, crop_w), max(1, min(crop_h, crop_w))
+    side = min(math.sqrt(budget * long / short), cap, long)
+    return max(2 * STRIDE, int(side) // STRIDE * STRIDE)
+
+
+class Zoom:
+    """Parses frames through `engine` a person-sized crop at a time (see the module's text).
+
+    `parse(bgr)` returns a class map of the whole frame, like `Engine.parse`: at the crop's
+    scale, background outside the crop. Safe to call from several threads (frames parsed in
+    parallel): the box comes from the newest result to finish.
+    """
+
+    def __init__(self, engine: Engine, margin: float = 0.15, cap_scale: float = 1.25, refresh: int = 30,
+                 detect_scale: float = 2.0, full_share: float = 0.8, flip: bool = False) -> None:
+        self.engine = engine
+        self._parse = engine.parse_flip if flip else engine.parse  # flip: `eval --flip` (the app's
+        # flip mode is the engine's own `config.flip`, which `Engine.parse` follows)
+        self.margin = margin
+        self.cap = int(engine.input_size * cap_scale)
+        self.refresh = refresh
+        self.detect = int(engine.input_size * detect_scale)
+        self.full_share = full_share  # a crop at least this share of the frame: parse the frame whole
+        self.last_input: tuple[int, int] = (0, 0)  # the model's input (h, w) for the last frame
+        self._box: Box | None = None
+        self._since_look: int | None = None  # frames since the last enlarged search (None: never)
+        self._ticket = 0
+        self._newest = -1
+        self._lock = threading.Lock()
+
+    def reset(self) -> None:
+        """Forget the box (a new scene or the next still image)."""
+        with self._lock:
+            self._box, self._since_look = None, None
+
+    def parse_still(self, bgr: U8, crops: int = 2) -> U8:
+        """A still image: the whole image searched for people (enlarged), then `crops` crops,
+        each around the people of the pass before (the first box, from the whole image, is the
+        roughest)."""
+        self.reset()
+        for _ in range(1 + crops):
+            ids = self.parse(bgr)
+        return ids
+
+    def parse(self, bgr: U8) -> U8:
+        """The next frame of a stream: a crop around the box of the newest result (see the class)."""
+        h, w = bgr.shape[:2]
+        with self._lock:
+            ticket, box = self._ticket, self._box
+            self._ticket += 1
+            look = self._since_look is None or self._since_look >= self.refresh
+            self._since_look = 0 if look else self._since_look + 1
+        region = box.grown(self.margin, h, w) if box else None
+        if look or region is None or region.height * region.width >= self.full_share * h * w:
+            # the whole frame: enlarged when searching for people (new ones beside the tracked
+            # ones), else as without zoom (nobody tracked, or the people fill the frame)
+            side = max(min(self.detect, max(h, w)) // STRIDE * STRIDE, self.engine.input_size) if look else None
+            ids = self._parse(bgr, side)
+            self.last_input = self.engine.model_shape(h, w, side)
+            found = people_box(ids, h, w)
+            if look:  # the search adds people; a tracked one it missed is kept (the next crop decides)
+                found = found.union(box) if found else box
+            self._remember(ticket, found)
+            return ids
+        ids, found = self._parse_crop(bgr, region)
+        self._remember(ticket, found)
+        return ids
+
+    def _parse_crop(self, bgr: U8, region: Box) -> tuple[U8, Box | None]:
+        """The class map of the whole frame at the crop's scale, from a parse of the crop alone,
+        and the box around its people in the frame's pixels."""
+        h, w = bgr.shape[:2]
+        rh, rw, _, _ = fit_size(h, w, self.engine.input_size)
+        side = crop_long_side(region.height, region.width, rh * rw, self.cap)
+        crop_ids = self._parse(bgr[region.y0:region.y1, region.x0:region.x1], side)
+        self.last_input = self.engine.model_shape(region.height, region.width, side)
+        found = people_box(crop_ids, region.height, region.width)
+        if found is not None:
+            found = Box(found.y0 + region.y0, found.x0 + region.x0, found.y1 + region.y0, found.x1 + region.x0)
+        scale = crop_ids.shape[0] / region.height
+        out = np.zeros((max(1, round(h * scale)), max(1, round(w * scale))), np.uint8)
+        sy, sx = out.shape[0] / h, out.shape[1] / w  # the map's own scale, after rounding its size
+        y0, x0 = round(region.y0 * sy), round(region.x0 * sx)
+        y1, x1 = max(y0 + 1, round(region.y1 * sy)), max(x0 + 1, round(region.x1 * sx))
+        # the crop's ids fitted to the rectangle it covers on the map: edges stay where the crop
+        # put them (pasting them at the crop's own scale drifts by the rounding, pixels at 4K)
+        out[y0:y1, x0:x1] = cv2.resize(crop_ids, (x1 - x0, y1 - y0), interpolation=cv2.INTER_NEAREST)
+        return out, found
+
+    def _remember(self, ticket: int, box: Box | None) -> None:
+        with self._lock:
+            if ticket > self._newest:  # a slower, older frame does not overwrite a newer box
+                self._newest, self._box = ticket, box

@@ -1,0 +1,132 @@
+"""Person zoom: the box around the people, the crop's size, the crop pasted back where it was,
+and a real gain on people at a distance (the shipped weights on CCP val photos)."""
+
+from __future__ import annotations
+
+import threading
+
+import cv2
+import numpy as np
+import pytest
+
+from lipparse_rt.engine import Engine, EngineConfig, default_weights, fit_size, scale_ids
+from lipparse_rt.zoom import Box, Zoom, crop_long_side, people_box
+
+from conftest import SHARED
+
+
+def test_people_box_is_in_frame_pixels_and_ignores_specks():
+    ids = np.zeros((60, 80), np.uint8)
+    ids[10:50, 30:45] = 5  # a person
+    ids[20:30, 45:50] = 14  # their arm, touching: the same region
+    ids[2, 2] = 13  # a speck far away: under a tenth of the person's area
+    box = people_box(ids, 600, 800)  # the map covers a 600x800 frame: 10x
+    assert box == Box(100, 300, 500, 500)
+    assert people_box(np.zeros((6, 8), np.uint8), 60, 80) is None
+    speck = np.zeros((60, 80), np.uint8)
+    speck[30:34, 40:44] = 5  # 16 pixels, a third of a percent of the map: an empty room's speck
+    assert people_box(speck, 60, 80) is None and people_box(speck, 60, 80, least=0.003) == Box(30, 40, 34, 44)
+    ids[50:60, 0:10] = 9  # a second person, big enough: both in the box
+    assert people_box(ids, 60, 80) == Box(10, 0, 60, 50)
+
+
+def test_box_grows_by_its_longer_side_and_stays_in_the_frame():
+    assert Box(100, 100, 200, 150).grown(0.1, 1000, 1000) == Box(90, 90, 210, 160)
+    assert Box(5, 0, 95, 40).grown(0.2, 100, 60) == Box(0, 0, 100, 58)
+
+
+def test_crop_long_side_keeps_the_budget_the_cap_and_never_enlarges():
+    # a 2:1 tall crop with the pixels of 256x192: 32x16 -> sqrt(49152 * 2) = 313 -> 304
+    assert crop_long_side(1000, 500, 256 * 192, cap=400) == 304
+    assert crop_long_side(1000, 500, 256 * 192, cap=288) == 288  # the cap
+    assert crop_long_side(200, 100, 256 * 192, cap=400) == 192  # its own 200 pixels, down to x16
+    assert crop_long_side(3, 2, 256 * 192, cap=400) == 32  # never below two strides
+
+
+class BrightEngine:
+    """Stands in for `Engine` where only the geometry is tested: at the size `Engine.parse`
+    would resize to, class 5 where the frame is bright, 0 elsewhere."""
+
+    input_size = 64
+
+    def __init__(self) -> None:
+        self.sides: list[int] = []
+
+    def parse(self, bgr, long_side=None):
+        side = long_side or self.input_size
+        self.sides.append(side)
+        rh, rw, _, _ = fit_size(*bgr.shape[:2], side)
+        small = cv2.resize(bgr[..., 1], (rw, rh), interpolation=cv2.INTER_AREA)
+        return np.where(small > 128, 5, 0).astype(np.uint8)
+
+    parse_flip = parse
+
+    def model_shape(self, h, w, long_side=None):
+        _, _, ph, pw = fit_size(h, w, long_side or self.input_size)
+        return ph, pw
+
+
+def test_the_crop_is_parsed_larger_and_pasted_back_where_it_was():
+    frame = np.zeros((480, 640, 3), np.uint8)
+    frame[203:437, 297:383] = 255  # a "person", half the frame's height, off the plain map's 10-pixel grid
+    eng = BrightEngine()
+    zoom = Zoom(eng, detect_scale=2.0)  # 64 -> a 128 search
+    searched = zoom.parse(frame)  # the first frame: the enlarged search is its output
+    assert eng.sides == [128] and searched.shape == (96, 128)
+    ids = zoom.parse(frame)  # then the crop around the person, at the frame's budget of pixels
+    assert len(eng.sides) == 2 and zoom.last_input[0] > zoom.last_input[1]  # the tall crop, not the 4:3 frame
+    assert ids.shape[1] > 2 * 64  # the crop's scale: the frame's map is over twice the plain 64 wide
+    got = scale_ids(ids, 480, 640) > 0
+    want = np.zeros((480, 640), bool)
+    want[203:437, 297:383] = True
+    plain = scale_ids(eng.parse(frame), 480, 640) > 0  # the whole frame at 64: 10 frame pixels a model pixel
+    assert (got != want).sum() < 0.7 * (plain != want).sum()  # finer edges: ~5 frame pixels a model pixel
+    ys, xs = np.nonzero(got)
+    assert abs(ys.mean() - 319.5) < 3 and abs(xs.mean() - 339.5) < 3  # pasted back where the crop was
+    assert abs(zoom._box.y0 - 203) < 6 and abs(zoom._box.x1 - 383) < 6  # the person followed, in frame pixels
+
+
+def test_with_nobody_the_frame_is_parsed_whole_and_searched_again_later():
+    eng = BrightEngine()
+    zoom = Zoom(eng, refresh=3)
+    empty = np.zeros((120, 160, 3), np.uint8)
+    for _ in range(5):
+        assert not zoom.parse(empty).any()
+    assert eng.sides == [128, 64, 64, 64, 128]  # whole; an enlarged search first and 3 frames after
+    assert zoom._box is None
+
+
+def test_a_slower_older_frame_does_not_overwrite_the_newer_box():
+    zoom = Zoom(BrightEngine())
+    zoom._remember(5, Box(0, 0, 10, 10))
+    zoom._remember(3, Box(0, 0, 99, 99))
+    assert zoom._box == Box(0, 0, 10, 10)
+
+
+def test_frames_parsed_from_two_threads_all_come_back():
+    frame = np.zeros((120, 160, 3), np.uint8)
+    frame[40:110, 70:90] = 255
+    zoom = Zoom(BrightEngine())
+    out: list[np.ndarray] = []
+    threads = [threading.Thread(target=lambda: out.extend(zoom.parse(frame) for _ in range(20))) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(out) == 40 and all(o.any() for o in out)
+
+
+@pytest.mark.skipif(not (SHARED / "ccp" / "val.txt").is_file(), reason="needs ../shared/data")
+def test_zoom_parses_people_at_a_distance_better_with_the_shipped_weights():
+    """CCP val photos shrunk to 80% of a 1280x720 grey frame's height: the whole frame at 256
+    leaves each person ~100 pixels tall; zoom finds them and parses them larger."""
+    from lipparse_rt.evaluate import AtDistance, evaluate
+
+    engine = Engine(EngineConfig(weights=default_weights(), provider="cpu"))
+    scene = np.full((720, 1280, 3), 120, np.uint8)
+    kw = dict(root=SHARED / "ccp", split="val", labels="labels_lip", protocol="ccp", limit=8,
+              place=AtDistance(scene, 0.8))
+    plain, zoomed = evaluate(engine, **kw), evaluate(engine, zoom=True, **kw)
+    assert zoomed.scores.miou > plain.scores.miou + 0.05
+    as_is = dict(root=SHARED / "ccp", split="val", labels="labels_lip", protocol="ccp", limit=8)
+    assert evaluate(engine, zoom=True, **as_is).scores.miou > evaluate(engine, **as_is).scores.miou - 0.03
