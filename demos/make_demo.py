@@ -3,6 +3,9 @@
 - demos/astronaut.mp4: a slow pan and zoom over the photo (the README's demo input);
 - docs/astronaut-parsed.png, docs/camera-parsed.png: photos beside their overlays by the
   shipped weights (`--picture`);
+- `--zoom`: docs/zoom-parsed.png and docs/zoom-camera-parsed.png, the two photos of people
+  standing at a distance in a 1280x720 frame (a brick wall from the same wheel behind them),
+  parsed whole and with `--zoom`;
 - `--empty DIR`: the scikit-image pictures with nobody in them (CC0 or public domain), written
   as PNGs for `lipparse-rt eval --empty DIR`, and docs/empty-parsed.png, four of them beside
   their overlays.
@@ -61,6 +64,32 @@ def picture(name: str = "astronaut") -> Path:
     return out
 
 
+def zoom_picture(name: str = "astronaut") -> Path:
+    """A scikit-image photo of a person at 60% of a 1280x720 frame's height (a brick wall behind),
+    parsed as a whole frame and with person zoom (`Zoom.parse_still`): both overlays, cropped
+    around the photo. 'astronaut' gains; 'camera' shows zoom's known failure (the search finds
+    only the coat, and the crops around it find nobody)."""
+    from lipparse_rt.engine import Engine, EngineConfig, default_weights, scale_ids
+    from lipparse_rt.pipeline import render_frame
+    from lipparse_rt.zoom import Zoom
+
+    scene = cv2.resize(skimage_bgr("brick"), (1280, 720), interpolation=cv2.INTER_LINEAR)
+    person = skimage_bgr(name)
+    side = round(0.6 * 720)
+    y0, x0 = 720 - side, 720
+    scene[y0:, x0:x0 + side] = cv2.resize(person, (side, side), interpolation=cv2.INTER_AREA)
+    engine = Engine(EngineConfig(weights=default_weights()))
+    tiles = []
+    for title, ids in (("whole frame (256x144)", engine.run(scene)),
+                       ("--zoom", scale_ids(Zoom(engine).parse_still(scene), 720, 1280))):
+        tile = render_frame(scene, ids, 0.55, with_legend=False)[y0 - 40:, x0 - 60:x0 + side + 60].copy()
+        cv2.putText(tile, title, (10, 28), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (255, 255, 255), 2, cv2.LINE_AA)
+        tiles.append(tile)
+    out = Path(__file__).resolve().parent.parent / "docs" / ("zoom-parsed.png" if name == "astronaut" else f"zoom-{name}-parsed.png")
+    cv2.imwrite(str(out), np.hstack([tiles[0], np.full((tiles[0].shape[0], 6, 3), 255, np.uint8), tiles[1]]))
+    return out
+
+
 # Pictures inside the scikit-image wheel with nobody in them: CC0 (coffee, Rachel Michetti; chelsea,
 # Stefan van der Walt; brick, grass, gravel, CC0Textures) or public domain (rocket, SpaceX; the Hubble deep field, NASA).
 EMPTY = ("coffee", "chelsea", "rocket", "brick", "grass", "gravel", "hubble_deep_field")
@@ -96,6 +125,10 @@ def main() -> None:
     if "--empty" in sys.argv:
         for path in empty_pictures(Path(sys.argv[sys.argv.index("--empty") + 1])):
             print(f"wrote {path}")
+        return
+    if "--zoom" in sys.argv:
+        for name in ("astronaut", "camera"):
+            print(f"wrote {zoom_picture(name)}")
         return
     if "--picture" in sys.argv:
         for name in ("astronaut", "camera"):

@@ -568,8 +568,10 @@ def zoom_table(weights: Path, data: Path, street: Path, viton: int = 500, frames
         times[0].append(_time(lambda: [engine.parse(f) for f in part], 1, warmup=0) / len(part))
         times[1].append(_time(lambda: [zoom.parse(f) for f in part], 1, warmup=0) / len(part))
     plain_ms, zoom_ms = (float(np.median(np.concatenate(t))) for t in times)
-    lines += ["", f"Model time per frame of `{street.name}` ({street.stem}, {clip[0].shape[1]}x{clip[0].shape[0]}, "
+    side = min(zoom.detect, max(clip[0].shape[:2])) // 16 * 16
+    search_ms = float(np.median(_time(lambda: engine.parse(clip[0], side), runs)))
+    lines += ["", f"Model time per frame of `{street.name}` ({clip[0].shape[1]}x{clip[0].shape[0]}, "
               f"{len(clip)} frames, one at a time, {runs} frames each way in turn, the median of the turns): whole frame "
               f"{plain_ms:.1f} ms, `--zoom` {zoom_ms:.1f} ms ({zoom_ms / plain_ms:.2f}x; the enlarged search of the "
-              f"whole frame every {zoom.refresh} frames included)."]
+              f"whole frame every {zoom.refresh} frames included); one such search (long side {side}) {search_ms:.1f} ms."]
     return "\n".join(lines)

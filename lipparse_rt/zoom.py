@@ -54,6 +54,13 @@ class Box:
             return self
         return Box(min(self.y0, other.y0), min(self.x0, other.x0), max(self.y1, other.y1), max(self.x1, other.x1))
 
+    def within(self, other: Box, share: float) -> Box:
+        """This box, its sides moved in from `other`'s by at most `share` of `other`'s height or width
+        (it may grow past them freely)."""
+        dy, dx = share * other.height, share * other.width
+        return Box(min(self.y0, math.floor(other.y0 + dy)), min(self.x0, math.floor(other.x0 + dx)),
+                   max(self.y1, math.ceil(other.y1 - dy)), max(self.x1, math.ceil(other.x1 - dx)))
+
     def grown(self, margin: float, h: int, w: int) -> Box:
         """The box grown by `margin` times its longer side on every side, clipped to an h x w frame."""
         m = margin * max(self.height, self.width)
@@ -98,15 +105,16 @@ class Zoom:
     """
 
     def __init__(self, engine: Engine, margin: float = 0.15, cap_scale: float = 1.25, refresh: int = 30,
-                 detect_scale: float = 2.0, full_share: float = 0.8, flip: bool = False) -> None:
+                 detect_scale: float = 2.0, min_gain: float = 1.15, shrink: float = 0.1, flip: bool = False) -> None:
         self.engine = engine
         self._parse = engine.parse_flip if flip else engine.parse  # flip: `eval --flip` (the app's
         # flip mode is the engine's own `config.flip`, which `Engine.parse` follows)
         self.margin = margin
         self.cap = int(engine.input_size * cap_scale)
         self.refresh = refresh
+        self.shrink = shrink
         self.detect = int(engine.input_size * detect_scale)
-        self.full_share = full_share  # a crop at least this share of the frame: parse the frame whole
+        self.min_gain = min_gain  # a crop that would enlarge the people less than this: parse the frame whole
         self.last_input: tuple[int, int] = (0, 0)  # the model's input (h, w) for the last frame
         self._box: Box | None = None
         self._since_look: int | None = None  # frames since the last enlarged search (None: never)
@@ -137,7 +145,8 @@ class Zoom:
             look = self._since_look is None or self._since_look >= self.refresh
             self._since_look = 0 if look else self._since_look + 1
         region = box.grown(self.margin, h, w) if box else None
-        if look or region is None or region.height * region.width >= self.full_share * h * w:
+        side = self._crop_side(region, h, w) if region else None
+        if look or side is None:
             # the whole frame: enlarged when searching for people (new ones beside the tracked
             # ones), else as without zoom (nobody tracked, or the people fill the frame)
             side = max(min(self.detect, max(h, w)) // STRIDE * STRIDE, self.engine.input_size) if look else None
@@ -148,16 +157,25 @@ class Zoom:
                 found = found.union(box) if found else box
             self._remember(ticket, found)
             return ids
-        ids, found = self._parse_crop(bgr, region)
-        self._remember(ticket, found)
+        ids, found = self._parse_crop(bgr, region, side)
+        # the box shrinks by at most `shrink` a frame: a crop that cut off part of a person (the
+        # search saw only their coat) may see less of them, and must not spiral down onto it
+        self._remember(ticket, found.within(box, self.shrink) if found and box else found)
         return ids
 
-    def _parse_crop(self, bgr: U8, region: Box) -> tuple[U8, Box | None]:
-        """The class map of the whole frame at the crop's scale, from a parse of the crop alone,
-        and the box around its people in the frame's pixels."""
-        h, w = bgr.shape[:2]
+    def _crop_side(self, region: Box, h: int, w: int) -> int | None:
+        """The model long side for a crop of `region`, or None when that would enlarge the people
+        less than `min_gain` times over the whole frame (people filling the frame, or a small
+        frame that the crop could only cut without enlarging: a crop is never enlarged)."""
         rh, rw, _, _ = fit_size(h, w, self.engine.input_size)
         side = crop_long_side(region.height, region.width, rh * rw, self.cap)
+        gain = (side / max(region.height, region.width)) / (max(rh, rw) / max(h, w))
+        return side if gain >= self.min_gain else None
+
+    def _parse_crop(self, bgr: U8, region: Box, side: int) -> tuple[U8, Box | None]:
+        """The class map of the whole frame at the crop's scale, from a parse of the crop alone
+        at long side `side`, and the box around its people in the frame's pixels."""
+        h, w = bgr.shape[:2]
         crop_ids = self._parse(bgr[region.y0:region.y1, region.x0:region.x1], side)
         self.last_input = self.engine.model_shape(region.height, region.width, side)
         found = people_box(crop_ids, region.height, region.width)

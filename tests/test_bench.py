@@ -117,3 +117,30 @@ def test_sizes_table_times_every_size_and_scores_it_like_eval(tmp_path, tiny_wei
         assert r[4] == f"{100 * evaluate(eng, ccp, 'val', 'labels_lip', 'ccp').scores.miou:.1f}"
     assert rows[1][5] == "+0.0"  # against the largest size when 512 is not among them
     assert abs(float(rows[0][5]) - (float(rows[0][4]) - float(rows[1][4]))) <= 0.11
+
+
+def test_zoom_table_scores_both_ways_like_eval_and_times_both(tmp_path, tiny_weights):
+    import shutil
+
+    from lipparse_rt.engine import Engine, EngineConfig
+    from lipparse_rt.evaluate import evaluate
+
+    data = tmp_path / "data"
+    ccp = make_lip_folder(data / "ccp", ["a", "b", "c"], hw=(96, 64), labels="labels_lip", splits={"val": ["a", "b"]})
+    shutil.copytree(ccp / "labels_lip", ccp / "labels_lip_sided")
+    make_lip_folder(data / "viton" / "test", ["v1", "v2", "v3"], hw=(64, 48))
+    street = make_video(tmp_path / "street.mp4", n=24, size=(192, 108))
+    table = bench.zoom_table(tiny_weights, data, street, viton=2, frames=24, runs=4)
+    rows = [[c.strip() for c in l.split("|")[1:-1]] for l in table.splitlines() if l.startswith("| ") and "(" in l]
+    assert [r[0] for r in rows] == ["CCP val, `ccp` protocol (2)", "CCP val, 20 classes vs `labels_lip_sided` (2)",
+                                    "VITON test, first 2 photos (2)", "CCP val at 80% of a 1280x720 frame's height, `ccp` (2)",
+                                    "CCP val at 50% of a 1280x720 frame's height, `ccp` (2)"]
+    engine = Engine(EngineConfig(weights=tiny_weights, provider="cpu"))
+    for row, kw in ((rows[0], dict(root=ccp, split="val", labels="labels_lip", protocol="ccp")),
+                    (rows[2], dict(root=data / "viton" / "test", limit=2))):
+        assert row[1] == f"{100 * evaluate(engine, **kw).scores.miou:.1f}"
+        assert row[2] == f"{100 * evaluate(engine, zoom=True, **kw).scores.miou:.1f}"
+        assert abs(float(row[3].split()[0]) - (float(row[2]) - float(row[1]))) <= 0.11
+    assert "24 frames" in table and "one such search (long side 128)" in table  # 2x the tiny weights' 64
+    whole, zoomed = (float(x) for x in __import__("re").findall(r"whole frame ([\d.]+) ms, `--zoom` ([\d.]+) ms", table)[0])
+    assert whole > 0 and zoomed > 0

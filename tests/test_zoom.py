@@ -35,6 +35,12 @@ def test_box_grows_by_its_longer_side_and_stays_in_the_frame():
     assert Box(5, 0, 95, 40).grown(0.2, 100, 60) == Box(0, 0, 100, 58)
 
 
+def test_the_followed_box_shrinks_slowly_and_grows_at_once():
+    old = Box(100, 100, 300, 200)  # 200 tall, 100 wide
+    assert Box(250, 150, 300, 160).within(old, 0.1) == Box(120, 110, 300, 190)  # 10% a side at most
+    assert Box(50, 90, 350, 250).within(old, 0.1) == Box(50, 90, 350, 250)  # larger: taken as it is
+
+
 def test_crop_long_side_keeps_the_budget_the_cap_and_never_enlarges():
     # a 2:1 tall crop with the pixels of 256x192: 32x16 -> sqrt(49152 * 2) = 313 -> 304
     assert crop_long_side(1000, 500, 256 * 192, cap=400) == 304
@@ -94,6 +100,22 @@ def test_with_nobody_the_frame_is_parsed_whole_and_searched_again_later():
         assert not zoom.parse(empty).any()
     assert eng.sides == [128, 64, 64, 64, 128]  # whole; an enlarged search first and 3 frames after
     assert zoom._box is None
+
+
+def test_a_crop_that_sees_less_of_the_person_does_not_spiral_down():
+    """The search finds only the lower half of a person (the upper half is too dark for it at
+    that size); each crop then sees what the box holds. The box may shrink 10% a frame, so a
+    crop that finds less keeps most of the person in view rather than collapsing onto a part."""
+    frame = np.zeros((480, 640, 3), np.uint8)
+    frame[100:440, 300:380] = 255
+    eng = BrightEngine()
+    zoom = Zoom(eng)
+    zoom._box, zoom._since_look = Box(100, 300, 440, 380), 0
+    frame[100:440, 300:380] = 0
+    frame[400:440, 330:350] = 255  # the next frames show only a small part: a hand
+    for _ in range(3):
+        zoom.parse(frame)
+    assert zoom._box.height >= 0.9 ** 3 * 340 - 2  # shrinking 10% a frame, not down to the hand's 40 rows
 
 
 def test_a_slower_older_frame_does_not_overwrite_the_newer_box():
