@@ -11,8 +11,9 @@ never enlarged past its own pixels, nor past `cap` on its long side.
 With nobody tracked (or people filling the frame) a frame is parsed whole, as without zoom,
 and people large enough to be found there are followed from the next frame on. The first frame
 and every `refresh`-th after it are searched whole at `detect_scale` times the input size, for
-people too small to be found at the input size and for people who came in. Each frame costs one
-parse: a search's or a whole frame's result is that frame's output. A still image
+people too small to be found at the input size and for people who came in, and at the input
+size too (the enlarged parse can find only part of a large person: a coat without its wearer).
+A search's result (the enlarged parse) is that frame's output; every other frame costs one parse. A still image
 (`parse_still`) is searched, then cropped twice. The engine knows nothing of this: `Zoom`
 calls `Engine.parse` on crops.
 """
@@ -153,7 +154,12 @@ class Zoom:
             ids = self._parse(bgr, side)
             self.last_input = self.engine.model_shape(h, w, side)
             found = people_box(ids, h, w)
-            if look:  # the search adds people; a tracked one it missed is kept (the next crop decides)
+            if look:
+                if side > self.engine.input_size:  # the search also at the input size: the enlarged
+                    # parse can see less of a large person than the plain one does (a part only)
+                    plain = people_box(self._parse(bgr), h, w)
+                    found = plain.union(found) if plain else found
+                # the search adds people; a tracked one it missed is kept (the next crop decides)
                 found = found.union(box) if found else box
             self._remember(ticket, found)
             return ids

@@ -77,10 +77,10 @@ def test_the_crop_is_parsed_larger_and_pasted_back_where_it_was():
     frame[203:437, 297:383] = 255  # a "person", half the frame's height, off the plain map's 10-pixel grid
     eng = BrightEngine()
     zoom = Zoom(eng, detect_scale=2.0)  # 64 -> a 128 search
-    searched = zoom.parse(frame)  # the first frame: the enlarged search is its output
-    assert eng.sides == [128] and searched.shape == (96, 128)
+    searched = zoom.parse(frame)  # the first frame: the search, enlarged (its output) and plain
+    assert eng.sides == [128, 64] and searched.shape == (96, 128)
     ids = zoom.parse(frame)  # then the crop around the person, at the frame's budget of pixels
-    assert len(eng.sides) == 2 and zoom.last_input[0] > zoom.last_input[1]  # the tall crop, not the 4:3 frame
+    assert len(eng.sides) == 3 and zoom.last_input[0] > zoom.last_input[1]  # the tall crop, not the 4:3 frame
     assert ids.shape[1] > 2 * 64  # the crop's scale: the frame's map is over twice the plain 64 wide
     got = scale_ids(ids, 480, 640) > 0
     want = np.zeros((480, 640), bool)
@@ -98,7 +98,7 @@ def test_with_nobody_the_frame_is_parsed_whole_and_searched_again_later():
     empty = np.zeros((120, 160, 3), np.uint8)
     for _ in range(5):
         assert not zoom.parse(empty).any()
-    assert eng.sides == [128, 64, 64, 64, 128]  # whole; an enlarged search first and 3 frames after
+    assert eng.sides == [128, 64, 64, 64, 64, 128, 64]  # a search (enlarged and plain) first and 3 frames after
     assert zoom._box is None
 
 
@@ -116,6 +116,27 @@ def test_a_crop_that_sees_less_of_the_person_does_not_spiral_down():
     for _ in range(3):
         zoom.parse(frame)
     assert zoom._box.height >= 0.9 ** 3 * 340 - 2  # shrinking 10% a frame, not down to the hand's 40 rows
+
+
+class LowerHalfWhenEnlarged(BrightEngine):
+    """Enlarged past the input size, sees only the lower half of what is bright (a coat without
+    its wearer, as the shipped model did on scikit-image's cameraman)."""
+
+    def parse(self, bgr, long_side=None):
+        ids = super().parse(bgr, long_side)
+        if (long_side or self.input_size) > self.input_size:
+            rows = np.flatnonzero(ids.any(1))
+            if rows.size:
+                ids[: (rows[0] + rows[-1]) // 2] = 0
+        return ids
+
+
+def test_the_search_keeps_what_the_plain_parse_saw_of_a_large_person():
+    frame = np.zeros((480, 640, 3), np.uint8)
+    frame[100:440, 300:380] = 255
+    zoom = Zoom(LowerHalfWhenEnlarged())
+    zoom.parse(frame)
+    assert zoom._box.y0 <= 105  # the plain parse's top, not the enlarged one's half-way line (270)
 
 
 def test_a_slower_older_frame_does_not_overwrite_the_newer_box():
