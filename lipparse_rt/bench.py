@@ -104,6 +104,7 @@ def table1(sizes: tuple[tuple[int, int], ...] = ((512, 512), (192, 256)), runs: 
     # Round-robin: each of `runs` rounds times every model once (LIP-Net 10 times), so a slow spell
     # of the shared machine hits them all alike (after one warm-up run each).
     times: dict[tuple[str, tuple[int, int]], list[float]] = {}
+    in_round: dict[tuple[str, tuple[int, int]], list[float]] = {}  # each round's median ms
     for h, w in sizes:
         x = np.random.default_rng(0).standard_normal((1, 3, h, w)).astype(np.float32)
         for name, sess in sessions.items():
@@ -112,6 +113,7 @@ def table1(sizes: tuple[tuple[int, int], ...] = ((512, 512), (192, 256)), runs: 
             for name, sess in sessions.items():
                 ms = _time(lambda: sess.run(None, {"x": x}), 10 if name == "LIP-Net" else 1, warmup=0)
                 times.setdefault((name, (h, w)), []).extend(ms.tolist())
+                in_round.setdefault((name, (h, w)), []).append(float(np.median(ms)))
     rows: dict[tuple[str, tuple[int, int]], tuple[float, float, float]] = {}
     for key, ms in times.items():
         med = float(np.median(ms))
@@ -123,15 +125,20 @@ def table1(sizes: tuple[tuple[int, int], ...] = ((512, 512), (192, 256)), runs: 
         out += [f"Input {w}x{h} (float NCHW, model only), CPU provider, {threads} threads, spinning off, "
                 "SE gates fused as the app runs them (`nchwc.py`; only LIP-Net has SE gates), "
                 f"{runs} rounds, each model in turn (LIP-Net 10 runs a round, the others 1):", "",
-                "| model | params (M) measured | paper | median ms | p95 ms | FPS | LIP-Net speed-up measured | paper |",
-                "|---|---|---|---|---|---|---|---|"]
+                "| model | params (M) measured | paper | median ms | p95 ms | FPS | LIP-Net speed-up measured "
+                "| in each round: median (lowest-highest) | paper |",
+                "|---|---|---|---|---|---|---|---|---|"]
         lip = rows[("LIP-Net", (h, w))][2]
+        lip_rounds = np.array(in_round[("LIP-Net", (h, w))])
         for name in nets:
             med, p95, fps = rows[(name, (h, w))]
             paper_p, paper_fps = PAPER[name]
             ratio = "-" if name == "LIP-Net" else f"{lip / fps:.1f}x"
+            per = np.array(in_round[(name, (h, w))]) / lip_rounds  # the same round's times: drift cancels
+            spread = "-" if name == "LIP-Net" else f"{np.median(per):.1f}x ({per.min():.1f}-{per.max():.1f})"
             paper_ratio = "-" if name == "LIP-Net" else f"{PAPER['LIP-Net'][1] / paper_fps:.1f}x"
-            out.append(f"| {name} | {params[name]:.2f} | {paper_p} | {med:.1f} | {p95:.1f} | {fps:.2f} | {ratio} | {paper_ratio} |")
+            out.append(f"| {name} | {params[name]:.2f} | {paper_p} | {med:.1f} | {p95:.1f} | {fps:.2f} | {ratio} "
+                       f"| {spread} | {paper_ratio} |")
         out.append("")
     return "\n".join(out)
 
@@ -536,7 +543,7 @@ def zoom_table(weights: Path, data: Path, street: Path, viton: int = 500, frames
     the model time per frame of the street clip, both ways in turn (`runs` frames each)."""
     import cv2
 
-    from .engine import Engine, EngineConfig
+    from .engine import Engine, EngineConfig, scale_ids
     from .evaluate import AtDistance, evaluate
     from .metrics import paired_bootstrap
     from .sources import VideoFile
@@ -562,16 +569,24 @@ def zoom_table(weights: Path, data: Path, street: Path, viton: int = 500, frames
                      f"{100 * d.diff:+.1f} [{100 * d.low:+.1f}, {100 * d.high:+.1f}] |")
     zoom = Zoom(engine)
     times: tuple[list[np.ndarray], list[np.ndarray]] = ([], [])
+    maps: tuple[list[np.ndarray], list[np.ndarray]] = ([], [])
     clip = clip[:frames]
     for r in range(0, len(clip), runs):  # in turn, the clip's frames in order (zoom follows the people)
         part = clip[r:r + runs]
-        times[0].append(_time(lambda: [engine.parse(f) for f in part], 1, warmup=0) / len(part))
-        times[1].append(_time(lambda: [zoom.parse(f) for f in part], 1, warmup=0) / len(part))
+        times[0].append(_time(lambda: maps[0].extend(engine.parse(f) for f in part), 1, warmup=0) / len(part))
+        times[1].append(_time(lambda: maps[1].extend(zoom.parse(f) for f in part), 1, warmup=0) / len(part))
     plain_ms, zoom_ms = (float(np.median(np.concatenate(t))) for t in times)
+    grid = maps[0][0].shape  # zoom's maps (at each crop's scale) brought to the whole frame's map
+    flicker = [100 * np.mean([np.mean(scale_ids(a, *grid) != scale_ids(b, *grid)) for a, b in zip(m, m[1:])])
+               for m in maps]
+    person = [100 * np.mean([np.mean(scale_ids(a, *grid) > 0) for a in m]) for m in maps]
     side = min(zoom.detect, max(clip[0].shape[:2])) // 16 * 16
     search_ms = float(np.median(_time(lambda: engine.parse(clip[0], side), runs)))
     lines += ["", f"Model time per frame of `{street.name}` ({clip[0].shape[1]}x{clip[0].shape[0]}, "
               f"{len(clip)} frames, one at a time, {runs} frames each way in turn, the median of the turns): whole frame "
               f"{plain_ms:.1f} ms, `--zoom` {zoom_ms:.1f} ms ({zoom_ms / plain_ms:.2f}x; the enlarged search of the "
-              f"whole frame every {zoom.refresh} frames included); one such search (long side {side}) {search_ms:.1f} ms."]
+              f"whole frame every {zoom.refresh} frames included); one such search (long side {side}) {search_ms:.1f} ms. "
+              f"Pixels whose class changes between consecutive frames (on the whole frame's {grid[1]}x{grid[0]} map): "
+              f"whole frame {flicker[0]:.2f}%, `--zoom` {flicker[1]:.2f}%, where {person[0]:.1f}% and {person[1]:.1f}% "
+              "of the pixels are given a person class."]
     return "\n".join(lines)

@@ -118,6 +118,7 @@ class Zoom:
         self.min_gain = min_gain  # a crop that would enlarge the people less than this: parse the frame whole
         self.last_input: tuple[int, int] = (0, 0)  # the model's input (h, w) for the last frame
         self._box: Box | None = None
+        self._region: Box | None = None  # the crop in use: kept while the people stay well inside it
         self._since_look: int | None = None  # frames since the last enlarged search (None: never)
         self._ticket = 0
         self._newest = -1
@@ -126,14 +127,18 @@ class Zoom:
     def reset(self) -> None:
         """Forget the box (a new scene or the next still image)."""
         with self._lock:
-            self._box, self._since_look = None, None
+            self._box, self._region, self._since_look = None, None, None
 
     def parse_still(self, bgr: U8, crops: int = 2) -> U8:
         """A still image: the whole image searched for people (enlarged), then `crops` crops,
         each around the people of the pass before (the first box, from the whole image, is the
         roughest)."""
         self.reset()
-        for _ in range(1 + crops):
+        ids = self.parse(bgr)
+        h, w = bgr.shape[:2]
+        for _ in range(crops):
+            if self._box and self._region and self._steady(self._box, self._region, h, w) == self._region:
+                break  # the crop would stay put: the same ids again
             ids = self.parse(bgr)
         return ids
 
@@ -141,11 +146,11 @@ class Zoom:
         """The next frame of a stream: a crop around the box of the newest result (see the class)."""
         h, w = bgr.shape[:2]
         with self._lock:
-            ticket, box = self._ticket, self._box
+            ticket, box, current = self._ticket, self._box, self._region
             self._ticket += 1
             look = self._since_look is None or self._since_look >= self.refresh
             self._since_look = 0 if look else self._since_look + 1
-        region = box.grown(self.margin, h, w) if box else None
+        region = self._steady(box, current, h, w) if box else None
         side = self._crop_side(region, h, w) if region else None
         if look or side is None:
             # the whole frame: enlarged when searching for people (new ones beside the tracked
@@ -163,11 +168,26 @@ class Zoom:
                 found = found.union(box) if found else box
             self._remember(ticket, found)
             return ids
+        with self._lock:
+            self._region = region
         ids, found = self._parse_crop(bgr, region, side)
         # the box shrinks by at most `shrink` a frame: a crop that cut off part of a person (the
         # search saw only their coat) may see less of them, and must not spiral down onto it
         self._remember(ticket, found.within(box, self.shrink) if found and box else found)
         return ids
+
+    def _steady(self, box: Box, current: Box | None, h: int, w: int) -> Box:
+        """The crop for `box`: the crop in use while the box, grown by a third of the margin, still
+        fits inside it and the new crop would not be much smaller (under 0.6 of its area); else
+        the box grown by the margin. A crop that moves with every frame's box changes the
+        people's scale and position in the model's input each frame, and their classes flicker."""
+        wanted = box.grown(self.margin, h, w)
+        if current is not None and wanted.height * wanted.width >= 0.6 * current.height * current.width:
+            inner = box.grown(self.margin / 3, h, w)
+            if (current.y0 <= inner.y0 and current.x0 <= inner.x0 and inner.y1 <= current.y1
+                    and inner.x1 <= current.x1):
+                return current
+        return wanted
 
     def _crop_side(self, region: Box, h: int, w: int) -> int | None:
         """The model long side for a crop of `region`, or None when that would enlarge the people

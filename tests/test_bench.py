@@ -144,3 +144,21 @@ def test_zoom_table_scores_both_ways_like_eval_and_times_both(tmp_path, tiny_wei
     assert "24 frames" in table and "one such search (long side 128)" in table  # 2x the tiny weights' 64
     whole, zoomed = (float(x) for x in __import__("re").findall(r"whole frame ([\d.]+) ms, `--zoom` ([\d.]+) ms", table)[0])
     assert whole > 0 and zoomed > 0
+    changed = [float(x) for x in __import__("re").findall(r"whole frame ([\d.]+)%, `--zoom` ([\d.]+)%", table)[0]]
+    assert "64x36 map" in table and all(0 <= c <= 100 for c in changed)
+
+
+def test_table1_ratios_are_measured_and_per_round():
+    pytest.importorskip("torch")
+    table = bench.table1(sizes=((64, 64),), runs=3, threads=1)
+    rows = {r[0]: r for r in ([c.strip() for c in l.split("|")[1:-1]] for l in table.splitlines())
+            if r and r[0] in ("FCN-8s", "SegNet", "DeepLab v2", "LIP-Net")}
+    assert list(rows) == ["FCN-8s", "SegNet", "DeepLab v2", "LIP-Net"]
+    assert abs(float(rows["LIP-Net"][1]) - 3.98) < 0.02 and float(rows["FCN-8s"][1]) > 100  # params, measured
+    lip_fps = float(rows["LIP-Net"][5])
+    for name in ("FCN-8s", "SegNet", "DeepLab v2"):
+        r = rows[name]
+        assert r[6] == f"{lip_fps / float(r[5]):.1f}x"  # the ratio of the medians
+        med, lo, hi = (float(x) for x in __import__("re").findall(r"([\d.]+)x \(([\d.]+)-([\d.]+)\)", r[7])[0])
+        assert lo <= med <= hi
+    assert rows["LIP-Net"][7] == "-" and rows["FCN-8s"][8] == "24.5x"

@@ -139,6 +139,16 @@ def test_the_search_keeps_what_the_plain_parse_saw_of_a_large_person():
     assert zoom._box.y0 <= 105  # the plain parse's top, not the enlarged one's half-way line (270)
 
 
+def test_the_crop_stays_put_while_the_people_stay_well_inside_it():
+    zoom = Zoom(BrightEngine(), margin=0.15)
+    box = Box(200, 300, 400, 380)  # 200 tall: the crop is grown by 30 pixels
+    crop = zoom._steady(box, None, 480, 640)
+    assert crop == Box(170, 270, 430, 410)
+    assert zoom._steady(Box(205, 305, 402, 383), crop, 480, 640) == crop  # moved a little: kept
+    assert zoom._steady(Box(250, 300, 450, 380), crop, 480, 640) == Box(220, 270, 480, 410)  # walked out of it
+    assert zoom._steady(Box(200, 300, 300, 340), crop, 480, 640) == Box(185, 285, 315, 355)  # much smaller
+
+
 def test_a_slower_older_frame_does_not_overwrite_the_newer_box():
     zoom = Zoom(BrightEngine())
     zoom._remember(5, Box(0, 0, 10, 10))
