@@ -580,12 +580,13 @@ def zoom_table(weights: Path, data: Path, street: Path, viton: int = 500, frames
     flicker = [100 * np.mean([np.mean(scale_ids(a, *grid) != scale_ids(b, *grid)) for a, b in zip(m, m[1:])])
                for m in maps]
     person = [100 * np.mean([np.mean(scale_ids(a, *grid) > 0) for a in m]) for m in maps]
-    side = min(zoom.detect, max(clip[0].shape[:2])) // 16 * 16
+    side = zoom.search_side(*clip[0].shape[:2])
     search_ms = float(np.median(_time(lambda: engine.parse(clip[0], side), runs)))
     lines += ["", f"Model time per frame of `{street.name}` ({clip[0].shape[1]}x{clip[0].shape[0]}, "
               f"{len(clip)} frames, one at a time, {runs} frames each way in turn, the median of the turns): whole frame "
               f"{plain_ms:.1f} ms, `--zoom` {zoom_ms:.1f} ms ({zoom_ms / plain_ms:.2f}x; the enlarged search of the "
-              f"whole frame every {zoom.refresh} frames included); one such search (long side {side}) {search_ms:.1f} ms. "
+              f"whole frame every {zoom.refresh} frames included); one such search's enlarged parse (long side {side}) "
+              f"{search_ms:.1f} ms. "
               f"Pixels whose class changes between consecutive frames (on the whole frame's {grid[1]}x{grid[0]} map): "
               f"whole frame {flicker[0]:.2f}%, `--zoom` {flicker[1]:.2f}%, where {person[0]:.1f}% and {person[1]:.1f}% "
               "of the pixels are given a person class."]

@@ -155,9 +155,9 @@ def video(
     """Parse every frame of a video and write an overlay video (and/or masks)."""
     from .engine import plan_streams
     from .pipeline import queue_depth, run_file
-    from .zoom import Zoom
     from .sinks import X264_PRESETS, MaskWriter, VideoWriter, Window, check_output
     from .sources import VideoFile
+    from .zoom import Zoom
 
     try:
         if out_path is None and masks is None and not show:
@@ -289,9 +289,9 @@ def image(
 
     from .engine import scale_ids
     from .pipeline import render_frame
-    from .zoom import Zoom
     from .sinks import MaskWriter
     from .sources import Images
+    from .zoom import Zoom
 
     try:
         if out_dir is None and masks is None:
@@ -506,8 +506,8 @@ def eval_cmd(
     provider: Provider = "auto",
     limit: int = typer.Option(0, "--limit", help="Score only the first N images (0 = all)."),
     flip: bool = typer.Option(False, "--flip", help="Flip test-time augmentation (mirror, swap left/right, average)."),
-    zoom: bool = typer.Option(False, "--zoom", help="Parse each image as `video --zoom` does: whole, then a crop around its people "
-                              "(twice); the --against model too."),
+    zoom: bool = typer.Option(False, "--zoom", help="Parse each image as `image --zoom` does: searched whole, then cropped around "
+                              "its people (up to twice); with --empty, the frames as `video --zoom` does; the --against model too."),
     confusion: Optional[Path] = typer.Option(None, "--confusion", help="Write the confusion matrix as a PNG here."),
     worst: int = typer.Option(0, "--worst", min=0, help="Also list the N images with the most wrong-side pixels (lip protocol)."),
     against: Optional[Path] = typer.Option(None, "--against", help="Also score these weights on the same images and "

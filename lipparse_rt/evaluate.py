@@ -14,10 +14,10 @@ from numpy.typing import NDArray
 from .classes import NAMES
 from .data import find_pairs, read_mask
 from .engine import Engine, scale_ids
-from .zoom import Zoom
 from .errors import InputError
 from .metrics import protocol_confusion, scores, side_errors, Scores, class_names
 from .sources import IMAGE_EXTS, Images, VideoFile, read_image_any
+from .zoom import Zoom
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ def evaluate(
 ) -> EvalResult:
     """Run `engine` over the labelled pairs of `root` and accumulate one confusion matrix.
 
-    `zoom`: each image parsed as `video --zoom` parses a stream's frames, through a crop around
+    `zoom`: each image parsed as `image --zoom` parses it, searched whole and then cropped around
     its people (`Zoom.parse_still`). `place(i, bgr, label)` changes the i-th image and its
     label before scoring (`at_distance`).
     """

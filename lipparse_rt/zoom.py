@@ -13,9 +13,10 @@ and people large enough to be found there are followed from the next frame on. T
 and every `refresh`-th after it are searched whole at `detect_scale` times the input size, for
 people too small to be found at the input size and for people who came in, and at the input
 size too (the enlarged parse can find only part of a large person: a coat without its wearer).
-A search's result (the enlarged parse) is that frame's output; every other frame costs one parse. A still image
-(`parse_still`) is searched, then cropped twice. The engine knows nothing of this: `Zoom`
-calls `Engine.parse` on crops.
+A search's result (the enlarged parse) is that frame's output; every other frame costs one
+parse. The crop stays put while the people stay well inside it (less flicker). A still image
+(`parse_still`) is searched, then cropped, and cropped again where the first crop's people call
+for another. The engine knows nothing of this: `Zoom` calls `Engine.parse` on crops.
 """
 
 from __future__ import annotations
@@ -130,9 +131,9 @@ class Zoom:
             self._box, self._region, self._since_look = None, None, None
 
     def parse_still(self, bgr: U8, crops: int = 2) -> U8:
-        """A still image: the whole image searched for people (enlarged), then `crops` crops,
-        each around the people of the pass before (the first box, from the whole image, is the
-        roughest)."""
+        """A still image: the whole image searched for people (enlarged), then up to `crops`
+        crops, each around the people of the pass before (the first box, from the whole image,
+        is the roughest); it stops when the next crop would be the same."""
         self.reset()
         ids = self.parse(bgr)
         h, w = bgr.shape[:2]
@@ -155,12 +156,12 @@ class Zoom:
         if look or side is None:
             # the whole frame: enlarged when searching for people (new ones beside the tracked
             # ones), else as without zoom (nobody tracked, or the people fill the frame)
-            side = max(min(self.detect, max(h, w)) // STRIDE * STRIDE, self.engine.input_size) if look else None
-            ids = self._parse(bgr, side)
-            self.last_input = self.engine.model_shape(h, w, side)
+            whole_side = self.search_side(h, w) if look else None
+            ids = self._parse(bgr, whole_side)
+            self.last_input = self.engine.model_shape(h, w, whole_side)
             found = people_box(ids, h, w)
             if look:
-                if side > self.engine.input_size:  # the search also at the input size: the enlarged
+                if whole_side > self.engine.input_size:  # the search also at the input size: the enlarged
                     # parse can see less of a large person than the plain one does (a part only)
                     plain = people_box(self._parse(bgr), h, w)
                     found = plain.union(found) if plain else found
@@ -175,6 +176,11 @@ class Zoom:
         # search saw only their coat) may see less of them, and must not spiral down onto it
         self._remember(ticket, found.within(box, self.shrink) if found and box else found)
         return ids
+
+    def search_side(self, h: int, w: int) -> int:
+        """The model long side of the enlarged search of an h x w frame: `detect_scale` times the
+        input size, at most the frame's own long side, at least the input size."""
+        return max(min(self.detect, max(h, w)) // STRIDE * STRIDE, self.engine.input_size)
 
     def _steady(self, box: Box, current: Box | None, h: int, w: int) -> Box:
         """The crop for `box`: the crop in use while the box, grown by a third of the margin, still

@@ -141,7 +141,7 @@ def test_zoom_table_scores_both_ways_like_eval_and_times_both(tmp_path, tiny_wei
         assert row[1] == f"{100 * evaluate(engine, **kw).scores.miou:.1f}"
         assert row[2] == f"{100 * evaluate(engine, zoom=True, **kw).scores.miou:.1f}"
         assert abs(float(row[3].split()[0]) - (float(row[2]) - float(row[1]))) <= 0.11
-    assert "24 frames" in table and "one such search (long side 128)" in table  # 2x the tiny weights' 64
+    assert "24 frames" in table and "one such search's enlarged parse (long side 128)" in table  # 2x the tiny weights' 64
     whole, zoomed = (float(x) for x in __import__("re").findall(r"whole frame ([\d.]+) ms, `--zoom` ([\d.]+) ms", table)[0])
     assert whole > 0 and zoomed > 0
     changed = [float(x) for x in __import__("re").findall(r"whole frame ([\d.]+)%, `--zoom` ([\d.]+)%", table)[0]]
