@@ -13,7 +13,7 @@ from numpy.typing import NDArray
 
 from .classes import NAMES
 from .data import find_pairs, read_mask
-from .engine import Engine, scale_ids
+from .engine import Engine, fit_size, scale_ids
 from .errors import InputError
 from .metrics import protocol_confusion, scores, side_errors, Scores, class_names
 from .sources import IMAGE_EXTS, Images, VideoFile, read_image_any
@@ -81,7 +81,7 @@ def evaluate(
 
     `zoom`: each image parsed as `image --zoom` parses it, searched whole and then cropped around
     its people (`Zoom.parse_still`). `place(i, bgr, label)` changes the i-th image and its
-    label before scoring (`at_distance`).
+    label before scoring (`AtDistance`).
     """
     zoomer = Zoom(engine, flip=flip_tta) if zoom else None
     pairs = find_pairs(Path(root), split, labels=labels)
@@ -197,7 +197,9 @@ def empty_scenes(engine: Engine, source: Path, ranges: list[tuple[int, int]] | N
         if zoomer is not None:
             if index != previous + 1:  # a cut: the next range starts afresh
                 zoomer.reset()
-            ids = zoomer.parse(image)
+            # on the whole frame's map, so that a zoomed frame (a map at its crop's scale) weighs
+            # in the overall share as any other frame does
+            ids = scale_ids(zoomer.parse(image), *fit_size(*image.shape[:2], engine.input_size)[:2])
         else:
             ids = engine.parse_flip(image) if flip_tta else engine.parse(image)
         previous = index
