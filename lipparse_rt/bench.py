@@ -536,14 +536,16 @@ def write_section(path: Path, name: str, body: str, command: str) -> None:
     path.write_text(text)
 
 
-def zoom_table(weights: Path, data: Path, street: Path, viton: int = 500, frames: int = 300, runs: int = 10) -> str:
+def zoom_table(weights: Path, data: Path, street: Path, close: Path | None = None, viton: int = 500,
+               frames: int = 300, runs: int = 10) -> str:
     """Person zoom (`--zoom`) against the whole frame: mIoU on the labelled splits as they are and
     with CCP val's people standing at a distance (each photo shrunk into a 1280x720 frame of the
-    street clip's empty room, `evaluate.AtDistance`), with the paired-bootstrap difference; and
-    the model time per frame of the street clip, both ways in turn (`runs` frames each)."""
+    street clip's empty room, `evaluate.AtDistance`), with the paired-bootstrap difference; and,
+    on the street clip (people far from the camera) and on `close` (a person close to it), the
+    model time per frame both ways in turn (`runs` frames each) and the frame-to-frame changes."""
     import cv2
 
-    from .engine import Engine, EngineConfig, scale_ids
+    from .engine import Engine, EngineConfig
     from .evaluate import AtDistance, evaluate
     from .metrics import paired_bootstrap
     from .sources import VideoFile
@@ -567,27 +569,41 @@ def zoom_table(weights: Path, data: Path, street: Path, viton: int = 500, frames
         d = paired_bootstrap(zoomed.per_image, plain.per_image)
         lines.append(f"| {name} ({plain.images}) | {100 * plain.scores.miou:.1f} | {100 * zoomed.scores.miou:.1f} | "
                      f"{100 * d.diff:+.1f} [{100 * d.low:+.1f}, {100 * d.high:+.1f}] |")
-    zoom = Zoom(engine)
+    clips = [(street, clip[:frames])]
+    if close is not None:
+        with VideoFile(close) as src:
+            clips.append((close, [f.image for _, f in zip(range(frames), src)]))
+    lines += ["", f"Model time per frame, one frame at a time, {runs} frames each way in turn (the median of the turns; "
+              "the search of the whole frame every 30 frames included), and pixels whose class changes between "
+              "consecutive frames (on the whole frame's map):", "",
+              "| clip | whole frame ms | `--zoom` ms | ratio | one search's enlarged parse, ms | changes, whole "
+              "| changes, `--zoom` | called a person, whole | `--zoom` |", "|---|---|---|---|---|---|---|---|---|"]
+    for path, imgs in clips:
+        zoom = Zoom(engine)
+        plain_ms, zoom_ms, changed, person = _zoom_runs(engine, zoom, imgs, runs)
+        side = zoom.search_side(*imgs[0].shape[:2])
+        search_ms = float(np.median(_time(lambda: engine.parse(imgs[0], side), runs)))
+        lines.append(f"| `{path.name}` ({imgs[0].shape[1]}x{imgs[0].shape[0]}, {len(imgs)} frames) | {plain_ms:.1f} | "
+                     f"{zoom_ms:.1f} | {zoom_ms / plain_ms:.2f}x | {search_ms:.1f} (long side {side}) | {changed[0]:.2f}% | "
+                     f"{changed[1]:.2f}% | {person[0]:.1f}% | {person[1]:.1f}% |")
+    return "\n".join(lines)
+
+
+def _zoom_runs(engine, zoom, imgs: list[np.ndarray], runs: int) -> tuple[float, float, list[float], list[float]]:
+    """`zoom_table`'s timing: a clip's frames in order, whole and zoomed in turn (zoom follows the
+    people); median ms a frame each way, and each way's share of pixels changing class between
+    consecutive frames and share called a person, on the whole frame's map."""
+    from .engine import scale_ids
+
     times: tuple[list[np.ndarray], list[np.ndarray]] = ([], [])
     maps: tuple[list[np.ndarray], list[np.ndarray]] = ([], [])
-    clip = clip[:frames]
-    for r in range(0, len(clip), runs):  # in turn, the clip's frames in order (zoom follows the people)
-        part = clip[r:r + runs]
+    for r in range(0, len(imgs), runs):
+        part = imgs[r:r + runs]
         times[0].append(_time(lambda: maps[0].extend(engine.parse(f) for f in part), 1, warmup=0) / len(part))
         times[1].append(_time(lambda: maps[1].extend(zoom.parse(f) for f in part), 1, warmup=0) / len(part))
     plain_ms, zoom_ms = (float(np.median(np.concatenate(t))) for t in times)
     grid = maps[0][0].shape  # zoom's maps (at each crop's scale) brought to the whole frame's map
-    flicker = [100 * np.mean([np.mean(scale_ids(a, *grid) != scale_ids(b, *grid)) for a, b in zip(m, m[1:])])
+    changed = [100 * float(np.mean([np.mean(scale_ids(a, *grid) != scale_ids(b, *grid)) for a, b in zip(m, m[1:])]))
                for m in maps]
-    person = [100 * np.mean([np.mean(scale_ids(a, *grid) > 0) for a in m]) for m in maps]
-    side = zoom.search_side(*clip[0].shape[:2])
-    search_ms = float(np.median(_time(lambda: engine.parse(clip[0], side), runs)))
-    lines += ["", f"Model time per frame of `{street.name}` ({clip[0].shape[1]}x{clip[0].shape[0]}, "
-              f"{len(clip)} frames, one at a time, {runs} frames each way in turn, the median of the turns): whole frame "
-              f"{plain_ms:.1f} ms, `--zoom` {zoom_ms:.1f} ms ({zoom_ms / plain_ms:.2f}x; the enlarged search of the "
-              f"whole frame every {zoom.refresh} frames included); one such search's enlarged parse (long side {side}) "
-              f"{search_ms:.1f} ms. "
-              f"Pixels whose class changes between consecutive frames (on the whole frame's {grid[1]}x{grid[0]} map): "
-              f"whole frame {flicker[0]:.2f}%, `--zoom` {flicker[1]:.2f}%, where {person[0]:.1f}% and {person[1]:.1f}% "
-              "of the pixels are given a person class."]
-    return "\n".join(lines)
+    person = [100 * float(np.mean([np.mean(scale_ids(a, *grid) > 0) for a in m])) for m in maps]
+    return plain_ms, zoom_ms, changed, person

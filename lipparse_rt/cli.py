@@ -663,7 +663,7 @@ def bench(
             street = data / "videos" / "one-by-one-person-detection.mp4"
             if not street.is_file():
                 raise InputError(f"cannot read video '{street}': no such file")
-            body = b.zoom_table(app_w, data, street)
+            body = b.zoom_table(app_w, data, street, clip if clip.is_file() else None)
         elif section == "memory":
             body = b.memory(clip, app_w)
         elif section == "flicker":

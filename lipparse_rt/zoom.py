@@ -12,9 +12,10 @@ With nobody tracked (or people filling the frame) a frame is parsed whole, as wi
 and people large enough to be found there are followed from the next frame on. The first frame
 and every `refresh`-th after it are searched whole at `detect_scale` times the input size, for
 people too small to be found at the input size and for people who came in, and at the input
-size too (the enlarged parse can find only part of a large person: a coat without its wearer).
-A search's result (the enlarged parse) is that frame's output; every other frame costs one
-parse. The crop stays put while the people stay well inside it (less flicker). A still image
+size first (the enlarged parse can find only part of a large person: a coat without its
+wearer); where the people found at the input size fill the frame, no crop could enlarge them
+and the enlarged parse is skipped. A search's result (the enlarged parse, when made) is that
+frame's output; every other frame costs one parse. The crop stays put while the people stay well inside it (less flicker). A still image
 (`parse_still`) is searched, then cropped, and cropped again where the first crop's people call
 for another. The engine knows nothing of this: `Zoom` calls `Engine.parse` on crops.
 """
@@ -107,7 +108,7 @@ class Zoom:
     """
 
     def __init__(self, engine: Engine, margin: float = 0.15, cap_scale: float = 1.25, refresh: int = 30,
-                 detect_scale: float = 2.0, min_gain: float = 1.15, shrink: float = 0.1, flip: bool = False) -> None:
+                 detect_scale: float = 2.0, min_gain: float = 1.3, shrink: float = 0.1, flip: bool = False) -> None:
         self.engine = engine
         self._parse = engine.parse_flip if flip else engine.parse  # flip: `eval --flip` (the app's
         # flip mode is the engine's own `config.flip`, which `Engine.parse` follows)
@@ -156,15 +157,21 @@ class Zoom:
         if look or side is None:
             # the whole frame: enlarged when searching for people (new ones beside the tracked
             # ones), else as without zoom (nobody tracked, or the people fill the frame)
-            whole_side = self.search_side(h, w) if look else None
-            ids = self._parse(bgr, whole_side)
-            self.last_input = self.engine.model_shape(h, w, whole_side)
+            ids = self._parse(bgr)
+            self.last_input = self.engine.model_shape(h, w)
             found = people_box(ids, h, w)
             if look:
-                if whole_side > self.engine.input_size:  # the search also at the input size: the enlarged
-                    # parse can see less of a large person than the plain one does (a part only)
-                    plain = people_box(self._parse(bgr), h, w)
-                    found = plain.union(found) if plain else found
+                # the enlarged parse, unless the people found at the input size already fill the
+                # frame: any crop must hold them, so none could enlarge anyone (a webcam user close
+                # up pays no search); the plain parse's people are kept beside the enlarged one's,
+                # which can see only part of a large person (a coat without its wearer)
+                side = self.search_side(h, w)
+                filled = found is not None and self._crop_side(found.grown(self.margin, h, w), h, w) is None
+                if side > self.engine.input_size and not filled:
+                    ids = self._parse(bgr, side)
+                    self.last_input = self.engine.model_shape(h, w, side)
+                    enlarged = people_box(ids, h, w)
+                    found = enlarged.union(found) if enlarged else found
                 # the search adds people; a tracked one it missed is kept (the next crop decides)
                 found = found.union(box) if found else box
             self._remember(ticket, found)

@@ -130,22 +130,26 @@ def test_zoom_table_scores_both_ways_like_eval_and_times_both(tmp_path, tiny_wei
     shutil.copytree(ccp / "labels_lip", ccp / "labels_lip_sided")
     make_lip_folder(data / "viton" / "test", ["v1", "v2", "v3"], hw=(64, 48))
     street = make_video(tmp_path / "street.mp4", n=24, size=(192, 108))
-    table = bench.zoom_table(tiny_weights, data, street, viton=2, frames=24, runs=4)
+    close = make_video(tmp_path / "close.mp4", n=8, size=(160, 120))
+    table = bench.zoom_table(tiny_weights, data, street, close, viton=2, frames=24, runs=4)
     rows = [[c.strip() for c in l.split("|")[1:-1]] for l in table.splitlines() if l.startswith("| ") and "(" in l]
-    assert [r[0] for r in rows] == ["CCP val, `ccp` protocol (2)", "CCP val, 20 classes vs `labels_lip_sided` (2)",
-                                    "VITON test, first 2 photos (2)", "CCP val at 80% of a 1280x720 frame's height, `ccp` (2)",
-                                    "CCP val at 50% of a 1280x720 frame's height, `ccp` (2)"]
+    assert [r[0] for r in rows[:5]] == ["CCP val, `ccp` protocol (2)", "CCP val, 20 classes vs `labels_lip_sided` (2)",
+                                        "VITON test, first 2 photos (2)", "CCP val at 80% of a 1280x720 frame's height, `ccp` (2)",
+                                        "CCP val at 50% of a 1280x720 frame's height, `ccp` (2)"]
     engine = Engine(EngineConfig(weights=tiny_weights, provider="cpu"))
     for row, kw in ((rows[0], dict(root=ccp, split="val", labels="labels_lip", protocol="ccp")),
                     (rows[2], dict(root=data / "viton" / "test", limit=2))):
         assert row[1] == f"{100 * evaluate(engine, **kw).scores.miou:.1f}"
         assert row[2] == f"{100 * evaluate(engine, zoom=True, **kw).scores.miou:.1f}"
         assert abs(float(row[3].split()[0]) - (float(row[2]) - float(row[1]))) <= 0.11
-    assert "24 frames" in table and "one such search's enlarged parse (long side 128)" in table  # 2x the tiny weights' 64
-    whole, zoomed = (float(x) for x in __import__("re").findall(r"whole frame ([\d.]+) ms, `--zoom` ([\d.]+) ms", table)[0])
-    assert whole > 0 and zoomed > 0
-    changed = [float(x) for x in __import__("re").findall(r"whole frame ([\d.]+)%, `--zoom` ([\d.]+)%", table)[0]]
-    assert "64x36 map" in table and all(0 <= c <= 100 for c in changed)
+    clips = rows[5:]
+    assert [r[0] for r in clips] == ["`street.mp4` (192x108, 24 frames)", "`close.mp4` (160x120, 8 frames)"]
+    for r in clips:
+        whole, zoomed = float(r[1]), float(r[2])
+        ratio = float(r[3].rstrip("x"))  # of the unrounded times: within the rounding of the two shown
+        assert whole > 0 and zoomed > 0 and (zoomed - 0.05) / (whole + 0.05) - 0.01 <= ratio <= (zoomed + 0.05) / (whole - 0.05) + 0.01
+        assert r[4].endswith("(long side 128)")  # 2x the tiny weights' 64
+        assert all(0 <= float(c.rstrip("%")) <= 100 for c in r[5:9])
 
 
 def test_table1_ratios_are_measured_and_per_round():

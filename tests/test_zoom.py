@@ -77,8 +77,8 @@ def test_the_crop_is_parsed_larger_and_pasted_back_where_it_was():
     frame[203:437, 297:383] = 255  # a "person", half the frame's height, off the plain map's 10-pixel grid
     eng = BrightEngine()
     zoom = Zoom(eng, detect_scale=2.0)  # 64 -> a 128 search
-    searched = zoom.parse(frame)  # the first frame: the search, enlarged (its output) and plain
-    assert eng.sides == [128, 64] and searched.shape == (96, 128)
+    searched = zoom.parse(frame)  # the first frame: the search, plain and enlarged (its output)
+    assert eng.sides == [64, 128] and searched.shape == (96, 128)
     ids = zoom.parse(frame)  # then the crop around the person, at the frame's budget of pixels
     assert len(eng.sides) == 3 and zoom.last_input[0] > zoom.last_input[1]  # the tall crop, not the 4:3 frame
     assert ids.shape[1] > 2 * 64  # the crop's scale: the frame's map is over twice the plain 64 wide
@@ -98,7 +98,7 @@ def test_with_nobody_the_frame_is_parsed_whole_and_searched_again_later():
     empty = np.zeros((120, 160, 3), np.uint8)
     for _ in range(5):
         assert not zoom.parse(empty).any()
-    assert eng.sides == [128, 64, 64, 64, 64, 128, 64]  # a search (enlarged and plain) first and 3 frames after
+    assert eng.sides == [64, 128, 64, 64, 64, 64, 128]  # a search (plain and enlarged) first and 3 frames after
     assert zoom._box is None
 
 
@@ -129,6 +129,16 @@ class LowerHalfWhenEnlarged(BrightEngine):
             if rows.size:
                 ids[: (rows[0] + rows[-1]) // 2] = 0
         return ids
+
+
+def test_people_filling_the_frame_cost_no_enlarged_search():
+    frame = np.zeros((480, 640, 3), np.uint8)
+    frame[20:470, 100:560] = 255  # close to the camera: no crop of them could enlarge them
+    eng = BrightEngine()
+    zoom = Zoom(eng, refresh=3)
+    for _ in range(5):
+        assert zoom.parse(frame).shape == (48, 64)  # the whole frame at the input size, every frame
+    assert eng.sides == [64] * 5
 
 
 def test_the_search_keeps_what_the_plain_parse_saw_of_a_large_person():
