@@ -10,14 +10,15 @@ never enlarged past its own pixels, nor past `cap` on its long side.
 
 With nobody tracked (or people filling the frame) a frame is parsed whole, as without zoom,
 and people large enough to be found there are followed from the next frame on. The first frame
-and every `refresh`-th after it are searched whole at `detect_scale` times the input size, for
-people too small to be found at the input size and for people who came in, and at the input
-size first (the enlarged parse can find only part of a large person: a coat without its
-wearer); where the people found at the input size fill the frame, no crop could enlarge them
-and the enlarged parse is skipped. A search's result (the enlarged parse, when made) is that
-frame's output; every other frame costs one parse. The crop stays put while the people stay well inside it (less flicker). A still image
-(`parse_still`) is searched, then cropped, and cropped again where the first crop's people call
-for another. The engine knows nothing of this: `Zoom` calls `Engine.parse` on crops.
+and every `refresh`-th after it are searched whole, for people who came in: at the input size
+first, then at `detect_scale` times it, for people too small to be found at the input size
+(the enlarged parse alone can find only part of a large person: a coat without its wearer);
+where the people found at the input size fill the frame, no crop could enlarge them and the
+enlarged parse is skipped. A search's result (the enlarged parse, when made) is that frame's
+output; every other frame costs one parse. The crop stays put while the people stay well inside
+it (less flicker). A still image (`parse_still`) is searched, then cropped, and cropped again
+where the first crop's people call for another. The engine knows nothing of this: `Zoom` calls
+`Engine.parse` on crops.
 """
 
 from __future__ import annotations
