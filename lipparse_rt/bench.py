@@ -516,12 +516,16 @@ def flicker(clips: list[tuple[str, list[np.ndarray]]], runs: list[tuple[str, Pat
     for clip, imgs in clips:
         for label, weights, flip in runs:
             engine = Engine(EngineConfig(weights=weights, provider="cpu", flip=flip))
-            ids = [engine.parse(img) for img in imgs]
-            changed = 100 * np.array([np.mean(a != b) for a, b in zip(ids, ids[1:])])
+            changed = _changes([engine.parse(img) for img in imgs])
             lines.append(f"| {clip} | {label} | {len(imgs)} | {changed.mean():.2f}% | {np.median(changed):.2f}% "
                          f"| {np.percentile(changed, 95):.2f}% |")
     lines += ["", "Ids at the model's resolution (default input size), one frame after another on the CPU provider."]
     return "\n".join(lines)
+
+
+def _changes(maps: list[np.ndarray]) -> np.ndarray:
+    """Percent of pixels whose class changes between each two consecutive class maps (same size)."""
+    return 100 * np.array([np.mean(a != b) for a, b in zip(maps, maps[1:])])
 
 
 def write_section(path: Path, name: str, body: str, command: str) -> None:
@@ -603,7 +607,7 @@ def _zoom_runs(engine, zoom, imgs: list[np.ndarray], runs: int) -> tuple[float, 
         times[1].append(_time(lambda: maps[1].extend(zoom.parse(f) for f in part), 1, warmup=0) / len(part))
     plain_ms, zoom_ms = (float(np.median(np.concatenate(t))) for t in times)
     grid = maps[0][0].shape  # zoom's maps (at each crop's scale) brought to the whole frame's map
-    changed = [100 * float(np.mean([np.mean(scale_ids(a, *grid) != scale_ids(b, *grid)) for a, b in zip(m, m[1:])]))
-               for m in maps]
-    person = [100 * float(np.mean([np.mean(scale_ids(a, *grid) > 0) for a in m])) for m in maps]
+    on_grid = [[scale_ids(a, *grid) for a in m] for m in maps]
+    changed = [float(_changes(m).mean()) for m in on_grid]
+    person = [100 * float(np.mean([np.mean(a > 0) for a in m])) for m in on_grid]
     return plain_ms, zoom_ms, changed, person

@@ -30,7 +30,7 @@ from lipparse_rt.classes import FLIP_PAIRS, NUM_CLASSES
 from lipparse_rt.data import find_pairs, read_mask
 from lipparse_rt.engine import Engine, EngineConfig, default_weights, scale_ids
 from lipparse_rt.metrics import (CCP_LABEL_LUT, CCP_NAMES, CCP_PRED_LUT, paired_bootstrap, protocol_confusion,
-                                 scores, side_errors)
+                                 scores, side_errors, wrong_side_of)
 from lipparse_rt.sources import read_image_any
 
 GROUPS = [[c] for c in range(1, 14)] + [list(p) for p in FLIP_PAIRS]  # background is the reference
@@ -168,9 +168,8 @@ def trial_scaled_logits(ccp_items) -> None:
             per[1].append(protocol_confusion(full, sided, "lip"))
         stacks.append([np.stack(p) for p in per])
         cms = [p.sum(0) for p in stacks[-1]]
-        wrong, same = side_errors(cms[1])
         print(f"{name}: {100 * scores(cms[0]).miou:.2f} / {100 * scores(cms[1]).miou:.2f}, "
-              f"{100 * wrong / max(same, 1):.2f}%; {_time(lambda: fn(z, 480, 640), 20).mean():.1f} ms for a 640x480 frame "
+              f"{100 * wrong_side_of(cms[1]):.2f}%; {_time(lambda: fn(z, 480, 640), 20).mean():.1f} ms for a 640x480 frame "
               "from 256x192 logits")
     for i, split in enumerate(("`ccp`", "sided")):
         d = paired_bootstrap(stacks[1][i], stacks[0][i])
