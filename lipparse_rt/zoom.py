@@ -11,13 +11,15 @@ never enlarged past its own pixels, nor past `cap` on its long side.
 With nobody tracked (or people filling the frame) a frame is parsed whole, as without zoom,
 and people large enough to be found there are followed from the next frame on. The first frame
 and every `refresh`-th after it are searched whole, for people who came in: at the input size
-first, then at `detect_scale` times it, for people too small to be found at the input size
-(the enlarged parse alone can find only part of a large person: a coat without its wearer);
+first, then at `detect_scale` times it (3: a person at half a 1280x720 frame's height is ~130
+pixels tall at twice the input size, and seldom found), for people too small to be found at the
+input size (the enlarged parse alone can find only part of a large person: a coat without its wearer);
 where the people found at the input size fill the frame, no crop could enlarge them and the
 enlarged parse is skipped. A search's result (the enlarged parse, when made) is that frame's
 output; every other frame costs one parse. The crop stays put while the people stay well inside
-it (less flicker). A still image (`parse_still`) is searched, then cropped, and cropped again
-where the first crop's people call for another. The engine knows nothing of this: `Zoom` calls
+it (less flicker). A still image (`parse_still`) is searched, at `still_scale` times the input
+size (4: a still is parsed once, so its search may cost more than a stream's), then cropped, and
+cropped again where the first crop's people call for another. The engine knows nothing of this: `Zoom` calls
 `Engine.parse` on crops.
 """
 
@@ -109,7 +111,8 @@ class Zoom:
     """
 
     def __init__(self, engine: Engine, margin: float = 0.15, cap_scale: float = 1.25, refresh: int = 30,
-                 detect_scale: float = 2.0, min_gain: float = 1.3, shrink: float = 0.1, flip: bool = False) -> None:
+                 detect_scale: float = 3.0, still_scale: float = 4.0, min_gain: float = 1.3, shrink: float = 0.1,
+                 flip: bool = False) -> None:
         self.engine = engine
         self._parse = engine.parse_flip if flip else engine.parse  # flip: `eval --flip` (the app's
         # flip mode is the engine's own `config.flip`, which `Engine.parse` follows)
@@ -118,6 +121,7 @@ class Zoom:
         self.refresh = refresh
         self.shrink = shrink
         self.detect = int(engine.input_size * detect_scale)
+        self.detect_still = int(engine.input_size * still_scale)
         self.min_gain = min_gain  # a crop that would enlarge the people less than this: parse the frame whole
         self.last_input: tuple[int, int] = (0, 0)  # the model's input (h, w) for the last frame
         self._box: Box | None = None
@@ -133,20 +137,26 @@ class Zoom:
             self._box, self._region, self._since_look = None, None, None
 
     def parse_still(self, bgr: U8, crops: int = 2) -> U8:
-        """A still image: the whole image searched for people (enlarged), then up to `crops`
-        crops, each around the people of the pass before (the first box, from the whole image,
-        is the roughest); it stops when the next crop would be the same."""
+        """A still image: the whole image searched for people (enlarged `still_scale` times), then
+        up to `crops` crops, each around the people of the pass before (the first box, from the
+        whole image, is the roughest); it stops when the next crop would be the same."""
         self.reset()
-        ids = self.parse(bgr)
+        ids = self._next(bgr, self.detect_still)
         h, w = bgr.shape[:2]
         for _ in range(crops):
-            if self._box and self._region and self._steady(self._box, self._region, h, w) == self._region:
+            if self._box is None:
+                break  # nobody found: a crop has nothing to hold
+            if self._region and self._steady(self._box, self._region, h, w) == self._region:
                 break  # the crop would stay put: the same ids again
-            ids = self.parse(bgr)
+            ids = self._next(bgr, self.detect_still)
         return ids
 
     def parse(self, bgr: U8) -> U8:
         """The next frame of a stream: a crop around the box of the newest result (see the class)."""
+        return self._next(bgr, self.detect)
+
+    def _next(self, bgr: U8, detect: int) -> U8:
+        """`parse`, with the search's long side before clipping to the frame `detect`."""
         h, w = bgr.shape[:2]
         with self._lock:
             ticket, box, current = self._ticket, self._box, self._region
@@ -166,7 +176,7 @@ class Zoom:
                 # frame: any crop must hold them, so none could enlarge anyone (a webcam user close
                 # up pays no search); the plain parse's people are kept beside the enlarged one's,
                 # which can see only part of a large person (a coat without its wearer)
-                side = self.search_side(h, w)
+                side = self.search_side(h, w, detect)
                 filled = found is not None and self._crop_side(found.grown(self.margin, h, w), h, w) is None
                 if side > self.engine.input_size and not filled:
                     ids = self._parse(bgr, side)
@@ -185,10 +195,12 @@ class Zoom:
         self._remember(ticket, found.within(box, self.shrink) if found and box else found)
         return ids
 
-    def search_side(self, h: int, w: int) -> int:
+    def search_side(self, h: int, w: int, detect: int | None = None) -> int:
         """The model long side of the enlarged search of an h x w frame: `detect_scale` times the
-        input size, at most the frame's own long side, at least the input size."""
-        return max(min(self.detect, max(h, w)) // STRIDE * STRIDE, self.engine.input_size)
+        input size (`detect` instead when given), at most the frame's own long side, at least the
+        input size."""
+        detect = self.detect if detect is None else detect
+        return max(min(detect, max(h, w)) // STRIDE * STRIDE, self.engine.input_size)
 
     def _steady(self, box: Box, current: Box | None, h: int, w: int) -> Box:
         """The crop for `box`: the crop in use while the box, grown by a third of the margin, still

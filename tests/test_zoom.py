@@ -98,8 +98,20 @@ def test_with_nobody_the_frame_is_parsed_whole_and_searched_again_later():
     empty = np.zeros((120, 160, 3), np.uint8)
     for _ in range(5):
         assert not zoom.parse(empty).any()
-    assert eng.sides == [64, 128, 64, 64, 64, 64, 128]  # a search (plain and enlarged) first and 3 frames after
+    # a search (plain, and enlarged 3x: 192, at most the frame's own 160) first and 3 frames after
+    assert eng.sides == [64, 160, 64, 64, 64, 64, 160]
     assert zoom._box is None
+
+
+def test_a_still_is_searched_larger_than_a_stream_frame():
+    eng = BrightEngine()
+    zoom = Zoom(eng)  # input 64: a stream's search at 3x (192), a still's at 4x (256)
+    empty = np.zeros((480, 640, 3), np.uint8)
+    zoom.parse_still(empty)
+    assert eng.sides == [64, 256]
+    zoom.reset()
+    zoom.parse(empty)
+    assert eng.sides[2:] == [64, 192]
 
 
 def test_a_crop_that_sees_less_of_the_person_does_not_spiral_down():
