@@ -74,16 +74,17 @@ def evaluate(
     limit: int = 0,
     on_image: Callable[[int, int], None] | None = None,
     flip_tta: bool = False,
-    zoom: bool = False,
+    zoom: bool | Zoom = False,
     place: Callable[[int, NDArray[np.uint8], NDArray[np.uint8]], tuple[NDArray[np.uint8], NDArray[np.uint8]]] | None = None,
 ) -> EvalResult:
     """Run `engine` over the labelled pairs of `root` and accumulate one confusion matrix.
 
     `zoom`: each image parsed as `image --zoom` parses it, searched whole and then cropped around
-    its people (`Zoom.parse_still`). `place(i, bgr, label)` changes the i-th image and its
+    its people (`Zoom.parse_still`); a `Zoom` on `engine`: through that one (other search sizes).
+    `place(i, bgr, label)` changes the i-th image and its
     label before scoring (`AtDistance`).
     """
-    zoomer = Zoom(engine, flip=flip_tta) if zoom else None
+    zoomer = zoom if isinstance(zoom, Zoom) else Zoom(engine, flip=flip_tta) if zoom else None
     pairs = find_pairs(Path(root), split, labels=labels)
     if limit:
         pairs = pairs[:limit]

@@ -133,16 +133,19 @@ def test_zoom_table_scores_both_ways_like_eval_and_times_both(tmp_path, tiny_wei
     close = make_video(tmp_path / "close.mp4", n=8, size=(160, 120))
     table = bench.zoom_table(tiny_weights, data, street, close, viton=2, frames=24, runs=4)
     rows = [[c.strip() for c in l.split("|")[1:-1]] for l in table.splitlines() if l.startswith("| ") and "(" in l]
-    assert [r[0] for r in rows[:5]] == ["CCP val, `ccp` protocol (2)", "CCP val, 20 classes vs `labels_lip_sided` (2)",
+    assert [r[0] for r in rows[:7]] == ["CCP val, `ccp` protocol (2)", "CCP val, 20 classes vs `labels_lip_sided` (2)",
                                         "VITON test, first 2 photos (2)", "CCP val at 80% of a 1280x720 frame's height, `ccp` (2)",
-                                        "CCP val at 50% of a 1280x720 frame's height, `ccp` (2)"]
+                                        "CCP val at 50% of a 1280x720 frame's height, `ccp` (2)",
+                                        "CCP val at 80% of a 1280x720 frame's height, `ccp`, searched as a video frame (3x) (2)",
+                                        "CCP val at 50% of a 1280x720 frame's height, `ccp`, searched as a video frame (3x) (2)"]
+    assert rows[5][1] == rows[3][1] and rows[6][1] == rows[4][1]  # the same photos parsed whole
     engine = Engine(EngineConfig(weights=tiny_weights, provider="cpu"))
     for row, kw in ((rows[0], dict(root=ccp, split="val", labels="labels_lip", protocol="ccp")),
                     (rows[2], dict(root=data / "viton" / "test", limit=2))):
         assert row[1] == f"{100 * evaluate(engine, **kw).scores.miou:.1f}"
         assert row[2] == f"{100 * evaluate(engine, zoom=True, **kw).scores.miou:.1f}"
         assert abs(float(row[3].split()[0]) - (float(row[2]) - float(row[1]))) <= 0.11
-    clips = rows[5:]
+    clips = rows[7:]
     assert [r[0] for r in clips] == ["`street.mp4` (192x108, 24 frames)", "`close.mp4` (160x120, 8 frames)"]
     for r, frame_side in zip(clips, (192, 160)):
         whole, zoomed = float(r[1]), float(r[2])
