@@ -2,7 +2,7 @@
 
 LIP-Net parses people well only near the size it was trained at: a person who fills the
 frame's height at the default input (long side 256) is parsed at about that size, but a person
-at half the height of a 1280x720 frame is ~90 pixels tall in the model's input and parsed
+at half the height of a 1280x720 frame is ~72 pixels tall in the model's input and parsed
 badly (BENCHMARKS.md, "Person zoom"). `Zoom` crops the frame to the box around the people
 found in the previous result (plus a margin) and parses the crop with as many model pixels as
 the whole frame would take at the input size: the same cost, the people larger. The crop is
@@ -11,16 +11,17 @@ never enlarged past its own pixels, nor past `cap` on its long side.
 With nobody tracked (or people filling the frame) a frame is parsed whole, as without zoom,
 and people large enough to be found there are followed from the next frame on. The first frame
 and every `refresh`-th after it are searched whole, for people who came in: at the input size
-first, then at `detect_scale` times it (3: a person at half a 1280x720 frame's height is ~130
-pixels tall at twice the input size, and seldom found), for people too small to be found at the
-input size (the enlarged parse alone can find only part of a large person: a coat without its wearer);
-where the people found at the input size fill the frame, no crop could enlarge them and the
-enlarged parse is skipped. A search's result (the enlarged parse, when made) is that frame's
-output; every other frame costs one parse. The crop stays put while the people stay well inside
-it (less flicker). A still image (`parse_still`) is searched, at `still_scale` times the input
-size (4: a still is parsed once, so its search may cost more than a stream's), then cropped, and
-cropped again where the first crop's people call for another. The engine knows nothing of this: `Zoom` calls
-`Engine.parse` on crops.
+first, then at `detect_scale` times it, for people too small to be found at the input size (3:
+a person at half a 1280x720 frame's height is ~144 pixels tall at twice the input size, and
+seldom found there; ~216 at three times). The enlarged parse alone can find only part of a
+large person (a coat without its wearer): where the people found at the input size fill the
+frame, no crop could enlarge them and the enlarged parse is skipped. A search's result (the
+enlarged parse, when made) is that frame's output; every other frame costs one parse. The crop
+stays put while the people stay well inside it (less flicker). A still image (`parse_still`)
+is searched at `still_scale` times the input size (4: a still is parsed once, so its search may
+cost more than a stream frame's), then cropped, and cropped again where the first crop's
+people call for another. The engine knows nothing of this: `Zoom` calls `Engine.parse` on
+crops.
 """
 
 from __future__ import annotations
