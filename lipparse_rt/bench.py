@@ -572,10 +572,11 @@ def zoom_table(weights: Path, data: Path, street: Path, close: Path | None = Non
     runs_ = [(name, kw, True) for name, kw in rows] + [
         (f"{name}, searched as a video frame ({stream:g}x)", kw, Zoom(engine, still_scale=stream)) for name, kw in rows[3:]]
     lines = ["| images | whole frame mIoU | `--zoom` mIoU | difference [95% paired bootstrap] |", "|---|---|---|---|"]
-    whole: dict[int, object] = {}  # each set of photos parsed whole once
+    whole = {}  # each set of photos is parsed whole once
     for name, kw, zoom in runs_:
-        plain = whole[id(kw)] = whole.get(id(kw)) or evaluate(engine, **kw)
-        zoomed = evaluate(engine, zoom=zoom, **kw)
+        if id(kw) not in whole:
+            whole[id(kw)] = evaluate(engine, **kw)
+        plain, zoomed = whole[id(kw)], evaluate(engine, zoom=zoom, **kw)
         d = paired_bootstrap(zoomed.per_image, plain.per_image)
         lines.append(f"| {name} ({plain.images}) | {100 * plain.scores.miou:.1f} | {100 * zoomed.scores.miou:.1f} | "
                      f"{100 * d.diff:+.1f} [{100 * d.low:+.1f}, {100 * d.high:+.1f}] |")

@@ -157,7 +157,7 @@ class Zoom:
         return self._next(bgr, self.detect)
 
     def _next(self, bgr: U8, detect: int) -> U8:
-        """`parse`, with the search's long side before clipping to the frame `detect`."""
+        """`parse` with `detect` as the search's long side (before it is clipped to the frame)."""
         h, w = bgr.shape[:2]
         with self._lock:
             ticket, box, current = self._ticket, self._box, self._region
