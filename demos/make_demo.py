@@ -66,10 +66,10 @@ def picture(name: str = "astronaut") -> Path:
 
 def zoom_picture(name: str = "astronaut") -> Path:
     """A scikit-image photo of a person at 60% of a 1280x720 frame's height (a brick wall behind),
-    parsed as a whole frame and with person zoom (`Zoom.parse_still`): both overlays, cropped
-    around the photo. 'astronaut' gains; 'camera' shows zoom's known failure (the search finds
-    only the coat, and the crops around it find nobody)."""
-    from lipparse_rt.engine import Engine, EngineConfig, default_weights, scale_ids
+    parsed as a whole frame and with person zoom (`Zoom.run_still`): both overlays, cropped
+    around the photo. 'astronaut': face and hair sharper, the suit a patchwork; 'camera': finer
+    detail, with false colours on the grass and the tripod."""
+    from lipparse_rt.engine import Engine, EngineConfig, default_weights
     from lipparse_rt.pipeline import render_frame
     from lipparse_rt.zoom import Zoom
 
@@ -81,7 +81,7 @@ def zoom_picture(name: str = "astronaut") -> Path:
     engine = Engine(EngineConfig(weights=default_weights()))
     tiles = []
     for title, ids in (("whole frame (256x144)", engine.run(scene)),
-                       ("--zoom", scale_ids(Zoom(engine).parse_still(scene), 720, 1280))):
+                       ("--zoom", Zoom(engine).run_still(scene))):
         tile = render_frame(scene, ids, 0.55, with_legend=False)[y0 - 40:, x0 - 60:x0 + side + 60].copy()
         cv2.putText(tile, title, (10, 28), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (255, 255, 255), 2, cv2.LINE_AA)
         tiles.append(tile)

@@ -287,7 +287,6 @@ def image(
     """Parse images: overlays and/or masks (masks are what accuracy is scored on)."""
     import cv2
 
-    from .engine import scale_ids
     from .pipeline import render_frame
     from .sinks import MaskWriter
     from .sources import Images
@@ -307,7 +306,7 @@ def image(
                       console=err, transient=True) as progress:
             task = progress.add_task("parsing", total=len(images))
             for img_path, bgr in images:
-                ids = scale_ids(zoomer.parse_still(bgr), *bgr.shape[:2]) if zoomer else engine.run(bgr)
+                ids = zoomer.run_still(bgr) if zoomer else engine.run(bgr)
                 if mask_writer is not None:
                     mask_writer.write(ids, img_path.stem)
                 if out_dir is not None:

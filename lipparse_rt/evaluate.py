@@ -80,7 +80,7 @@ def evaluate(
     """Run `engine` over the labelled pairs of `root` and accumulate one confusion matrix.
 
     `zoom`: each image parsed as `image --zoom` parses it, searched whole and then cropped around
-    its people (`Zoom.parse_still`); a `Zoom` on `engine`: through that one (other search sizes).
+    its people (`Zoom.run_still`); a `Zoom` on `engine`: through that one (other search sizes).
     `place(i, bgr, label)` changes the i-th image and its
     label before scoring (`AtDistance`).
     """
@@ -95,7 +95,7 @@ def evaluate(
         if place is not None:
             bgr, label = place(i, bgr, label)
         if zoomer is not None:
-            pred = scale_ids(zoomer.parse_still(bgr), *bgr.shape[:2])
+            pred = zoomer.run_still(bgr)
         else:
             pred = predict_flip(engine, bgr) if flip_tta else engine.run(bgr)
         c = protocol_confusion(pred, label, protocol)

@@ -17,7 +17,7 @@ seldom found there; ~216 at three times). The enlarged parse alone can find only
 large person (a coat without its wearer): where the people found at the input size fill the
 frame, no crop could enlarge them and the enlarged parse is skipped. A search's result (the
 enlarged parse, when made) is that frame's output; every other frame costs one parse. The crop
-stays put while the people stay well inside it (less flicker). A still image (`parse_still`)
+stays put while the people stay well inside it (less flicker). A still image (`run_still`)
 is searched at `still_scale` times the input size (4: a still is parsed once, so its search may
 cost more than a stream frame's), then cropped, and cropped again where the first crop's
 people call for another. The engine knows nothing of this: `Zoom` calls `Engine.parse` on
@@ -34,7 +34,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from .engine import STRIDE, Engine, fit_size
+from .engine import STRIDE, Engine, fit_size, scale_ids
 
 U8 = NDArray[np.uint8]
 
@@ -137,10 +137,11 @@ class Zoom:
         with self._lock:
             self._box, self._region, self._since_look = None, None, None
 
-    def parse_still(self, bgr: U8, crops: int = 2) -> U8:
-        """A still image: the whole image searched for people (enlarged `still_scale` times), then
-        up to `crops` crops, each around the people of the pass before (the first box, from the
-        whole image, is the roughest); it stops when the next crop would be the same."""
+    def run_still(self, bgr: U8, crops: int = 2) -> U8:
+        """A still image's class map at its own size (as `Engine.run`): the whole image searched
+        for people (enlarged `still_scale` times), then up to `crops` crops, each around the people
+        of the pass before (the first box, from the whole image, is the roughest); it stops when
+        the next crop would be the same."""
         self.reset()
         ids = self._next(bgr, self.detect_still)
         h, w = bgr.shape[:2]
@@ -150,7 +151,7 @@ class Zoom:
             if self._region and self._steady(self._box, self._region, h, w) == self._region:
                 break  # the crop would stay put: the same ids again
             ids = self._next(bgr, self.detect_still)
-        return ids
+        return scale_ids(ids, h, w)
 
     def parse(self, bgr: U8) -> U8:
         """The next frame of a stream: a crop around the box of the newest result (see the class)."""

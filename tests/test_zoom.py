@@ -107,7 +107,7 @@ def test_a_still_is_searched_larger_than_a_stream_frame():
     eng = BrightEngine()
     zoom = Zoom(eng)  # input 64: a stream's search at 3x (192), a still's at 4x (256)
     empty = np.zeros((480, 640, 3), np.uint8)
-    zoom.parse_still(empty)
+    assert zoom.run_still(empty).shape == (480, 640)  # at the still's own size, as Engine.run
     assert eng.sides == [64, 256]
     zoom.reset()
     zoom.parse(empty)
