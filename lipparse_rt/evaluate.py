@@ -114,22 +114,39 @@ def evaluate(
 class AtDistance:
     """`evaluate`'s `place`: each photo shrunk to `height` of a `scene`'s height and put on it,
     bottom-aligned at a seeded left edge; its label likewise, background around it. Photos of
-    people standing at a distance from a landscape camera, with their labels."""
+    people standing at a distance from a landscape camera, with their labels.
 
-    def __init__(self, scene: NDArray[np.uint8], height: float, seed: int = 0) -> None:
-        self.scene, self.height, self.seed = scene, height, seed
+    With `partner` (i -> the i-th photo's partner, an image and its label), the partner stands
+    in the scene too: the photo in the left third of its width, the partner in the right third
+    (people standing apart), both scored."""
+
+    def __init__(self, scene: NDArray[np.uint8], height: float, seed: int = 0,
+                 partner: Callable[[int], tuple[NDArray[np.uint8], NDArray[np.uint8]]] | None = None) -> None:
+        self.scene, self.height, self.seed, self.partner = scene, height, seed, partner
 
     def __call__(self, i: int, bgr: NDArray[np.uint8], label: NDArray[np.uint8]) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
         sh, sw = self.scene.shape[:2]
+        rng = np.random.default_rng((self.seed, i))
+        image = self.scene.copy()
+        placed = np.zeros((sh, sw), np.uint8)
+        if self.partner is None:
+            self._put(image, placed, bgr, label, 0, sw, rng)
+        else:
+            self._put(image, placed, bgr, label, 0, sw // 3, rng)
+            self._put(image, placed, *self.partner(i), sw - sw // 3, sw, rng)
+        return image, placed
+
+    def _put(self, image: NDArray[np.uint8], placed: NDArray[np.uint8], bgr: NDArray[np.uint8],
+             label: NDArray[np.uint8], lo: int, hi: int, rng: np.random.Generator) -> None:
+        """One photo and its label, bottom-aligned, its left edge at random in lo..hi minus its
+        width (at most the scene's width: it may reach past hi)."""
+        sh, sw = image.shape[:2]
         h = max(1, min(sh, round(self.height * sh)))
         w = min(sw, max(1, round(bgr.shape[1] * h / bgr.shape[0])))
-        x = int(np.random.default_rng((self.seed, i)).integers(0, sw - w + 1))
+        x = int(rng.integers(lo, max(lo, min(hi, sw) - w) + 1)) if lo + w <= sw else sw - w
         y = sh - h
-        image = self.scene.copy()
         image[y:y + h, x:x + w] = cv2.resize(bgr, (w, h), interpolation=cv2.INTER_AREA)
-        placed = np.zeros((sh, sw), np.uint8)
         placed[y:y + h, x:x + w] = cv2.resize(label, (w, h), interpolation=cv2.INTER_NEAREST)
-        return image, placed
 
 
 @dataclass(frozen=True)

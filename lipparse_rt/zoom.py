@@ -34,7 +34,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from .engine import STRIDE, Engine, fit_size, scale_ids
+from .engine import PAD_BGR, STRIDE, Engine, fit_size, scale_ids, shrink
 
 U8 = NDArray[np.uint8]
 
@@ -56,17 +56,27 @@ class Box:
     def width(self) -> int:
         return self.x1 - self.x0
 
+    @property
+    def area(self) -> int:
+        return max(0, self.height) * max(0, self.width)
+
     def union(self, other: Box | None) -> Box:
         if other is None:
             return self
         return Box(min(self.y0, other.y0), min(self.x0, other.x0), max(self.y1, other.y1), max(self.x1, other.x1))
 
+    def shrunk(self, share: float) -> Box:
+        """The box with each side moved in by `share` of its height or width."""
+        dy, dx = share * self.height, share * self.width
+        return Box(math.floor(self.y0 + dy), math.floor(self.x0 + dx), math.ceil(self.y1 - dy), math.ceil(self.x1 - dx))
+
     def within(self, other: Box, share: float) -> Box:
         """This box, its sides moved in from `other`'s by at most `share` of `other`'s height or width
         (it may grow past them freely)."""
-        dy, dx = share * other.height, share * other.width
-        return Box(min(self.y0, math.floor(other.y0 + dy)), min(self.x0, math.floor(other.x0 + dx)),
-                   max(self.y1, math.ceil(other.y1 - dy)), max(self.x1, math.ceil(other.x1 - dx)))
+        return self.union(other.shrunk(share))
+
+    def overlaps(self, other: Box) -> bool:
+        return self.y0 < other.y1 and other.y0 < self.y1 and self.x0 < other.x1 and other.x0 < self.x1
 
     def grown(self, margin: float, h: int, w: int) -> Box:
         """The box grown by `margin` times its longer side on every side, clipped to an h x w frame."""
@@ -75,24 +85,69 @@ class Box:
                    min(h, math.ceil(self.y1 + m)), min(w, math.ceil(self.x1 + m)))
 
 
-def people_box(ids: U8, h: int, w: int, keep: float = 0.1, least: float = 0.005) -> Box | None:
-    """The box, in an h x w frame's pixels, around the person pixels of `ids` (a class map of the
-    frame at any size): the connected regions of person classes at least `keep` times the largest
-    one's area (stray specks do not widen it) and at least a share `least` of the map (a speck
-    of an empty room called a person is not zoomed into). None when no region is that large."""
+def people_boxes(ids: U8, h: int, w: int, keep: float = 0.1, least: float = 0.005) -> list[Box]:
+    """One box per region of person classes in `ids` (a class map of an h x w frame at any size),
+    in the frame's pixels: the connected regions at least `keep` times the largest one's area
+    (stray specks are left out) and at least a share `least` of the map (a speck of an empty room
+    called a person is not zoomed into). Empty when no region is that large."""
     n, region, stats, _ = cv2.connectedComponentsWithStats((ids > 0).view(np.uint8), connectivity=8)
     if n <= 1:
-        return None
+        return []
     area = stats[1:, cv2.CC_STAT_AREA]
     big = 1 + np.flatnonzero(area >= max(keep * area.max(), least * ids.size))
-    if not big.size:
-        return None
-    x0 = stats[big, cv2.CC_STAT_LEFT].min()
-    y0 = stats[big, cv2.CC_STAT_TOP].min()
-    x1 = (stats[big, cv2.CC_STAT_LEFT] + stats[big, cv2.CC_STAT_WIDTH]).max()
-    y1 = (stats[big, cv2.CC_STAT_TOP] + stats[big, cv2.CC_STAT_HEIGHT]).max()
     sy, sx = h / ids.shape[0], w / ids.shape[1]
-    return Box(math.floor(y0 * sy), math.floor(x0 * sx), min(h, math.ceil(y1 * sy)), min(w, math.ceil(x1 * sx)))
+    boxes = []
+    for i in big:
+        x0, y0 = stats[i, cv2.CC_STAT_LEFT], stats[i, cv2.CC_STAT_TOP]
+        x1, y1 = x0 + stats[i, cv2.CC_STAT_WIDTH], y0 + stats[i, cv2.CC_STAT_HEIGHT]
+        boxes.append(Box(math.floor(y0 * sy), math.floor(x0 * sx), min(h, math.ceil(y1 * sy)), min(w, math.ceil(x1 * sx))))
+    return boxes
+
+
+def union_of(boxes: list[Box] | tuple[Box, ...] | None) -> Box | None:
+    """The box around all `boxes` (None when there are none)."""
+    out = None
+    for b in boxes or ():
+        out = b.union(out)
+    return out
+
+
+def people_box(ids: U8, h: int, w: int, keep: float = 0.1, least: float = 0.005) -> Box | None:
+    """The box around all of `people_boxes` (None when there are none)."""
+    return union_of(people_boxes(ids, h, w, keep, least))
+
+
+def group_boxes(boxes: list[Box], margin: float, h: int, w: int, most: int = 3) -> tuple[Box, ...]:
+    """People's boxes joined into groups, left to right: boxes whose crops (each grown by `margin`,
+    as `Box.grown`) would overlap are one group (a person in several regions, people side by
+    side), and while there are more than `most` groups, the two whose joint box adds the least
+    area are joined."""
+    groups = list(boxes)
+    joined = True
+    while joined:
+        joined = False
+        for i in range(len(groups)):
+            for j in range(i + 1, len(groups)):
+                if groups[i].grown(margin, h, w).overlaps(groups[j].grown(margin, h, w)):
+                    groups[i] = groups[i].union(groups.pop(j))
+                    joined = True
+                    break
+            if joined:
+                break
+    while len(groups) > most:
+        cost, i, j = min((a.union(b).area - a.area - b.area, i, j) for i, a in enumerate(groups)
+                         for j, b in enumerate(groups) if i < j)
+        groups[i] = groups[i].union(groups.pop(j))
+    return tuple(sorted(groups, key=lambda b: (b.x0, b.y0)))
+
+
+def tile_scales(regions: tuple[Box, ...], budget: int, cap: int) -> list[float]:
+    """Each region's scale when all are laid side by side in one model input of `budget` pixels
+    at one common height: every region brought to that height, each at most `cap` on its long
+    side and never enlarged past its own pixels."""
+    height = math.sqrt(budget / sum(r.width / r.height for r in regions)) // STRIDE * STRIDE  # a whole
+    # number of strides: the tiles' own widths are padded to one, the height need not be
+    return [min(height / r.height, cap / max(r.height, r.width), 1.0) for r in regions]
 
 
 def crop_long_side(crop_h: int, crop_w: int, budget: int, cap: int) -> int:
@@ -103,17 +158,28 @@ def crop_long_side(crop_h: int, crop_w: int, budget: int, cap: int) -> int:
     return max(2 * STRIDE, int(side) // STRIDE * STRIDE)
 
 
+@dataclass(frozen=True)
+class Tile:
+    """One crop of a frame in the model's input: `region` (frame pixels) shrunk to h x w at (y, x)."""
+
+    region: Box
+    y: int
+    x: int
+    h: int
+    w: int
+
+
 class Zoom:
     """Parses frames through `engine` a person-sized crop at a time (see the module's text).
 
-    `parse(bgr)` returns a class map of the whole frame, like `Engine.parse`: at the crop's
-    scale, background outside the crop. Safe to call from several threads (frames parsed in
-    parallel): the box comes from the newest result to finish.
+    `parse(bgr)` returns a class map of the whole frame, like `Engine.parse`: at the crops' scale,
+    background outside them. Safe to call from several threads (frames parsed in parallel): the
+    boxes come from the newest result to finish.
     """
 
     def __init__(self, engine: Engine, margin: float = 0.15, cap_scale: float = 1.25, refresh: int = 30,
                  detect_scale: float = 3.0, still_scale: float = 4.0, min_gain: float = 1.3, shrink: float = 0.1,
-                 flip: bool = False) -> None:
+                 flip: bool = False, groups: int = 3, tile_gain: float = 1.2) -> None:
         self.engine = engine
         self._parse = engine.parse_flip if flip else engine.parse  # flip: `eval --flip` (the app's
         # flip mode is the engine's own `config.flip`, which `Engine.parse` follows)
@@ -124,77 +190,82 @@ class Zoom:
         self.detect = int(engine.input_size * detect_scale)
         self.detect_still = int(engine.input_size * still_scale)
         self.min_gain = min_gain  # a crop that would enlarge the people less than this: parse the frame whole
+        self.groups = groups  # at most this many groups of people, each its own tile (1: one crop around all)
+        self.tile_gain = tile_gain  # tiles only where they enlarge the people this much more than one crop
         self.last_input: tuple[int, int] = (0, 0)  # the model's input (h, w) for the last frame
-        self._box: Box | None = None
-        self._region: Box | None = None  # the crop in use: kept while the people stay well inside it
+        self._boxes: tuple[Box, ...] | None = None  # the groups of people followed, left to right
+        self._regions: tuple[Box, ...] | None = None  # their crops in use: kept while the people stay well inside
         self._since_look: int | None = None  # frames since the last enlarged search (None: never)
         self._ticket = 0
         self._newest = -1
         self._lock = threading.Lock()
 
     def reset(self) -> None:
-        """Forget the box (a new scene or the next still image)."""
+        """Forget the boxes (a new scene or the next still image)."""
         with self._lock:
-            self._box, self._region, self._since_look = None, None, None
+            self._boxes, self._regions, self._since_look = None, None, None
 
     def run_still(self, bgr: U8, crops: int = 2) -> U8:
         """A still image's class map at its own size (as `Engine.run`): the whole image searched
         for people (enlarged `still_scale` times), then up to `crops` crops, each around the people
-        of the pass before (the first box, from the whole image, is the roughest); it stops when
-        the next crop would be the same."""
+        of the pass before (the first boxes, from the whole image, are the roughest); it stops when
+        the next crops would be the same."""
         self.reset()
         ids = self._next(bgr, self.detect_still)
         h, w = bgr.shape[:2]
         for _ in range(crops):
-            if self._box is None:
+            if self._boxes is None:
                 break  # nobody found: a crop has nothing to hold
-            if self._region and self._steady(self._box, self._region, h, w) == self._region:
-                break  # the crop would stay put: the same ids again
+            if self._regions and self._steady(self._boxes, self._regions, h, w) == self._regions:
+                break  # the crops would stay put: the same ids again
             ids = self._next(bgr, self.detect_still)
         return scale_ids(ids, h, w)
 
     def parse(self, bgr: U8) -> U8:
-        """The next frame of a stream: a crop around the box of the newest result (see the class)."""
+        """The next frame of a stream: crops around the boxes of the newest result (see the class)."""
         return self._next(bgr, self.detect)
 
     def _next(self, bgr: U8, detect: int) -> U8:
         """`parse` with `detect` as the search's long side (before it is clipped to the frame)."""
         h, w = bgr.shape[:2]
         with self._lock:
-            ticket, box, current = self._ticket, self._box, self._region
+            ticket, boxes, current = self._ticket, self._boxes, self._regions
             self._ticket += 1
             look = self._since_look is None or self._since_look >= self.refresh
             self._since_look = 0 if look else self._since_look + 1
-        region = self._steady(box, current, h, w) if box else None
-        side = self._crop_side(region, h, w) if region else None
-        if look or side is None:
+        regions = self._steady(boxes, current, h, w) if boxes else None
+        tiles = self._tiles(regions, h, w) if regions else None
+        if look or tiles is None:
             # the whole frame: enlarged when searching for people (new ones beside the tracked
             # ones), else as without zoom (nobody tracked, or the people fill the frame)
             ids = self._parse(bgr)
             self.last_input = self.engine.model_shape(h, w)
-            found = people_box(ids, h, w)
+            found = people_boxes(ids, h, w)
             if look:
                 # the enlarged parse, unless the people found at the input size already fill the
                 # frame: any crop must hold them, so none could enlarge anyone (a webcam user close
                 # up pays no search); the plain parse's people are kept beside the enlarged one's,
                 # which can see only part of a large person (a coat without its wearer)
                 side = self.search_side(h, w, detect)
-                filled = found is not None and self._crop_side(found.grown(self.margin, h, w), h, w) is None
+                groups = self._group(found, h, w)
+                filled = groups is not None and self._tiles(self._steady(groups, None, h, w), h, w) is None
                 if side > self.engine.input_size and not filled:
                     ids = self._parse(bgr, side)
                     self.last_input = self.engine.model_shape(h, w, side)
-                    enlarged = people_box(ids, h, w)
-                    found = enlarged.union(found) if enlarged else found
+                    found += people_boxes(ids, h, w)
                 # the search adds people; a tracked one it missed is kept (the next crop decides)
-                found = found.union(box) if found else box
-            self._remember(ticket, found)
+                found += boxes or ()
+            self._remember(ticket, self._group(found, h, w))
             return ids
         with self._lock:
-            self._region = region
-        ids, found = self._parse_crop(bgr, region, side)
-        # the box shrinks by at most `shrink` a frame: a crop that cut off part of a person (the
+            self._regions = regions
+        ids, found = self._parse_tiles(bgr, tiles)
+        # each box shrinks by at most `shrink` a frame: a crop that cut off part of a person (the
         # search saw only their coat) may see less of them, and must not spiral down onto it
-        self._remember(ticket, found.within(box, self.shrink) if found and box else found)
+        least = 0.005 * h * w  # a box shrunk to a speck is dropped (a person gone from a crop)
+        if found and boxes:
+            found += [k for k in (b.shrunk(self.shrink) for b in boxes) if k.height > 0 and k.area >= least]
+        self._remember(ticket, self._group(found, h, w))
         return ids
 
     def search_side(self, h: int, w: int, detect: int | None = None) -> int:
@@ -204,11 +275,21 @@ class Zoom:
         detect = self.detect if detect is None else detect
         return max(min(detect, max(h, w)) // STRIDE * STRIDE, self.engine.input_size)
 
-    def _steady(self, box: Box, current: Box | None, h: int, w: int) -> Box:
-        """The crop for `box`: the crop in use while the box, grown by a third of the margin, still
-        fits inside it and the new crop would not be much smaller (under 0.6 of its area); else
-        the box grown by the margin. A crop that moves with every frame's box changes the
-        people's scale and position in the model's input each frame, and their classes flicker."""
+    def _group(self, found: list[Box], h: int, w: int) -> tuple[Box, ...] | None:
+        return group_boxes(found, self.margin, h, w, self.groups) if found else None
+
+    def _steady(self, boxes: tuple[Box, ...], current: tuple[Box, ...] | None, h: int, w: int) -> tuple[Box, ...]:
+        """The crops for `boxes` (one per group, left to right): each group's crop in use while
+        the group, grown by a third of the margin, still fits inside it and the new crop would not
+        be much smaller (under 0.6 of its area); else the group grown by the margin. A crop that
+        moves with every frame's box changes the people's scale and position in the model's input
+        each frame, and their classes flicker. When the number of groups changes, all crops are new."""
+        if current is None or len(current) != len(boxes):
+            return tuple(b.grown(self.margin, h, w) for b in boxes)
+        return tuple(self._steady_one(b, c, h, w) for b, c in zip(boxes, current))
+
+    def _steady_one(self, box: Box, current: Box | None, h: int, w: int) -> Box:
+        """`_steady` for one group."""
         wanted = box.grown(self.margin, h, w)
         if current is not None and wanted.height * wanted.width >= 0.6 * current.height * current.width:
             inner = box.grown(self.margin / 3, h, w)
@@ -226,26 +307,68 @@ class Zoom:
         gain = (side / max(region.height, region.width)) / (max(rh, rw) / max(h, w))
         return side if gain >= self.min_gain else None
 
-    def _parse_crop(self, bgr: U8, region: Box, side: int) -> tuple[U8, Box | None]:
-        """The class map of the whole frame at the crop's scale, from a parse of the crop alone
-        at long side `side`, and the box around its people in the frame's pixels."""
+    def _tiles(self, regions: tuple[Box, ...], h: int, w: int) -> list[Tile] | None:
+        """How the crops go into the model's input, or None to parse the frame whole: one crop
+        around all the groups (`_crop_side`), or, where they stand apart, each group's crop side by
+        side at one height (`tile_scales`) when that enlarges the least enlarged group `tile_gain`
+        times more than the one crop would, and at least `min_gain` times over the whole frame."""
+        rh, rw, _, _ = fit_size(h, w, self.engine.input_size)
+        whole = max(rh, rw) / max(h, w)  # the whole frame's scale
+        everyone = union_of(regions)
+        side = self._crop_side(everyone, h, w)
+        one = side / max(everyone.height, everyone.width) if side else 0.0
+        if len(regions) > 1:
+            scales = tile_scales(regions, rh * rw, self.cap)
+            if min(scales) >= max(self.min_gain * whole, self.tile_gain * one):
+                tiles, x = [], 0
+                for r, s in zip(regions, scales):
+                    th, tw = max(1, round(r.height * s)), max(1, round(r.width * s))
+                    tiles.append(Tile(r, 0, x, th, tw))
+                    x += -(-tw // STRIDE) * STRIDE
+                return tiles
+        if side is None:
+            return None
+        th, tw, _, _ = fit_size(everyone.height, everyone.width, side)
+        return [Tile(everyone, 0, 0, th, tw)]
+
+    def _parse_tiles(self, bgr: U8, tiles: list[Tile]) -> tuple[U8, list[Box]]:
+        """The class map of the whole frame, from one parse of the tiles (a crop alone, or the
+        crops side by side on the padding's grey), and the boxes around its people in the frame's
+        pixels. The map is at the crop's scale for one crop, at the frame's size for tiles."""
         h, w = bgr.shape[:2]
-        crop_ids = self._parse(bgr[region.y0:region.y1, region.x0:region.x1], side)
-        self.last_input = self.engine.model_shape(region.height, region.width, side)
-        found = people_box(crop_ids, region.height, region.width)
-        if found is not None:
-            found = Box(found.y0 + region.y0, found.x0 + region.x0, found.y1 + region.y0, found.x1 + region.x0)
-        scale = crop_ids.shape[0] / region.height
+        if len(tiles) == 1:
+            r = tiles[0].region
+            crop = bgr[r.y0:r.y1, r.x0:r.x1]
+            parsed = [self._parse(crop, max(tiles[0].h, tiles[0].w))]
+            self.last_input = self.engine.model_shape(r.height, r.width, max(tiles[0].h, tiles[0].w))
+        else:
+            ch = -(-max(t.h for t in tiles) // STRIDE) * STRIDE
+            cw = tiles[-1].x + -(-tiles[-1].w // STRIDE) * STRIDE
+            canvas = np.empty((ch, cw, 3), np.uint8)
+            canvas[:] = PAD_BGR
+            for t in tiles:
+                r = t.region
+                canvas[t.y:t.y + t.h, t.x:t.x + t.w] = shrink(bgr[r.y0:r.y1, r.x0:r.x1], t.w, t.h)
+            ids = self._parse(canvas, max(ch, cw))
+            parsed = [ids[t.y:t.y + t.h, t.x:t.x + t.w] for t in tiles]
+            self.last_input = (ch, cw)
+        # one crop: the map at its scale; tiles (each at its own scale): at the frame's size, so that
+        # each tile is resampled once (via the largest tile's scale, the others' edges moved twice)
+        scale = parsed[0].shape[0] / tiles[0].region.height if len(tiles) == 1 else 1.0
         out = np.zeros((max(1, round(h * scale)), max(1, round(w * scale))), np.uint8)
         sy, sx = out.shape[0] / h, out.shape[1] / w  # the map's own scale, after rounding its size
-        y0, x0 = round(region.y0 * sy), round(region.x0 * sx)
-        y1, x1 = max(y0 + 1, round(region.y1 * sy)), max(x0 + 1, round(region.x1 * sx))
-        # the crop's ids fitted to the rectangle it covers on the map: edges stay where the crop
-        # put them (pasting them at the crop's own scale drifts by the rounding, pixels at 4K)
-        out[y0:y1, x0:x1] = cv2.resize(crop_ids, (x1 - x0, y1 - y0), interpolation=cv2.INTER_NEAREST)
+        found = []
+        for p, t in zip(parsed, tiles):
+            r = t.region
+            found += [Box(b.y0 + r.y0, b.x0 + r.x0, b.y1 + r.y0, b.x1 + r.x0) for b in people_boxes(p, r.height, r.width)]
+            y0, x0 = round(r.y0 * sy), round(r.x0 * sx)
+            y1, x1 = max(y0 + 1, round(r.y1 * sy)), max(x0 + 1, round(r.x1 * sx))
+            # a crop's ids fitted to the rectangle it covers on the map: edges stay where the crop
+            # put them (pasting them at the crop's own scale drifts by the rounding, pixels at 4K)
+            out[y0:y1, x0:x1] = cv2.resize(p, (x1 - x0, y1 - y0), interpolation=cv2.INTER_NEAREST)
         return out, found
 
-    def _remember(self, ticket: int, box: Box | None) -> None:
+    def _remember(self, ticket: int, boxes: tuple[Box, ...] | None) -> None:
         with self._lock:
-            if ticket > self._newest:  # a slower, older frame does not overwrite a newer box
-                self._newest, self._box = ticket, box
+            if ticket > self._newest:  # a slower, older frame does not overwrite newer boxes
+                self._newest, self._boxes = ticket, boxes

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from lipparse_rt.engine import Engine, EngineConfig, default_weights, fit_size, scale_ids
-from lipparse_rt.zoom import Box, Zoom, crop_long_side, people_box
+from lipparse_rt.zoom import Box, Zoom, crop_long_side, group_boxes, people_box, people_boxes, tile_scales, union_of
 
 from conftest import SHARED
 
@@ -47,6 +47,38 @@ def test_crop_long_side_keeps_the_budget_the_cap_and_never_enlarges():
     assert crop_long_side(1000, 500, 256 * 192, cap=288) == 288  # the cap
     assert crop_long_side(200, 100, 256 * 192, cap=400) == 192  # its own 200 pixels, down to x16
     assert crop_long_side(3, 2, 256 * 192, cap=400) == 32  # never below two strides
+
+
+def test_boxes_whose_crops_overlap_are_one_group_and_far_ones_stay_apart():
+    h, w = 720, 1280
+    a, b = Box(300, 100, 700, 250), Box(320, 1000, 700, 1150)  # two people far apart
+    beside = Box(310, 280, 700, 400)  # a third standing next to the first: the crops (15%) overlap
+    assert group_boxes([b, a], 0.15, h, w) == (a, b)  # left to right
+    assert group_boxes([a, beside, b], 0.15, h, w) == (Box(300, 100, 700, 400), b)
+    head = Box(300, 1000, 330, 1030)  # a region of the same person, split off: joined
+    assert group_boxes([a, b, head], 0.15, h, w) == (a, Box(300, 1000, 700, 1150))
+    # more groups than allowed: the two whose joint box adds the least area are joined
+    c = Box(300, 600, 700, 700)
+    assert group_boxes([a, b, c], 0.15, h, w, most=2) == (a, Box(300, 600, 700, 1150))
+    assert group_boxes([a, b, c], 0.15, h, w, most=1) == (Box(300, 100, 700, 1150),)
+
+
+def test_people_boxes_are_one_per_region():
+    ids = np.zeros((60, 80), np.uint8)
+    ids[10:50, 5:15] = 5
+    ids[20:50, 60:70] = 9
+    assert people_boxes(ids, 60, 80) == [Box(10, 5, 50, 15), Box(20, 60, 50, 70)]
+    assert people_box(ids, 60, 80) == Box(10, 5, 50, 70) == union_of(people_boxes(ids, 60, 80))
+
+
+def test_tiles_share_one_height_within_the_budget_cap_and_own_pixels():
+    tall, wide = Box(0, 0, 400, 200), Box(0, 0, 200, 200)  # 1:2 and 1:1
+    s = tile_scales((tall, wide), 96 * 144, cap=1000)  # height sqrt(13824 / 1.5) = 96, a multiple of 16
+    assert s == pytest.approx([0.24, 0.48])
+    assert sum(r.width * x * r.height * x for r, x in zip((tall, wide), s)) == pytest.approx(96 * 144)
+    assert tile_scales((tall, wide), 100 * 150, cap=80) == pytest.approx([0.2, 0.4])  # at most 80 long
+    assert tile_scales((tall, wide), 100 * 150, cap=1000) == pytest.approx([0.24, 0.48])  # 100 -> 96
+    assert tile_scales((Box(0, 0, 40, 20), wide), 100 * 150, cap=1000)[0] == 1.0  # never enlarged
 
 
 class BrightEngine:
@@ -89,7 +121,35 @@ def test_the_crop_is_parsed_larger_and_pasted_back_where_it_was():
     assert (got != want).sum() < 0.7 * (plain != want).sum()  # finer edges: ~5 frame pixels a model pixel
     ys, xs = np.nonzero(got)
     assert abs(ys.mean() - 319.5) < 3 and abs(xs.mean() - 339.5) < 3  # pasted back where the crop was
-    assert abs(zoom._box.y0 - 203) < 6 and abs(zoom._box.x1 - 383) < 6  # the person followed, in frame pixels
+    assert len(zoom._boxes) == 1 and abs(zoom._boxes[0].y0 - 203) < 6 and abs(zoom._boxes[0].x1 - 383) < 6  # the person followed, in frame pixels
+
+
+def test_people_standing_apart_are_parsed_side_by_side_each_larger():
+    """Two "people" at either end of a wide frame: one crop around both would hold most of the
+    frame and enlarge them under 1.3x, so without tiles the frame is parsed whole; as two tiles
+    side by side each is parsed over twice as large, and pasted back where it was."""
+    frame = np.zeros((360, 1280, 3), np.uint8)
+    frame[103:337, 67:143] = 255  # off the whole frame's 20-pixel grid
+    frame[151:329, 1093:1161] = 255
+    want = np.zeros((360, 1280), bool)
+    want[103:337, 67:143] = want[151:329, 1093:1161] = True
+    maps = {}
+    for groups in (1, 3):
+        eng = BrightEngine()
+        zoom = Zoom(eng, detect_scale=4.0, groups=groups)  # a 256 search: both found
+        zoom.parse(frame)
+        maps[groups] = scale_ids(zoom.parse(frame), 360, 1280) > 0
+        if groups == 1:
+            assert eng.sides[-1] == 64 and zoom.last_input == (32, 64)  # the whole frame again
+        else:
+            assert len(zoom._boxes) == 2 and zoom._boxes[0].x1 <= 640 <= zoom._boxes[1].x0
+            ch, cw = zoom.last_input  # the two tiles side by side, about the whole frame's 64x18 pixels
+            assert eng.sides[-1] == max(ch, cw) and ch >= 32 and ch * cw <= 2 * 64 * 32
+    errors = {g: (m != want).sum() for g, m in maps.items()}
+    assert errors[3] < 0.7 * errors[1]  # finer edges on both (0.59: 9 and 6.5 frame pixels a model pixel, not 20)
+    for x0, x1 in ((67, 143), (1093, 1161)):  # each pasted back where it was
+        xs = np.nonzero(maps[3][:, x0 - 40:x1 + 40])[1] + x0 - 40
+        assert abs(xs.mean() - (x0 + x1 - 1) / 2) < 4
 
 
 def test_with_nobody_the_frame_is_parsed_whole_and_searched_again_later():
@@ -100,7 +160,7 @@ def test_with_nobody_the_frame_is_parsed_whole_and_searched_again_later():
         assert not zoom.parse(empty).any()
     # a search (plain, and enlarged 3x: 192, at most the frame's own 160) first and 3 frames after
     assert eng.sides == [64, 160, 64, 64, 64, 64, 160]
-    assert zoom._box is None
+    assert zoom._boxes is None
 
 
 def test_a_still_is_searched_larger_than_a_stream_frame():
@@ -122,12 +182,12 @@ def test_a_crop_that_sees_less_of_the_person_does_not_spiral_down():
     frame[100:440, 300:380] = 255
     eng = BrightEngine()
     zoom = Zoom(eng)
-    zoom._box, zoom._since_look = Box(100, 300, 440, 380), 0
+    zoom._boxes, zoom._since_look = (Box(100, 300, 440, 380),), 0
     frame[100:440, 300:380] = 0
     frame[400:440, 330:350] = 255  # the next frames show only a small part: a hand
     for _ in range(3):
         zoom.parse(frame)
-    assert zoom._box.height >= 0.9 ** 3 * 340 - 2  # shrinking 10% a frame, not down to the hand's 40 rows
+    assert union_of(zoom._boxes).height >= 0.9 ** 3 * 340 - 2  # shrinking 10% a frame, not down to the hand's 40 rows
 
 
 class LowerHalfWhenEnlarged(BrightEngine):
@@ -158,24 +218,24 @@ def test_the_search_keeps_what_the_plain_parse_saw_of_a_large_person():
     frame[100:440, 300:380] = 255
     zoom = Zoom(LowerHalfWhenEnlarged())
     zoom.parse(frame)
-    assert zoom._box.y0 <= 105  # the plain parse's top, not the enlarged one's half-way line (270)
+    assert union_of(zoom._boxes).y0 <= 105  # the plain parse's top, not the enlarged one's half-way line (270)
 
 
 def test_the_crop_stays_put_while_the_people_stay_well_inside_it():
     zoom = Zoom(BrightEngine(), margin=0.15)
     box = Box(200, 300, 400, 380)  # 200 tall: the crop is grown by 30 pixels
-    crop = zoom._steady(box, None, 480, 640)
+    crop = zoom._steady_one(box, None, 480, 640)
     assert crop == Box(170, 270, 430, 410)
-    assert zoom._steady(Box(205, 305, 402, 383), crop, 480, 640) == crop  # moved a little: kept
-    assert zoom._steady(Box(250, 300, 450, 380), crop, 480, 640) == Box(220, 270, 480, 410)  # walked out of it
-    assert zoom._steady(Box(200, 300, 300, 340), crop, 480, 640) == Box(185, 285, 315, 355)  # much smaller
+    assert zoom._steady_one(Box(205, 305, 402, 383), crop, 480, 640) == crop  # moved a little: kept
+    assert zoom._steady_one(Box(250, 300, 450, 380), crop, 480, 640) == Box(220, 270, 480, 410)  # walked out of it
+    assert zoom._steady_one(Box(200, 300, 300, 340), crop, 480, 640) == Box(185, 285, 315, 355)  # much smaller
 
 
 def test_a_slower_older_frame_does_not_overwrite_the_newer_box():
     zoom = Zoom(BrightEngine())
-    zoom._remember(5, Box(0, 0, 10, 10))
-    zoom._remember(3, Box(0, 0, 99, 99))
-    assert zoom._box == Box(0, 0, 10, 10)
+    zoom._remember(5, (Box(0, 0, 10, 10),))
+    zoom._remember(3, (Box(0, 0, 99, 99),))
+    assert zoom._boxes == (Box(0, 0, 10, 10),)
 
 
 def test_frames_parsed_from_two_threads_all_come_back():
@@ -205,3 +265,21 @@ def test_zoom_parses_people_at_a_distance_better_with_the_shipped_weights():
     assert zoomed.scores.miou > plain.scores.miou + 0.05
     as_is = dict(root=SHARED / "ccp", split="val", labels="labels_lip", protocol="ccp", limit=8)
     assert evaluate(engine, zoom=True, **as_is).scores.miou > evaluate(engine, **as_is).scores.miou - 0.03
+
+
+@pytest.mark.skipif(not (SHARED / "ccp" / "val.txt").is_file(), reason="needs ../shared/data")
+def test_tiles_parse_two_people_apart_better_than_one_crop_with_the_shipped_weights():
+    """Pairs of CCP val photos at half a 1280x720 grey frame's height, one in each outer third:
+    one crop around both cannot enlarge them (the frame is parsed whole); tiles can."""
+    from lipparse_rt.data import find_pairs, read_mask
+    from lipparse_rt.evaluate import AtDistance, evaluate
+    from lipparse_rt.sources import read_image_any
+
+    engine = Engine(EngineConfig(weights=default_weights(), provider="cpu"))
+    pairs = find_pairs(SHARED / "ccp", "val", labels="labels_lip")
+    partner = lambda i: (read_image_any(pairs[i + 50][0]), read_mask(pairs[i + 50][1]))  # noqa: E731
+    kw = dict(root=SHARED / "ccp", split="val", labels="labels_lip", protocol="ccp", limit=6,
+              place=AtDistance(np.full((720, 1280, 3), 120, np.uint8), 0.5, partner=partner))
+    one = evaluate(engine, zoom=Zoom(engine, groups=1), **kw)
+    tiles = evaluate(engine, zoom=True, **kw)
+    assert tiles.scores.miou > one.scores.miou + 0.05
