@@ -8,6 +8,7 @@ per input size), latency (a fake 30 FPS camera through the live path), memory (p
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import platform
@@ -541,18 +542,21 @@ def write_section(path: Path, name: str, body: str, command: str) -> None:
 
 
 def zoom_table(weights: Path, data: Path, street: Path, close: Path | None = None, viton: int = 500,
-               frames: int = 300, runs: int = 10) -> str:
+               frames: int = 300, runs: int = 10, beside: int = 600) -> str:
     """Person zoom (`--zoom`) against the whole frame: mIoU on the labelled splits as they are and
     with CCP val's people standing at a distance (each photo shrunk into a 1280x720 frame of the
-    street clip's empty room, `evaluate.AtDistance`), with the paired-bootstrap difference; and,
-    on the street clip (people far from the camera) and on `close` (a person close to it), the
-    model time per frame both ways in turn (`runs` frames each) and the frame-to-frame changes."""
+    street clip's empty room, `evaluate.AtDistance`; alone, and two standing apart), with the
+    paired-bootstrap difference; and,
+    on the street clip (people far from the camera), on the street clip beside itself `beside`
+    frames later (people apart) and on `close` (a person close to it), the model time per frame
+    both ways in turn (`runs` frames each) and the frame-to-frame changes."""
     import cv2
 
     from .engine import Engine, EngineConfig
+    from .data import find_pairs, read_mask
     from .evaluate import AtDistance, evaluate
     from .metrics import paired_bootstrap
-    from .sources import VideoFile
+    from .sources import VideoFile, read_image_any
     from .zoom import Zoom
 
     engine = Engine(EngineConfig(weights=weights, provider="cpu"))
@@ -571,6 +575,14 @@ def zoom_table(weights: Path, data: Path, street: Path, close: Path | None = Non
     stream = Zoom(engine).detect / engine.input_size
     runs_ = [(name, kw, True) for name, kw in rows] + [
         (f"{name}, searched as a video frame ({stream:g}x)", kw, Zoom(engine, still_scale=stream)) for name, kw in rows[3:]]
+    # two people standing apart: each photo in the left third, the photo half the split later in
+    # the right third; tiles (the default) and one crop around both (`groups=1`, before tiles)
+    pairs = find_pairs(ccp, "val", labels="labels_lip")
+    partner = lambda i: (read_image_any(pairs[(i + len(pairs) // 2) % len(pairs)][0]),  # noqa: E731
+                         read_mask(pairs[(i + len(pairs) // 2) % len(pairs)][1]))
+    apart = dict(root=ccp, split="val", labels="labels_lip", protocol="ccp", place=AtDistance(room, 0.5, partner=partner))
+    name = "two CCP val photos apart, each at 50% of a 1280x720 frame's height, `ccp`"
+    runs_ += [(name, apart, True), (f"{name}, one crop around both (no tiles)", apart, Zoom(engine, groups=1))]
     lines = ["| images | whole frame mIoU | `--zoom` mIoU | difference [95% paired bootstrap] |", "|---|---|---|---|"]
     whole = {}  # each set of photos is parsed whole once
     for name, kw, zoom in runs_:
@@ -580,23 +592,29 @@ def zoom_table(weights: Path, data: Path, street: Path, close: Path | None = Non
         d = paired_bootstrap(zoomed.per_image, plain.per_image)
         lines.append(f"| {name} ({plain.images}) | {100 * plain.scores.miou:.1f} | {100 * zoomed.scores.miou:.1f} | "
                      f"{100 * d.diff:+.1f} [{100 * d.low:+.1f}, {100 * d.high:+.1f}] |")
-    clips = [(street, clip[:frames])]
+    # people apart in a stream: the street clip beside itself `beside` frames later (people walk
+    # in both halves; a clip too short for that: beside itself)
+    with VideoFile(street) as src:
+        late = [f.image for f in itertools.islice(src, beside, beside + frames)]
+    clips = [(f"`{street.name}`", clip[:frames]),
+             (f"`{street.name}` beside itself {beside if late else 0} frames later",
+              [np.hstack([a, b]) for a, b in zip(clip[:frames], late or clip)])]
     if close is not None:
         with VideoFile(close) as src:
-            clips.append((close, [f.image for _, f in zip(range(frames), src)]))
+            clips.append((f"`{close.name}`", [f.image for _, f in zip(range(frames), src)]))
     lines += ["", f"Model time per frame, one frame at a time, {runs} frames each way in turn (the median of the turns; "
               "the search of the whole frame every 30 frames included), and pixels whose class changes between "
               "consecutive frames (on the whole frame's map):", "",
               "| clip | whole frame ms | `--zoom` ms | ratio | one search's enlarged parse, ms | changes, whole "
-              "| changes, `--zoom` | called a person, whole | `--zoom` |", "|---|---|---|---|---|---|---|---|---|"]
-    for path, imgs in clips:
+              "| changes, `--zoom` | called a person, whole | `--zoom` | frames as tiles |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for label, imgs in clips:
         zoom = Zoom(engine)
         plain_ms, zoom_ms, changed, person = _zoom_runs(engine, zoom, imgs, runs)
         side = zoom.search_side(*imgs[0].shape[:2])
         search_ms = float(np.median(_time(lambda: engine.parse(imgs[0], side), runs)))
-        lines.append(f"| `{path.name}` ({imgs[0].shape[1]}x{imgs[0].shape[0]}, {len(imgs)} frames) | {plain_ms:.1f} | "
+        lines.append(f"| {label} ({imgs[0].shape[1]}x{imgs[0].shape[0]}, {len(imgs)} frames) | {plain_ms:.1f} | "
                      f"{zoom_ms:.1f} | {zoom_ms / plain_ms:.2f}x | {search_ms:.1f} (long side {side}) | {changed[0]:.2f}% | "
-                     f"{changed[1]:.2f}% | {person[0]:.1f}% | {person[1]:.1f}% |")
+                     f"{changed[1]:.2f}% | {person[0]:.1f}% | {person[1]:.1f}% | {zoom.tiled} |")
     return "\n".join(lines)
 
 

@@ -193,6 +193,7 @@ class Zoom:
         self.groups = groups  # at most this many groups of people, each its own tile (1: one crop around all)
         self.tile_gain = tile_gain  # tiles only where they enlarge the people this much more than one crop
         self.last_input: tuple[int, int] = (0, 0)  # the model's input (h, w) for the last frame
+        self.tiled = 0  # frames parsed as tiles (several groups side by side), for benchmarks
         self._boxes: tuple[Box, ...] | None = None  # the groups of people followed, left to right
         self._regions: tuple[Box, ...] | None = None  # their crops in use: kept while the people stay well inside
         self._since_look: int | None = None  # frames since the last enlarged search (None: never)
@@ -352,6 +353,8 @@ class Zoom:
             ids = self._parse(canvas, max(ch, cw))
             parsed = [ids[t.y:t.y + t.h, t.x:t.x + t.w] for t in tiles]
             self.last_input = (ch, cw)
+            with self._lock:
+                self.tiled += 1
         # one crop: the map at its scale; tiles (each at its own scale): at the frame's size, so that
         # each tile is resampled once (via the largest tile's scale, the others' edges moved twice)
         scale = parsed[0].shape[0] / tiles[0].region.height if len(tiles) == 1 else 1.0

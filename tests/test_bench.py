@@ -138,21 +138,26 @@ def test_zoom_table_scores_both_ways_like_eval_and_times_both(tmp_path, tiny_wei
                                         "CCP val at 50% of a 1280x720 frame's height, `ccp` (2)",
                                         "CCP val at 80% of a 1280x720 frame's height, `ccp`, searched as a video frame (3x) (2)",
                                         "CCP val at 50% of a 1280x720 frame's height, `ccp`, searched as a video frame (3x) (2)"]
-    assert rows[5][1] == rows[3][1] and rows[6][1] == rows[4][1]  # the same photos parsed whole
+    apart = "two CCP val photos apart, each at 50% of a 1280x720 frame's height, `ccp`"
+    assert [r[0] for r in rows[7:9]] == [f"{apart} (2)", f"{apart}, one crop around both (no tiles) (2)"]
+    assert rows[5][1] == rows[3][1] and rows[6][1] == rows[4][1] and rows[8][1] == rows[7][1]  # the same photos parsed whole
     engine = Engine(EngineConfig(weights=tiny_weights, provider="cpu"))
     for row, kw in ((rows[0], dict(root=ccp, split="val", labels="labels_lip", protocol="ccp")),
                     (rows[2], dict(root=data / "viton" / "test", limit=2))):
         assert row[1] == f"{100 * evaluate(engine, **kw).scores.miou:.1f}"
         assert row[2] == f"{100 * evaluate(engine, zoom=True, **kw).scores.miou:.1f}"
         assert abs(float(row[3].split()[0]) - (float(row[2]) - float(row[1]))) <= 0.11
-    clips = rows[7:]
-    assert [r[0] for r in clips] == ["`street.mp4` (192x108, 24 frames)", "`close.mp4` (160x120, 8 frames)"]
-    for r, frame_side in zip(clips, (192, 160)):
+    clips = rows[9:]
+    assert [r[0] for r in clips] == ["`street.mp4` (192x108, 24 frames)",  # too short to be beside itself 600 later
+                                     "`street.mp4` beside itself 0 frames later (384x108, 24 frames)",
+                                     "`close.mp4` (160x120, 8 frames)"]
+    for r, frame_side in zip(clips, (192, 384, 160)):
         whole, zoomed = float(r[1]), float(r[2])
         ratio = float(r[3].rstrip("x"))  # of the unrounded times: within the rounding of the two shown
         assert whole > 0 and zoomed > 0 and (zoomed - 0.05) / (whole + 0.05) - 0.01 <= ratio <= (zoomed + 0.05) / (whole - 0.05) + 0.01
         assert r[4].endswith(f"(long side {min(192, frame_side)})")  # 3x the tiny weights' 64, at most the frame's
         assert all(0 <= float(c.rstrip("%")) <= 100 for c in r[5:9])
+        assert 0 <= int(r[9]) <= int(r[0].split(", ")[1].split()[0])  # frames as tiles, of the clip's frames
 
 
 def test_table1_ratios_are_measured_and_per_round():

@@ -142,7 +142,7 @@ def test_people_standing_apart_are_parsed_side_by_side_each_larger():
         if groups == 1:
             assert eng.sides[-1] == 64 and zoom.last_input == (32, 64)  # the whole frame again
         else:
-            assert len(zoom._boxes) == 2 and zoom._boxes[0].x1 <= 640 <= zoom._boxes[1].x0
+            assert len(zoom._boxes) == 2 and zoom._boxes[0].x1 <= 640 <= zoom._boxes[1].x0 and zoom.tiled == 1
             ch, cw = zoom.last_input  # the two tiles side by side, about the whole frame's 64x18 pixels
             assert eng.sides[-1] == max(ch, cw) and ch >= 32 and ch * cw <= 2 * 64 * 32
     errors = {g: (m != want).sum() for g, m in maps.items()}
