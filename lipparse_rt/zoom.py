@@ -335,7 +335,7 @@ class Zoom:
     def _parse_tiles(self, bgr: U8, tiles: list[Tile]) -> tuple[U8, list[Box]]:
         """The class map of the whole frame, from one parse of the tiles (a crop alone, or the
         crops side by side on the padding's grey), and the boxes around its people in the frame's
-        pixels. The map is at the crop's scale for one crop, at the frame's size for tiles."""
+        pixels. The map is at the crop's scale for one crop, finer for tiles (see below)."""
         h, w = bgr.shape[:2]
         if len(tiles) == 1:
             r = tiles[0].region
@@ -355,9 +355,12 @@ class Zoom:
             self.last_input = (ch, cw)
             with self._lock:
                 self.tiled += 1
-        # one crop: the map at its scale; tiles (each at its own scale): at the frame's size, so that
-        # each tile is resampled once (via the largest tile's scale, the others' edges moved twice)
-        scale = parsed[0].shape[0] / tiles[0].region.height if len(tiles) == 1 else 1.0
+        # one crop: the map at its scale; tiles (each at its own scale): at four times the largest
+        # one's, at most the frame's size (at the largest tile's scale, the map's grid moved the
+        # other tiles' edges by up to half a pixel of theirs; the frame's size costs 8 MB a 4K map)
+        scale = max(p.shape[0] / t.region.height for p, t in zip(parsed, tiles))
+        if len(tiles) > 1:
+            scale = min(1.0, 4 * scale)
         out = np.zeros((max(1, round(h * scale)), max(1, round(w * scale))), np.uint8)
         sy, sx = out.shape[0] / h, out.shape[1] / w  # the map's own scale, after rounding its size
         found = []
