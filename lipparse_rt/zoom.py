@@ -8,6 +8,13 @@ found in the previous result (plus a margin) and parses the crop with as many mo
 the whole frame would take at the input size: the same cost, the people larger. The crop is
 never enlarged past its own pixels, nor past `cap` on its long side.
 
+People standing apart (crops that would not overlap) are followed as groups, at most three.
+One crop around all of them would hold the space between them too: two people at either side
+of the frame leave it nearly whole. Where that is so, each group's crop is shrunk to one common
+height and the crops are laid side by side in one model input of the same budget (`Tile`), so
+one parse still serves the frame; one crop is kept where tiles would enlarge the least enlarged
+group under 1.2 times more (people close together, or one person).
+
 With nobody tracked (or people filling the frame) a frame is parsed whole, as without zoom,
 and people large enough to be found there are followed from the next frame on. The first frame
 and every `refresh`-th after it are searched whole, for people who came in: at the input size
@@ -15,7 +22,7 @@ first, then at `detect_scale` times it, for people too small to be found at the 
 a person at half a 1280x720 frame's height is ~144 pixels tall at twice the input size, and
 seldom found there; ~216 at three times). The enlarged parse alone can find only part of a
 large person (a coat without its wearer): where the people found at the input size fill the
-frame, no crop could enlarge them and the enlarged parse is skipped. A search's result (the
+frame, neither a crop nor tiles could enlarge them and the enlarged parse is skipped. A search's result (the
 enlarged parse, when made) is that frame's output; every other frame costs one parse. The crop
 stays put while the people stay well inside it (less flicker). A still image (`run_still`)
 is searched at `still_scale` times the input size (4: a still is parsed once, so its search may
@@ -244,7 +251,7 @@ class Zoom:
             found = people_boxes(ids, h, w)
             if look:
                 # the enlarged parse, unless the people found at the input size already fill the
-                # frame: any crop must hold them, so none could enlarge anyone (a webcam user close
+                # frame: any crop or tile must hold them, so none could enlarge anyone (a webcam user close
                 # up pays no search); the plain parse's people are kept beside the enlarged one's,
                 # which can see only part of a large person (a coat without its wearer)
                 side = self.search_side(h, w, detect)
