@@ -191,7 +191,7 @@ def video(
 
                 stats = run_file(src, engine, writer, mask_writer, window, alpha, on_frame,
                                  depth=queue_depth(src.width, src.height), streams=streams,
-                                 zoom=Zoom(engine) if zoom else None)
+                                 zoom=Zoom(engine, background=True) if zoom else None)
                 progress.update(task, total=stats.frames_out)
     except LipParseError as exc:
         _fail(exc)
@@ -260,7 +260,7 @@ def webcam(
             err.print(f"camera {camera} on {engine.mode}, model long side {engine.input_size}"
                       + (", person zoom" if zoom else ""), highlight=False)
             stats = run_live(cam, engine, window, writer, alpha, mirror, max_frames=max_frames,
-                             zoom=Zoom(engine) if zoom else None)
+                             zoom=Zoom(engine, background=True) if zoom else None)
     except LipParseError as exc:
         _fail(exc)
     _summary(stats, f"camera {camera}")

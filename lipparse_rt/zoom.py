@@ -186,7 +186,7 @@ class Zoom:
 
     def __init__(self, engine: Engine, margin: float = 0.15, cap_scale: float = 1.25, refresh: int = 30,
                  detect_scale: float = 3.0, still_scale: float = 4.0, min_gain: float = 1.3, shrink: float = 0.1,
-                 flip: bool = False, groups: int = 3, tile_gain: float = 1.2) -> None:
+                 flip: bool = False, groups: int = 3, tile_gain: float = 1.2, background: bool = False) -> None:
         self.engine = engine
         self._parse = engine.parse_flip if flip else engine.parse  # flip: `eval --flip` (the app's
         # flip mode is the engine's own `config.flip`, which `Engine.parse` follows)
@@ -199,6 +199,9 @@ class Zoom:
         self.min_gain = min_gain  # a crop that would enlarge the people less than this: parse the frame whole
         self.groups = groups  # at most this many groups of people, each its own tile (1: one crop around all)
         self.tile_gain = tile_gain  # tiles only where they enlarge the people this much more than one crop
+        self.background = background  # a stream's enlarged search on its own thread (see `_search`)
+        self._search_thread: threading.Thread | None = None
+        self._search_error: BaseException | None = None
         self.last_input: tuple[int, int] = (0, 0)  # the model's input (h, w) for the last frame
         self.tiled = 0  # frames parsed as tiles (several groups side by side), for benchmarks
         self._boxes: tuple[Box, ...] | None = None  # the groups of people followed, left to right
@@ -231,10 +234,14 @@ class Zoom:
 
     def parse(self, bgr: U8) -> U8:
         """The next frame of a stream: crops around the boxes of the newest result (see the class)."""
-        return self._next(bgr, self.detect)
+        return self._next(bgr, self.detect, self.background)
 
-    def _next(self, bgr: U8, detect: int) -> U8:
-        """`parse` with `detect` as the search's long side (before it is clipped to the frame)."""
+    def _next(self, bgr: U8, detect: int, background: bool = False) -> U8:
+        """`parse` with `detect` as the search's long side (before it is clipped to the frame);
+        `background`: a search's enlarged parse on its own thread (`_search`)."""
+        if self._search_error is not None:
+            error, self._search_error = self._search_error, None
+            raise error
         h, w = bgr.shape[:2]
         with self._lock:
             ticket, boxes, current = self._ticket, self._boxes, self._regions
@@ -243,6 +250,19 @@ class Zoom:
             self._since_look = 0 if look else self._since_look + 1
         regions = self._steady(boxes, current, h, w) if boxes else None
         tiles = self._tiles(regions, h, w) if regions else None
+        if look and background:
+            # this frame is parsed as any other (a crop, or the whole frame at the input size); the
+            # enlarged parse runs beside it, unless one still runs or the people fill the frame
+            ids = self._next_plain(bgr, ticket, boxes, regions, tiles)
+            side = self.search_side(h, w, detect)
+            if side > self.engine.input_size and (tiles is not None or not self._fills(self._boxes, h, w)):
+                search = threading.Thread(target=self._search, args=(bgr.copy(), side), name="zoom-search")
+                with self._lock:  # one search at a time (frames parsed in parallel may both look)
+                    idle = self._search_thread is None or not self._search_thread.is_alive()
+                    if idle:
+                        self._search_thread = search
+                        search.start()
+            return ids
         if look or tiles is None:
             # the whole frame: enlarged when searching for people (new ones beside the tracked
             # ones), else as without zoom (nobody tracked, or the people fill the frame)
@@ -255,15 +275,25 @@ class Zoom:
                 # up pays no search); the plain parse's people are kept beside the enlarged one's,
                 # which can see only part of a large person (a coat without its wearer)
                 side = self.search_side(h, w, detect)
-                groups = self._group(found, h, w)
-                filled = groups is not None and self._tiles(self._steady(groups, None, h, w), h, w) is None
-                if side > self.engine.input_size and not filled:
+                if side > self.engine.input_size and not self._fills(self._group(found, h, w), h, w):
                     ids = self._parse(bgr, side)
                     self.last_input = self.engine.model_shape(h, w, side)
                     found += people_boxes(ids, h, w)
                 # the search adds people; a tracked one it missed is kept (the next crop decides)
                 found += boxes or ()
             self._remember(ticket, self._group(found, h, w))
+            return ids
+        return self._next_plain(bgr, ticket, boxes, regions, tiles)
+
+    def _next_plain(self, bgr: U8, ticket: int, boxes: tuple[Box, ...] | None, regions: tuple[Box, ...] | None,
+                    tiles: list[Tile] | None) -> U8:
+        """A frame that is not searched: the tiles (or crop) of the tracked people, else the whole
+        frame at the input size."""
+        h, w = bgr.shape[:2]
+        if tiles is None:
+            ids = self._parse(bgr)
+            self.last_input = self.engine.model_shape(h, w)
+            self._remember(ticket, self._group(people_boxes(ids, h, w), h, w))
             return ids
         with self._lock:
             self._regions = regions
@@ -275,6 +305,31 @@ class Zoom:
             found += [k for k in (b.shrunk(self.shrink) for b in boxes) if k.height > 0 and k.area >= least]
         self._remember(ticket, self._group(found, h, w))
         return ids
+
+    def _search(self, bgr: U8, side: int) -> None:
+        """A stream's enlarged search on its own thread: the people it finds join the tracked ones,
+        and results of frames that were in flight meanwhile no longer replace them (they did not
+        see the new people). The search frame itself was parsed as any other, so no frame waits
+        for the search (a search at three times the input size is ~9 frames' model time)."""
+        try:
+            h, w = bgr.shape[:2]
+            found = people_boxes(self._parse(bgr, side), h, w)
+            with self._lock:
+                if found:
+                    self._boxes = self._group(found + list(self._boxes or ()), h, w)
+                    self._newest = self._ticket - 1
+        except BaseException as exc:  # raised on the next frame, on the caller's thread
+            self._search_error = exc
+
+    def wait(self) -> None:
+        """Wait for a background search to finish (tests, benchmarks)."""
+        if self._search_thread is not None:
+            self._search_thread.join()
+
+    def _fills(self, boxes: tuple[Box, ...] | None, h: int, w: int) -> bool:
+        """True when `boxes` (people found at the input size) leave no crop or tiles that would
+        enlarge them: the enlarged search is skipped."""
+        return boxes is not None and self._tiles(self._steady(boxes, None, h, w), h, w) is None
 
     def search_side(self, h: int, w: int, detect: int | None = None) -> int:
         """The model long side of the enlarged search of an h x w frame: `detect_scale` times the

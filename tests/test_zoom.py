@@ -152,6 +152,41 @@ def test_people_standing_apart_are_parsed_side_by_side_each_larger():
         assert abs(xs.mean() - (x0 + x1 - 1) / 2) < 4
 
 
+def test_a_background_search_holds_up_no_frame_and_its_people_are_followed():
+    frame = np.zeros((480, 640, 3), np.uint8)
+    frame[203:437, 297:383] = 255
+    eng = BrightEngine()
+    zoom = Zoom(eng, background=True)
+    ids = zoom.parse(frame)  # the search frame: parsed at the input size, the 3x parse beside it
+    assert ids.shape == (48, 64)
+    frame[:] = 0  # the pipeline draws on the frame it was given: the search parses its own copy
+    zoom.wait()
+    assert sorted(eng.sides) == [64, 192]
+    assert len(zoom._boxes) == 1 and abs(zoom._boxes[0].y0 - 203) < 6
+    zoom._remember(0, None)  # a frame that was in flight during the search: it does not undo it
+    assert zoom._boxes is not None
+    frame[203:437, 297:383] = 255
+    ids = zoom.parse(frame)  # then crops, as with the search inline
+    assert zoom.last_input[0] > zoom.last_input[1] and ids.shape[1] > 2 * 64  # the tall crop, at its scale
+
+
+class FailsWhenEnlarged(BrightEngine):
+    def parse(self, bgr, long_side=None):
+        if (long_side or self.input_size) > self.input_size:
+            raise RuntimeError("out of memory")
+        return super().parse(bgr, long_side)
+
+
+def test_a_background_search_that_fails_raises_on_the_next_frame():
+    zoom = Zoom(FailsWhenEnlarged(), background=True)
+    frame = np.zeros((480, 640, 3), np.uint8)
+    zoom.parse(frame)
+    zoom.wait()
+    with pytest.raises(RuntimeError, match="out of memory"):
+        zoom.parse(frame)
+    zoom.parse(frame)  # raised once
+
+
 def test_with_nobody_the_frame_is_parsed_whole_and_searched_again_later():
     eng = BrightEngine()
     zoom = Zoom(eng, refresh=3)
