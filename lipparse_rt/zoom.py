@@ -81,11 +81,6 @@ class Box:
         dy, dx = share * self.height, share * self.width
         return Box(math.floor(self.y0 + dy), math.floor(self.x0 + dx), math.ceil(self.y1 - dy), math.ceil(self.x1 - dx))
 
-    def within(self, other: Box, share: float) -> Box:
-        """This box, its sides moved in from `other`'s by at most `share` of `other`'s height or width
-        (it may grow past them freely)."""
-        return self.union(other.shrunk(share))
-
     def overlaps(self, other: Box) -> bool:
         return self.y0 < other.y1 and other.y0 < self.y1 and self.x0 < other.x1 and other.x0 < self.x1
 
@@ -121,11 +116,6 @@ def union_of(boxes: list[Box] | tuple[Box, ...] | None) -> Box | None:
     for b in boxes or ():
         out = b.union(out)
     return out
-
-
-def people_box(ids: U8, h: int, w: int, keep: float = 0.1, least: float = 0.005) -> Box | None:
-    """The box around all of `people_boxes` (None when there are none)."""
-    return union_of(people_boxes(ids, h, w, keep, least))
 
 
 def group_boxes(boxes: list[Box], margin: float, h: int, w: int, most: int = 3) -> tuple[Box, ...]:

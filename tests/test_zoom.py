@@ -10,24 +10,24 @@ import numpy as np
 import pytest
 
 from lipparse_rt.engine import Engine, EngineConfig, default_weights, fit_size, scale_ids
-from lipparse_rt.zoom import Box, Zoom, crop_long_side, group_boxes, people_box, people_boxes, tile_scales, union_of
+from lipparse_rt.zoom import Box, Zoom, crop_long_side, group_boxes, people_boxes, tile_scales, union_of
 
 from conftest import SHARED
 
 
-def test_people_box_is_in_frame_pixels_and_ignores_specks():
+def test_people_boxes_are_in_frame_pixels_and_ignore_specks():
     ids = np.zeros((60, 80), np.uint8)
     ids[10:50, 30:45] = 5  # a person
     ids[20:30, 45:50] = 14  # their arm, touching: the same region
     ids[2, 2] = 13  # a speck far away: under a tenth of the person's area
-    box = people_box(ids, 600, 800)  # the map covers a 600x800 frame: 10x
-    assert box == Box(100, 300, 500, 500)
-    assert people_box(np.zeros((6, 8), np.uint8), 60, 80) is None
+    assert people_boxes(ids, 600, 800) == [Box(100, 300, 500, 500)]  # the map covers a 600x800 frame: 10x
+    assert people_boxes(np.zeros((6, 8), np.uint8), 60, 80) == []
     speck = np.zeros((60, 80), np.uint8)
     speck[30:34, 40:44] = 5  # 16 pixels, a third of a percent of the map: an empty room's speck
-    assert people_box(speck, 60, 80) is None and people_box(speck, 60, 80, least=0.003) == Box(30, 40, 34, 44)
-    ids[50:60, 0:10] = 9  # a second person, big enough: both in the box
-    assert people_box(ids, 60, 80) == Box(10, 0, 60, 50)
+    assert people_boxes(speck, 60, 80) == [] and people_boxes(speck, 60, 80, least=0.003) == [Box(30, 40, 34, 44)]
+    ids[50:60, 0:10] = 9  # a second person, big enough: a box of their own
+    assert people_boxes(ids, 60, 80) == [Box(10, 30, 50, 50), Box(50, 0, 60, 10)]
+    assert union_of(people_boxes(ids, 60, 80)) == Box(10, 0, 60, 50) and union_of([]) is None
 
 
 def test_box_grows_by_its_longer_side_and_stays_in_the_frame():
@@ -35,10 +35,10 @@ def test_box_grows_by_its_longer_side_and_stays_in_the_frame():
     assert Box(5, 0, 95, 40).grown(0.2, 100, 60) == Box(0, 0, 100, 58)
 
 
-def test_the_followed_box_shrinks_slowly_and_grows_at_once():
-    old = Box(100, 100, 300, 200)  # 200 tall, 100 wide
-    assert Box(250, 150, 300, 160).within(old, 0.1) == Box(120, 110, 300, 190)  # 10% a side at most
-    assert Box(50, 90, 350, 250).within(old, 0.1) == Box(50, 90, 350, 250)  # larger: taken as it is
+def test_a_box_shrunk_moves_each_side_in_by_a_share_of_its_size():
+    assert Box(100, 100, 300, 200).shrunk(0.1) == Box(120, 110, 280, 190)  # 200 tall, 100 wide
+    assert Box(0, 0, 10, 10).shrunk(0.6).height < 0  # shrunk past nothing: empty
+    assert Box(0, 0, 10, 10).shrunk(0.6).area == 0
 
 
 def test_crop_long_side_keeps_the_budget_the_cap_and_never_enlarges():
@@ -61,14 +61,6 @@ def test_boxes_whose_crops_overlap_are_one_group_and_far_ones_stay_apart():
     c = Box(300, 600, 700, 700)
     assert group_boxes([a, b, c], 0.15, h, w, most=2) == (a, Box(300, 600, 700, 1150))
     assert group_boxes([a, b, c], 0.15, h, w, most=1) == (Box(300, 100, 700, 1150),)
-
-
-def test_people_boxes_are_one_per_region():
-    ids = np.zeros((60, 80), np.uint8)
-    ids[10:50, 5:15] = 5
-    ids[20:50, 60:70] = 9
-    assert people_boxes(ids, 60, 80) == [Box(10, 5, 50, 15), Box(20, 60, 50, 70)]
-    assert people_box(ids, 60, 80) == Box(10, 5, 50, 70) == union_of(people_boxes(ids, 60, 80))
 
 
 def test_tiles_share_one_height_within_the_budget_cap_and_own_pixels():
