@@ -546,10 +546,10 @@ def zoom_table(weights: Path, data: Path, street: Path, close: Path | None = Non
     """Person zoom (`--zoom`) against the whole frame: mIoU on the labelled splits as they are and
     with CCP val's people standing at a distance (each photo shrunk into a 1280x720 frame of the
     street clip's empty room, `evaluate.AtDistance`; alone, and two standing apart), with the
-    paired-bootstrap difference; and,
-    on the street clip (people far from the camera), on the street clip beside itself `beside`
-    frames later (people apart) and on `close` (a person close to it), the model time per frame
-    both ways in turn (`runs` frames each) and the frame-to-frame changes."""
+    paired-bootstrap difference; and, on the street clip (people far from the camera), on the
+    street clip beside itself `beside` frames later (people apart) and on `close` (a person close
+    to it), the model time per frame both ways in turn (`runs` frames each), the frame-to-frame
+    changes and the frames parsed as tiles."""
     import cv2
 
     from .engine import Engine, EngineConfig

@@ -148,3 +148,21 @@ def test_empty_scenes_reads_a_folder_of_pictures_in_name_order(tmp_path, tiny_we
     r = empty_scenes(eng, tmp_path, [(1, 2)])  # b and c
     assert r.indices.tolist() == [1, 2]
     assert np.allclose(r.per_frame, [(eng.parse(pics[n]) > 0).mean() for n in ("b.png", "c.png")])
+
+
+def test_at_distance_puts_the_photo_and_its_partner_apart_with_their_labels():
+    from lipparse_rt.evaluate import AtDistance
+
+    scene = np.zeros((90, 300, 3), np.uint8)
+    photo, label = np.full((40, 20, 3), 200, np.uint8), np.full((40, 20), 5, np.uint8)
+    other, other_label = np.full((40, 20, 3), 100, np.uint8), np.full((40, 20), 9, np.uint8)
+    for i in range(5):
+        image, placed = AtDistance(scene, 0.5, seed=i, partner=lambda _: (other, other_label))(i, photo, label)
+        ys5, xs5 = np.nonzero(placed == 5)
+        ys9, xs9 = np.nonzero(placed == 9)
+        assert xs5.size == xs9.size == 45 * 22 or xs5.size == xs9.size == 45 * 23  # half the height, aspect kept
+        assert xs5.max() < 100 and xs9.min() >= 200  # the outer thirds
+        assert ys5.max() == ys9.max() == 89  # standing on the floor
+        assert (image[placed == 5] == 200).all() and (image[placed == 9] == 100).all()
+        alone, alone_label = AtDistance(scene, 0.5, seed=i)(i, photo, label)
+        assert (alone_label == 5).sum() == xs5.size and not (alone_label == 9).any()
