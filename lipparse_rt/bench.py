@@ -425,26 +425,31 @@ finally:
 
 
 def memory(video: Path, weights: Path, sizes: tuple[tuple[int, int], ...] = ((640, 480), (1280, 720), (1920, 1080), (3840, 2160)),
-           frames: int = 60) -> str:
-    """Peak RSS of `lipparse-rt video` (a process of its own) on the clip resized to each size."""
+           frames: int = 60, zoom_video: Path | None = None, zoom_sizes: tuple[tuple[int, int], ...] = ((1280, 720), (3840, 2160))) -> str:
+    """Peak RSS of `lipparse-rt video` (a process of its own) on the clip resized to each size;
+    and with `--zoom` on `zoom_video` (people far from the camera, so that zoom searches and
+    crops) resized to each of `zoom_sizes`."""
     import subprocess
     import sys
 
-    clip, fps = _looped_clip(video, frames)
+    runs = [(video, wh, False) for wh in sizes] + [(zoom_video, wh, True) for wh in zoom_sizes if zoom_video is not None]
+    clips = {v: _looped_clip(v, frames) for v in dict.fromkeys(v for v, _, _ in runs)}
     lines = ["| input | frames | peak RSS (MB) | end-to-end FPS |", "|---|---|---|---|"]
     with tempfile.TemporaryDirectory() as tmp:
-        for w, h in sizes:
-            path = _write_clip(Path(tmp) / f"{w}x{h}.mp4", clip, fps, (w, h), preset="ultrafast")
+        for v, (w, h), zoom in runs:
+            path = _write_clip(Path(tmp) / f"{w}x{h}.mp4", *clips[v], (w, h), preset="ultrafast")
             cmd = [sys.executable, "-c", _MAXRSS, "lipparse-rt", "video", str(path), "--out", str(Path(tmp) / "out.mp4"),
-                   "--force", "--weights", str(weights)]
+                   "--force", "--weights", str(weights)] + ["--zoom"] * zoom
             res = subprocess.run(cmd, capture_output=True, text=True)
             rss = re.search(r"MAXRSS_KB (\d+)", res.stderr)
             fps_out = re.search(r"end-to-end ([\d.]+) FPS", res.stdout + res.stderr)
             if res.returncode != 0 or not rss:
                 raise RuntimeError(f"lipparse-rt video failed on {w}x{h}: {res.stderr.strip()[-300:]}")
-            lines.append(f"| {w}x{h} | {frames} | {int(rss.group(1)) / 1024:.0f} | {fps_out.group(1) if fps_out else '-'} |")
-    lines += ["", f"`{video.name}` resized to each size; each run is a fresh `lipparse-rt video IN --out OUT` process "
-              "(all its threads, the decoder, the encoder and ONNX Runtime included)."]
+            name = f"{w}x{h}" + (f", `--zoom`, `{v.name}`" if zoom else "")
+            lines.append(f"| {name} | {frames} | {int(rss.group(1)) / 1024:.0f} | {fps_out.group(1) if fps_out else '-'} |")
+    lines += ["", f"`{video.name}` resized to each size (the `--zoom` rows: the clip they name); each run is a fresh "
+              "`lipparse-rt video IN --out OUT` process (all its threads, the decoder, the encoder and ONNX Runtime "
+              "included)."]
     return "\n".join(lines)
 
 

@@ -664,7 +664,8 @@ def bench(
                 raise InputError(f"cannot read video '{street}': no such file")
             body = b.zoom_table(app_w, data, street, clip if clip.is_file() else None)
         elif section == "memory":
-            body = b.memory(clip, app_w)
+            street = data / "videos" / "one-by-one-person-detection.mp4"
+            body = b.memory(clip, app_w, zoom_video=street if street.is_file() else None)
         elif section == "flicker":
             street = data / "videos" / "one-by-one-person-detection.mp4"
             clips = [c for c in dict.fromkeys((clip, street)) if c.is_file()]

@@ -70,9 +70,10 @@ def test_write_section_replaces_in_place(tmp_path):
 
 def test_memory_reports_peak_rss_of_a_real_run(tmp_path, tiny_weights):
     clip = make_video(tmp_path / "c.mp4", n=5, size=(160, 120))
-    table = bench.memory(clip, tiny_weights, sizes=((96, 64), (320, 240)), frames=6)
+    far = make_video(tmp_path / "far.mp4", n=5, size=(192, 108))
+    table = bench.memory(clip, tiny_weights, sizes=((96, 64), (320, 240)), frames=6, zoom_video=far, zoom_sizes=((384, 216),))
     rows = [l.split("|") for l in table.splitlines() if l.startswith("| ") and l.split("|")[2].strip().isdigit()]
-    assert [r[1].strip() for r in rows] == ["96x64", "320x240"]
+    assert [r[1].strip() for r in rows] == ["96x64", "320x240", "384x216, `--zoom`, `far.mp4`"]
     assert all(30 < float(r[3]) < 2000 for r in rows)  # MB: a real process, not zero
 
 
