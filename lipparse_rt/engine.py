@@ -315,8 +315,8 @@ class Engine:
         if self.config.flip:
             return self.parse_flip(bgr, long_side)
         batch, (rh, rw) = self.prepare(bgr, long_side)
-        # a parse of at least twice the input size (zoom's search, every 30 frames) hands its
-        # activations back; the crops (at most 1.25 times) keep the arena they share with frames
+        # a parse of at least twice the input size (rare: a search for small people) hands its
+        # activations back; the usual sizes keep the arena they share, as shrinking costs a regrow
         return self.infer(batch, shrink=bool(long_side) and long_side >= 2 * self.input_size)[0, :rh, :rw]
 
     def parse_flip(self, bgr: U8, long_side: int | None = None) -> U8:
