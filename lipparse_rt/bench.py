@@ -547,11 +547,11 @@ def write_section(path: Path, name: str, body: str, command: str) -> None:
 
 
 def zoom_table(weights: Path, data: Path, street: Path, close: Path | None = None, viton: int = 500,
-               frames: int = 300, runs: int = 10, beside: int = 600) -> str:
+               frames: int = 300, runs: int = 10, beside: int = 600, walkers: int = 50, walk_frames: int = 30) -> str:
     """Person zoom (`--zoom`) against the whole frame: mIoU on the labelled splits as they are and
     with CCP val's people standing at a distance (each photo shrunk into a 1280x720 frame of the
-    street clip's empty room, `evaluate.AtDistance`; alone, and two standing apart), with the
-    paired-bootstrap difference; and, on the street clip (people far from the camera), on the
+    street clip's empty room, `evaluate.AtDistance`; alone, two standing apart, and walking across
+    it as a stream, `evaluate.evaluate_walk`), with the paired-bootstrap difference; and, on the street clip (people far from the camera), on the
     street clip beside itself `beside` frames later (people apart) and on `close` (a person close
     to it), the model time per frame both ways in turn (`runs` frames each), the frame-to-frame
     changes and the frames parsed as tiles."""
@@ -559,7 +559,7 @@ def zoom_table(weights: Path, data: Path, street: Path, close: Path | None = Non
 
     from .engine import Engine, EngineConfig
     from .data import find_pairs, read_mask
-    from .evaluate import AtDistance, evaluate
+    from .evaluate import AtDistance, evaluate, evaluate_walk
     from .metrics import paired_bootstrap
     from .sources import VideoFile, read_image_any
     from .zoom import Zoom
@@ -588,12 +588,21 @@ def zoom_table(weights: Path, data: Path, street: Path, close: Path | None = Non
     apart = dict(root=ccp, split="val", labels="labels_lip", protocol="ccp", place=AtDistance(room, 0.5, partner=partner))
     name = "two CCP val photos apart, each at 50% of a 1280x720 frame's height, `ccp`"
     runs_ += [(name, apart, True), (f"{name}, one crop around both (no tiles)", apart, Zoom(engine, groups=1))]
+    # people walking across the room as a stream (`evaluate_walk`): the first `walkers` photos,
+    # `walk_frames` frames each, parsed by `Zoom.parse` as `video --zoom` does (the search in line)
+    # and as `webcam --zoom` does (the search on its own thread)
+    for height in (0.8, 0.5):
+        walk = dict(root=ccp, split="val", labels="labels_lip", protocol="ccp", walk=AtDistance(room, height),
+                    frames=walk_frames, limit=walkers)
+        name = f"CCP val walking across the room at {height:.0%} of the frame's height, {walk_frames} frames each, `ccp`"
+        runs_ += [(name + ", `video`", walk, Zoom(engine)), (name + ", `webcam`", walk, Zoom(engine, background=True))]
     lines = ["| images | whole frame mIoU | `--zoom` mIoU | difference [95% paired bootstrap] |", "|---|---|---|---|"]
     whole = {}  # each set of photos is parsed whole once
     for name, kw, zoom in runs_:
+        score = evaluate_walk if "walk" in kw else evaluate
         if id(kw) not in whole:
-            whole[id(kw)] = evaluate(engine, **kw)
-        plain, zoomed = whole[id(kw)], evaluate(engine, zoom=zoom, **kw)
+            whole[id(kw)] = score(engine, **kw)
+        plain, zoomed = whole[id(kw)], score(engine, zoom=zoom, **kw)
         d = paired_bootstrap(zoomed.per_image, plain.per_image)
         lines.append(f"| {name} ({plain.images}) | {100 * plain.scores.miou:.1f} | {100 * zoomed.scores.miou:.1f} | "
                      f"{100 * d.diff:+.1f} [{100 * d.low:+.1f}, {100 * d.high:+.1f}] |")

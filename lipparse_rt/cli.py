@@ -191,7 +191,8 @@ def video(
 
                 stats = run_file(src, engine, writer, mask_writer, window, alpha, on_frame,
                                  depth=queue_depth(src.width, src.height), streams=streams,
-                                 zoom=Zoom(engine, background=True) if zoom else None)
+                                 zoom=Zoom(engine) if zoom else None)  # the search in line: no frame
+                # is late in a file, and the search frame gets the enlarged parse (BENCHMARKS.md, "zoom")
                 progress.update(task, total=stats.frames_out)
     except LipParseError as exc:
         _fail(exc)

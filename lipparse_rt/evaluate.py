@@ -102,13 +102,7 @@ def evaluate(
         per_image.append(c)
         if on_image:
             on_image(i + 1, len(pairs))
-    if not per_image:
-        raise InputError(f"no labelled images to score in '{root}'")
-    stack = np.stack(per_image)
-    cm = stack.sum(0)
-    wrong, same = side_errors(cm) if protocol == "lip" else (0, 0)
-    return EvalResult(protocol, len(pairs), cm, scores(cm), wrong / same if protocol == "lip" and same else None,
-                      flip_tta, stack, tuple(p.stem for p, _ in pairs))
+    return _result(root, protocol, per_image, pairs, flip_tta)
 
 
 class AtDistance:
@@ -140,13 +134,65 @@ class AtDistance:
              label: NDArray[np.uint8], lo: int, hi: int, rng: np.random.Generator) -> None:
         """One photo and its label, bottom-aligned, its left edge at random in lo..hi minus its
         width (at most the scene's width: it may reach past hi)."""
-        sh, sw = image.shape[:2]
+        small, small_label = self.fit(bgr, label)
+        sw, w = image.shape[1], small.shape[1]
+        x = int(rng.integers(lo, max(lo, min(hi, sw) - w) + 1)) if lo + w <= sw else sw - w
+        put_at(image, placed, small, small_label, x)
+
+    def fit(self, bgr: NDArray[np.uint8], label: NDArray[np.uint8]) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
+        """A photo and its label shrunk to `height` of the scene's height (aspect kept, at most
+        the scene's width)."""
+        sh, sw = self.scene.shape[:2]
         h = max(1, min(sh, round(self.height * sh)))
         w = min(sw, max(1, round(bgr.shape[1] * h / bgr.shape[0])))
-        x = int(rng.integers(lo, max(lo, min(hi, sw) - w) + 1)) if lo + w <= sw else sw - w
-        y = sh - h
-        image[y:y + h, x:x + w] = cv2.resize(bgr, (w, h), interpolation=cv2.INTER_AREA)
-        placed[y:y + h, x:x + w] = cv2.resize(label, (w, h), interpolation=cv2.INTER_NEAREST)
+        return (cv2.resize(bgr, (w, h), interpolation=cv2.INTER_AREA),
+                cv2.resize(label, (w, h), interpolation=cv2.INTER_NEAREST))
+
+
+def put_at(image: NDArray[np.uint8], placed: NDArray[np.uint8], small: NDArray[np.uint8],
+           small_label: NDArray[np.uint8], x: int) -> None:
+    """A shrunk photo and its label into a scene and its label map, bottom-aligned at column x."""
+    h, w = small.shape[:2]
+    y = image.shape[0] - h
+    image[y:y + h, x:x + w] = small
+    placed[y:y + h, x:x + w] = small_label
+
+
+def evaluate_walk(engine: Engine, root: Path, split: str | None, labels: str | None, protocol: str,
+                  walk: AtDistance, frames: int = 30, zoom: Zoom | None = None, limit: int = 0) -> EvalResult:
+    """People walking across a scene, as a stream: each labelled photo, shrunk as `walk` shrinks
+    it (`AtDistance.fit`), crosses `walk.scene` in `frames` frames, its left edge moving evenly
+    from one seeded column to another; the photos follow one another in the same stream (one
+    person leaves, the next comes in elsewhere). Every frame is parsed in turn, through `zoom`
+    (`Zoom.parse`, as `video --zoom` parses a stream) or whole, and scored against its label;
+    `per_image` holds each photo's frames summed."""
+    pairs = find_pairs(Path(root), split, labels=labels)
+    if limit:
+        pairs = pairs[:limit]
+    sh, sw = walk.scene.shape[:2]
+    per_image = []
+    for i, (img_path, lab_path) in enumerate(pairs):
+        small, small_label = walk.fit(read_image_any(img_path), read_mask(lab_path))
+        x0, x1 = np.random.default_rng((walk.seed, i)).integers(0, sw - small.shape[1] + 1, 2)
+        c = 0
+        for t in range(frames):
+            image, placed = walk.scene.copy(), np.zeros((sh, sw), np.uint8)
+            put_at(image, placed, small, small_label, round(x0 + (x1 - x0) * t / max(1, frames - 1)))
+            pred = scale_ids(zoom.parse(image), sh, sw) if zoom is not None else engine.run(image)
+            c = c + protocol_confusion(pred, placed, protocol)
+        per_image.append(c)
+    return _result(root, protocol, per_image, pairs)
+
+
+def _result(root: Path, protocol: str, per_image: list, pairs: list, flip_tta: bool = False) -> EvalResult:
+    """`evaluate`'s result from each image's confusion matrix."""
+    if not per_image:
+        raise InputError(f"no labelled images to score in '{root}'")
+    stack = np.stack(per_image)
+    cm = stack.sum(0)
+    wrong, same = side_errors(cm) if protocol == "lip" else (0, 0)
+    return EvalResult(protocol, len(pairs), cm, scores(cm), wrong / same if protocol == "lip" and same else None,
+                      flip_tta, stack, tuple(p.stem for p, _ in pairs))
 
 
 @dataclass(frozen=True)

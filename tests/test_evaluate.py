@@ -166,3 +166,41 @@ def test_at_distance_puts_the_photo_and_its_partner_apart_with_their_labels():
         assert (image[placed == 5] == 200).all() and (image[placed == 9] == 100).all()
         alone, alone_label = AtDistance(scene, 0.5, seed=i)(i, photo, label)
         assert (alone_label == 5).sum() == xs5.size and not (alone_label == 9).any()
+
+
+class LabelEngine:
+    """Stands in for `Engine`: parses a frame by its red channel, which the test's photos carry
+    as their label ids (the scene's red channel is 0)."""
+
+    input_size = 64
+
+    def run(self, bgr):
+        return bgr[..., 2].copy()
+
+
+class FirstFrameEngine(LabelEngine):
+    """Parses every frame as the first one it saw: a person who stood still."""
+
+    def run(self, bgr):
+        if not hasattr(self, "first"):
+            self.first = super().run(bgr)
+        return self.first
+
+
+def test_walk_scores_every_frame_with_the_photo_and_its_label_moving_together(tmp_path):
+    from conftest import make_lip_folder
+
+    from lipparse_rt.evaluate import AtDistance, evaluate_walk
+
+    root = make_lip_folder(tmp_path / "d", ["a", "b"], hw=(48, 32))
+    for lab in (root / "labels").glob("*.png"):  # each photo's red channel: its label ids
+        img = np.zeros((48, 32, 3), np.uint8)
+        img[..., 2] = cv2.imread(str(lab), cv2.IMREAD_GRAYSCALE)
+        cv2.imwrite(str(root / "images" / f"{lab.stem}.png"), img)
+        (root / "images" / f"{lab.stem}.jpg").unlink()
+    walk = AtDistance(np.zeros((48, 200, 3), np.uint8), 1.0)  # the photos at their own size: exact labels
+    result = evaluate_walk(LabelEngine(), root, None, None, "lip", walk, frames=4)
+    assert result.per_image.shape[0] == 2 and result.per_image[0].sum() == 4 * 48 * 200  # every pixel of 4 frames
+    assert result.scores.pixel_acc == 1.0  # the label moved with the photo, frame by frame
+    still = evaluate_walk(FirstFrameEngine(), root, None, None, "lip", walk, frames=4)
+    assert still.scores.pixel_acc < 1.0  # a parse that does not follow the photo is scored wrong
