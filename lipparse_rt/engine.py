@@ -271,18 +271,9 @@ class Engine:
         into a 1xHxWx3 uint8 batch; return it and the valid size."""
         return letterbox(bgr, long_side or self.input_size)
 
-    def infer(self, batch: U8, shrink: bool = False) -> U8:
-        """Run the model on a prepared batch; return its ids (1xHxW uint8). `shrink`: hand the
-        CPU memory that this run's activations added back afterwards (a rare, larger input)."""
-        return self.session.run(["ids"], {"bgr": batch}, self._shrink_options() if shrink else None)[0]
-
-    def _shrink_options(self):
-        import onnxruntime as ort
-
-        options = ort.RunOptions()
-        if self.provider == "cpu":
-            options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
-        return options
+    def infer(self, batch: U8) -> U8:
+        """Run the model on a prepared batch; return its ids (1xHxW uint8)."""
+        return self.session.run(["ids"], {"bgr": batch})[0]
 
     @property
     def mode(self) -> str:
@@ -315,9 +306,7 @@ class Engine:
         if self.config.flip:
             return self.parse_flip(bgr, long_side)
         batch, (rh, rw) = self.prepare(bgr, long_side)
-        # a parse of at least twice the input size (rare: a search for small people) hands its
-        # activations back; the usual sizes keep the arena they share, as shrinking costs a regrow
-        return self.infer(batch, shrink=bool(long_side) and long_side >= 2 * self.input_size)[0, :rh, :rw]
+        return self.infer(batch)[0, :rh, :rw]
 
     def parse_flip(self, bgr: U8, long_side: int | None = None) -> U8:
         """Flip test-time augmentation: average the class probabilities of the frame and of its

@@ -24,10 +24,11 @@ seldom found there; ~216 at three times). The enlarged parse alone can find only
 large person (a coat without its wearer): where the people found at the input size fill the
 frame, neither a crop nor tiles could enlarge them and the enlarged parse is skipped. A search's result (the
 enlarged parse, when made) is that frame's output; every other frame costs one parse. With
-`background` (the app's `video` and `webcam`) the search frame is parsed like any other and the
-enlarged parse runs on its own thread, one at a time: no frame waits for it (a search at three
-times the input size takes ~9 frames' model time), and the people it finds join the tracked
-ones when it ends. The crop
+`background` (the app's `webcam`) the search frame is parsed like any other and the enlarged
+parse runs on its own thread, one at a time: no frame waits for it (a search at three times the
+input size takes ~9 frames' model time), and the people it finds join the tracked ones when it
+ends, a few frames later. `video` keeps the search in line: in a file no frame is late, and
+people walking across a labelled stream scored higher so (BENCHMARKS.md, "Person zoom"). The crop
 stays put while the people stay well inside it (less flicker). A still image (`run_still`)
 is searched at `still_scale` times the input size (4: a still is parsed once, so its search may
 cost more than a stream frame's), then cropped, and cropped again where the first crop's
