@@ -583,8 +583,11 @@ def zoom_table(weights: Path, data: Path, street: Path, close: Path | None = Non
     # two people standing apart: each photo in the left third, the photo half the split later in
     # the right third; tiles (the default) and one crop around both (`groups=1`, before tiles)
     pairs = find_pairs(ccp, "val", labels="labels_lip")
-    partner = lambda i: (read_image_any(pairs[(i + len(pairs) // 2) % len(pairs)][0]),  # noqa: E731
-                         read_mask(pairs[(i + len(pairs) // 2) % len(pairs)][1]))
+
+    def partner(i: int) -> tuple[np.ndarray, np.ndarray]:
+        img_path, lab_path = pairs[(i + len(pairs) // 2) % len(pairs)]
+        return read_image_any(img_path), read_mask(lab_path)
+
     apart = dict(root=ccp, split="val", labels="labels_lip", protocol="ccp", place=AtDistance(room, 0.5, partner=partner))
     name = "two CCP val photos apart, each at 50% of a 1280x720 frame's height, `ccp`"
     runs_ += [(name, apart, True), (f"{name}, one crop around both (no tiles)", apart, Zoom(engine, groups=1))]

@@ -640,6 +640,7 @@ def bench(
 
     data = default_data_root()
     clip = video or data / "videos" / "yes.mkv"
+    street = data / "videos" / "one-by-one-person-detection.mp4"  # people far from the camera
     w = weights or default_weights()
     app_w = weights or app_cpu_weights() or w  # what the app runs on the CPU by default
     try:
@@ -660,15 +661,12 @@ def bench(
         elif section == "latency":
             body = b.latency(app_w, clip)
         elif section == "zoom":
-            street = data / "videos" / "one-by-one-person-detection.mp4"
             if not street.is_file():
                 raise InputError(f"cannot read video '{street}': no such file")
             body = b.zoom_table(app_w, data, street, clip if clip.is_file() else None)
         elif section == "memory":
-            street = data / "videos" / "one-by-one-person-detection.mp4"
             body = b.memory(clip, app_w, zoom_video=street if street.is_file() else None)
         elif section == "flicker":
-            street = data / "videos" / "one-by-one-person-detection.mp4"
             clips = [c for c in dict.fromkeys((clip, street)) if c.is_file()]
             if not clips:
                 raise InputError(f"cannot read video '{clip}': no such file (give --video)")

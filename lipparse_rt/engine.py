@@ -109,11 +109,16 @@ def plan_streams(streams: int = 0, cores: int | None = None) -> tuple[int, int]:
     return n, max(1, cores // n)
 
 
+def padded(n: int) -> int:
+    """`n` rounded up to a multiple of the model stride (what the model's input is padded to)."""
+    return -(-n // STRIDE) * STRIDE
+
+
 def fit_size(h: int, w: int, long_side: int) -> tuple[int, int, int, int]:
     """Return (resized h, w, padded h, w): the long side to `long_side`, aspect kept, padded to x16."""
     scale = long_side / max(h, w)
     rh, rw = max(1, round(h * scale)), max(1, round(w * scale))
-    return rh, rw, -(-rh // STRIDE) * STRIDE, -(-rw // STRIDE) * STRIDE
+    return rh, rw, padded(rh), padded(rw)
 
 
 def shrink(bgr: U8, w: int, h: int) -> U8:

@@ -85,9 +85,7 @@ def evaluate(
     label before scoring (`AtDistance`).
     """
     zoomer = zoom if isinstance(zoom, Zoom) else Zoom(engine, flip=flip_tta) if zoom else None
-    pairs = find_pairs(Path(root), split, labels=labels)
-    if limit:
-        pairs = pairs[:limit]
+    pairs = _pairs(root, split, labels, limit)
     per_image = []
     for i, (img_path, lab_path) in enumerate(pairs):
         label = read_mask(lab_path)
@@ -166,9 +164,7 @@ def evaluate_walk(engine: Engine, root: Path, split: str | None, labels: str | N
     person leaves, the next comes in elsewhere). Every frame is parsed in turn, through `zoom`
     (`Zoom.parse`, as `video --zoom` parses a stream) or whole, and scored against its label;
     `per_image` holds each photo's frames summed."""
-    pairs = find_pairs(Path(root), split, labels=labels)
-    if limit:
-        pairs = pairs[:limit]
+    pairs = _pairs(root, split, labels, limit)
     sh, sw = walk.scene.shape[:2]
     per_image = []
     for i, (img_path, lab_path) in enumerate(pairs):
@@ -182,6 +178,12 @@ def evaluate_walk(engine: Engine, root: Path, split: str | None, labels: str | N
             c = c + protocol_confusion(pred, placed, protocol)
         per_image.append(c)
     return _result(root, protocol, per_image, pairs)
+
+
+def _pairs(root: Path, split: str | None, labels: str | None, limit: int) -> list:
+    """The labelled pairs of `root` (`find_pairs`), the first `limit` when it is set."""
+    pairs = find_pairs(Path(root), split, labels=labels)
+    return pairs[:limit] if limit else pairs
 
 
 def _result(root: Path, protocol: str, per_image: list, pairs: list, flip_tta: bool = False) -> EvalResult:

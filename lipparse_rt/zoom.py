@@ -46,7 +46,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from .engine import PAD_BGR, STRIDE, Engine, fit_size, scale_ids, shrink
+from .engine import PAD_BGR, STRIDE, Engine, fit_size, padded, scale_ids, shrink
 
 U8 = NDArray[np.uint8]
 
@@ -162,10 +162,10 @@ def crop_long_side(crop_h: int, crop_w: int, budget: int, cap: int) -> int:
 
 @dataclass(frozen=True)
 class Tile:
-    """One crop of a frame in the model's input: `region` (frame pixels) shrunk to h x w at (y, x)."""
+    """One crop of a frame in the model's input: `region` (frame pixels) shrunk to h x w, its top
+    left at column x of the input's top row (tiles stand side by side in one row)."""
 
     region: Box
-    y: int
     x: int
     h: int
     w: int
@@ -245,40 +245,36 @@ class Zoom:
             self._since_look = 0 if look else self._since_look + 1
         regions = self._steady(boxes, current, h, w) if boxes else None
         tiles = self._tiles(regions, h, w) if regions else None
-        if look and background:
+        if not look:
+            return self._next_plain(bgr, ticket, boxes, regions, tiles)
+        side = self.search_side(h, w, detect)
+        if background:
             # this frame is parsed as any other (a crop, or the whole frame at the input size); the
             # enlarged parse runs beside it, unless one still runs or the people fill the frame
             ids = self._next_plain(bgr, ticket, boxes, regions, tiles)
-            side = self.search_side(h, w, detect)
             if side > self.engine.input_size and (tiles is not None or not self._fills(self._boxes, h, w)):
-                search = threading.Thread(target=self._search, args=(bgr.copy(), side), name="zoom-search")
                 with self._lock:  # one search at a time (frames parsed in parallel may both look)
-                    idle = self._search_thread is None or not self._search_thread.is_alive()
-                    if idle:
-                        self._search_thread = search
-                        search.start()
+                    if self._search_thread is None or not self._search_thread.is_alive():
+                        self._search_thread = threading.Thread(target=self._search, args=(bgr.copy(), side),
+                                                               name="zoom-search")
+                        self._search_thread.start()
             return ids
-        if look or tiles is None:
-            # the whole frame: enlarged when searching for people (new ones beside the tracked
-            # ones), else as without zoom (nobody tracked, or the people fill the frame)
-            ids = self._parse(bgr)
-            self.last_input = self.engine.model_shape(h, w)
-            found = people_boxes(ids, h, w)
-            if look:
-                # the enlarged parse, unless the people found at the input size already fill the
-                # frame: any crop or tile must hold them, so none could enlarge anyone (a webcam user close
-                # up pays no search); the plain parse's people are kept beside the enlarged one's,
-                # which can see only part of a large person (a coat without its wearer)
-                side = self.search_side(h, w, detect)
-                if side > self.engine.input_size and not self._fills(self._group(found, h, w), h, w):
-                    ids = self._parse(bgr, side)
-                    self.last_input = self.engine.model_shape(h, w, side)
-                    found += people_boxes(ids, h, w)
-                # the search adds people; a tracked one it missed is kept (the next crop decides)
-                found += boxes or ()
-            self._remember(ticket, self._group(found, h, w))
-            return ids
-        return self._next_plain(bgr, ticket, boxes, regions, tiles)
+        # a search in line: the whole frame at the input size, then enlarged, unless the people
+        # found at the input size already fill the frame: any crop or tile must hold them, so none
+        # could enlarge anyone (a webcam user close up pays no search); the plain parse's people
+        # are kept beside the enlarged one's, which can see only part of a large person (a coat
+        # without its wearer). The search's result is this frame's output.
+        ids = self._parse(bgr)
+        self.last_input = self.engine.model_shape(h, w)
+        found = people_boxes(ids, h, w)
+        if side > self.engine.input_size and not self._fills(self._group(found, h, w), h, w):
+            ids = self._parse(bgr, side)
+            self.last_input = self.engine.model_shape(h, w, side)
+            found += people_boxes(ids, h, w)
+        # the search adds people; a tracked one it missed is kept (the next crop decides)
+        found += boxes or ()
+        self._remember(ticket, self._group(found, h, w))
+        return ids
 
     def _next_plain(self, bgr: U8, ticket: int, boxes: tuple[Box, ...] | None, regions: tuple[Box, ...] | None,
                     tiles: list[Tile] | None) -> U8:
@@ -381,13 +377,13 @@ class Zoom:
                 tiles, x = [], 0
                 for r, s in zip(regions, scales):
                     th, tw = max(1, round(r.height * s)), max(1, round(r.width * s))
-                    tiles.append(Tile(r, 0, x, th, tw))
-                    x += -(-tw // STRIDE) * STRIDE
+                    tiles.append(Tile(r, x, th, tw))
+                    x += padded(tw)
                 return tiles
         if side is None:
             return None
         th, tw, _, _ = fit_size(everyone.height, everyone.width, side)
-        return [Tile(everyone, 0, 0, th, tw)]
+        return [Tile(everyone, 0, th, tw)]
 
     def _parse_tiles(self, bgr: U8, tiles: list[Tile]) -> tuple[U8, list[Box]]:
         """The class map of the whole frame, from one parse of the tiles (a crop alone, or the
@@ -400,15 +396,15 @@ class Zoom:
             parsed = [self._parse(crop, max(tiles[0].h, tiles[0].w))]
             self.last_input = self.engine.model_shape(r.height, r.width, max(tiles[0].h, tiles[0].w))
         else:
-            ch = -(-max(t.h for t in tiles) // STRIDE) * STRIDE
-            cw = tiles[-1].x + -(-tiles[-1].w // STRIDE) * STRIDE
+            ch = padded(max(t.h for t in tiles))
+            cw = tiles[-1].x + padded(tiles[-1].w)
             canvas = np.empty((ch, cw, 3), np.uint8)
             canvas[:] = PAD_BGR
             for t in tiles:
                 r = t.region
-                canvas[t.y:t.y + t.h, t.x:t.x + t.w] = shrink(bgr[r.y0:r.y1, r.x0:r.x1], t.w, t.h)
+                canvas[:t.h, t.x:t.x + t.w] = shrink(bgr[r.y0:r.y1, r.x0:r.x1], t.w, t.h)
             ids = self._parse(canvas, max(ch, cw))
-            parsed = [ids[t.y:t.y + t.h, t.x:t.x + t.w] for t in tiles]
+            parsed = [ids[:t.h, t.x:t.x + t.w] for t in tiles]
             self.last_input = (ch, cw)
             with self._lock:
                 self.tiled += 1
