@@ -217,6 +217,10 @@ class Engine:
             options.intra_op_num_threads = self.config.threads
         if not self.config.spinning:
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # memory patterns (one block per input shape, planned from the shape's first run) held
+        # 70-90 MB more at the peak of `video --zoom`, whose crops and searches come in many shapes,
+        # for no speed (BENCHMARKS.md, "memory")
+        options.enable_mem_pattern = False
         return options
 
     def _fuse(self, path: Path) -> None:

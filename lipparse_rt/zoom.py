@@ -23,7 +23,11 @@ a person at half a 1280x720 frame's height is ~144 pixels tall at twice the inpu
 seldom found there; ~216 at three times). The enlarged parse alone can find only part of a
 large person (a coat without its wearer): where the people found at the input size fill the
 frame, neither a crop nor tiles could enlarge them and the enlarged parse is skipped. A search's result (the
-enlarged parse, when made) is that frame's output; every other frame costs one parse. With
+enlarged parse, when made) is that frame's output; every other frame costs one parse. A
+stream's enlarged parse goes in strips, each at most six times a frame's model pixels at the
+input size (two for a 16:9 frame), cut where none of the people found already stands: the
+model's memory grows with its input, and one 768x432 parse held ~110 MB more for as long as the
+process ran (`bench memory`: 4K `video --zoom` over the 600 MB target). With
 `background` (the app's `webcam`) the search frame is parsed like any other and the enlarged
 parse runs on its own thread, one at a time: no frame waits for it (a search at three times the
 input size takes ~9 frames' model time), and the people it finds join the tracked ones when it
@@ -160,6 +164,45 @@ def crop_long_side(crop_h: int, crop_w: int, budget: int, cap: int) -> int:
     return max(2 * STRIDE, int(side) // STRIDE * STRIDE)
 
 
+def search_strips(h: int, w: int, side: int, most: float, people: tuple[Box, ...] = (),
+                  overlap: float = 0.25) -> list[tuple[int, int, int, int]]:
+    """How an h x w frame parsed at long side `side` is parsed in strips of at most `most` model
+    pixels, left to right: (x0, x1, c0, c1) for each, its columns x0..x1 and the part c0..c1 of
+    them that goes into the frame's map. Neighbours overlap by at least `overlap` times the
+    frame's height (wider than anyone small enough to need an enlarged search), and strips begin
+    and hand over where none of `people` (found already) stands, where they can: a person cut by
+    a strip's edge is parsed worse (the search's boxes then hold parts of them). One strip, the
+    whole frame, where the frame fits in `most` or the strips would be mostly overlap (a
+    portrait frame)."""
+    scale = side / max(h, w)
+    if h * w * scale * scale <= most:
+        return [(0, w, 0, w)]
+    over = math.ceil(overlap * h)
+    widest = int(most / (h * scale * scale))  # a strip's width in frame pixels
+    if widest <= 2 * over:
+        return [(0, w, 0, w)]
+
+    def free(lo: int, hi: int, near: float) -> int | None:
+        """The column in lo..hi nearest to `near` that is inside nobody's box."""
+        cols = [x for x in range(lo, hi + 1) if not any(b.x0 < x < b.x1 for b in people)]
+        return min(cols, key=lambda x: abs(x - near)) if cols else None
+
+    spans = [0]  # each strip's first column
+    while spans[-1] + widest < w:
+        x0 = spans[-1]
+        latest = x0 + widest - over  # the next strip begins here at the latest, for the overlap
+        start = free(x0 + widest // 2, latest, latest)  # and gains at least half a strip
+        spans.append(latest if start is None else start)
+    ends = [min(w, x + widest) for x in spans[:-1]] + [w]
+    cuts = [0]
+    for nxt, end in zip(spans[1:], ends):  # hand over in the overlap, nearest its middle
+        mid = (nxt + end) / 2
+        cut = free(nxt + 1, end - 1, mid)
+        cuts.append(round(mid) if cut is None else cut)
+    cuts.append(w)
+    return [(x0, x1, c0, c1) for x0, x1, c0, c1 in zip(spans, ends, cuts, cuts[1:])]
+
+
 @dataclass(frozen=True)
 class Tile:
     """One crop of a frame in the model's input: `region` (frame pixels) shrunk to h x w, its top
@@ -181,7 +224,8 @@ class Zoom:
 
     def __init__(self, engine: Engine, margin: float = 0.15, cap_scale: float = 1.25, refresh: int = 30,
                  detect_scale: float = 3.0, still_scale: float = 4.0, min_gain: float = 1.3, shrink: float = 0.1,
-                 flip: bool = False, groups: int = 3, tile_gain: float = 1.2, background: bool = False) -> None:
+                 flip: bool = False, groups: int = 3, tile_gain: float = 1.2, background: bool = False,
+                 search_budget: float = 6.0) -> None:
         self.engine = engine
         self._parse = engine.parse_flip if flip else engine.parse  # flip: `eval --flip` (the app's
         # flip mode is the engine's own `config.flip`, which `Engine.parse` follows)
@@ -195,6 +239,8 @@ class Zoom:
         self.groups = groups  # at most this many groups of people, each its own tile (1: one crop around all)
         self.tile_gain = tile_gain  # tiles only where they enlarge the people this much more than one crop
         self.background = background  # a stream's enlarged search on its own thread (see `_search`)
+        self.search_budget = search_budget  # a stream's enlarged search in strips of at most this many
+        # times a frame's model pixels (`enlarged`; 0: in one piece)
         self._search_thread: threading.Thread | None = None
         self._search_error: BaseException | None = None
         self.last_input: tuple[int, int] = (0, 0)  # the model's input (h, w) for the last frame
@@ -217,23 +263,24 @@ class Zoom:
         of the pass before (the first boxes, from the whole image, are the roughest); it stops when
         the next crops would be the same."""
         self.reset()
-        ids = self._next(bgr, self.detect_still)
+        ids = self._next(bgr, self.detect_still, budget=0)
         h, w = bgr.shape[:2]
         for _ in range(crops):
             if self._boxes is None:
                 break  # nobody found: a crop has nothing to hold
             if self._regions and self._steady(self._boxes, self._regions, h, w) == self._regions:
                 break  # the crops would stay put: the same ids again
-            ids = self._next(bgr, self.detect_still)
+            ids = self._next(bgr, self.detect_still, budget=0)
         return scale_ids(ids, h, w)
 
     def parse(self, bgr: U8) -> U8:
         """The next frame of a stream: crops around the boxes of the newest result (see the class)."""
-        return self._next(bgr, self.detect, self.background)
+        return self._next(bgr, self.detect, self.background, self.search_budget)
 
-    def _next(self, bgr: U8, detect: int, background: bool = False) -> U8:
+    def _next(self, bgr: U8, detect: int, background: bool = False, budget: float = 0) -> U8:
         """`parse` with `detect` as the search's long side (before it is clipped to the frame);
-        `background`: a search's enlarged parse on its own thread (`_search`)."""
+        `background`: a search's enlarged parse on its own thread (`_search`); `budget`: its strips'
+        size (`enlarged`)."""
         if self._search_error is not None:
             error, self._search_error = self._search_error, None
             raise error
@@ -255,7 +302,7 @@ class Zoom:
             if side > self.engine.input_size and (tiles is not None or not self._fills(self._boxes, h, w)):
                 with self._lock:  # one search at a time (frames parsed in parallel may both look)
                     if self._search_thread is None or not self._search_thread.is_alive():
-                        self._search_thread = threading.Thread(target=self._search, args=(bgr.copy(), side),
+                        self._search_thread = threading.Thread(target=self._search, args=(bgr.copy(), side, budget, self._boxes or ()),
                                                                name="zoom-search")
                         self._search_thread.start()
             return ids
@@ -268,8 +315,7 @@ class Zoom:
         self.last_input = self.engine.model_shape(h, w)
         found = people_boxes(ids, h, w)
         if side > self.engine.input_size and not self._fills(self._group(found, h, w), h, w):
-            ids = self._parse(bgr, side)
-            self.last_input = self.engine.model_shape(h, w, side)
+            ids, self.last_input = self.enlarged(bgr, side, budget, tuple(found) + (boxes or ()))
             found += people_boxes(ids, h, w)
         # the search adds people; a tracked one it missed is kept (the next crop decides)
         found += boxes or ()
@@ -297,20 +343,50 @@ class Zoom:
         self._remember(ticket, self._group(found, h, w))
         return ids
 
-    def _search(self, bgr: U8, side: int) -> None:
+    def _search(self, bgr: U8, side: int, budget: float, people: tuple[Box, ...]) -> None:
         """A stream's enlarged search on its own thread: the people it finds join the tracked ones,
         and results of frames that were in flight meanwhile no longer replace them (they did not
         see the new people). The search frame itself was parsed as any other, so no frame waits
         for the search (a search at three times the input size is ~9 frames' model time)."""
         try:
             h, w = bgr.shape[:2]
-            found = people_boxes(self._parse(bgr, side), h, w)
+            found = people_boxes(self.enlarged(bgr, side, budget, people)[0], h, w)
             with self._lock:
                 if found:
                     self._boxes = self._group(found + list(self._boxes or ()), h, w)
                     self._newest = self._ticket - 1
         except BaseException as exc:  # raised on the next frame, on the caller's thread
             self._search_error = exc
+
+    def enlarged(self, bgr: U8, side: int, budget: float,
+                  people: tuple[Box, ...] = ()) -> tuple[U8, tuple[int, int]]:
+        """The class map of a search's enlarged parse (long side `side`) and the largest model
+        input it took. With a `budget`, the frame is parsed in strips (`search_strips`, cut where
+        none of `people` stands) of at most `budget` times the model pixels of a frame at the
+        input size, and the strips' maps are pasted side by side at the frame's scale: the
+        model's memory for activations grows with its input (~110 MB more at 768x432 than at
+        256x144), and a stream searches every `refresh` frames for as long as it runs."""
+        h, w = bgr.shape[:2]
+        rh, rw, _, _ = fit_size(h, w, self.engine.input_size)
+        if budget:
+            grown = tuple(b.grown(self.margin / 3, h, w) for b in people)
+            strips = search_strips(h, w, side, budget * rh * rw, grown)
+        else:
+            strips = [(0, w, 0, w)]
+        if len(strips) == 1:
+            return self._parse(bgr, side), self.engine.model_shape(h, w, side)
+        scale = side / max(h, w)
+        out = np.empty((max(1, round(h * scale)), max(1, round(w * scale))), np.uint8)
+        sx = out.shape[1] / w  # the map's own scale, after rounding its size
+        biggest = (0, 0)
+        for x0, x1, c0, c1 in strips:
+            long = max(2 * STRIDE, round(scale * max(h, x1 - x0)))
+            ids = self._parse(bgr[:, x0:x1], long)
+            biggest = max(biggest, self.engine.model_shape(h, x1 - x0, long), key=lambda s: s[0] * s[1])
+            m0, m1, k0, k1 = (round(x * sx) for x in (x0, x1, c0, c1))
+            strip = cv2.resize(ids, (m1 - m0, out.shape[0]), interpolation=cv2.INTER_NEAREST)
+            out[:, k0:k1] = strip[:, k0 - m0:k1 - m0]
+        return out, biggest
 
     def wait(self) -> None:
         """Wait for a background search to finish (tests, benchmarks)."""

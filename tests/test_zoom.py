@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from lipparse_rt.engine import Engine, EngineConfig, default_weights, fit_size, scale_ids
-from lipparse_rt.zoom import Box, Zoom, crop_long_side, group_boxes, people_boxes, tile_scales, union_of
+from lipparse_rt.zoom import (Box, Zoom, crop_long_side, group_boxes, people_boxes, search_strips, tile_scales,
+                              union_of)
 
 from conftest import SHARED
 
@@ -153,7 +154,7 @@ def test_a_background_search_holds_up_no_frame_and_its_people_are_followed():
     assert ids.shape == (48, 64)
     frame[:] = 0  # the pipeline draws on the frame it was given: the search parses its own copy
     zoom.wait()
-    assert sorted(eng.sides) == [64, 192]
+    assert sorted(eng.sides) == [64, 144, 144]  # the 3x search (192x144) in two strips, each 144 tall
     assert len(zoom._boxes) == 1 and abs(zoom._boxes[0].y0 - 203) < 6
     zoom._remember(0, None)  # a frame that was in flight during the search: it does not undo it
     assert zoom._boxes is not None
@@ -185,8 +186,9 @@ def test_with_nobody_the_frame_is_parsed_whole_and_searched_again_later():
     empty = np.zeros((120, 160, 3), np.uint8)
     for _ in range(5):
         assert not zoom.parse(empty).any()
-    # a search (plain, and enlarged 3x: 192, at most the frame's own 160) first and 3 frames after
-    assert eng.sides == [64, 160, 64, 64, 64, 64, 160]
+    # a search (plain, and enlarged 3x: 192, at most the frame's own 160, in two strips, 153 wide
+    # and the rest, each 120 tall) first and 3 frames after
+    assert eng.sides == [64, 153, 120, 64, 64, 64, 64, 153, 120]
     assert zoom._boxes is None
 
 
@@ -198,7 +200,40 @@ def test_a_still_is_searched_larger_than_a_stream_frame():
     assert eng.sides == [64, 256]
     zoom.reset()
     zoom.parse(empty)
-    assert eng.sides[2:] == [64, 192]
+    assert eng.sides[2:] == [64, 144, 144]  # 192x144 in two strips (a still's search in one piece)
+
+
+def test_search_strips_overlap_cover_the_frame_keep_the_budget_and_spare_people():
+    h, w, side = 720, 1280, 768  # 768x432 at 3x the input size 256
+    most, scale = 6 * 256 * 144, 768 / 1280
+    strips = search_strips(h, w, side, most)
+    assert len(strips) == 2 and strips[0][0] == strips[0][2] == 0 and strips[-1][1] == strips[-1][3] == w
+    for (a0, a1, _, ac1), (b0, b1, bc0, _) in zip(strips, strips[1:]):
+        assert a1 - b0 >= 0.25 * h and ac1 == bc0 and b0 < bc0 < a1  # overlapping, handed over inside
+    assert all((x1 - x0) * h * scale * scale <= most for x0, x1, _, _ in strips)
+    assert len(search_strips(h, w, side, 4 * 256 * 144)) == 3  # a smaller budget: more strips
+    assert search_strips(h, w, side, 768 * 432) == [(0, w, 0, w)]  # it fits: one piece
+    assert search_strips(w, h, side, most) == [(0, h, 0, h)]  # portrait: strips would be mostly overlap
+    # someone standing where the second strip would begin: it begins left of them, and the map
+    # is handed over beside them, so one strip parses them whole and fills them in
+    person = Box(100, strips[1][0] - 100, 700, strips[1][0] + 150)
+    (a0, a1, _, cut), (b0, b1, _, _) = search_strips(h, w, side, most, (person,))
+    assert b0 <= person.x0 and person.x1 <= b1 and not person.x0 < cut < person.x1
+
+
+def test_a_search_in_strips_gives_the_map_of_one_piece():
+    frame = np.zeros((480, 640, 3), np.uint8)
+    frame[203:437, 297:383] = 255  # across the middle, where the two strips meet
+    frame[50:150, 20:60] = frame[300:460, 590:630] = 255  # and at either end
+    eng = BrightEngine()
+    zoom = Zoom(eng)
+    whole, shape = zoom.enlarged(frame, 192, 0)
+    assert eng.sides == [192] and shape == (144, 192)
+    pieces, biggest = zoom.enlarged(frame, 192, 6)
+    assert eng.sides[1:] == [144, 144] and biggest[0] == 144 and biggest[1] < 192
+    assert pieces.shape == whole.shape
+    assert (pieces != whole).mean() < 0.005  # the same people, in the same place (rounding at the cut)
+    assert people_boxes(pieces, 480, 640) == people_boxes(whole, 480, 640)
 
 
 def test_a_crop_that_sees_less_of_the_person_does_not_spiral_down():
