@@ -547,7 +547,8 @@ def write_section(path: Path, name: str, body: str, command: str) -> None:
 
 
 def zoom_table(weights: Path, data: Path, street: Path, close: Path | None = None, viton: int = 500,
-               frames: int = 300, runs: int = 10, beside: int = 600, walkers: int = 50, walk_frames: int = 30) -> str:
+               frames: int = 300, runs: int = 10, beside: int = 600, walkers: int = 50, walk_frames: int = 30,
+               walk_vary: int = 10) -> str:
     """Person zoom (`--zoom`) against the whole frame: mIoU on the labelled splits as they are and
     with CCP val's people standing at a distance (each photo shrunk into a 1280x720 frame of the
     street clip's empty room, `evaluate.AtDistance`; alone, two standing apart, and walking across
@@ -592,13 +593,17 @@ def zoom_table(weights: Path, data: Path, street: Path, close: Path | None = Non
     name = "two CCP val photos apart, each at 50% of a 1280x720 frame's height, `ccp`"
     runs_ += [(name, apart, True), (f"{name}, one crop around both (no tiles)", apart, Zoom(engine, groups=1))]
     # people walking across the room as a stream (`evaluate_walk`): the first `walkers` photos,
-    # `walk_frames` frames each, parsed by `Zoom.parse` as `video --zoom` does (the search in line)
+    # `walk_frames` frames each, give or take `walk_vary` (seeded: people come in at any frame, not
+    # in step with the search), parsed by `Zoom.parse` as `video --zoom` does (the search in line)
     # and as `webcam --zoom` does (the search on its own thread)
     for height in (0.8, 0.5):
         walk = dict(root=ccp, split="val", labels="labels_lip", protocol="ccp", walk=AtDistance(room, height),
-                    frames=walk_frames, limit=walkers)
-        name = f"CCP val walking across the room at {height:.0%} of the frame's height, {walk_frames} frames each, `ccp`"
-        runs_ += [(name + ", `video`", walk, Zoom(engine)), (name + ", `webcam`", walk, Zoom(engine, background=True))]
+                    frames=walk_frames, vary=walk_vary, limit=walkers)
+        name = (f"CCP val walking across the room at {height:.0%} of the frame's height, "
+                f"{walk_frames - walk_vary}-{walk_frames + walk_vary} frames each, `ccp`")
+        runs_ += [(name + ", `video`", walk, Zoom(engine)), (name + ", `webcam`", walk, Zoom(engine, background=True)),
+                  (name + ", `video`, searched every 30 frames even with nobody followed", walk,
+                   Zoom(engine, idle=Zoom(engine).refresh))]
     lines = ["| images | whole frame mIoU | `--zoom` mIoU | difference [95% paired bootstrap] |", "|---|---|---|---|"]
     whole = {}  # each set of photos is parsed whole once
     for name, kw, zoom in runs_:
@@ -619,8 +624,9 @@ def zoom_table(weights: Path, data: Path, street: Path, close: Path | None = Non
     if close is not None:
         with VideoFile(close) as src:
             clips.append((f"`{close.name}`", [f.image for _, f in zip(range(frames), src)]))
-    lines += ["", f"Model time per frame, one frame at a time, {runs} frames each way in turn (the median of the turns; "
-              "the search of the whole frame every 30 frames included), and pixels whose class changes between "
+    lines += ["", f"Model time per frame, one frame at a time, {runs} frames each way in turn (all turns' time over all frames; "
+              "the searches of the whole frame included: every 30 frames, every 10 while nobody is followed), and "
+              "pixels whose class changes between "
               "consecutive frames (on the whole frame's map):", "",
               "| clip | whole frame ms | `--zoom` ms | ratio | one search's enlarged parse, ms | changes, whole "
               "| changes, `--zoom` | called a person, whole | `--zoom` | frames as tiles |", "|---|---|---|---|---|---|---|---|---|---|"]
@@ -637,7 +643,8 @@ def zoom_table(weights: Path, data: Path, street: Path, close: Path | None = Non
 
 def _zoom_runs(engine, zoom, imgs: list[np.ndarray], runs: int) -> tuple[float, float, list[float], list[float]]:
     """`zoom_table`'s timing: a clip's frames in order, whole and zoomed in turn (zoom follows the
-    people); median ms a frame each way, and each way's share of pixels changing class between
+    people); ms a frame each way (all turns' time over all frames: a median of the turns would
+    leave out the turns with a search), and each way's share of pixels changing class between
     consecutive frames and share called a person, on the whole frame's map."""
     from .engine import scale_ids
 
@@ -647,7 +654,8 @@ def _zoom_runs(engine, zoom, imgs: list[np.ndarray], runs: int) -> tuple[float, 
         part = imgs[r:r + runs]
         times[0].append(_time(lambda: maps[0].extend(engine.parse(f) for f in part), 1, warmup=0) / len(part))
         times[1].append(_time(lambda: maps[1].extend(zoom.parse(f) for f in part), 1, warmup=0) / len(part))
-    plain_ms, zoom_ms = (float(np.median(np.concatenate(t))) for t in times)
+    sizes = [len(imgs[r:r + runs]) for r in range(0, len(imgs), runs)]
+    plain_ms, zoom_ms = (float(np.average(np.concatenate(t), weights=sizes)) for t in times)
     grid = maps[0][0].shape  # zoom's maps (at each crop's scale) brought to the whole frame's map
     on_grid = [[scale_ids(a, *grid) for a in m] for m in maps]
     changed = [float(_changes(m).mean()) for m in on_grid]

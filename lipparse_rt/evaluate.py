@@ -157,11 +157,13 @@ def put_at(image: NDArray[np.uint8], placed: NDArray[np.uint8], small: NDArray[n
 
 
 def evaluate_walk(engine: Engine, root: Path, split: str | None, labels: str | None, protocol: str,
-                  walk: AtDistance, frames: int = 30, zoom: Zoom | None = None, limit: int = 0) -> EvalResult:
+                  walk: AtDistance, frames: int = 30, zoom: Zoom | None = None, limit: int = 0,
+                  vary: int = 0) -> EvalResult:
     """People walking across a scene, as a stream: each labelled photo, shrunk as `walk` shrinks
-    it (`AtDistance.fit`), crosses `walk.scene` in `frames` frames, its left edge moving evenly
-    from one seeded column to another; the photos follow one another in the same stream (one
-    person leaves, the next comes in elsewhere). Every frame is parsed in turn, through `zoom`
+    it (`AtDistance.fit`), crosses `walk.scene` in `frames` frames (or a seeded number within
+    `vary` of it: people then come in at any frame, not in step with zoom's search every 30
+    frames), its left edge moving evenly from one seeded column to another; the photos follow
+    one another in the same stream (one person leaves, the next comes in elsewhere). Every frame is parsed in turn, through `zoom`
     (`Zoom.parse`, as `video --zoom` parses a stream) or whole, and scored against its label;
     `per_image` holds each photo's frames summed."""
     pairs = _pairs(root, split, labels, limit)
@@ -169,11 +171,13 @@ def evaluate_walk(engine: Engine, root: Path, split: str | None, labels: str | N
     per_image = []
     for i, (img_path, lab_path) in enumerate(pairs):
         small, small_label = walk.fit(read_image_any(img_path), read_mask(lab_path))
-        x0, x1 = np.random.default_rng((walk.seed, i)).integers(0, sw - small.shape[1] + 1, 2)
+        rng = np.random.default_rng((walk.seed, i))
+        x0, x1 = rng.integers(0, sw - small.shape[1] + 1, 2)
+        n = int(rng.integers(frames - vary, frames + vary + 1)) if vary else frames
         c = 0
-        for t in range(frames):
+        for t in range(n):
             image, placed = walk.scene.copy(), np.zeros((sh, sw), np.uint8)
-            put_at(image, placed, small, small_label, round(x0 + (x1 - x0) * t / max(1, frames - 1)))
+            put_at(image, placed, small, small_label, round(x0 + (x1 - x0) * t / max(1, n - 1)))
             pred = scale_ids(zoom.parse(image), sh, sw) if zoom is not None else engine.run(image)
             c = c + protocol_confusion(pred, placed, protocol)
         per_image.append(c)

@@ -17,7 +17,8 @@ group under 1.2 times more (people close together, or one person).
 
 With nobody tracked (or people filling the frame) a frame is parsed whole, as without zoom,
 and people large enough to be found there are followed from the next frame on. The first frame
-and every `refresh`-th after it are searched whole, for people who came in: at the input size
+and every `refresh`-th after it (every `idle`-th while nobody is followed: someone coming in
+is found sooner) are searched whole, for people who came in: at the input size
 first, then at `detect_scale` times it, for people too small to be found at the input size (3:
 a person at half a 1280x720 frame's height is ~144 pixels tall at twice the input size, and
 seldom found there; ~216 at three times). The enlarged parse alone can find only part of a
@@ -29,9 +30,9 @@ input size (two for a 16:9 frame), cut where none of the people found already st
 model's memory grows with its input, and one 768x432 parse held ~110 MB more for as long as the
 process ran (`bench memory`: 4K `video --zoom` over the 600 MB target). With
 `background` (the app's `webcam`) the search frame is parsed like any other and the enlarged
-parse runs on its own thread, one at a time: no frame waits for it (a search at three times the
-input size takes ~9 frames' model time), and the people it finds join the tracked ones when it
-ends, a few frames later. `video` keeps the search in line: in a file no frame is late, and
+parse runs on its own thread, one at a time: no frame waits for it (a search at three times
+the input size takes ~11 frames' model time in strips), and the people it finds join the
+tracked ones when it ends, a few frames later. `video` keeps the search in line: in a file no frame is late, and
 people walking across a labelled stream scored higher so (BENCHMARKS.md, "Person zoom"). The crop
 stays put while the people stay well inside it (less flicker). A still image (`run_still`)
 is searched at `still_scale` times the input size (4: a still is parsed once, so its search may
@@ -223,7 +224,7 @@ class Zoom:
     """
 
     def __init__(self, engine: Engine, margin: float = 0.15, cap_scale: float = 1.25, refresh: int = 30,
-                 detect_scale: float = 3.0, still_scale: float = 4.0, min_gain: float = 1.3, shrink: float = 0.1,
+                 idle: int = 10, detect_scale: float = 3.0, still_scale: float = 4.0, min_gain: float = 1.3, shrink: float = 0.1,
                  flip: bool = False, groups: int = 3, tile_gain: float = 1.2, background: bool = False,
                  search_budget: float = 6.0) -> None:
         self.engine = engine
@@ -232,6 +233,7 @@ class Zoom:
         self.margin = margin
         self.cap = int(engine.input_size * cap_scale)
         self.refresh = refresh
+        self.idle = idle  # with nobody followed, the search comes this often (someone may come in)
         self.shrink = shrink
         self.detect = int(engine.input_size * detect_scale)
         self.detect_still = int(engine.input_size * still_scale)
@@ -288,7 +290,8 @@ class Zoom:
         with self._lock:
             ticket, boxes, current = self._ticket, self._boxes, self._regions
             self._ticket += 1
-            look = self._since_look is None or self._since_look >= self.refresh
+            every = self.refresh if boxes else self.idle
+            look = self._since_look is None or self._since_look + 1 >= every  # frames 0, every, 2 every...
             self._since_look = 0 if look else self._since_look + 1
         regions = self._steady(boxes, current, h, w) if boxes else None
         tiles = self._tiles(regions, h, w) if regions else None
@@ -302,8 +305,8 @@ class Zoom:
             if side > self.engine.input_size and (tiles is not None or not self._fills(self._boxes, h, w)):
                 with self._lock:  # one search at a time (frames parsed in parallel may both look)
                     if self._search_thread is None or not self._search_thread.is_alive():
-                        self._search_thread = threading.Thread(target=self._search, args=(bgr.copy(), side, budget, self._boxes or ()),
-                                                               name="zoom-search")
+                        self._search_thread = threading.Thread(
+                            target=self._search, args=(bgr.copy(), side, budget, self._boxes or ()), name="zoom-search")
                         self._search_thread.start()
             return ids
         # a search in line: the whole frame at the input size, then enlarged, unless the people
@@ -347,7 +350,7 @@ class Zoom:
         """A stream's enlarged search on its own thread: the people it finds join the tracked ones,
         and results of frames that were in flight meanwhile no longer replace them (they did not
         see the new people). The search frame itself was parsed as any other, so no frame waits
-        for the search (a search at three times the input size is ~9 frames' model time)."""
+        for the search (a search at three times the input size is ~11 frames' model time)."""
         try:
             h, w = bgr.shape[:2]
             found = people_boxes(self.enlarged(bgr, side, budget, people)[0], h, w)
@@ -359,7 +362,7 @@ class Zoom:
             self._search_error = exc
 
     def enlarged(self, bgr: U8, side: int, budget: float,
-                  people: tuple[Box, ...] = ()) -> tuple[U8, tuple[int, int]]:
+                 people: tuple[Box, ...] = ()) -> tuple[U8, tuple[int, int]]:
         """The class map of a search's enlarged parse (long side `side`) and the largest model
         input it took. With a `budget`, the frame is parsed in strips (`search_strips`, cut where
         none of `people` stands) of at most `budget` times the model pixels of a frame at the

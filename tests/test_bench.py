@@ -132,7 +132,8 @@ def test_zoom_table_scores_both_ways_like_eval_and_times_both(tmp_path, tiny_wei
     make_lip_folder(data / "viton" / "test", ["v1", "v2", "v3"], hw=(64, 48))
     street = make_video(tmp_path / "street.mp4", n=24, size=(192, 108))
     close = make_video(tmp_path / "close.mp4", n=8, size=(160, 120))
-    table = bench.zoom_table(tiny_weights, data, street, close, viton=2, frames=24, runs=4, walkers=2, walk_frames=3)
+    table = bench.zoom_table(tiny_weights, data, street, close, viton=2, frames=24, runs=4, walkers=2, walk_frames=3,
+                             walk_vary=1)
     rows = [[c.strip() for c in l.split("|")[1:-1]] for l in table.splitlines() if l.startswith("| ") and "(" in l]
     assert [r[0] for r in rows[:7]] == ["CCP val, `ccp` protocol (2)", "CCP val, 20 classes vs `labels_lip_sided` (2)",
                                         "VITON test, first 2 photos (2)", "CCP val at 80% of a 1280x720 frame's height, `ccp` (2)",
@@ -141,18 +142,18 @@ def test_zoom_table_scores_both_ways_like_eval_and_times_both(tmp_path, tiny_wei
                                         "CCP val at 50% of a 1280x720 frame's height, `ccp`, searched as a video frame (3x) (2)"]
     apart = "two CCP val photos apart, each at 50% of a 1280x720 frame's height, `ccp`"
     assert [r[0] for r in rows[7:9]] == [f"{apart} (2)", f"{apart}, one crop around both (no tiles) (2)"]
-    walk = "CCP val walking across the room at {}% of the frame's height, 3 frames each, `ccp`, `{}` (2)"
-    assert [r[0] for r in rows[9:13]] == [walk.format(80, "video"), walk.format(80, "webcam"),
-                                         walk.format(50, "video"), walk.format(50, "webcam")]
+    walk = "CCP val walking across the room at {}% of the frame's height, 2-4 frames each, `ccp`, {} (2)"
+    ways = ("`video`", "`webcam`", "`video`, searched every 30 frames even with nobody followed")
+    assert [r[0] for r in rows[9:15]] == [walk.format(h, way) for h in (80, 50) for way in ways]
     assert rows[5][1] == rows[3][1] and rows[6][1] == rows[4][1] and rows[8][1] == rows[7][1]  # the same photos parsed whole
-    assert rows[10][1] == rows[9][1] and rows[12][1] == rows[11][1]
+    assert rows[10][1] == rows[9][1] == rows[11][1] and rows[13][1] == rows[12][1] == rows[14][1]
     engine = Engine(EngineConfig(weights=tiny_weights, provider="cpu"))
     for row, kw in ((rows[0], dict(root=ccp, split="val", labels="labels_lip", protocol="ccp")),
                     (rows[2], dict(root=data / "viton" / "test", limit=2))):
         assert row[1] == f"{100 * evaluate(engine, **kw).scores.miou:.1f}"
         assert row[2] == f"{100 * evaluate(engine, zoom=True, **kw).scores.miou:.1f}"
         assert abs(float(row[3].split()[0]) - (float(row[2]) - float(row[1]))) <= 0.11
-    clips = rows[13:]
+    clips = rows[15:]
     assert [r[0] for r in clips] == ["`street.mp4` (192x108, 24 frames)",  # too short to be beside itself 600 later
                                      "`street.mp4` beside itself 0 frames later (384x108, 24 frames)",
                                      "`close.mp4` (160x120, 8 frames)"]

@@ -204,3 +204,7 @@ def test_walk_scores_every_frame_with_the_photo_and_its_label_moving_together(tm
     assert result.scores.pixel_acc == 1.0  # the label moved with the photo, frame by frame
     still = evaluate_walk(FirstFrameEngine(), root, None, None, "lip", walk, frames=4)
     assert still.scores.pixel_acc < 1.0  # a parse that does not follow the photo is scored wrong
+    varied = evaluate_walk(LabelEngine(), root, None, None, "lip", walk, frames=4, vary=3)
+    counts = varied.per_image.sum((1, 2)) // (48 * 200)  # frames each photo stayed
+    assert all(1 <= n <= 7 for n in counts) and counts.tolist() != [4, 4]  # not all 4 (seeded)
+    assert varied.scores.pixel_acc == 1.0

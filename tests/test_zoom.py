@@ -182,14 +182,31 @@ def test_a_background_search_that_fails_raises_on_the_next_frame():
 
 def test_with_nobody_the_frame_is_parsed_whole_and_searched_again_later():
     eng = BrightEngine()
-    zoom = Zoom(eng, refresh=3)
+    zoom = Zoom(eng, idle=3)  # with nobody followed, every 3rd frame (not every `refresh`-th)
     empty = np.zeros((120, 160, 3), np.uint8)
     for _ in range(5):
         assert not zoom.parse(empty).any()
     # a search (plain, and enlarged 3x: 192, at most the frame's own 160, in two strips, 153 wide
-    # and the rest, each 120 tall) first and 3 frames after
-    assert eng.sides == [64, 153, 120, 64, 64, 64, 64, 153, 120]
+    # and the rest, each 120 tall) on frames 0 and 3
+    assert eng.sides == [64, 153, 120, 64, 64, 64, 153, 120, 64]
     assert zoom._boxes is None
+
+
+def test_with_someone_followed_the_search_waits_for_refresh():
+    frame = np.zeros((480, 640, 3), np.uint8)
+    frame[203:437, 297:383] = 255
+    eng = BrightEngine()
+    zoom = Zoom(eng, refresh=6, idle=2)
+
+    def parses() -> int:  # model runs for the next frame: 1, or more for a search (whole, then enlarged)
+        before = len(eng.sides)
+        zoom.parse(frame)
+        return len(eng.sides) - before
+
+    assert [parses() > 1 for _ in range(8)] == [True] + [False] * 5 + [True, False]  # every `refresh`-th
+    frame[:] = 0  # they leave: the crop finds nobody, and with nobody followed the search comes
+    # as soon as `idle` frames have passed since the last search (the whole frame and 2 strips)
+    assert [parses() for _ in range(4)] == [1, 3, 1, 3]
 
 
 def test_a_still_is_searched_larger_than_a_stream_frame():
