@@ -48,7 +48,8 @@ Flip = Annotated[bool, typer.Option(
 ZoomOpt = Annotated[bool, typer.Option(
     "--zoom", help="Person zoom: parse a crop around the people (found in the last result) with the model pixels of "
                    "the whole frame, so people far from the camera are parsed at the size the model knows; the whole "
-                   "frame is searched again every 30 frames, every 10 while nobody is followed (BENCHMARKS.md, \"Person zoom\").")]
+                   "frame is searched again every 30 frames, every 10 while nobody is followed (BENCHMARKS.md, "
+                   "\"Person zoom\").")]
 
 
 def _on_sigterm(signum: int, frame: object) -> None:

@@ -217,9 +217,9 @@ class Engine:
             options.intra_op_num_threads = self.config.threads
         if not self.config.spinning:
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        # memory patterns (one block per input shape, planned from the shape's first run) held
-        # 70-90 MB more at the peak of `video --zoom`, whose crops and searches come in many shapes,
-        # for no speed (BENCHMARKS.md, "memory")
+        # memory patterns (one block per input shape, planned from the shape's first run) held tens
+        # of MB more at the peak of `video --zoom`, whose crops and searches come in many shapes,
+        # and made it no faster (BENCHMARKS.md, "memory")
         options.enable_mem_pattern = False
         return options
 

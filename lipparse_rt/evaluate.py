@@ -163,9 +163,9 @@ def evaluate_walk(engine: Engine, root: Path, split: str | None, labels: str | N
     it (`AtDistance.fit`), crosses `walk.scene` in `frames` frames (or a seeded number within
     `vary` of it: people then come in at any frame, not in step with zoom's search every 30
     frames), its left edge moving evenly from one seeded column to another; the photos follow
-    one another in the same stream (one person leaves, the next comes in elsewhere). Every frame is parsed in turn, through `zoom`
-    (`Zoom.parse`, as `video --zoom` parses a stream) or whole, and scored against its label;
-    `per_image` holds each photo's frames summed."""
+    one another in the same stream (one person leaves, the next comes in elsewhere). Every frame
+    is parsed in turn, through `zoom` (`Zoom.parse`, as `video --zoom` parses a stream) or
+    whole, and scored against its label; `per_image` holds each photo's frames summed."""
     pairs = _pairs(root, split, labels, limit)
     sh, sw = walk.scene.shape[:2]
     per_image = []
@@ -173,7 +173,7 @@ def evaluate_walk(engine: Engine, root: Path, split: str | None, labels: str | N
         small, small_label = walk.fit(read_image_any(img_path), read_mask(lab_path))
         rng = np.random.default_rng((walk.seed, i))
         x0, x1 = rng.integers(0, sw - small.shape[1] + 1, 2)
-        n = int(rng.integers(frames - vary, frames + vary + 1)) if vary else frames
+        n = max(1, int(rng.integers(frames - vary, frames + vary + 1))) if vary else frames
         c = 0
         for t in range(n):
             image, placed = walk.scene.copy(), np.zeros((sh, sw), np.uint8)

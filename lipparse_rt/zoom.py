@@ -224,9 +224,9 @@ class Zoom:
     """
 
     def __init__(self, engine: Engine, margin: float = 0.15, cap_scale: float = 1.25, refresh: int = 30,
-                 idle: int = 10, detect_scale: float = 3.0, still_scale: float = 4.0, min_gain: float = 1.3, shrink: float = 0.1,
-                 flip: bool = False, groups: int = 3, tile_gain: float = 1.2, background: bool = False,
-                 search_budget: float = 6.0) -> None:
+                 idle: int = 10, detect_scale: float = 3.0, still_scale: float = 4.0, min_gain: float = 1.3,
+                 shrink: float = 0.1, flip: bool = False, groups: int = 3, tile_gain: float = 1.2,
+                 background: bool = False, search_budget: float = 6.0) -> None:
         self.engine = engine
         self._parse = engine.parse_flip if flip else engine.parse  # flip: `eval --flip` (the app's
         # flip mode is the engine's own `config.flip`, which `Engine.parse` follows)
