@@ -629,15 +629,17 @@ def zoom_table(weights: Path, data: Path, street: Path, close: Path | None = Non
               "pixels whose class changes between "
               "consecutive frames (on the whole frame's map):", "",
               "| clip | whole frame ms | `--zoom` ms | ratio | one search's enlarged parse, ms | changes, whole "
-              "| changes, `--zoom` | called a person, whole | `--zoom` | frames as tiles |", "|---|---|---|---|---|---|---|---|---|---|"]
+              "| changes, `--zoom` | called a person, whole | `--zoom` | frames as tiles | enlarged searches |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for label, imgs in clips:
         zoom = Zoom(engine)
         plain_ms, zoom_ms, changed, person = _zoom_runs(engine, zoom, imgs, runs)
+        searches = zoom.searches  # before the timing below adds its own
         side = zoom.search_side(*imgs[0].shape[:2])
         search_ms = float(np.median(_time(lambda: zoom.enlarged(imgs[0], side, zoom.search_budget), runs)))
         lines.append(f"| {label} ({imgs[0].shape[1]}x{imgs[0].shape[0]}, {len(imgs)} frames) | {plain_ms:.1f} | "
                      f"{zoom_ms:.1f} | {zoom_ms / plain_ms:.2f}x | {search_ms:.1f} (long side {side}) | {changed[0]:.2f}% | "
-                     f"{changed[1]:.2f}% | {person[0]:.1f}% | {person[1]:.1f}% | {zoom.tiled} |")
+                     f"{changed[1]:.2f}% | {person[0]:.1f}% | {person[1]:.1f}% | {zoom.tiled} | {searches} |")
     return "\n".join(lines)
 
 

@@ -18,7 +18,8 @@ group under 1.2 times more (people close together, or one person).
 With nobody tracked (or people filling the frame) a frame is parsed whole, as without zoom,
 and people large enough to be found there are followed from the next frame on. The first frame
 and every `refresh`-th after it (every `idle`-th while nobody is followed: someone coming in
-is found sooner) are searched whole, for people who came in: at the input size
+is found sooner, unless the frame is the empty one searched last, unchanged) are searched
+whole, for people who came in: at the input size
 first, then at `detect_scale` times it, for people too small to be found at the input size (3:
 a person at half a 1280x720 frame's height is ~144 pixels tall at twice the input size, and
 seldom found there; ~216 at three times). The enlarged parse alone can find only part of a
@@ -204,6 +205,13 @@ def search_strips(h: int, w: int, side: int, most: float, people: tuple[Box, ...
     return [(x0, x1, c0, c1) for x0, x1, c0, c1 in zip(spans, ends, cuts, cuts[1:])]
 
 
+def thumbnail(bgr: U8) -> NDArray[np.int16]:
+    """The frame at 48x27 (area-averaged from every few pixels: cheap at 4K), for telling whether
+    a scene changed."""
+    step = max(1, min(bgr.shape[:2]) // 108)
+    return cv2.resize(bgr[::step, ::step], (48, 27), interpolation=cv2.INTER_AREA).astype(np.int16)
+
+
 @dataclass(frozen=True)
 class Tile:
     """One crop of a frame in the model's input: `region` (frame pixels) shrunk to h x w, its top
@@ -226,7 +234,7 @@ class Zoom:
     def __init__(self, engine: Engine, margin: float = 0.15, cap_scale: float = 1.25, refresh: int = 30,
                  idle: int = 10, detect_scale: float = 3.0, still_scale: float = 4.0, min_gain: float = 1.3,
                  shrink: float = 0.1, flip: bool = False, groups: int = 3, tile_gain: float = 1.2,
-                 background: bool = False, search_budget: float = 6.0) -> None:
+                 background: bool = False, search_budget: float = 6.0, same_scene: int = 12) -> None:
         self.engine = engine
         self._parse = engine.parse_flip if flip else engine.parse  # flip: `eval --flip` (the app's
         # flip mode is the engine's own `config.flip`, which `Engine.parse` follows)
@@ -234,6 +242,10 @@ class Zoom:
         self.cap = int(engine.input_size * cap_scale)
         self.refresh = refresh
         self.idle = idle  # with nobody followed, the search comes this often (someone may come in)
+        self.same_scene = same_scene  # ...unless no pixel of the frame's `thumbnail` differs by more
+        # than this from the last search's, which found nobody: the same frame, searched again,
+        # would give the same nobody (an empty room on a webcam costs no searches)
+        self._empty: NDArray[np.int16] | None = None  # that thumbnail, while nobody is found
         self.shrink = shrink
         self.detect = int(engine.input_size * detect_scale)
         self.detect_still = int(engine.input_size * still_scale)
@@ -247,6 +259,7 @@ class Zoom:
         self._search_error: BaseException | None = None
         self.last_input: tuple[int, int] = (0, 0)  # the model's input (h, w) for the last frame
         self.tiled = 0  # frames parsed as tiles (several groups side by side), for benchmarks
+        self.searches = 0  # enlarged parses made (a search's, in line or beside), for benchmarks
         self._boxes: tuple[Box, ...] | None = None  # the groups of people followed, left to right
         self._regions: tuple[Box, ...] | None = None  # their crops in use: kept while the people stay well inside
         self._since_look: int | None = None  # frames since the last enlarged search (None: never)
@@ -257,7 +270,7 @@ class Zoom:
     def reset(self) -> None:
         """Forget the boxes (a new scene or the next still image)."""
         with self._lock:
-            self._boxes, self._regions, self._since_look = None, None, None
+            self._boxes, self._regions, self._since_look, self._empty = None, None, None, None
 
     def run_still(self, bgr: U8, crops: int = 2) -> U8:
         """A still image's class map at its own size (as `Engine.run`): the whole image searched
@@ -293,6 +306,9 @@ class Zoom:
             every = self.refresh if boxes else self.idle
             look = self._since_look is None or self._since_look + 1 >= every  # frames 0, every, 2 every...
             self._since_look = 0 if look else self._since_look + 1
+            empty = self._empty if not boxes else None
+        if look and empty is not None and np.abs(thumbnail(bgr) - empty).max() <= self.same_scene:
+            look = False  # the empty scene searched last, unchanged
         regions = self._steady(boxes, current, h, w) if boxes else None
         tiles = self._tiles(regions, h, w) if regions else None
         if not look:
@@ -322,6 +338,8 @@ class Zoom:
             found += people_boxes(ids, h, w)
         # the search adds people; a tracked one it missed is kept (the next crop decides)
         found += boxes or ()
+        with self._lock:
+            self._empty = None if found else thumbnail(bgr)
         self._remember(ticket, self._group(found, h, w))
         return ids
 
@@ -355,6 +373,7 @@ class Zoom:
             h, w = bgr.shape[:2]
             found = people_boxes(self.enlarged(bgr, side, budget, people)[0], h, w)
             with self._lock:
+                self._empty = None if found or people else thumbnail(bgr)
                 if found:
                     self._boxes = self._group(found + list(self._boxes or ()), h, w)
                     self._newest = self._ticket - 1
@@ -370,6 +389,8 @@ class Zoom:
         model's memory for activations grows with its input (~110 MB more at 768x432 than at
         256x144), and a stream searches every `refresh` frames for as long as it runs."""
         h, w = bgr.shape[:2]
+        with self._lock:
+            self.searches += 1
         rh, rw, _, _ = fit_size(h, w, self.engine.input_size)
         if budget:
             grown = tuple(b.grown(self.margin / 3, h, w) for b in people)

@@ -163,7 +163,9 @@ def test_zoom_table_scores_both_ways_like_eval_and_times_both(tmp_path, tiny_wei
         assert whole > 0 and zoomed > 0 and (zoomed - 0.05) / (whole + 0.05) - 0.01 <= ratio <= (zoomed + 0.05) / (whole - 0.05) + 0.01
         assert r[4].endswith(f"(long side {min(192, frame_side)})")  # 3x the tiny weights' 64, at most the frame's
         assert all(0 <= float(c.rstrip("%")) <= 100 for c in r[5:9])
-        assert 0 <= int(r[9]) <= int(r[0].split(", ")[1].split()[0])  # frames as tiles, of the clip's frames
+        frames = int(r[0].split(", ")[1].split()[0])
+        assert 0 <= int(r[9]) <= frames  # frames as tiles, of the clip's frames
+        assert 0 <= int(r[10]) <= frames  # enlarged searches (none where the people fill the frame)
 
 
 def test_table1_ratios_are_measured_and_per_round():

@@ -184,12 +184,28 @@ def test_with_nobody_the_frame_is_parsed_whole_and_searched_again_later():
     eng = BrightEngine()
     zoom = Zoom(eng, idle=3)  # with nobody followed, every 3rd frame (not every `refresh`-th)
     empty = np.zeros((120, 160, 3), np.uint8)
-    for _ in range(5):
+    for i in range(8):
+        empty[40:80, 10 * i:10 * i + 30] = 100  # something moves (not bright: nobody to BrightEngine)
         assert not zoom.parse(empty).any()
     # a search (plain, and enlarged 3x: 192, at most the frame's own 160, in two strips, 153 wide
-    # and the rest, each 120 tall) on frames 0 and 3
-    assert eng.sides == [64, 153, 120, 64, 64, 64, 153, 120, 64]
+    # and the rest, each 120 tall) on frames 0, 3 and 6
+    assert eng.sides == [64, 153, 120, 64, 64, 64, 153, 120, 64, 64, 64, 153, 120, 64]
     assert zoom._boxes is None
+
+
+def test_an_unchanged_empty_scene_is_not_searched_again():
+    eng = BrightEngine()
+    zoom = Zoom(eng, idle=3)
+    room = np.random.default_rng(0).integers(0, 120, (120, 160, 3), dtype=np.uint8)  # nobody to BrightEngine
+    for i in range(7):
+        noisy = np.clip(room.astype(int) + (i % 3) - 1, 0, 255).astype(np.uint8)  # a camera's noise
+        zoom.parse(noisy)
+    assert eng.sides == [64, 153, 120] + [64] * 6  # searched once: the same room would show nobody again
+    room[100:120, 70:80] = 110 + room[100:120, 70:80] // 4  # someone far away comes in (too dim to be found)
+    before = len(eng.sides)
+    for _ in range(3):
+        zoom.parse(room)
+    assert 153 in eng.sides[before:]  # the scene changed: searched at the next look
 
 
 def test_with_someone_followed_the_search_waits_for_refresh():
@@ -205,8 +221,9 @@ def test_with_someone_followed_the_search_waits_for_refresh():
 
     assert [parses() > 1 for _ in range(8)] == [True] + [False] * 5 + [True, False]  # every `refresh`-th
     frame[:] = 0  # they leave: the crop finds nobody, and with nobody followed the search comes
-    # as soon as `idle` frames have passed since the last search (the whole frame and 2 strips)
-    assert [parses() for _ in range(4)] == [1, 3, 1, 3]
+    # as soon as `idle` frames have passed since the last search (the whole frame and 2 strips);
+    # then not again while the empty frame stays the same
+    assert [parses() for _ in range(4)] == [1, 3, 1, 1]
 
 
 def test_a_still_is_searched_larger_than_a_stream_frame():
