@@ -338,8 +338,9 @@ class Zoom:
             found += people_boxes(ids, h, w)
         # the search adds people; a tracked one it missed is kept (the next crop decides)
         found += boxes or ()
+        empty = None if found else thumbnail(bgr)
         with self._lock:
-            self._empty = None if found else thumbnail(bgr)
+            self._empty = empty
         self._remember(ticket, self._group(found, h, w))
         return ids
 
@@ -372,8 +373,9 @@ class Zoom:
         try:
             h, w = bgr.shape[:2]
             found = people_boxes(self.enlarged(bgr, side, budget, people)[0], h, w)
+            empty = None if found or people else thumbnail(bgr)
             with self._lock:
-                self._empty = None if found or people else thumbnail(bgr)
+                self._empty = empty
                 if found:
                     self._boxes = self._group(found + list(self._boxes or ()), h, w)
                     self._newest = self._ticket - 1
