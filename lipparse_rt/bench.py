@@ -652,11 +652,12 @@ def _zoom_runs(engine, zoom, imgs: list[np.ndarray], runs: int) -> tuple[float, 
 
     times: tuple[list[np.ndarray], list[np.ndarray]] = ([], [])
     maps: tuple[list[np.ndarray], list[np.ndarray]] = ([], [])
+    sizes = []  # frames in each turn (the last may be short)
     for r in range(0, len(imgs), runs):
         part = imgs[r:r + runs]
+        sizes.append(len(part))
         times[0].append(_time(lambda: maps[0].extend(engine.parse(f) for f in part), 1, warmup=0) / len(part))
         times[1].append(_time(lambda: maps[1].extend(zoom.parse(f) for f in part), 1, warmup=0) / len(part))
-    sizes = [len(imgs[r:r + runs]) for r in range(0, len(imgs), runs)]
     plain_ms, zoom_ms = (float(np.average(np.concatenate(t), weights=sizes)) for t in times)
     grid = maps[0][0].shape  # zoom's maps (at each crop's scale) brought to the whole frame's map
     on_grid = [[scale_ids(a, *grid) for a in m] for m in maps]

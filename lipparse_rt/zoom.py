@@ -394,11 +394,8 @@ class Zoom:
         with self._lock:
             self.searches += 1
         rh, rw, _, _ = fit_size(h, w, self.engine.input_size)
-        if budget:
-            grown = tuple(b.grown(self.margin / 3, h, w) for b in people)
-            strips = search_strips(h, w, side, budget * rh * rw, grown)
-        else:
-            strips = [(0, w, 0, w)]
+        grown = tuple(b.grown(self.margin / 3, h, w) for b in people)
+        strips = search_strips(h, w, side, budget * rh * rw if budget else math.inf, grown)
         if len(strips) == 1:
             return self._parse(bgr, side), self.engine.model_shape(h, w, side)
         scale = side / max(h, w)
