@@ -302,9 +302,13 @@ class Images:
 
 
 def read_image_any(path: Path) -> U8:
-    """Read any common image as HxWx3 uint8 BGR (grey, 16-bit and alpha images converted)."""
+    """Read any common image as HxWx3 uint8 BGR (grey, 16-bit and alpha images converted).
+
+    Upright as a photo viewer shows it: a phone's portrait JPEG is stored sideways with an EXIF
+    orientation, which OpenCV applies unless asked for the file "unchanged".
+    """
     data = np.fromfile(str(path), np.uint8)
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    img = cv2.imdecode(data, cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR) if data.size else None
     if img is None:
         raise InputError(f"cannot read image '{path}': not an image file")
     if img.dtype == np.uint16:
@@ -313,6 +317,4 @@ def read_image_any(path: Path) -> U8:
         img = cv2.normalize(img, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
     if img.ndim == 2:
         img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
-    elif img.shape[2] == 4:
-        img = cv2.cvtColor(img, cv2.COLOR_BGRA2BGR)
     return np.ascontiguousarray(img)

@@ -128,6 +128,20 @@ def test_images_reads_grey_16bit_and_alpha(tmp_path):
         read_image_any(tmp_path / "x.png")
 
 
+def test_images_are_read_upright_by_their_exif_orientation(tmp_path):
+    """A phone's portrait photo: stored landscape, EXIF orientation 6 (turn 90 degrees clockwise)."""
+    from PIL import Image
+
+    stored = np.zeros((20, 40, 3), np.uint8)
+    stored[:, :10] = 255  # a white band on the stored image's left edge
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(stored).save(tmp_path / "phone.jpg", exif=exif.tobytes(), quality=95)
+    img = read_image_any(tmp_path / "phone.jpg")
+    assert img.shape == (40, 20, 3)  # portrait, as a viewer shows it
+    assert img[:10].mean() > 200 and img[12:].mean() < 50  # the left edge turned to the top
+
+
 def test_camera_comes_back_after_a_drop():
     """Reads fail, the device is reopened with back-off, frames flow again: no error."""
     class Gone(FakeCapture):
