@@ -297,7 +297,18 @@ def image(
     try:
         if out_dir is None and masks is None:
             raise InputError("nothing to do: give --out DIR and/or --masks DIR")
-        images = Images(path)
+        unreadable: list[str] = []
+
+        def skip(exc: InputError) -> None:
+            unreadable.append(str(exc))
+            err.print(f"warning: {exc}; skipped", highlight=False, soft_wrap=True)
+
+        images = Images(path, on_unreadable=skip if path.is_dir() else None)  # one file: an error
+        clashes = images.same_names()
+        if clashes:
+            group = clashes[0]
+            raise InputError(f"{len(group)} images share the name '{group[0].stem}' "
+                             f"({', '.join(p.name for p in group)}): their outputs would overwrite each other")
         engine = _engine(weights, provider, size, flip=flip, int8=int8)
         zoomer = Zoom(engine) if zoom else None
         mask_writer = MaskWriter(masks) if masks is not None else None
@@ -321,6 +332,10 @@ def image(
         _fail(exc)
     out.print(f"{n} image(s) parsed" + (f", masks in {masks}" if masks else "") + (f", overlays in {out_dir}" if out_dir else ""),
               highlight=False)
+    if unreadable:
+        err.print(f"warning: {len(unreadable)} of {len(images)} image(s) could not be read (listed above)",
+                  highlight=False)
+        raise typer.Exit(2)
 
 
 @app.command()

@@ -274,10 +274,15 @@ class Camera:
 
 
 class Images:
-    """Every image of a file or a folder (sorted), as (path, BGR)."""
+    """Every image of a file or a folder (sorted), as (path, BGR).
 
-    def __init__(self, path: Path) -> None:
+    An unreadable image raises InputError, unless `on_unreadable` is given: then it is handed
+    the error and the image is skipped (a folder's other images are still parsed).
+    """
+
+    def __init__(self, path: Path, on_unreadable: Callable[[InputError], None] | None = None) -> None:
         self.path = Path(path)
+        self.on_unreadable = on_unreadable
         if not self.path.exists():
             raise InputError(f"cannot read images '{self.path}': no such file or folder")
         if self.path.is_dir():
@@ -298,7 +303,21 @@ class Images:
 
     def __iter__(self) -> Iterator[tuple[Path, U8]]:
         for path in self.files:
-            yield path, read_image_any(path)
+            try:
+                img = read_image_any(path)
+            except InputError as exc:
+                if self.on_unreadable is None:
+                    raise
+                self.on_unreadable(exc)
+                continue
+            yield path, img
+
+    def same_names(self) -> list[list[Path]]:
+        """Groups of images sharing a stem (`a.jpg`, `a.png`): their outputs would have one name."""
+        groups: dict[str, list[Path]] = {}
+        for path in self.files:
+            groups.setdefault(path.stem, []).append(path)
+        return [g for g in groups.values() if len(g) > 1]
 
 
 def read_image_any(path: Path) -> U8:

@@ -179,6 +179,38 @@ def test_image_with_wrong_extension_and_cmyk(tmp_path, tiny_weights, monkeypatch
     assert cv2.imread(str(tmp_path / "m" / "png_named.png"), cv2.IMREAD_UNCHANGED).shape == (30, 20)
 
 
+def test_an_unreadable_image_in_a_folder_is_skipped_and_the_rest_parsed(tmp_path, tiny_weights, monkeypatch):
+    import cv2
+
+    monkeypatch.setenv("LIPPARSE_WEIGHTS", str(tiny_weights))
+    d = tmp_path / "imgs"
+    d.mkdir()
+    cv2.imwrite(str(d / "a.png"), np.full((30, 20, 3), 90, np.uint8))
+    (d / "b.jpg").write_bytes(b"not a jpeg")  # sorted between the two good ones
+    cv2.imwrite(str(d / "c.png"), np.full((24, 16, 3), 90, np.uint8))
+    r = runner.invoke(app, ["image", str(d), "--masks", str(tmp_path / "m")])
+    assert r.exit_code == 2, r.output
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["a.png", "c.png"]
+    assert "b.jpg" in r.output and "1 of 3" in r.output and "Traceback" not in r.output
+    r = runner.invoke(app, ["image", str(d / "b.jpg"), "--masks", str(tmp_path / "m2")])
+    assert r.exit_code != 0 and r.output.strip().splitlines()[-1].startswith("error:")
+
+
+def test_images_sharing_a_name_are_refused_before_anything_is_written(tmp_path, tiny_weights, monkeypatch):
+    import cv2
+
+    monkeypatch.setenv("LIPPARSE_WEIGHTS", str(tiny_weights))
+    d = tmp_path / "imgs"
+    d.mkdir()
+    cv2.imwrite(str(d / "photo.png"), np.full((30, 20, 3), 90, np.uint8))
+    cv2.imwrite(str(d / "photo.jpg"), np.full((30, 20, 3), 200, np.uint8))
+    r = runner.invoke(app, ["image", str(d), "--masks", str(tmp_path / "m")])
+    assert r.exit_code != 0
+    last = r.output.strip().splitlines()[-1]
+    assert last.startswith("error:") and "photo.jpg" in last and "photo.png" in last
+    assert not (tmp_path / "m").exists() or not any((tmp_path / "m").iterdir())
+
+
 @pytest.mark.parametrize("kind", ["cfr", "vfr", "audio", "vfr+audio"])
 def test_every_frame_and_timestamp_survives(tmp_path, tiny_weights, monkeypatch, kind):
     from fractions import Fraction
