@@ -74,7 +74,8 @@ class EngineConfig:
         threads: intra-op threads for the CPU provider; 0 lets ONNX Runtime choose.
         fp16: let TensorRT build an fp16 engine.
         flip: flip test-time augmentation in `parse`: the frame and its mirror, averaged (about
-            2x the model time; needs weights with a 'logits' output).
+            2x the model time; needs weights with a 'logits' output); None: where the weights
+            have that output (`image`'s default).
         fuse: on the CPU, keep the SE gates in ONNX Runtime's blocked layout (`nchwc.py`).
         cpu_weights: weights to run instead of `weights` when the session ends up on the CPU
             provider (the app's default: the shipped INT8 copy on a CPU, the float weights on a GPU).
@@ -86,7 +87,7 @@ class EngineConfig:
     threads: int = 0
     fp16: bool = True
     spinning: bool = True
-    flip: bool = False
+    flip: bool | None = False
     fuse: bool = True
     cpu_weights: Path | None = None
 
@@ -188,7 +189,8 @@ class Engine:
         self.input_size = config.input_size or int(self.meta.get("input_size", 256))
         logits = [o for o in self.session.get_outputs() if o.name == "logits"]
         self._logits_last = bool(logits) and logits[0].shape[-1] == len(NAMES)  # else 1x20xHxW
-        if config.flip and not logits:
+        self.flip = bool(logits) if config.flip is None else config.flip
+        if self.flip and not logits:
             raise WeightsError(f"cannot use weights '{path}' with flip: no 'logits' output (re-export them)")
         self.int8 = "quantization" in self.meta  # written by `lipparse-rt quantize`
         self.fused = 0  # SE gates kept in ONNX Runtime's blocked layout (see nchwc.py)
@@ -287,7 +289,7 @@ class Engine:
     @property
     def mode(self) -> str:
         """What runs, in words for a status line: the provider, then 'int8' and 'flip' when they apply."""
-        return " ".join([self.provider] + ["int8"] * self.int8 + ["flip"] * self.config.flip)
+        return " ".join([self.provider] + ["int8"] * self.int8 + ["flip"] * self.flip)
 
     @property
     def has_logits(self) -> bool:
@@ -312,7 +314,7 @@ class Engine:
         The map covers the whole frame (padding cropped off), at the frame's aspect ratio.
         `render.overlay` takes it as it is; `scale_ids` brings it to the frame's size.
         """
-        if self.config.flip:
+        if self.flip:
             return self.parse_flip(bgr, long_side)
         batch, (rh, rw) = self.prepare(bgr, long_side)
         return self.infer(batch)[0, :rh, :rw]

@@ -237,7 +237,7 @@ class Zoom:
                  background: bool = False, search_budget: float = 6.0, same_scene: int = 12) -> None:
         self.engine = engine
         self._parse = engine.parse_flip if flip else engine.parse  # flip: `eval --flip` (the app's
-        # flip mode is the engine's own `config.flip`, which `Engine.parse` follows)
+        # flip mode is the engine's own `flip`, which `Engine.parse` follows)
         self.margin = margin
         self.cap = int(engine.input_size * cap_scale)
         self.refresh = refresh

@@ -148,6 +148,25 @@ def test_image_flip_writes_the_flip_tta_masks(tmp_path):
     assert np.array_equal(got, want)
 
 
+def test_image_parses_with_flip_by_default_and_one_pass_with_no_flip(tmp_path):
+    """Stills get the flip test-time augmentation unless --no-flip; video's single pass otherwise."""
+    from lipparse_rt.engine import Engine, EngineConfig, default_weights
+    from lipparse_rt.evaluate import predict_flip
+
+    img = np.random.default_rng(4).integers(0, 255, (90, 70, 3), dtype=np.uint8)
+    cv2.imwrite(str(tmp_path / "p.png"), img)
+    engine = Engine(EngineConfig(weights=default_weights(), provider="cpu"))
+    flipped, single = predict_flip(engine, img), engine.run(img)
+    assert not np.array_equal(flipped, single)  # the two modes tell apart on this picture
+    got = {}
+    for flag in ([], ["--no-flip"]):
+        r = runner.invoke(app, ["image", str(tmp_path / "p.png"), "--masks", str(tmp_path / "m"),
+                                "--weights", str(default_weights()), "--provider", "cpu", *flag])
+        assert r.exit_code == 0, r.output
+        got[tuple(flag)] = cv2.imread(str(tmp_path / "m" / "p.png"), cv2.IMREAD_UNCHANGED)
+    assert np.array_equal(got[()], flipped) and np.array_equal(got[("--no-flip",)], single)
+
+
 def test_the_cpu_runs_the_int8_weights_by_default_and_float_on_request(tmp_path, monkeypatch):
     from lipparse_rt import cli
     from lipparse_rt.engine import WEIGHTS_ENV, default_weights, int8_weights

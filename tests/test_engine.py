@@ -149,6 +149,9 @@ def test_flip_mode_needs_weights_with_logits(tmp_path):
     Engine(EngineConfig(weights=w, provider="cpu"))  # fine without flip
     with pytest.raises(WeightsError, match="no 'logits' output"):
         Engine(EngineConfig(weights=w, provider="cpu", flip=True))
+    assert not Engine(EngineConfig(weights=w, provider="cpu", flip=None)).flip  # flip where possible: not here
+    with_logits = export_onnx(net, tmp_path / "with_logits.onnx", input_size=64)
+    assert Engine(EngineConfig(weights=with_logits, provider="cpu", flip=None)).flip
 
 
 def test_cpu_weights_run_where_the_session_lands_on_the_cpu(tiny_weights, tmp_path):
