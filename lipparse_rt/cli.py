@@ -155,7 +155,7 @@ def video(
 ) -> None:
     """Parse every frame of a video and write an overlay video (and/or masks)."""
     from .engine import plan_streams
-    from .pipeline import queue_depth, run_file
+    from .pipeline import queue_depth, run_file, search_workers
     from .sinks import X264_PRESETS, MaskWriter, VideoWriter, Window, check_output
     from .sources import VideoFile
     from .zoom import Zoom
@@ -192,8 +192,9 @@ def video(
 
                 stats = run_file(src, engine, writer, mask_writer, window, alpha, on_frame,
                                  depth=queue_depth(src.width, src.height), streams=streams,
-                                 zoom=Zoom(engine) if zoom else None)  # the search in line: no frame
-                # is late in a file, and the search frame gets the enlarged parse (BENCHMARKS.md, "zoom")
+                                 zoom=Zoom(engine, workers=search_workers(src.width, src.height, streams))
+                                 if zoom else None)  # the search in line: no frame is late in a file, and
+                # the search frame gets the enlarged parse (BENCHMARKS.md, "zoom"); its strips at once up to 1080p
                 progress.update(task, total=stats.frames_out)
     except LipParseError as exc:
         _fail(exc)

@@ -174,6 +174,13 @@ def queue_depth(width: int, height: int, budget_mb: int = 32) -> int:
     return max(1, min(3, (budget_mb << 20) // max(1, width * height * 3)))
 
 
+def search_workers(width: int, height: int, streams: int) -> int:
+    """Threads for a `video --zoom` search's strips (`Zoom(workers=...)`): one per stream up to
+    1080p; one above it, where the frames take most of the memory and a second strip's
+    activations at once took 4K past 600 MB (`bench memory`: 609 and 649 MB against 572-598)."""
+    return streams if width * height <= 1920 * 1080 else 1
+
+
 def run_file(
     frames: Iterable[Frame],
     engine: Engine,

@@ -34,7 +34,8 @@ process ran (`bench memory`: 4K `video --zoom` over the 600 MB target). With
 parse runs on its own thread, one at a time: no frame waits for it (a search at three times
 the input size takes ~11 frames' model time in strips), and the people it finds join the
 tracked ones when it ends, a few frames later. `video` keeps the search in line: in a file no frame is late, and
-people walking across a labelled stream scored higher so (BENCHMARKS.md, "Person zoom"). The crop
+people walking across a labelled stream scored higher so (BENCHMARKS.md, "Person zoom"); its
+strips are parsed at once, on as many threads as `video` parses frames (`workers`). The crop
 stays put while the people stay well inside it (less flicker). A still image (`run_still`)
 is searched at `still_scale` times the input size (4: a still is parsed once, so its search may
 cost more than a stream frame's), then cropped, and cropped again where the first crop's
@@ -46,6 +47,7 @@ from __future__ import annotations
 
 import math
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import cv2
@@ -234,7 +236,8 @@ class Zoom:
     def __init__(self, engine: Engine, margin: float = 0.15, cap_scale: float = 1.25, refresh: int = 30,
                  idle: int = 10, detect_scale: float = 3.0, still_scale: float = 4.0, min_gain: float = 1.3,
                  shrink: float = 0.1, flip: bool = False, groups: int = 3, tile_gain: float = 1.2,
-                 background: bool = False, search_budget: float = 6.0, same_scene: int = 12) -> None:
+                 background: bool = False, search_budget: float = 6.0, same_scene: int = 12,
+                 workers: int = 1) -> None:
         self.engine = engine
         self._parse = engine.parse_flip if flip else engine.parse  # flip: `eval --flip` (the app's
         # flip mode is the engine's own `flip`, which `Engine.parse` follows)
@@ -255,6 +258,9 @@ class Zoom:
         self.background = background  # a stream's enlarged search on its own thread (see `_search`)
         self.search_budget = search_budget  # a stream's enlarged search in strips of at most this many
         # times a frame's model pixels (`enlarged`; 0: in one piece)
+        self.workers = workers  # an enlarged search's strips parsed at once on this many threads
+        # (`video`: one per stream; a search on one thread held up the frames behind it in order,
+        # and the other streams' cores went idle once they had parsed the few frames queued)
         self._search_thread: threading.Thread | None = None
         self._search_error: BaseException | None = None
         self.last_input: tuple[int, int] = (0, 0)  # the model's input (h, w) for the last frame
@@ -402,9 +408,14 @@ class Zoom:
         out = np.empty((max(1, round(h * scale)), max(1, round(w * scale))), np.uint8)
         sx = out.shape[1] / w  # the map's own scale, after rounding its size
         biggest = (0, 0)
-        for x0, x1, c0, c1 in strips:
-            long = max(2 * STRIDE, round(scale * max(h, x1 - x0)))
-            ids = self._parse(bgr[:, x0:x1], long)
+        longs = [max(2 * STRIDE, round(scale * max(h, x1 - x0))) for x0, x1, _, _ in strips]
+        crops = [bgr[:, x0:x1] for x0, x1, _, _ in strips]
+        if self.workers > 1:
+            with ThreadPoolExecutor(min(self.workers, len(strips)), thread_name_prefix="zoom-strip") as pool:
+                maps = list(pool.map(self._parse, crops, longs))
+        else:
+            maps = [self._parse(c, long) for c, long in zip(crops, longs)]
+        for (x0, x1, c0, c1), long, ids in zip(strips, longs, maps):
             biggest = max(biggest, self.engine.model_shape(h, x1 - x0, long), key=lambda s: s[0] * s[1])
             m0, m1, k0, k1 = (round(x * sx) for x in (x0, x1, c0, c1))
             strip = cv2.resize(ids, (m1 - m0, out.shape[0]), interpolation=cv2.INTER_NEAREST)

@@ -179,3 +179,11 @@ def test_soak_20000_frames_flat_memory_no_leaked_threads(engine):
     assert stats.frames_out == Count.n == 20000
     assert marks[20000] - marks[2000] < 50, marks
     assert threading.active_count() == threads_before
+
+
+def test_a_zoom_search_uses_every_stream_up_to_1080p_and_one_thread_above():
+    from lipparse_rt.pipeline import search_workers
+
+    assert search_workers(768, 432, 2) == search_workers(1920, 1080, 2) == 2
+    assert search_workers(3840, 2160, 2) == 1  # memory: 4K frames leave no room for two strips at once
+    assert search_workers(640, 480, 1) == 1

@@ -270,6 +270,32 @@ def test_a_search_in_strips_gives_the_map_of_one_piece():
     assert people_boxes(pieces, 480, 640) == people_boxes(whole, 480, 640)
 
 
+def test_a_search_with_workers_parses_its_strips_at_once_into_the_same_map():
+    """`video` parses frames on several threads: a search's strips go on as many at once (a
+    search on one thread left the other cores idle once the frames behind it were parsed)."""
+    import threading
+
+    frame = np.zeros((480, 640, 3), np.uint8)
+    frame[203:437, 297:383] = 255
+    one = Zoom(BrightEngine()).enlarged(frame, 192, 6)
+
+    class Together(BrightEngine):
+        def __init__(self) -> None:
+            super().__init__()
+            self.meet = threading.Barrier(2, timeout=5)  # broken unless both strips are in parse at once
+            self.threads: set[str] = set()
+
+        def parse(self, bgr, long_side=None):
+            self.meet.wait()
+            self.threads.add(threading.current_thread().name)
+            return super().parse(bgr, long_side)
+
+    eng = Together()
+    ids, biggest = Zoom(eng, workers=2).enlarged(frame, 192, 6)
+    assert sorted(eng.sides) == [144, 144] and len(eng.threads) == 2
+    assert np.array_equal(ids, one[0]) and biggest == one[1]
+
+
 def test_a_crop_that_sees_less_of_the_person_does_not_spiral_down():
     """The search finds only the lower half of a person (the upper half is too dark for it at
     that size); each crop then sees what the box holds. The box may shrink 10% a frame, so a
