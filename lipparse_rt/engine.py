@@ -79,6 +79,10 @@ class EngineConfig:
         fuse: on the CPU, keep the SE gates in ONNX Runtime's blocked layout (`nchwc.py`).
         cpu_weights: weights to run instead of `weights` when the session ends up on the CPU
             provider (the app's default: the shipped INT8 copy on a CPU, the float weights on a GPU).
+        scales: test-time scales in `parse`, multiples of the long side: the frame is parsed at
+            each and the class probabilities averaged (with `flip`, each scale's mirror too); ()
+            parses at the long side alone (`image`'s default: 1.125 and 1.375; needs weights
+            with a 'logits' output).
     """
 
     weights: Path = Path()
@@ -90,12 +94,15 @@ class EngineConfig:
     flip: bool | None = False
     fuse: bool = True
     cpu_weights: Path | None = None
+    scales: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         if self.provider not in ("auto", *PROVIDERS):
             raise InputError(f"unknown provider '{self.provider}': use auto, tensorrt, cuda or cpu")
         if self.input_size and (self.input_size < 32 or self.input_size % STRIDE):
             raise InputError(f"input size {self.input_size} must be a multiple of {STRIDE}, at least 32")
+        if any(not 0.25 <= s <= 4 for s in self.scales):
+            raise InputError(f"scales {', '.join(f'{s:g}' for s in self.scales)}: each must lie in 0.25..4")
 
 
 def plan_streams(streams: int = 0, cores: int | None = None) -> tuple[int, int]:
@@ -192,6 +199,9 @@ class Engine:
         self.flip = bool(logits) if config.flip is None else config.flip
         if self.flip and not logits:
             raise WeightsError(f"cannot use weights '{path}' with flip: no 'logits' output (re-export them)")
+        self.scales = tuple(config.scales)
+        if self.scales and not logits:
+            raise WeightsError(f"cannot use weights '{path}' with scales: no 'logits' output (re-export them)")
         self.int8 = "quantization" in self.meta  # written by `lipparse-rt quantize`
         self.fused = 0  # SE gates kept in ONNX Runtime's blocked layout (see nchwc.py)
         if self.provider == "cpu" and config.fuse:
@@ -289,7 +299,8 @@ class Engine:
     @property
     def mode(self) -> str:
         """What runs, in words for a status line: the provider, then 'int8' and 'flip' when they apply."""
-        return " ".join([self.provider] + ["int8"] * self.int8 + ["flip"] * self.flip)
+        scales = ["scales " + "/".join(f"{s:g}" for s in self.scales)] if self.scales else []
+        return " ".join([self.provider] + ["int8"] * self.int8 + ["flip"] * self.flip + scales)
 
     @property
     def has_logits(self) -> bool:
@@ -307,25 +318,54 @@ class Engine:
             return np.ascontiguousarray(np.moveaxis(out[:rh, :rw], -1, 0))
         return np.ascontiguousarray(out[:, :rh, :rw])
 
-    def parse(self, bgr: U8, long_side: int | None = None) -> U8:
+    def parse(self, bgr: U8, long_side: int | None = None, scaled: bool = True) -> U8:
         """Parse one HxWx3 uint8 BGR frame; return its LIP ids at the model's resolution (the
         frame's long side scaled to `long_side`, default the input size).
 
         The map covers the whole frame (padding cropped off), at the frame's aspect ratio.
         `render.overlay` takes it as it is; `scale_ids` brings it to the frame's size.
+        `scaled` False: at `long_side` alone, whatever the engine's scales (zoom's searches).
         """
-        if self.flip:
-            return self.parse_flip(bgr, long_side)
+        if self.flip or (self.scales and scaled):
+            return self.parse_tta(bgr, long_side, self.flip, scaled)
         batch, (rh, rw) = self.prepare(bgr, long_side)
         return self.infer(batch)[0, :rh, :rw]
 
-    def parse_flip(self, bgr: U8, long_side: int | None = None) -> U8:
+    def parse_flip(self, bgr: U8, long_side: int | None = None, scaled: bool = True) -> U8:
         """Flip test-time augmentation: average the class probabilities of the frame and of its
-        mirror (flipped back, left/right channels swapped); ids at the model's resolution."""
-        probs = _softmax(self.logits(bgr, long_side))
-        mirrored = _softmax(self.logits(np.ascontiguousarray(bgr[:, ::-1]), long_side))
-        probs += mirrored[FLIP_LUT[: probs.shape[0]], :, ::-1]
-        return probs.argmax(0).astype(np.uint8)
+        mirror (flipped back, left/right channels swapped), at the engine's scales if it has some."""
+        return self.parse_tta(bgr, long_side, True, scaled)
+
+    def tta_sides(self, long_side: int | None = None, scaled: bool = True) -> list[int]:
+        """The model long sides `parse_tta` parses a frame at: `long_side` (default the input
+        size) times each of the engine's scales, padded to the stride; `long_side` alone without
+        scales or when not `scaled`."""
+        long_side = long_side or self.input_size
+        scales = self.scales if scaled else ()
+        return [max(2 * STRIDE, padded(round(long_side * s))) for s in scales] or [long_side]
+
+    def parse_tta(self, bgr: U8, long_side: int | None = None, flip: bool = True, scaled: bool = True) -> U8:
+        """Test-time augmentation: the class probabilities of the frame at each of `tta_sides`
+        and, with `flip`, of its mirror there (flipped back, left/right channels swapped),
+        averaged. Ids at the largest side's resolution, or at the frame's own where that is
+        smaller: the other maps are brought to it bilinearly (a frame smaller than the model's
+        input keeps what the larger map saw, which nearest-neighbour ids would drop)."""
+        sides = self.tta_sides(long_side, scaled)
+        h, w = bgr.shape[:2]
+        th, tw, _, _ = fit_size(h, w, min(max(sides), max(h, w)))
+        mirror = np.ascontiguousarray(bgr[:, ::-1]) if flip else None
+        total: NDArray[np.float32] | None = None
+        for side in sides:
+            probs = _softmax(self.logits(bgr, side))
+            if mirror is not None:
+                probs += _softmax(self.logits(mirror, side))[FLIP_LUT[: probs.shape[0]], :, ::-1]
+            if probs.shape[1:] != (th, tw):
+                probs = np.stack([cv2.resize(p, (tw, th), interpolation=cv2.INTER_LINEAR) for p in probs])
+            if total is None:
+                total = probs
+            else:
+                total += probs
+        return total.argmax(0).astype(np.uint8)
 
     def run(self, bgr: U8) -> U8:
         """Parse one HxWx3 uint8 BGR frame; return HxW uint8 LIP ids at the frame's size."""

@@ -148,23 +148,32 @@ def test_image_flip_writes_the_flip_tta_masks(tmp_path):
     assert np.array_equal(got, want)
 
 
-def test_image_parses_with_flip_by_default_and_one_pass_with_no_flip(tmp_path):
-    """Stills get the flip test-time augmentation unless --no-flip; video's single pass otherwise."""
-    from lipparse_rt.engine import Engine, EngineConfig, default_weights
-    from lipparse_rt.evaluate import predict_flip
+def test_image_parses_with_flip_and_two_scales_by_default_and_one_pass_on_request(tmp_path):
+    """Stills get flip and two test-time scales unless told otherwise; video's single pass with
+    --no-flip --scales 1."""
+    from lipparse_rt.engine import Engine, EngineConfig, default_weights, scale_ids
 
     img = np.random.default_rng(4).integers(0, 255, (90, 70, 3), dtype=np.uint8)
     cv2.imwrite(str(tmp_path / "p.png"), img)
-    engine = Engine(EngineConfig(weights=default_weights(), provider="cpu"))
-    flipped, single = predict_flip(engine, img), engine.run(img)
-    assert not np.array_equal(flipped, single)  # the two modes tell apart on this picture
-    got = {}
-    for flag in ([], ["--no-flip"]):
+
+    def engine(**kw):
+        return Engine(EngineConfig(weights=default_weights(), provider="cpu", **kw))
+
+    want = {(): scale_ids(engine(flip=True, scales=(1.125, 1.375)).parse(img), 90, 70),
+            ("--scales", "1"): scale_ids(engine(flip=True).parse(img), 90, 70),
+            ("--no-flip", "--scales", "1"): engine().run(img)}
+    assert not np.array_equal(want[()], want[("--no-flip", "--scales", "1")])  # the modes tell apart here
+    for flags, ids in want.items():
         r = runner.invoke(app, ["image", str(tmp_path / "p.png"), "--masks", str(tmp_path / "m"),
-                                "--weights", str(default_weights()), "--provider", "cpu", *flag])
+                                "--weights", str(default_weights()), "--provider", "cpu", *flags])
         assert r.exit_code == 0, r.output
-        got[tuple(flag)] = cv2.imread(str(tmp_path / "m" / "p.png"), cv2.IMREAD_UNCHANGED)
-    assert np.array_equal(got[()], flipped) and np.array_equal(got[("--no-flip",)], single)
+        assert np.array_equal(cv2.imread(str(tmp_path / "m" / "p.png"), cv2.IMREAD_UNCHANGED), ids), flags
+    assert "flip scales 1.125/1.375" in runner.invoke(app, ["image", str(tmp_path / "p.png"), "--masks",
+                                                            str(tmp_path / "m")]).output
+    r = runner.invoke(app, ["image", str(tmp_path / "p.png"), "--masks", str(tmp_path / "m"), "--scales", "1,x"])
+    assert "--scales takes numbers" in _one_line_error(r, 2)
+    r = runner.invoke(app, ["image", str(tmp_path / "p.png"), "--masks", str(tmp_path / "m"), "--scales", "9"])
+    assert "must lie in 0.25..4" in _one_line_error(r, 2)
 
 
 def test_the_cpu_runs_the_int8_weights_by_default_and_float_on_request(tmp_path, monkeypatch):
@@ -308,3 +317,17 @@ def test_zoom_on_video_image_and_eval(tmp_path, tiny_weights):
     assert "person zoom" in r.stdout and "mIoU" in r.stdout
     r = runner.invoke(app, ["eval", "--empty", str(d), "--zoom"])
     assert r.exit_code == 0 and "person zoom" in r.stdout, r.output
+
+
+def test_eval_scores_at_the_test_time_scales_it_is_given(tmp_path, tiny_weights):
+    """`eval --flip --scales ...` scores what `image` writes by default, and says so."""
+    from conftest import make_lip_folder
+    from lipparse_rt.engine import Engine, EngineConfig
+    from lipparse_rt.evaluate import evaluate
+
+    data = make_lip_folder(tmp_path / "lab", ["a", "b"])
+    r = runner.invoke(app, ["eval", "--data", str(data), "--weights", str(tiny_weights), "--flip", "--scales", "1.125,1.375"])
+    assert r.exit_code == 0, r.output
+    assert "flip TTA, scales 1.125/1.375" in r.stdout
+    want = evaluate(Engine(EngineConfig(weights=tiny_weights, flip=True, scales=(1.125, 1.375))), data)
+    assert f"**{100 * want.scores.miou:.1f}**" in r.stdout

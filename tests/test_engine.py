@@ -117,6 +117,35 @@ def test_flip_mode_parses_the_frame_and_its_mirror(tiny_weights):
     assert eng.run(frame).shape == (48, 64)
 
 
+def test_scales_average_the_probabilities_of_each_scale_at_the_frame_or_largest_map(tiny_weights):
+    """Test-time scales: the frame parsed at each side, the softmax maps brought bilinearly to the
+    largest map's size, or to the frame's own where that is smaller, summed, then the argmax."""
+    eng = Engine(EngineConfig(weights=tiny_weights, provider="cpu", input_size=64, scales=(1.125, 1.375)))
+    assert eng.tta_sides() == [80, 96] and eng.tta_sides(256) == [288, 352] and eng.tta_sides(scaled=False) == [64]
+    assert "scales 1.125/1.375" in eng.mode
+
+    def by_hand(frame, h, w):
+        total = 0
+        for side in (80, 96):
+            z = eng.logits(frame, side).astype(np.float64)
+            e = np.exp(z - z.max(0))
+            probs = (e / e.sum(0)).astype(np.float32)
+            total = total + np.stack([cv2.resize(c, (w, h), interpolation=cv2.INTER_LINEAR) for c in probs])
+        return total.argmax(0)
+
+    rng = np.random.default_rng(6)
+    small = rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)  # smaller than both maps: at its own size
+    ids = eng.parse(small)
+    assert ids.shape == (48, 64) and (ids == by_hand(small, 48, 64)).mean() > 0.999
+    large = rng.integers(0, 255, (150, 200, 3), dtype=np.uint8)  # larger: at the 96-wide map's size
+    ids = eng.parse(large)
+    assert ids.shape == (72, 96) and (ids == by_hand(large, 72, 96)).mean() > 0.999
+    plain = Engine(EngineConfig(weights=tiny_weights, provider="cpu", input_size=64))
+    assert np.array_equal(eng.parse(large, scaled=False), plain.parse(large))  # zoom's searches: one scale
+    with pytest.raises(InputError, match="0.25..4"):
+        EngineConfig(scales=(1.0, 5.0))
+
+
 def test_flip_mode_averages_the_probabilities_of_frame_and_mirror():
     from lipparse_rt.classes import FLIP_LUT
 

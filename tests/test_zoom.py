@@ -83,7 +83,7 @@ class BrightEngine:
     def __init__(self) -> None:
         self.sides: list[int] = []
 
-    def parse(self, bgr, long_side=None):
+    def parse(self, bgr, long_side=None, scaled=True):
         side = long_side or self.input_size
         self.sides.append(side)
         rh, rw, _, _ = fit_size(*bgr.shape[:2], side)
@@ -164,7 +164,7 @@ def test_a_background_search_holds_up_no_frame_and_its_people_are_followed():
 
 
 class FailsWhenEnlarged(BrightEngine):
-    def parse(self, bgr, long_side=None):
+    def parse(self, bgr, long_side=None, scaled=True):
         if (long_side or self.input_size) > self.input_size:
             raise RuntimeError("out of memory")
         return super().parse(bgr, long_side)
@@ -285,7 +285,7 @@ def test_a_search_with_workers_parses_its_strips_at_once_into_the_same_map():
             self.meet = threading.Barrier(2, timeout=5)  # broken unless both strips are in parse at once
             self.threads: set[str] = set()
 
-        def parse(self, bgr, long_side=None):
+        def parse(self, bgr, long_side=None, scaled=True):
             self.meet.wait()
             self.threads.add(threading.current_thread().name)
             return super().parse(bgr, long_side)
@@ -316,7 +316,7 @@ class LowerHalfWhenEnlarged(BrightEngine):
     """Enlarged past the input size, sees only the lower half of what is bright (a coat without
     its wearer, as the shipped model did on scikit-image's cameraman)."""
 
-    def parse(self, bgr, long_side=None):
+    def parse(self, bgr, long_side=None, scaled=True):
         ids = super().parse(bgr, long_side)
         if (long_side or self.input_size) > self.input_size:
             rows = np.flatnonzero(ids.any(1))
