@@ -2,7 +2,8 @@
 
 - demos/astronaut.mp4: a slow pan and zoom over the photo (the README's demo input);
 - docs/astronaut-parsed.png, docs/camera-parsed.png: photos beside their overlays by the
-  shipped weights (`--picture`);
+  shipped weights (`--picture`; with `--scales`, docs/NAME-scales-parsed.png, parsed with flip
+  TTA at the test-time scales 1.125 and 1.375);
 - `--zoom`: docs/zoom-parsed.png and docs/zoom-camera-parsed.png, the two photos of people
   standing at a distance in a 1280x720 frame (a brick wall from the same wheel behind them),
   parsed whole and with `--zoom`;
@@ -48,8 +49,11 @@ def skimage_bgr(name: str) -> np.ndarray:
     return cv2.cvtColor(img, cv2.COLOR_GRAY2BGR if img.ndim == 2 else cv2.COLOR_RGB2BGR)
 
 
-def picture(name: str = "astronaut") -> Path:
-    """A scikit-image photo beside its overlay (with the legend), as the README shows it.
+def picture(name: str = "astronaut", scales: bool = False) -> Path:
+    """A scikit-image photo beside its overlay (with the legend), as the README shows it: one
+    pass, as `video` parses a frame; with `scales`, as `image --scales 1.125,1.375` parses it
+    (flip TTA at those test-time scales), written to NAME-scales-parsed.png (the model card:
+    these close-ups lose much of their colour at the larger scales).
 
     'astronaut' (NASA, public domain) and 'camera' (CC0, Lav Varshney; grey) are the two
     photos of people inside the scikit-image wheel.
@@ -58,8 +62,10 @@ def picture(name: str = "astronaut") -> Path:
     from lipparse_rt.pipeline import render_frame
 
     img = skimage_bgr(name)
-    ids = Engine(EngineConfig(weights=default_weights())).run(img)
-    out = Path(__file__).resolve().parent.parent / "docs" / f"{name}-parsed.png"
+    config = EngineConfig(weights=default_weights(), flip=True, scales=(1.125, 1.375)) if scales else \
+        EngineConfig(weights=default_weights())
+    ids = Engine(config).run(img)
+    out = Path(__file__).resolve().parent.parent / "docs" / f"{name}{'-scales' if scales else ''}-parsed.png"
     cv2.imwrite(str(out), np.hstack([img, render_frame(img, ids, 0.55)]))
     return out
 
@@ -132,7 +138,7 @@ def main() -> None:
         return
     if "--picture" in sys.argv:
         for name in ("astronaut", "camera"):
-            print(f"wrote {picture(name)}")
+            print(f"wrote {picture(name, scales='--scales' in sys.argv)}")
         return
     out = Path(__file__).with_name("astronaut.mp4")
     with VideoWriter(out, Fraction(30), 640, 480, crf=26) as writer:

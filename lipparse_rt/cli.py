@@ -47,7 +47,8 @@ Flip = Annotated[bool, typer.Option(
                    "about half the speed; more accurate, with fewer wrong sides: the README's accuracy table).")]
 Scales = Annotated[str, typer.Option(
     "--scales", help="Test-time scales, multiples of --size, e.g. 1.125,1.375: each image parsed at each, the class "
-                     "probabilities averaged (1: one scale, as video parses).")]
+                     "probabilities averaged. Better on full-length street photos, worse on close-ups (README, "
+                     "\"The shipped model\"); 1: one scale.")]
 ZoomOpt = Annotated[bool, typer.Option(
     "--zoom", help="Person zoom: parse a crop around the people (found in the last result) with the model pixels of "
                    "the whole frame, so people far from the camera are parsed at the size the model knows; the whole "
@@ -93,7 +94,6 @@ def _fail(exc: BaseException) -> None:
     raise typer.Exit(code)
 
 
-STILL_SCALES = "1.125,1.375"  # image's test-time scales (README, accuracy: stills)
 DEFAULT_SCALE = "0.5,2"  # train's and average's --scale: AugmentConfig.scale, written for the command line
 
 
@@ -299,10 +299,9 @@ def image(
     flip: Optional[bool] = typer.Option(
         None, "--flip/--no-flip", show_default=False,
         help="Parse each image and its mirror and average them (flip test-time augmentation). Default: on, "
-             "where the weights allow it: a still is not a stream. With the two default --scales, CCP val 47.6 mIoU "
-             "against 43.1 for one pass (README, \"The shipped model\"); --no-flip --scales 1: one pass, as video "
-             "parses."),
-    scales: Scales = STILL_SCALES,
+             "where the weights allow it: a still is not a stream (CCP val 45.0 mIoU against 43.1, fewer wrong "
+             "sides; README, \"The shipped model\"). --no-flip: one pass, as video parses."),
+    scales: Scales = "1",
     zoom: ZoomOpt = False,
     provider: Provider = "auto",
     alpha: Alpha = 0.5,

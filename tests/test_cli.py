@@ -1,4 +1,5 @@
 import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -148,28 +149,30 @@ def test_image_flip_writes_the_flip_tta_masks(tmp_path):
     assert np.array_equal(got, want)
 
 
-def test_image_parses_with_flip_and_two_scales_by_default_and_one_pass_on_request(tmp_path):
-    """Stills get flip and two test-time scales unless told otherwise; video's single pass with
-    --no-flip --scales 1."""
-    from lipparse_rt.engine import Engine, EngineConfig, default_weights, scale_ids
+def test_image_parses_with_flip_by_default_at_the_scales_asked_and_one_pass_with_no_flip(tmp_path):
+    """Stills get flip TTA unless --no-flip (video's single pass); --scales adds test-time scales."""
+    from conftest import demo_frame
+    from lipparse_rt.engine import Engine, EngineConfig, scale_ids
 
-    img = np.random.default_rng(4).integers(0, 255, (90, 70, 3), dtype=np.uint8)
+    shipped = Path(__file__).resolve().parents[1] / "weights" / "lipnet.onnx"  # trained: the modes differ
+    img = np.ascontiguousarray(demo_frame()[::4, ::4])  # a real photo, 120x160
     cv2.imwrite(str(tmp_path / "p.png"), img)
+    h, w = img.shape[:2]
 
     def engine(**kw):
-        return Engine(EngineConfig(weights=default_weights(), provider="cpu", **kw))
+        return Engine(EngineConfig(weights=shipped, provider="cpu", **kw))
 
-    want = {(): scale_ids(engine(flip=True, scales=(1.125, 1.375)).parse(img), 90, 70),
-            ("--scales", "1"): scale_ids(engine(flip=True).parse(img), 90, 70),
-            ("--no-flip", "--scales", "1"): engine().run(img)}
-    assert not np.array_equal(want[()], want[("--no-flip", "--scales", "1")])  # the modes tell apart here
+    want = {(): scale_ids(engine(flip=True).parse(img), h, w),
+            ("--scales", "1.125,1.375"): scale_ids(engine(flip=True, scales=(1.125, 1.375)).parse(img), h, w),
+            ("--no-flip",): engine().run(img)}
+    assert len({w.tobytes() for w in want.values()}) == 3  # the three modes tell apart on this picture
     for flags, ids in want.items():
         r = runner.invoke(app, ["image", str(tmp_path / "p.png"), "--masks", str(tmp_path / "m"),
-                                "--weights", str(default_weights()), "--provider", "cpu", *flags])
+                                "--weights", str(shipped), "--provider", "cpu", *flags])
         assert r.exit_code == 0, r.output
         assert np.array_equal(cv2.imread(str(tmp_path / "m" / "p.png"), cv2.IMREAD_UNCHANGED), ids), flags
-    assert "flip scales 1.125/1.375" in runner.invoke(app, ["image", str(tmp_path / "p.png"), "--masks",
-                                                            str(tmp_path / "m")]).output
+    r = runner.invoke(app, ["image", str(tmp_path / "p.png"), "--masks", str(tmp_path / "m"), "--scales", "1.125,1.375"])
+    assert "flip scales 1.125/1.375" in r.output
     r = runner.invoke(app, ["image", str(tmp_path / "p.png"), "--masks", str(tmp_path / "m"), "--scales", "1,x"])
     assert "--scales takes numbers" in _one_line_error(r, 2)
     r = runner.invoke(app, ["image", str(tmp_path / "p.png"), "--masks", str(tmp_path / "m"), "--scales", "9"])

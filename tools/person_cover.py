@@ -7,6 +7,11 @@ frame, the share of that band the model calls a person class, averaged per clip,
 patches inside the band); look at the frames before reading more into it.
 
   python tools/person_cover.py --weights A.onnx --weights B.onnx [--videos ../shared/data/videos]
+  python tools/person_cover.py --weights A.onnx --mode one --mode flip --mode scales --mode flip-scales
+
+`--mode`: how each model parses a frame: `one` pass (as `video`), `flip` (flip TTA, as `image`
+by default), `scales` (the test-time scales 1.125 and 1.375: `--scales 1.125,1.375`),
+`flip-scales` (both); default `one`.
 """
 
 from __future__ import annotations
@@ -43,14 +48,21 @@ def table(names: list[str], rows: dict[str, list[float]]) -> list[str]:
     return lines
 
 
+MODES = {"one": {}, "flip": {"flip": True}, "flip-scales": {"flip": True, "scales": (1.125, 1.375)},
+         "scales": {"scales": (1.125, 1.375)}}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--weights", action="append", type=Path, required=True)
     ap.add_argument("--videos", type=Path, default=default_data_root() / "videos")
+    ap.add_argument("--mode", action="append", choices=sorted(MODES), help="how each model parses (default: one)")
     args = ap.parse_args()
-    engines = [Engine(EngineConfig(weights=w)) for w in args.weights]
+    modes = args.mode or ["one"]
+    runs = [(w, m) for w in args.weights for m in modes]
+    engines = [Engine(EngineConfig(weights=w, **MODES[m])) for w, m in runs]
     rows = {clip.stem: cover(engines, clip) for clip in sorted(args.videos.glob("*.mkv"))}
-    print("\n".join(table([w.name for w in args.weights], rows)))
+    print("\n".join(table([w.name + ("" if modes == ["one"] else f", {m}") for w, m in runs], rows)))
 
 
 if __name__ == "__main__":
