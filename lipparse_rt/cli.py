@@ -49,6 +49,9 @@ Scales = Annotated[str, typer.Option(
     "--scales", help="Test-time scales, multiples of --size, e.g. 1.125,1.375: each image parsed at each, the class "
                      "probabilities averaged. Better on full-length street photos, worse on close-ups (README, "
                      "\"The shipped model\"); 1: one scale.")]
+Face = Annotated[int, typer.Option(
+    "--face", min=0, help="Scale by the face: where the first parse's faces are shorter than this many model pixels, "
+                          "parse again enlarged until they reach it (at most 1.5x); close-ups stay as they are. 0: off.")]
 ZoomOpt = Annotated[bool, typer.Option(
     "--zoom", help="Person zoom: parse a crop around the people (found in the last result) with the model pixels of "
                    "the whole frame, so people far from the camera are parsed at the size the model knows; the whole "
@@ -94,6 +97,7 @@ def _fail(exc: BaseException) -> None:
     raise typer.Exit(code)
 
 
+STILL_FACE = 40  # image's --face: full-length street photos' faces are mostly under it at 256, close-ups' not
 DEFAULT_SCALE = "0.5,2"  # train's and average's --scale: AugmentConfig.scale, written for the command line
 
 
@@ -118,7 +122,7 @@ def _scales(text: str) -> tuple[float, ...]:
 
 
 def _engine(weights: Optional[Path], provider: str, size: int, threads: int = 0, flip: Optional[bool] = False,
-            int8: Optional[bool] = None, spinning: bool = True, scales: tuple[float, ...] = ()):
+            int8: Optional[bool] = None, spinning: bool = True, scales: tuple[float, ...] = (), face: int = 0):
     """The engine for the model commands. int8 None: the app's default weights for where it runs
     (the shipped INT8 copy on the CPU provider, the float weights on a GPU; $LIPPARSE_WEIGHTS or
     --weights: those on any provider)."""
@@ -129,17 +133,17 @@ def _engine(weights: Optional[Path], provider: str, size: int, threads: int = 0,
     cpu_weights = app_cpu_weights() if weights is None and int8 is None else None
     return Engine(EngineConfig(weights=weights or (int8_weights() if int8 else default_weights()), provider=provider,
                                input_size=size, threads=threads, flip=flip, cpu_weights=cpu_weights,
-                               spinning=spinning, scales=scales))
+                               spinning=spinning, scales=scales, face=face))
 
 
 def _scoring_engines(weights: Optional[Path], int8: Optional[bool], against: Optional[Path], provider: str, size: int,
-                     scales: tuple[float, ...] = ()) -> list:
+                     scales: tuple[float, ...] = (), face: int = 0) -> list:
     """`eval`'s engines: the model scored, then `--against`'s. Both load before any scoring, so a bad
     --against fails before the first pass; with two alive, idle threads must not spin (the one not
     scoring would slow the other)."""
     alone = against is None
-    return [_engine(weights, provider, size, int8=int8, spinning=alone, scales=scales)] + \
-        ([] if alone else [_engine(against, provider, size, spinning=False, scales=scales)])
+    return [_engine(weights, provider, size, int8=int8, spinning=alone, scales=scales, face=face)] + \
+        ([] if alone else [_engine(against, provider, size, spinning=False, scales=scales, face=face)])
 
 
 def _summary(stats, label: str) -> None:
@@ -302,6 +306,7 @@ def image(
              "where the weights allow it: a still is not a stream (CCP val 45.0 mIoU against 43.1, fewer wrong "
              "sides; README, \"The shipped model\"). --no-flip: one pass, as video parses."),
     scales: Scales = "1",
+    face: Face = STILL_FACE,
     zoom: ZoomOpt = False,
     provider: Provider = "auto",
     alpha: Alpha = 0.5,
@@ -329,7 +334,7 @@ def image(
             group = clashes[0]
             raise InputError(f"{len(group)} images share the name '{group[0].stem}' "
                              f"({', '.join(p.name for p in group)}): their outputs would overwrite each other")
-        engine = _engine(weights, provider, size, flip=flip, int8=int8, scales=_scales(scales))
+        engine = _engine(weights, provider, size, flip=flip, int8=int8, scales=_scales(scales), face=face)
         zoomer = Zoom(engine) if zoom else None
         mask_writer = MaskWriter(masks) if masks is not None else None
         if out_dir is not None:
@@ -543,6 +548,7 @@ def eval_cmd(
     limit: int = typer.Option(0, "--limit", help="Score only the first N images (0 = all)."),
     flip: bool = typer.Option(False, "--flip", help="Flip test-time augmentation (mirror, swap left/right, average)."),
     scales: Scales = "1",
+    face: Face = 0,
     zoom: bool = typer.Option(False, "--zoom", help="Parse each image as `image --zoom` does: searched whole, then cropped around "
                               "its people (up to twice); with --empty, the frames as `video --zoom` does; the --against model too."),
     confusion: Optional[Path] = typer.Option(None, "--confusion", help="Write the confusion matrix as a PNG here."),
@@ -570,7 +576,7 @@ def eval_cmd(
                                       ("--limit", limit), ("--confusion", confusion), ("--worst", worst)) if v]
         if given:
             _fail(InputError(f"{', '.join(given)} go{'es' if len(given) == 1 else ''} with --data, not --empty"))
-        return _eval_empty(empty, frames, weights, int8, size, provider, flip, against, zoom, scales)
+        return _eval_empty(empty, frames, weights, int8, size, provider, flip, against, zoom, scales, face)
     if frames is not None:
         _fail(InputError("--frames goes with --empty"))
     try:
@@ -585,7 +591,7 @@ def eval_cmd(
                                 zoom=zoom)
 
         find_pairs(data, split, labels=labels)  # a missing folder or split says so before any model loads
-        engine, *other = _scoring_engines(weights, int8, against, provider, size, _scales(scales))
+        engine, *other = _scoring_engines(weights, int8, against, provider, size, _scales(scales), face)
         result = score(engine, "scoring")
         if confusion is not None:
             confusion_png(result.confusion, result.names, confusion)
@@ -594,7 +600,7 @@ def eval_cmd(
         _fail(exc)
     out.print(f"{data} ({split or 'all'}, {result.images} images, protocol {protocol}, size {engine.input_size}"
               f"{', flip TTA' if flip else ''}{', scales ' + '/'.join(f'{s:g}' for s in engine.scales) if engine.scales else ''}"
-              f"{', person zoom' if zoom else ''}; {engine.weights.name} on {engine.provider})",
+              f"{f', face {face}px' if face else ''}{', person zoom' if zoom else ''}; {engine.weights.name} on {engine.provider})",
               highlight=False)
     out.print(markdown_table(result.scores, result.names, images=result.images_per_class()), highlight=False)
     iou, recall, precision = person_scores(result.confusion)
@@ -612,7 +618,7 @@ def eval_cmd(
 
 
 def _eval_empty(source: Path, frames: Optional[str], weights: Optional[Path], int8: Optional[bool], size: int, provider: str,
-                flip: bool, against: Optional[Path], zoom: bool = False, scales: str = "1") -> None:
+                flip: bool, against: Optional[Path], zoom: bool = False, scales: str = "1", face: int = 0) -> None:
     """`eval --empty`: how much of pictures with nobody in them the model (and `against`) calls a person."""
     from .evaluate import empty_scenes, parse_ranges
 
@@ -626,7 +632,7 @@ def _eval_empty(source: Path, frames: Optional[str], weights: Optional[Path], in
     try:
         ranges = parse_ranges(frames) if frames is not None else None
         results = []
-        for engine in _scoring_engines(weights, int8, against, provider, size, _scales(scales)):
+        for engine in _scoring_engines(weights, int8, against, provider, size, _scales(scales), face):
             with Progress(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), console=err, transient=True) as progress:
                 task = progress.add_task("scoring", total=sum(hi - lo + 1 for lo, hi in ranges) if ranges else None)
                 results.append((engine, empty_scenes(engine, source, ranges, flip_tta=flip, zoom=zoom,

@@ -81,8 +81,11 @@ class EngineConfig:
             provider (the app's default: the shipped INT8 copy on a CPU, the float weights on a GPU).
         scales: test-time scales in `parse`, multiples of the long side: the frame is parsed at
             each and the class probabilities averaged (with `flip`, each scale's mirror too); ()
-            parses at the long side alone (`image`'s default: 1.125 and 1.375; needs weights
-            with a 'logits' output).
+            parses at the long side alone (needs weights with a 'logits' output).
+        face: scale by the face (`image`'s default, 40): where the first parse's faces are shorter
+            than this many model pixels, the frame is parsed again enlarged so that they reach
+            it, at most `FACE_MOST` times (the model parses people best at about the size it was
+            trained at; close-ups are left as they are); 0: off.
     """
 
     weights: Path = Path()
@@ -95,6 +98,7 @@ class EngineConfig:
     fuse: bool = True
     cpu_weights: Path | None = None
     scales: tuple[float, ...] = ()
+    face: int = 0
 
     def __post_init__(self) -> None:
         if self.provider not in ("auto", *PROVIDERS):
@@ -200,6 +204,7 @@ class Engine:
         if self.flip and not logits:
             raise WeightsError(f"cannot use weights '{path}' with flip: no 'logits' output (re-export them)")
         self.scales = tuple(config.scales)
+        self.face = config.face if logits else 0  # needs the class probabilities
         if self.scales and not logits:
             raise WeightsError(f"cannot use weights '{path}' with scales: no 'logits' output (re-export them)")
         self.int8 = "quantization" in self.meta  # written by `lipparse-rt quantize`
@@ -300,7 +305,8 @@ class Engine:
     def mode(self) -> str:
         """What runs, in words for a status line: the provider, then 'int8' and 'flip' when they apply."""
         scales = ["scales " + "/".join(f"{s:g}" for s in self.scales)] if self.scales else []
-        return " ".join([self.provider] + ["int8"] * self.int8 + ["flip"] * self.flip + scales)
+        face = [f"face {self.face}px"] if self.face else []
+        return " ".join([self.provider] + ["int8"] * self.int8 + ["flip"] * self.flip + scales + face)
 
     @property
     def has_logits(self) -> bool:
@@ -326,15 +332,31 @@ class Engine:
         `render.overlay` takes it as it is; `scale_ids` brings it to the frame's size.
         `scaled` False: at `long_side` alone, whatever the engine's scales (zoom's searches).
         """
-        if self.flip or (self.scales and scaled):
-            return self.parse_tta(bgr, long_side, self.flip, scaled)
-        batch, (rh, rw) = self.prepare(bgr, long_side)
-        return self.infer(batch)[0, :rh, :rw]
+        return self._by_face(bgr, long_side, self.flip, scaled)
 
     def parse_flip(self, bgr: U8, long_side: int | None = None, scaled: bool = True) -> U8:
         """Flip test-time augmentation: average the class probabilities of the frame and of its
         mirror (flipped back, left/right channels swapped), at the engine's scales if it has some."""
-        return self.parse_tta(bgr, long_side, True, scaled)
+        return self._by_face(bgr, long_side, True, scaled)
+
+    def _by_face(self, bgr: U8, long_side: int | None, flip: bool, scaled: bool) -> U8:
+        """`_parse_at`; where the engine scales by the face (`face_side`) and the faces are small,
+        the frame is parsed again enlarged and the two parses' probabilities averaged (the
+        enlarged parse alone scored higher on parts but gave more wrong sides)."""
+        if not (scaled and self.face):
+            return self._parse_at(bgr, long_side, flip, scaled)
+        base = long_side or self.input_size
+        probs = self._probs(bgr, self.tta_sides(base), flip)
+        side = face_side(probs.argmax(0), base, self.face)
+        if side:
+            probs = self._probs(bgr, [side], flip, probs)
+        return probs.argmax(0).astype(np.uint8)
+
+    def _parse_at(self, bgr: U8, long_side: int | None, flip: bool, scaled: bool) -> U8:
+        if flip or (self.scales and scaled):
+            return self.parse_tta(bgr, long_side, flip, scaled)
+        batch, (rh, rw) = self.prepare(bgr, long_side)
+        return self.infer(batch)[0, :rh, :rw]
 
     def tta_sides(self, long_side: int | None = None, scaled: bool = True) -> list[int]:
         """The model long sides `parse_tta` parses a frame at: `long_side` (default the input
@@ -350,26 +372,49 @@ class Engine:
         averaged. Ids at the largest side's resolution, or at the frame's own where that is
         smaller: the other maps are brought to it bilinearly (a frame smaller than the model's
         input keeps what the larger map saw, which nearest-neighbour ids would drop)."""
-        sides = self.tta_sides(long_side, scaled)
+        return self._probs(bgr, self.tta_sides(long_side, scaled), flip).argmax(0).astype(np.uint8)
+
+    def _probs(self, bgr: U8, sides: list[int], flip: bool, total: NDArray[np.float32] | None = None) -> NDArray[np.float32]:
+        """`parse_tta`'s summed class probabilities (20 x h x w) at `sides`, added to `total` (of
+        an earlier call: brought to this call's resolution)."""
         h, w = bgr.shape[:2]
         th, tw, _, _ = fit_size(h, w, min(max(sides), max(h, w)))
         mirror = np.ascontiguousarray(bgr[:, ::-1]) if flip else None
-        total: NDArray[np.float32] | None = None
+        maps = [] if total is None else [total]
         for side in sides:
             probs = _softmax(self.logits(bgr, side))
             if mirror is not None:
                 probs += _softmax(self.logits(mirror, side))[FLIP_LUT[: probs.shape[0]], :, ::-1]
+            maps.append(probs)
+        for i, probs in enumerate(maps):
             if probs.shape[1:] != (th, tw):
-                probs = np.stack([cv2.resize(p, (tw, th), interpolation=cv2.INTER_LINEAR) for p in probs])
-            if total is None:
-                total = probs
-            else:
-                total += probs
-        return total.argmax(0).astype(np.uint8)
+                maps[i] = np.stack([cv2.resize(p, (tw, th), interpolation=cv2.INTER_LINEAR) for p in probs])
+        out = maps[0]
+        for probs in maps[1:]:
+            out += probs
+        return out
 
     def run(self, bgr: U8) -> U8:
         """Parse one HxWx3 uint8 BGR frame; return HxW uint8 LIP ids at the frame's size."""
         return scale_ids(self.parse(bgr), *bgr.shape[:2])
+
+
+FACE = NAMES.index("face")
+FACE_MOST = 1.5  # `face_side`: the most a frame is enlarged for its faces
+
+
+def face_side(ids: NDArray, long_side: int, target: int, most: float = FACE_MOST) -> int:
+    """The long side to parse a frame at again so that its faces are `target` model pixels tall
+    at it: 0 where they are already (within 6%), or where `ids` (a class map of the frame at any
+    resolution, parsed at `long_side`) has no face. The faces' height is the span of the rows
+    holding face pixels; several people at one distance span about one face, at several
+    distances more (and so less enlargement)."""
+    rows = np.flatnonzero((ids == FACE).any(1))
+    if rows.size == 0:
+        return 0
+    height = (rows[-1] - rows[0] + 1) * long_side / max(ids.shape)  # in model pixels at long_side
+    scale = min(most, target / height)
+    return padded(round(long_side * scale)) if scale >= 1.06 else 0
 
 
 def _test_frame(long_side: int) -> U8:

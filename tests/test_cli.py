@@ -149,30 +149,33 @@ def test_image_flip_writes_the_flip_tta_masks(tmp_path):
     assert np.array_equal(got, want)
 
 
-def test_image_parses_with_flip_by_default_at_the_scales_asked_and_one_pass_with_no_flip(tmp_path):
-    """Stills get flip TTA unless --no-flip (video's single pass); --scales adds test-time scales."""
+def test_image_parses_with_flip_scaled_by_the_face_by_default_and_as_asked_otherwise(tmp_path):
+    """Stills get flip TTA, enlarged where faces are small (--face 40), unless told otherwise
+    (--no-flip --face 0: video's single pass); --scales adds test-time scales."""
     from conftest import demo_frame
     from lipparse_rt.engine import Engine, EngineConfig, scale_ids
 
     shipped = Path(__file__).resolve().parents[1] / "weights" / "lipnet.onnx"  # trained: the modes differ
-    img = np.ascontiguousarray(demo_frame()[::4, ::4])  # a real photo, 120x160
+    img = np.full((240, 320, 3), 128, np.uint8)  # the demo photo at 0.7 on grey: a face of ~36 of 40 pixels
+    img[72:, 48:272] = cv2.resize(demo_frame(), (224, 168), interpolation=cv2.INTER_AREA)
     cv2.imwrite(str(tmp_path / "p.png"), img)
     h, w = img.shape[:2]
 
     def engine(**kw):
         return Engine(EngineConfig(weights=shipped, provider="cpu", **kw))
 
-    want = {(): scale_ids(engine(flip=True).parse(img), h, w),
-            ("--scales", "1.125,1.375"): scale_ids(engine(flip=True, scales=(1.125, 1.375)).parse(img), h, w),
-            ("--no-flip",): engine().run(img)}
-    assert len({w.tobytes() for w in want.values()}) == 3  # the three modes tell apart on this picture
+    want = {(): scale_ids(engine(flip=True, face=40).parse(img), h, w),
+            ("--face", "0"): scale_ids(engine(flip=True).parse(img), h, w),
+            ("--face", "0", "--scales", "1.125,1.375"): scale_ids(engine(flip=True, scales=(1.125, 1.375)).parse(img), h, w),
+            ("--no-flip", "--face", "0"): engine().run(img)}
+    assert len({w.tobytes() for w in want.values()}) == 4  # the modes tell apart on this picture
     for flags, ids in want.items():
         r = runner.invoke(app, ["image", str(tmp_path / "p.png"), "--masks", str(tmp_path / "m"),
                                 "--weights", str(shipped), "--provider", "cpu", *flags])
         assert r.exit_code == 0, r.output
         assert np.array_equal(cv2.imread(str(tmp_path / "m" / "p.png"), cv2.IMREAD_UNCHANGED), ids), flags
     r = runner.invoke(app, ["image", str(tmp_path / "p.png"), "--masks", str(tmp_path / "m"), "--scales", "1.125,1.375"])
-    assert "flip scales 1.125/1.375" in r.output
+    assert "flip scales 1.125/1.375 face 40px" in r.output
     r = runner.invoke(app, ["image", str(tmp_path / "p.png"), "--masks", str(tmp_path / "m"), "--scales", "1,x"])
     assert "--scales takes numbers" in _one_line_error(r, 2)
     r = runner.invoke(app, ["image", str(tmp_path / "p.png"), "--masks", str(tmp_path / "m"), "--scales", "9"])

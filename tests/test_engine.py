@@ -146,6 +146,53 @@ def test_scales_average_the_probabilities_of_each_scale_at_the_frame_or_largest_
         EngineConfig(scales=(1.0, 5.0))
 
 
+def test_face_side_enlarges_small_faces_towards_the_target_and_leaves_close_ups():
+    from lipparse_rt.engine import FACE, face_side
+
+    def with_face(rows):
+        ids = np.zeros((192, 256), np.uint8)
+        ids[50:50 + rows, 100:120] = FACE
+        return ids
+
+    assert face_side(with_face(30), 256, 40) == 352  # 40/30 = 1.33: 341 pixels, padded to 352
+    assert face_side(with_face(20), 256, 40) == 384  # 2x wanted, 1.5x at most
+    assert face_side(with_face(38), 256, 40) == 0  # within 6% of the target: parsed once
+    assert face_side(with_face(60), 256, 40) == 0  # a close-up: never shrunk
+    assert face_side(np.zeros((192, 256), np.uint8), 256, 40) == 0  # nobody: nothing to go by
+
+
+def test_an_engine_scaled_by_the_face_parses_again_enlarged_and_averages(tiny_weights, monkeypatch):
+    from lipparse_rt.engine import FACE
+
+    eng = Engine(EngineConfig(weights=tiny_weights, provider="cpu", input_size=64, face=12))
+    assert eng.face == 12 and "face 12px" in eng.mode
+    frame = np.random.default_rng(3).integers(0, 255, (48, 64, 3), dtype=np.uint8)
+    calls, real = [], eng._probs
+
+    def probs(bgr, sides, flip, total=None):
+        calls.append(list(sides))
+        if total is None:  # the first parse: a face 8 rows tall at 64 (12/8 = 1.5x wanted)
+            out = np.zeros((20, 48, 64), np.float32)
+            out[0] = 1
+            out[:, 10:18, 30:36] = 0
+            out[FACE, 10:18, 30:36] = 1
+            return out
+        return real(bgr, sides, flip, total)
+
+    monkeypatch.setattr(eng, "_probs", probs)
+    ids = eng.parse(frame)
+    assert calls == [[64], [96]] and ids.shape == (48, 64)  # the frame's own size: smaller than 96
+    calls.clear()
+    eng.parse(frame, scaled=False)  # zoom's searches: one parse, no face scaling
+    assert calls == []
+    # the averaged probabilities, by hand: the first parse's map plus the enlarged one's at 48x64
+    z = eng.logits(frame, 96)
+    e = np.exp(z - z.max(0))
+    enlarged = np.stack([cv2.resize(c, (64, 48), interpolation=cv2.INTER_LINEAR) for c in e / e.sum(0)])
+    first = probs(frame, [64], False)
+    assert (ids == (first + enlarged).argmax(0)).mean() > 0.999
+
+
 def test_flip_mode_averages_the_probabilities_of_frame_and_mirror():
     from lipparse_rt.classes import FLIP_LUT
 
