@@ -401,18 +401,23 @@ class Engine:
 
 FACE = NAMES.index("face")
 FACE_MOST = 1.5  # `face_side`: the most a frame is enlarged for its faces
+FACE_LEAST = 16  # `face_side`: a face found shorter than this (model pixels) is not measured
 
 
-def face_side(ids: NDArray, long_side: int, target: int, most: float = FACE_MOST) -> int:
+def face_side(ids: NDArray, long_side: int, target: int, most: float = FACE_MOST, least: int = FACE_LEAST) -> int:
     """The long side to parse a frame at again so that its faces are `target` model pixels tall
     at it: 0 where they are already (within 6%), or where `ids` (a class map of the frame at any
-    resolution, parsed at `long_side`) has no face. The faces' height is the span of the rows
-    holding face pixels; several people at one distance span about one face, at several
-    distances more (and so less enlargement)."""
+    resolution, parsed at `long_side`) has no face, or one shorter than `least`: a sliver of a
+    face (a profile, a dark photo: scikit-image's cameraman, his face 10 rows of his 39-row
+    hair) says nothing of the person's size, and people that far are zoom's to enlarge. The
+    faces' height is the span of the rows holding face pixels; several people at one distance
+    span about one face, at several distances more (and so less enlargement)."""
     rows = np.flatnonzero((ids == FACE).any(1))
     if rows.size == 0:
         return 0
     height = (rows[-1] - rows[0] + 1) * long_side / max(ids.shape)  # in model pixels at long_side
+    if height < least:
+        return 0
     scale = min(most, target / height)
     return padded(round(long_side * scale)) if scale >= 1.06 else 0
 

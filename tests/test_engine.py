@@ -159,23 +159,26 @@ def test_face_side_enlarges_small_faces_towards_the_target_and_leaves_close_ups(
     assert face_side(with_face(38), 256, 40) == 0  # within 6% of the target: parsed once
     assert face_side(with_face(60), 256, 40) == 0  # a close-up: never shrunk
     assert face_side(np.zeros((192, 256), np.uint8), 256, 40) == 0  # nobody: nothing to go by
+    assert face_side(with_face(10), 256, 40) == 0  # a sliver of a face: not measured
+    assert face_side(with_face(10)[::2, ::2], 256, 40) == 0  # measured in pixels at the long side
+    assert face_side(with_face(30)[::2, ::2], 256, 40) == 352  # (a map at half the size: the same)
 
 
 def test_an_engine_scaled_by_the_face_parses_again_enlarged_and_averages(tiny_weights, monkeypatch):
     from lipparse_rt.engine import FACE
 
-    eng = Engine(EngineConfig(weights=tiny_weights, provider="cpu", input_size=64, face=12))
-    assert eng.face == 12 and "face 12px" in eng.mode
+    eng = Engine(EngineConfig(weights=tiny_weights, provider="cpu", input_size=64, face=24))
+    assert eng.face == 24 and "face 24px" in eng.mode
     frame = np.random.default_rng(3).integers(0, 255, (48, 64, 3), dtype=np.uint8)
     calls, real = [], eng._probs
 
     def probs(bgr, sides, flip, total=None):
         calls.append(list(sides))
-        if total is None:  # the first parse: a face 8 rows tall at 64 (12/8 = 1.5x wanted)
+        if total is None:  # the first parse: a face 16 rows tall at 64 (24/16 = 1.5x wanted)
             out = np.zeros((20, 48, 64), np.float32)
             out[0] = 1
-            out[:, 10:18, 30:36] = 0
-            out[FACE, 10:18, 30:36] = 1
+            out[:, 10:26, 30:36] = 0
+            out[FACE, 10:26, 30:36] = 1
             return out
         return real(bgr, sides, flip, total)
 
