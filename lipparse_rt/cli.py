@@ -50,8 +50,9 @@ Scales = Annotated[str, typer.Option(
                      "probabilities averaged. Better on full-length street photos, worse on close-ups (README, "
                      "\"The shipped model\"); 1: one scale.")]
 Face = Annotated[int, typer.Option(
-    "--face", min=0, help="Scale by the face: where the first parse's faces are shorter than this many model pixels, "
-                          "parse again enlarged until they reach it (at most 1.5x); close-ups stay as they are. 0: off.")]
+    "--face", min=0, help="Scale by the face: where the first parse's faces are shorter than this many model "
+                          "pixels, parse again enlarged until they reach it (at most 1.5x) and average the two; "
+                          "close-ups stay as they are. 0: off.")]
 ZoomOpt = Annotated[bool, typer.Option(
     "--zoom", help="Person zoom: parse a crop around the people (found in the last result) with the model pixels of "
                    "the whole frame, so people far from the camera are parsed at the size the model knows; the whole "
@@ -144,6 +145,13 @@ def _scoring_engines(weights: Optional[Path], int8: Optional[bool], against: Opt
     alone = against is None
     return [_engine(weights, provider, size, int8=int8, spinning=alone, scales=scales, face=face)] + \
         ([] if alone else [_engine(against, provider, size, spinning=False, scales=scales, face=face)])
+
+
+def _how(engine, flip: bool, zoom: bool) -> str:
+    """`eval`'s words for how the images were parsed: ', flip TTA, scales 1.125/1.375, face 40px, person zoom'."""
+    words = ["flip TTA"] * flip + (["scales " + "/".join(f"{s:g}" for s in engine.scales)] if engine.scales else [])
+    words += [f"face {engine.face}px"] * bool(engine.face) + ["person zoom"] * zoom
+    return "".join(", " + w for w in words)
 
 
 def _summary(stats, label: str) -> None:
@@ -599,9 +607,7 @@ def eval_cmd(
     except LipParseError as exc:
         _fail(exc)
     out.print(f"{data} ({split or 'all'}, {result.images} images, protocol {protocol}, size {engine.input_size}"
-              f"{', flip TTA' if flip else ''}{', scales ' + '/'.join(f'{s:g}' for s in engine.scales) if engine.scales else ''}"
-              f"{f', face {face}px' if face else ''}{', person zoom' if zoom else ''}; {engine.weights.name} on {engine.provider})",
-              highlight=False)
+              f"{_how(engine, flip, zoom)}; {engine.weights.name} on {engine.provider})", highlight=False)
     out.print(markdown_table(result.scores, result.names, images=result.images_per_class()), highlight=False)
     iou, recall, precision = person_scores(result.confusion)
     out.print(f"person vs background (all person classes merged): IoU {100 * iou:.1f}, recall {100 * recall:.1f}, "
@@ -641,8 +647,7 @@ def _eval_empty(source: Path, frames: Optional[str], weights: Optional[Path], in
         _fail(exc)
     engine, first = results[0]
     out.print(f"{source} ({first.frames} pictures with nobody in them{', ' + frames if frames else ''}, size {engine.input_size}"
-              f"{', flip TTA' if flip else ''}{', scales ' + '/'.join(f'{s:g}' for s in engine.scales) if engine.scales else ''}"
-              f"{', person zoom' if zoom else ''})", highlight=False)
+              f"{_how(engine, flip, zoom)})", highlight=False)
     out.print(line(first, str(engine.weights)), highlight=False, soft_wrap=True)
     if against:
         other = results[1][1]

@@ -303,7 +303,8 @@ class Engine:
 
     @property
     def mode(self) -> str:
-        """What runs, in words for a status line: the provider, then 'int8' and 'flip' when they apply."""
+        """What runs, in words for a status line: the provider, then 'int8', 'flip', the scales and
+        the face target when they apply."""
         scales = ["scales " + "/".join(f"{s:g}" for s in self.scales)] if self.scales else []
         face = [f"face {self.face}px"] if self.face else []
         return " ".join([self.provider] + ["int8"] * self.int8 + ["flip"] * self.flip + scales + face)
@@ -374,7 +375,8 @@ class Engine:
         input keeps what the larger map saw, which nearest-neighbour ids would drop)."""
         return self._probs(bgr, self.tta_sides(long_side, scaled), flip).argmax(0).astype(np.uint8)
 
-    def _probs(self, bgr: U8, sides: list[int], flip: bool, total: NDArray[np.float32] | None = None) -> NDArray[np.float32]:
+    def _probs(self, bgr: U8, sides: list[int], flip: bool,
+               total: NDArray[np.float32] | None = None) -> NDArray[np.float32]:
         """`parse_tta`'s summed class probabilities (20 x h x w) at `sides`, added to `total` (of
         an earlier call: brought to this call's resolution)."""
         h, w = bgr.shape[:2]
@@ -408,8 +410,9 @@ def face_side(ids: NDArray, long_side: int, target: int, most: float = FACE_MOST
     """The long side to parse a frame at again so that its faces are `target` model pixels tall
     at it: 0 where they are already (within 6%), or where `ids` (a class map of the frame at any
     resolution, parsed at `long_side`) has no face, or one shorter than `least`: a sliver of a
-    face (a profile, a dark photo: scikit-image's cameraman, his face 10 rows of his 39-row
-    hair) says nothing of the person's size, and people that far are zoom's to enlarge. The
+    face (a profile, a dark photo: scikit-image's cameraman, whose face was found only in a
+    strip far shorter than his hair) says nothing of the person's size, and people that far
+    are zoom's to enlarge. The
     faces' height is the span of the rows holding face pixels; several people at one distance
     span about one face, at several distances more (and so less enlargement)."""
     rows = np.flatnonzero((ids == FACE).any(1))

@@ -166,7 +166,8 @@ def test_image_parses_with_flip_scaled_by_the_face_by_default_and_as_asked_other
 
     want = {(): scale_ids(engine(flip=True, face=40).parse(img), h, w),
             ("--face", "0"): scale_ids(engine(flip=True).parse(img), h, w),
-            ("--face", "0", "--scales", "1.125,1.375"): scale_ids(engine(flip=True, scales=(1.125, 1.375)).parse(img), h, w),
+            ("--face", "0", "--scales", "1.125,1.375"):
+                scale_ids(engine(flip=True, scales=(1.125, 1.375)).parse(img), h, w),
             ("--no-flip", "--face", "0"): engine().run(img)}
     assert len({w.tobytes() for w in want.values()}) == 4  # the modes tell apart on this picture
     for flags, ids in want.items():

@@ -9,9 +9,9 @@ patches inside the band); look at the frames before reading more into it.
   python tools/person_cover.py --weights A.onnx --weights B.onnx [--videos ../shared/data/videos]
   python tools/person_cover.py --weights A.onnx --mode one --mode flip --mode scales --mode flip-scales
 
-`--mode`: how each model parses a frame: `one` pass (as `video`), `flip` (flip TTA), `scales` (the test-time scales 1.125 and 1.375: `--scales 1.125,1.375`),
-`flip-scales` (both), `flip-face` (flip TTA scaled by the face, `--face 40`: `image`'s
-default); default `one`.
+`--mode`: how each model parses a frame: `one` pass (as `video`), `flip` (flip TTA),
+`scales` (the test-time scales 1.125 and 1.375: `--scales 1.125,1.375`), `flip-scales` (both),
+`flip-face` (flip TTA scaled by the face, `--face 40`: `image`'s default); default `one`.
 """
 
 from __future__ import annotations
@@ -48,8 +48,8 @@ def table(names: list[str], rows: dict[str, list[float]]) -> list[str]:
     return lines
 
 
-MODES = {"one": {}, "flip": {"flip": True}, "flip-scales": {"flip": True, "scales": (1.125, 1.375)}, "flip-face": {"flip": True, "face": 40},
-         "scales": {"scales": (1.125, 1.375)}}
+MODES = {"one": {}, "flip": {"flip": True}, "scales": {"scales": (1.125, 1.375)},
+         "flip-scales": {"flip": True, "scales": (1.125, 1.375)}, "flip-face": {"flip": True, "face": 40}}
 
 
 def main() -> None:
