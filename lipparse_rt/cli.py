@@ -149,9 +149,7 @@ def _scoring_engines(weights: Optional[Path], int8: Optional[bool], against: Opt
 
 def _how(engine, flip: bool, zoom: bool) -> str:
     """`eval`'s words for how the images were parsed: ', flip TTA, scales 1.125/1.375, face 40px, person zoom'."""
-    words = ["flip TTA"] * flip + (["scales " + "/".join(f"{s:g}" for s in engine.scales)] if engine.scales else [])
-    words += [f"face {engine.face}px"] * bool(engine.face) + ["person zoom"] * zoom
-    return "".join(", " + w for w in words)
+    return "".join(", " + w for w in ["flip TTA"] * flip + engine.rescaling + ["person zoom"] * zoom)
 
 
 def _summary(stats, label: str) -> None:

@@ -305,9 +305,14 @@ class Engine:
     def mode(self) -> str:
         """What runs, in words for a status line: the provider, then 'int8', 'flip', the scales and
         the face target when they apply."""
-        scales = ["scales " + "/".join(f"{s:g}" for s in self.scales)] if self.scales else []
-        face = [f"face {self.face}px"] if self.face else []
-        return " ".join([self.provider] + ["int8"] * self.int8 + ["flip"] * self.flip + scales + face)
+        return " ".join([self.provider] + ["int8"] * self.int8 + ["flip"] * self.flip + self.rescaling)
+
+    @property
+    def rescaling(self) -> list[str]:
+        """The test-time scales and the face target, in words ('scales 1.125/1.375', 'face 40px'),
+        where the engine has them."""
+        return ((["scales " + "/".join(f"{s:g}" for s in self.scales)] if self.scales else [])
+                + ([f"face {self.face}px"] if self.face else []))
 
     @property
     def has_logits(self) -> bool:
@@ -412,9 +417,9 @@ def face_side(ids: NDArray, long_side: int, target: int, most: float = FACE_MOST
     resolution, parsed at `long_side`) has no face, or one shorter than `least`: a sliver of a
     face (a profile, a dark photo: scikit-image's cameraman, whose face was found only in a
     strip far shorter than his hair) says nothing of the person's size, and people that far
-    are zoom's to enlarge. The
-    faces' height is the span of the rows holding face pixels; several people at one distance
-    span about one face, at several distances more (and so less enlargement)."""
+    are zoom's to enlarge. The faces' height is the span of the rows holding face pixels;
+    several people at one distance span about one face, at several distances more (and so
+    less enlargement)."""
     rows = np.flatnonzero((ids == FACE).any(1))
     if rows.size == 0:
         return 0

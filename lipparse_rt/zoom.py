@@ -412,11 +412,15 @@ class Zoom:
         biggest = (0, 0)
         longs = [max(2 * STRIDE, round(scale * max(h, x1 - x0))) for x0, x1, _, _ in strips]
         crops = [bgr[:, x0:x1] for x0, x1, _, _ in strips]
+
+        def parse(crop: U8, long: int) -> U8:
+            return self._parse(crop, long, scaled=False)
+
         if self.workers > 1:
             with ThreadPoolExecutor(min(self.workers, len(strips)), thread_name_prefix="zoom-strip") as pool:
-                maps = list(pool.map(lambda c, long: self._parse(c, long, scaled=False), crops, longs))
+                maps = list(pool.map(parse, crops, longs))
         else:
-            maps = [self._parse(c, long, scaled=False) for c, long in zip(crops, longs)]
+            maps = list(map(parse, crops, longs))
         for (x0, x1, c0, c1), long, ids in zip(strips, longs, maps):
             biggest = max(biggest, self.engine.model_shape(h, x1 - x0, long), key=lambda s: s[0] * s[1])
             m0, m1, k0, k1 = (round(x * sx) for x in (x0, x1, c0, c1))
