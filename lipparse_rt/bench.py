@@ -21,6 +21,8 @@ from typing import Callable
 
 import numpy as np
 
+from .errors import InputError
+
 log = logging.getLogger(__name__)
 
 PAPER = {"FCN-8s": (134.3, 2.0), "SegNet": (29.46, 16.7), "DeepLab v2": (48.0, 2.4), "LIP-Net": (3.97, 49.0)}
@@ -300,7 +302,8 @@ def _model_fps(engine, imgs: list[np.ndarray], streams: int) -> tuple[float, lis
         return len(imgs) / (time.perf_counter() - t), ids
 
 
-def pipeline(video: Path, weights: Path, size: int = 0, threads: int = 0, limit: int = 300, repeats: int = 3) -> str:
+def pipeline(video: Path, weights: Path, size: int = 0, threads: int = 0, limit: int = 300, repeats: int = 3,
+             provider: str = "cpu") -> str:
     """Decode, model, render and encode alone; the four one after another; the app's threaded pipeline.
 
     The threaded figure is the median of `repeats` runs. The clip is played back to back until
@@ -332,7 +335,9 @@ def pipeline(video: Path, weights: Path, size: int = 0, threads: int = 0, limit:
             n = len(imgs)
             render = encode = seq = 0.0
             for k, (n_streams, n_threads) in enumerate(settings):
-                engine = Engine(EngineConfig(weights=weights, provider="cpu", input_size=size, threads=n_threads))
+                engine = Engine(EngineConfig(weights=weights, provider=provider, input_size=size, threads=n_threads))
+                if engine.provider != provider:
+                    raise InputError(f"the {provider} provider could not be created here (see the log line above)")
                 mh, mw = engine.model_shape(h, w_)
                 model, ids = _model_fps(engine, imgs, n_streams)
                 if k == 0:  # the stages alone, and all of them one after another

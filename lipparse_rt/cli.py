@@ -671,13 +671,16 @@ def _print_comparison(result, baseline, against: Path, rounds: int) -> None:
 
 @app.command()
 def bench(
-    section: str = typer.Argument("pipeline", help="table1, variants, profile, pipeline, sizes, zoom, latency, memory, flicker or gpu (torch on a CUDA GPU)."),
+    section: str = typer.Argument("pipeline", help="table1, variants, profile, pipeline, sizes, zoom, latency, memory, flicker, "
+                                  "providers (the engine on each provider this machine can make) or gpu (torch on a CUDA GPU)."),
     video: Optional[Path] = typer.Option(None, "--video", help="A 640x480 clip (default: ../shared/data/videos/yes.mkv)."),
     weights: Weights = None,
     size: Size = 0,
     threads: int = typer.Option(2, "--threads", help="Intra-op threads for table1 (and pipeline when set)."),
     runs: int = typer.Option(5, "--runs", help="Timed runs per model in table1 (LIP-Net gets 10x as many)."),
     write: Optional[Path] = typer.Option(None, "--write", help="Also put the table into this Markdown file (e.g. BENCHMARKS.md)."),
+    provider: str = typer.Option("cpu", "--provider", help="pipeline: the provider to run it on (cpu, cuda or tensorrt); "
+                                 "providers: one to time beside the CPU (default: every GPU provider listed)."),
 ) -> None:
     """Measure speed: print a Markdown table (see BENCHMARKS.md)."""
     import shlex
@@ -691,8 +694,14 @@ def bench(
     street = data / "videos" / "one-by-one-person-detection.mp4"  # people far from the camera
     w = weights or default_weights()
     app_w = weights or app_cpu_weights() or w  # what the app runs on the CPU by default
+    if provider != "cpu":
+        app_w = w  # on a GPU the app runs the float weights
     try:
-        if section in ("pipeline", "sizes", "latency", "memory") and not clip.is_file():
+        if provider not in ("cpu", "cuda", "tensorrt"):
+            raise InputError(f"unknown provider '{provider}' for bench: use cpu, cuda or tensorrt")
+        if provider != "cpu" and section not in ("pipeline", "providers"):
+            raise InputError(f"bench {section} runs on the CPU provider: --provider is for pipeline and providers")
+        if section in ("pipeline", "sizes", "latency", "memory", "providers") and not clip.is_file():
             raise InputError(f"cannot read video '{clip}': no such file (give --video)")
         if section == "table1":
             body = b.table1(runs=runs, threads=threads)
@@ -703,7 +712,12 @@ def bench(
         elif section == "profile":
             body = b.profile(w)
         elif section == "pipeline":
-            body = b.pipeline(clip, app_w, size, threads=threads)
+            body = b.pipeline(clip, app_w, size, threads=threads, provider=provider)
+        elif section == "providers":
+            from .bench_providers import gpu_providers, providers_table
+
+            first = b.clip_frames(clip, 1)[1][0]
+            body = providers_table(w, first, gpu_providers() if provider == "cpu" else (provider, "cpu"), runs=runs * 60)
         elif section == "sizes":
             body = b.sizes_table(app_w, clip, data / "ccp")
         elif section == "latency":
@@ -728,11 +742,12 @@ def bench(
             pt = w.with_suffix(".pt")  # the checkpoint beside the ONNX file, if any (speed needs no weights)
             body = gpu_table(pt if pt.is_file() else None, runs=runs * 60)
         else:
-            raise InputError(f"unknown section '{section}': use table1, variants, profile, pipeline, sizes, zoom, latency, memory, flicker or gpu")
+            raise InputError(f"unknown section '{section}': use table1, variants, profile, pipeline, sizes, zoom, latency, "
+                             "memory, flicker, providers or gpu")
     except LipParseError as exc:
         _fail(exc)
     if section in ("pipeline", "sizes", "latency", "memory", "zoom"):
-        body = f"Weights `{app_w.name}` on the CPU provider.\n\n" + body
+        body = f"Weights `{app_w.name}` on the {'CPU' if provider == 'cpu' else provider} provider.\n\n" + body
     out.print(body, highlight=False)
     if write is not None:
         cmd = "lipparse-rt bench " + " ".join(shlex.quote(a) for a in sys.argv[2:] if a)

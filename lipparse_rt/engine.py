@@ -109,6 +109,34 @@ class EngineConfig:
             raise InputError(f"scales {', '.join(f'{s:g}' for s in self.scales)}: each must lie in 0.25..4")
 
 
+_preloaded = False
+
+
+def preload_gpu_libraries() -> None:
+    """Load the CUDA and cuDNN libraries that pip's NVIDIA wheels hold (`onnxruntime-gpu[cuda,cudnn]`).
+
+    ONNX Runtime's CUDA provider finds its libraries on the loader's path only: the wheels' own
+    folders are not on it, so without this a machine that has them all still fell back to the
+    CPU. `onnxruntime.preload_dlls` (ONNX Runtime 1.21+) loads them from the NVIDIA packages
+    beside onnxruntime, else by name; it prints what it could not load, which stays quiet here
+    (the engine says in one line which provider could not be created). Once per process.
+    """
+    global _preloaded
+    import warnings
+
+    import onnxruntime as ort
+
+    if _preloaded or not hasattr(ort, "preload_dlls"):
+        return
+    _preloaded = True
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            ort.preload_dlls()
+        except Exception as exc:  # a layout this ONNX Runtime does not expect: the providers say the rest
+            log.debug("CUDA libraries not preloaded: %s", exc)
+
+
 def plan_streams(streams: int = 0, cores: int | None = None) -> tuple[int, int]:
     """(frames parsed at once, intra-op threads per frame) for a video file.
 
@@ -183,8 +211,14 @@ class Engine:
         wanted = self._wanted(ort.get_available_providers())
         cpu_only = [name for name, _ in wanted] == [PROVIDERS["cpu"]]
         path = Path(config.cpu_weights if config.cpu_weights is not None and cpu_only else config.weights)
+        model = None
+        if not cpu_only:
+            from .gpu_graph import gpu_model
+
+            preload_gpu_libraries()
+            model = gpu_model(path)  # the head's upsampling in NCHW: CUDA's Resize got NHWC wrong
         ort.set_default_logger_severity(4)  # failed GPU providers: we say it in one line below
-        self.session = self._load(path, wanted)
+        self.session = self._load(path, wanted, model)
         self.provider = SHORT.get(self.session.get_providers()[0], self.session.get_providers()[0])
         if self.provider == "cpu" and config.cpu_weights is not None and path != Path(config.cpu_weights):
             path = Path(config.cpu_weights)  # a GPU provider was offered but could not be created
@@ -212,14 +246,15 @@ class Engine:
         if self.provider == "cpu" and config.fuse:
             self._fuse(path)
 
-    def _load(self, path: Path, providers: list[tuple[str, dict]]):
+    def _load(self, path: Path, providers: list[tuple[str, dict]], model: bytes | None = None):
+        """A session on `providers` for the weights at `path` (or `model`, those weights edited)."""
         import onnxruntime as ort
 
         if not path.is_file():
             raise WeightsError(f"cannot read weights '{path}': no such file")
         try:
             with contextlib.redirect_stdout(io.StringIO()):
-                return ort.InferenceSession(str(path), self._options(), providers=providers)
+                return ort.InferenceSession(model if model is not None else str(path), self._options(), providers=providers)
         except Exception as exc:  # ORT raises its own exception types for a bad model
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise WeightsError(f"cannot load weights '{path}': not a valid ONNX model ({first[:160]})") from exc

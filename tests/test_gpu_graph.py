@@ -1,0 +1,116 @@
+"""The GPU providers' graph (gpu_graph.py), the libraries loaded for them, and `bench providers`.
+
+No GPU here: what can be checked is that the edited head computes what the shipped one does (on
+the CPU provider), that the engine hands it to a GPU provider, and that the preload stays quiet.
+"""
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from lipparse_rt import engine as engine_mod
+from lipparse_rt import gpu_graph
+from lipparse_rt.engine import Engine, EngineConfig
+
+
+def _cpu(model, feeds):
+    data = model if isinstance(model, bytes) else model.SerializeToString()
+    return ort.InferenceSession(data, providers=["CPUExecutionProvider"]).run(None, feeds)
+
+
+def _nhwc_head_model(scale: float = 2.0) -> onnx.ModelProto:
+    """x (1x3x4x5) -> Transpose to NHWC -> Resize (1, s, s, 1), bilinear -> ArgMax over the last axis."""
+    nodes = [helper.make_node("Transpose", ["x"], ["x_nhwc"], perm=[0, 2, 3, 1]),
+             helper.make_node("Resize", ["x_nhwc", "", "scales"], ["up"], mode="linear",
+                              coordinate_transformation_mode="half_pixel"),
+             helper.make_node("ArgMax", ["up"], ["ids"], axis=3, keepdims=0)]
+    graph = helper.make_graph(nodes, "head", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 5])],
+                              [helper.make_tensor_value_info("ids", TensorProto.INT64, [1, 8, 10]),
+                               helper.make_tensor_value_info("up", TensorProto.FLOAT, [1, 8, 10, 3])],
+                              [numpy_helper.from_array(np.array([1, scale, scale, 1], np.float32), "scales")])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+
+
+def test_nchw_head_swaps_resize_and_transpose_with_the_same_numbers():
+    model = _nhwc_head_model()
+    x = np.random.default_rng(0).normal(size=(1, 3, 4, 5)).astype(np.float32)
+    before = _cpu(model, {"x": x})
+    assert gpu_graph.nchw_head(model)
+    ops = [n.op_type for n in model.graph.node]
+    assert ops == ["Resize", "Transpose", "ArgMax"]
+    resize = model.graph.node[0]
+    assert resize.input[0] == "x"  # reads the NCHW planes
+    scales = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    assert scales[resize.input[2]].tolist() == [1, 1, 2, 2] and "scales" not in scales  # the old one dropped
+    onnx.checker.check_model(model)
+    after = _cpu(model, {"x": x})
+    assert after[1].shape == before[1].shape == (1, 8, 10, 3)  # the output keeps its NHWC layout
+    np.testing.assert_allclose(after[1], before[1], atol=1e-6)
+    assert (after[0] == before[0]).all()
+
+
+def test_nchw_head_leaves_other_graphs_alone():
+    model = _nhwc_head_model()
+    model.graph.node[0].attribute[0].ints[:] = [0, 1, 3, 2]  # not an NHWC transpose
+    assert not gpu_graph.nchw_head(model)
+    shared = _nhwc_head_model()  # the NHWC planes are an output too: they must stay
+    shared.graph.output.append(helper.make_tensor_value_info("x_nhwc", TensorProto.FLOAT, [1, 4, 5, 3]))
+    assert not gpu_graph.nchw_head(shared)
+
+
+def test_gpu_model_of_the_exported_graph(tiny_weights, tmp_path):
+    data = gpu_graph.gpu_model(tiny_weights)
+    assert data is not None
+    x = np.random.default_rng(1).integers(0, 256, (1, 48, 64, 3), dtype=np.uint8)
+    shipped, edited = _cpu(onnx.load(str(tiny_weights)), {"bgr": x}), _cpu(data, {"bgr": x})
+    assert [o.shape for o in edited] == [o.shape for o in shipped]
+    assert (edited[0] == shipped[0]).all()
+    np.testing.assert_allclose(edited[1], shipped[1], atol=1e-5)
+    assert gpu_graph.gpu_model(tmp_path / "missing.onnx") is None  # the engine's own load says why
+    plain = tmp_path / "plain.onnx"
+    onnx.save(onnx.load_from_string(data), str(plain))
+    assert gpu_graph.gpu_model(plain) is None  # nothing left to swap
+
+
+def test_engine_gives_a_gpu_provider_the_nchw_head(tiny_weights, monkeypatch, capsys):
+    """Asked for CUDA, the engine loads the libraries once, quietly, and builds the session from the
+    edited graph; here CUDA cannot be created, so it runs that graph on the CPU, with the same ids."""
+    calls, preloads = [], []
+    real = gpu_graph.gpu_model
+    monkeypatch.setattr(gpu_graph, "gpu_model", lambda p: calls.append(p) or real(p))
+    monkeypatch.setattr(engine_mod, "_preloaded", False)
+    monkeypatch.setattr(ort, "preload_dlls", lambda: preloads.append(1) or print("Failed to load libcublas"),
+                        raising=False)
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    frame = np.random.default_rng(2).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    gpu = Engine(EngineConfig(weights=tiny_weights, provider="cuda", input_size=64))
+    Engine(EngineConfig(weights=tiny_weights, provider="cuda", input_size=64))
+    assert calls == [tiny_weights, tiny_weights] and preloads == [1]
+    assert "Failed" not in capsys.readouterr().out
+    cpu = Engine(EngineConfig(weights=tiny_weights, provider="cpu", input_size=64))
+    assert len(calls) == 2  # the CPU keeps the shipped graph
+    assert (gpu.run(frame) == cpu.run(frame)).all()
+
+
+def test_bench_providers_on_a_machine_without_gpu(tiny_weights):
+    from conftest import demo_frame
+
+    from lipparse_rt.bench_providers import providers_table
+
+    table = providers_table(tiny_weights, demo_frame(), providers=("cuda", "cpu"), sizes=((64, 64),), runs=3)
+    rows = [l for l in table.splitlines() if l.startswith("| cpu")]
+    assert len(rows) == 1 and "| 64x64 |" in rows[0] and "| 1.0x | 100.000% |" in rows[0]
+    if "| cuda |" not in table:  # no usable GPU here: said, not timed
+        assert "cuda: could not be created here" in table
+
+
+def test_fp16_copy_keeps_uint8_in_and_out(tiny_weights, tmp_path):
+    pytest.importorskip("onnxruntime.transformers.float16")
+    from lipparse_rt.bench_providers import fp16_copy
+
+    half = onnx.load(str(fp16_copy(tiny_weights, tmp_path / "half.onnx")))
+    assert any(i.data_type == TensorProto.FLOAT16 for i in half.graph.initializer)
+    assert half.graph.input[0].type.tensor_type.elem_type == TensorProto.UINT8
+    assert [n.op_type for n in half.graph.node if n.op_type in ("Resize", "Transpose")][-2:] == ["Resize", "Transpose"]
