@@ -52,8 +52,14 @@ def _event_times(fn, runs: int) -> np.ndarray:
 
 
 def gpu_table(weights: Path | None, sizes: tuple[tuple[int, int], ...] = ((512, 512), (192, 256)),
-              batch: int = 64, runs: int = 300) -> str:
-    """Markdown table: per input size and precision, batch-1 latency and FPS, and batch throughput."""
+              batch: int = 64, runs: int = 300, frame: np.ndarray | None = None) -> str:
+    """Markdown table: per input size and precision, batch-1 latency and FPS, and batch throughput.
+
+    With `frame` (a BGR image, resized to each input), the batch-1 input is that frame and each
+    row says how many of its pixels get the class the fp32 row gave them (fp16 against fp32).
+    """
+    import cv2
+
     if not torch.cuda.is_available():
         raise InputError("bench gpu needs a CUDA GPU that torch can see")
     net = load_checkpoint(weights)[0] if weights is not None else LipNet()
@@ -62,7 +68,7 @@ def gpu_table(weights: Path | None, sizes: tuple[tuple[int, int], ...] = ((512, 
             f"{'weights ' + weights.name if weights else 'random weights'}; CUDA graphs; batch-1 latency over {runs} "
             f"replays, throughput over {runs // 10} replays of batch {batch}.", "",
             "| input (HxW) | precision | capture s | batch-1 median ms | p95 ms | batch-1 FPS | batch-"
-            f"{batch} images/s |", "|---|---|---|---|---|---|---|"]
+            f"{batch} images/s | ids as fp32 |", "|---|---|---|---|---|---|---|---|"]
     torch.backends.cudnn.benchmark = True
     rng = np.random.default_rng(0)
     for h, w in sizes:
@@ -70,16 +76,22 @@ def gpu_table(weights: Path | None, sizes: tuple[tuple[int, int], ...] = ((512, 
             model = Deployable(copy.deepcopy(net)).eval().cuda().to(memory_format=torch.channels_last)
             if precision == "fp16":  # normalise in fp32 from uint8, run the network in fp16
                 model.net = _HalfInput(model.net.half())
-            x1 = torch.from_numpy(rng.integers(0, 256, (1, h, w, 3), dtype=np.uint8)).cuda()
+            img = (cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA)[None] if frame is not None
+                   else rng.integers(0, 256, (1, h, w, 3), dtype=np.uint8))
+            x1 = torch.from_numpy(np.ascontiguousarray(img)).cuda()
             xb = torch.from_numpy(rng.integers(0, 256, (batch, h, w, 3), dtype=np.uint8)).cuda()
             replay1, out1, capture = _graphed(model, x1)
             if out1.shape != (1, h, w) or out1.dtype != torch.uint8 or int(out1.max()) >= 20:
                 raise RuntimeError(f"unexpected output {tuple(out1.shape)} {out1.dtype}")
+            ids = out1.cpu().numpy()
+            if precision == "fp32":
+                fp32_ids = ids
+            agree = f"{100 * float(np.mean(ids == fp32_ids)):.3f}%" if frame is not None else "-"
             lat = _event_times(replay1, runs)
             replayb, _, _ = _graphed(model, xb)
             tb = _event_times(replayb, max(runs // 10, 5))
             rows.append(f"| {h}x{w} | {precision} | {capture:.2f} | {np.median(lat):.3f} | "
-                        f"{np.percentile(lat, 95):.3f} | {1000 / np.median(lat):,.0f} | {batch * 1000 / np.median(tb):,.0f} |")
+                        f"{np.percentile(lat, 95):.3f} | {1000 / np.median(lat):,.0f} | {batch * 1000 / np.median(tb):,.0f} | {agree} |")
             del model, replay1, replayb
             torch.cuda.empty_cache()
     return "\n".join(rows)

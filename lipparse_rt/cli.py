@@ -740,7 +740,8 @@ def bench(
             except ImportError as exc:
                 raise InputError(f"bench gpu needs torch: pip install 'lipparse-rt[train]' ({exc})") from None
             pt = w.with_suffix(".pt")  # the checkpoint beside the ONNX file, if any (speed needs no weights)
-            body = gpu_table(pt if pt.is_file() else None, runs=runs * 60)
+            frame = b.clip_frames(clip, 1)[1][0] if clip.is_file() else None  # to compare fp16's ids with fp32's
+            body = gpu_table(pt if pt.is_file() else None, runs=runs * 60, frame=frame)
         else:
             raise InputError(f"unknown section '{section}': use table1, variants, profile, pipeline, sizes, zoom, latency, "
                              "memory, flicker, providers or gpu")
@@ -751,7 +752,8 @@ def bench(
     out.print(body, highlight=False)
     if write is not None:
         cmd = "lipparse-rt bench " + " ".join(shlex.quote(a) for a in sys.argv[2:] if a)
-        b.write_section(write, section, body, cmd.replace(f" --write {write}", ""))
+        name = section if provider == "cpu" or section == "providers" else f"{section}-{provider}"  # keeps the CPU's
+        b.write_section(write, name, body, cmd.replace(f" --write {write}", ""))
 
 
 def run() -> None:

@@ -134,6 +134,15 @@ def test_bench_gpu_without_a_gpu_is_one_clear_line():
     assert "needs a CUDA GPU" in r.output and "Traceback" not in r.output
 
 
+def test_bench_provider_option_is_checked(video10):
+    r = runner.invoke(app, ["bench", "providers", "--provider", "gpu", "--video", str(video10)])
+    assert r.exit_code != 0 and "unknown provider 'gpu'" in r.output
+    r = runner.invoke(app, ["bench", "sizes", "--provider", "cuda", "--video", str(video10)])
+    assert r.exit_code != 0 and "--provider is for pipeline and providers" in r.output
+    r = runner.invoke(app, ["bench", "providers", "--video", str(video10.parent / "none.mp4")])
+    assert r.exit_code != 0 and "no such file" in r.output
+
+
 def test_image_flip_writes_the_flip_tta_masks(tmp_path):
     from lipparse_rt.engine import Engine, EngineConfig, default_weights
     from lipparse_rt.evaluate import predict_flip

@@ -7,7 +7,8 @@
 #     --platform manylinux_2_28_x86_64 -d /tmp/whl onnxruntime-gpu==1.31.1 av==18.1.0
 #   python tools/slim_ort.py /tmp/whl/onnxruntime_gpu-*.whl /tmp/ort.tar.xz   # sm_90 kernels only
 #   split -b 29M /tmp/ort.tar.xz /tmp/ort.part.    # .part.aa -> .gpu1, the rest -> .gpu2
-#   .gpu1: the av wheel and ort.part.aa; .gpu2: the other parts and a 640x480 clip (yes.mkv)
+#   .gpu1: the av wheel, ort.part.aa and a 640x480 clip (yes.mkv: bench gpu compares fp16's ids on
+#   its first frame with fp32's); .gpu2: the other parts and the clip again
 # Call 1 (`bash tools/gpu_providers.sh 1`, carry [".gpu1"]) with weights/*.pt, *.onnx and
 # docs/*.png moved out of the tree; call 2 (`... 2`, carry [".gpu2"]) with weights/lipnet.onnx
 # back, at once after the first (the machine stays warm 30 s, and keeps /tmp meanwhile).
@@ -18,14 +19,14 @@ L="python3 -m lipparse_rt.cli"
 if [ "$1" = 1 ]; then
   mkdir -p /tmp/site /tmp/ortparts
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .gpu1/*.whl
-  cp .gpu1/ort.part.* /tmp/ortparts/
+  cp .gpu1/ort.part.* /tmp/ortparts/ 2>/dev/null  # none when the call only runs bench gpu
   {
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
     python3 -c "import torch,cv2,numpy;print('torch',torch.__version__,torch.cuda.is_available(),'cv2',cv2.__version__,'np',numpy.__version__)"
     nproc; grep -m1 'model name' /proc/cpuinfo
   } > $OUT/env.txt 2>&1
   cat $OUT/env.txt
-  [ -n "${SKIP_TORCH:-}" ] || PYTHONPATH=/tmp/site:$PWD timeout 240 $L bench gpu --runs 5 > $OUT/bench-gpu.md 2>&1; echo "bench gpu rc=$?"
+  [ -n "${SKIP_TORCH:-}" ] || PYTHONPATH=/tmp/site:$PWD timeout 240 $L bench gpu --runs 5 --video .gpu1/yes.mkv > $OUT/bench-gpu.md 2>&1; echo "bench gpu rc=$?"
   cat $OUT/bench-gpu.md
   echo "stage 1 done in $(( $(date +%s) - T0 ))s"
   exit 0
