@@ -141,6 +141,11 @@ def test_bench_provider_option_is_checked(video10):
     assert r.exit_code != 0 and "--provider is for pipeline and providers" in r.output
     r = runner.invoke(app, ["bench", "providers", "--video", str(video10.parent / "none.mp4")])
     assert r.exit_code != 0 and "no such file" in r.output
+    r = runner.invoke(app, ["bench", "pipeline", "--provider", "cuda", "--video", str(video10)])
+    if r.exit_code == 0:  # a machine with a usable CUDA provider: the table names it
+        assert "on the cuda provider" in r.output
+    else:
+        assert "the cuda provider could not be created here" in r.output and r.exit_code == 2
 
 
 def test_image_flip_writes_the_flip_tta_masks(tmp_path):
