@@ -2,13 +2,14 @@
 
 What `bench gpu` cannot say (it times the graph in PyTorch): how fast the engine users run is on
 ONNX Runtime's TensorRT and CUDA providers, what their first run costs, and what fp16 gives.
-Each row makes the engine as the app does (`Engine`, the provider named), times its first run
-(session creation plus the first frame: cuDNN's algorithm search, TensorRT's engine build),
+Each row makes the engine as the app does (`Engine`, the provider named; its start-up check of
+the GPU's class scores against the CPU's too), times its first run (session creation, that
+check and the first frame: cuDNN's algorithm search, TensorRT's engine build),
 then model-only batch-1 runs two ways: `session.run` with the frame and the ids in host memory
 (what `Engine.infer` does), and through an IO binding with both already on the GPU (the model
 alone, no copies). fp16 rows run a copy of the weights converted by ONNX Runtime's own tool
 (`onnxruntime.transformers.float16`, inputs and outputs kept as they are; needs the onnx
-package), checked against the float ids on a real frame. The CPU provider, on the same machine
+package), not checked at start-up but compared with the float ids on a real frame. The CPU provider, on the same machine
 and in the same run, is the baseline of the ratio column.
 """
 
@@ -89,9 +90,11 @@ def providers_table(weights: Path, frame: np.ndarray, providers: tuple[str, ...]
                     continue
                 for size in sizes if provider not in failed else ():
                     t = time.perf_counter()
-                    engine = Engine(EngineConfig(weights=path, provider=provider, input_size=max(size), flip=False, face=0))
+                    engine = Engine(EngineConfig(weights=path, provider=provider, input_size=max(size), flip=False, face=0,
+                                                 verify=precision == "fp32"))  # the fp16 copy is timed as it computes
                     if engine.provider != provider:
-                        notes.append(f"{provider}: could not be created here (see the log line above)")
+                        notes.append(f"{provider}: not used here (it could not be created, or its class scores "
+                                     "differ from the CPU's: see the log line above)")
                         failed.add(provider)
                         break
                     x, _ = letterbox(cv2.resize(frame, size[::-1], interpolation=cv2.INTER_AREA), max(size))

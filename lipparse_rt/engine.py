@@ -77,6 +77,8 @@ class EngineConfig:
             2x the model time; needs weights with a 'logits' output); None: where the weights
             have that output (`image`'s default).
         fuse: on the CPU, keep the SE gates in ONNX Runtime's blocked layout (`nchwc.py`).
+        verify: check a GPU session's class scores against the CPU's on a test frame at start-up
+            and drop a provider that computes them otherwise (`Engine._mismatch`).
         cpu_weights: weights to run instead of `weights` when the session ends up on the CPU
             provider (the app's default: the shipped INT8 copy on a CPU, the float weights on a GPU).
         scales: test-time scales in `parse`, multiples of the long side: the frame is parsed at
@@ -96,6 +98,7 @@ class EngineConfig:
     spinning: bool = True
     flip: bool | None = False
     fuse: bool = True
+    verify: bool = True
     cpu_weights: Path | None = None
     scales: tuple[float, ...] = ()
     face: int = 0
@@ -220,6 +223,12 @@ class Engine:
         ort.set_default_logger_severity(4)  # failed GPU providers: we say it in one line below
         self.session = self._load(path, wanted, model)
         self.provider = SHORT.get(self.session.get_providers()[0], self.session.get_providers()[0])
+        while self.provider != "cpu" and config.verify and (problem := self._mismatch(path)):  # a GPU's scores checked once
+            log.warning("the %s session's class scores differ from the CPU's on a test frame (%s): not used",
+                        self.provider, problem)
+            wanted = [(name, opts) for name, opts in wanted if SHORT[name] != self.provider]
+            self.session = self._load(path, wanted, model)
+            self.provider = SHORT.get(self.session.get_providers()[0], self.session.get_providers()[0])
         if self.provider == "cpu" and config.cpu_weights is not None and path != Path(config.cpu_weights):
             path = Path(config.cpu_weights)  # a GPU provider was offered but could not be created
             self.session = self._load(path, [(PROVIDERS["cpu"], {})])
@@ -245,6 +254,39 @@ class Engine:
         self.fused = 0  # SE gates kept in ONNX Runtime's blocked layout (see nchwc.py)
         if self.provider == "cpu" and config.fuse:
             self._fuse(path)
+
+    def _mismatch(self, path: Path) -> str | None:
+        """What is wrong with the GPU session's class scores on a test frame, against a CPU session
+        of the same weights; None when they agree (or the weights are not the app's: `_check_model`
+        says so next).
+
+        A GPU provider may compute the graph otherwise than the CPU: ONNX Runtime's CUDA Resize got
+        the NHWC head wrong (gpu_graph.py), and TensorRT builds fp16 engines. Class maps of the
+        synthetic test frame are mostly background, so the logits are compared: their mean absolute
+        difference relative to the CPU's mean spread. fp16 rounding stays well under the bar (0.05);
+        scores computed from the wrong pixels are of the order of 1. Costs one CPU session at start-up.
+        """
+        inputs = self.session.get_inputs()
+        if len(inputs) != 1 or inputs[0].name != "bgr" or inputs[0].type != "tensor(uint8)":
+            return None
+        meta = self.session.get_modelmeta().custom_metadata_map
+        frame = _test_frame(self.config.input_size or int(meta.get("input_size", 256)))
+        name = "logits" if any(o.name == "logits" for o in self.session.get_outputs()) else "ids"
+        cpu = self._load(path, [(PROVIDERS["cpu"], {})])
+        try:
+            want, got = cpu.run([name], {"bgr": frame})[0], self.session.run([name], {"bgr": frame})[0]
+        except Exception as exc:  # the GPU session cannot even run: as wrong as can be
+            return f"it failed: {str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__}"
+        finally:
+            del cpu
+            release_freed()
+        if got.shape != want.shape:
+            return f"shape {got.shape} against {want.shape}"
+        if name == "ids":
+            alike = float(np.mean(got == want))
+            return None if alike >= 0.99 else f"{100 * alike:.1f}% of the classes alike"
+        error = float(np.mean(np.abs(got - want)) / (np.mean(np.abs(want - want.mean())) + 1e-6))
+        return None if error < 0.05 else f"relative error {error:.2f}"
 
     def _load(self, path: Path, providers: list[tuple[str, dict]], model: bytes | None = None):
         """A session on `providers` for the weights at `path` (or `model`, those weights edited)."""

@@ -103,7 +103,7 @@ def test_bench_providers_on_a_machine_without_gpu(tiny_weights):
     rows = [l for l in table.splitlines() if l.startswith("| cpu")]
     assert len(rows) == 1 and "| 64x64 |" in rows[0] and "| 1.0x | 100.000% |" in rows[0]
     if "| cuda |" not in table:  # no usable GPU here: said, not timed
-        assert "cuda: could not be created here" in table
+        assert "cuda: not used here" in table
 
 
 def test_fp16_copy_keeps_uint8_in_and_out(tiny_weights, tmp_path):
@@ -114,3 +114,63 @@ def test_fp16_copy_keeps_uint8_in_and_out(tiny_weights, tmp_path):
     assert any(i.data_type == TensorProto.FLOAT16 for i in half.graph.initializer)
     assert half.graph.input[0].type.tensor_type.elem_type == TensorProto.UINT8
     assert [n.op_type for n in half.graph.node if n.op_type in ("Resize", "Transpose")][-2:] == ["Resize", "Transpose"]
+
+
+class _ClaimsCuda:
+    """A CPU session that says it runs on CUDA, its outputs passed through `change`."""
+
+    def __init__(self, inner, change):
+        self.inner, self.change = inner, change
+
+    def get_providers(self):
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+
+    def run(self, names, feeds):
+        return [self.change(o) for o in self.inner.run(names, feeds)]
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def _fake_cuda(monkeypatch, change):
+    """Engines asked for CUDA get a _ClaimsCuda session; CPU sessions stay real."""
+    cuda = "CUDAExecutionProvider"
+    real = Engine._load
+
+    def load(self, path, providers, model=None):
+        if any(name == cuda for name, _ in providers):
+            return _ClaimsCuda(real(self, path, [("CPUExecutionProvider", {})], model), change)
+        return real(self, path, providers, model)
+
+    monkeypatch.setattr(Engine, "_load", load)
+    monkeypatch.setattr(ort, "get_available_providers", lambda: [cuda, "CPUExecutionProvider"])
+
+
+def _rounded(out):  # fp16-sized noise on the scores
+    noise = np.random.default_rng(0).normal(0, 0.01 * out.std(), out.shape) if out.dtype == np.float32 else 0
+    return (out + noise).astype(out.dtype)
+
+
+def _classes_shifted(out):
+    return np.roll(out, 1, axis=-1) if out.dtype == np.float32 else (out + 1) % 20
+
+
+@pytest.mark.parametrize("change, kept", [(lambda o: o, True), (_classes_shifted, False),
+                                          (_rounded, True)], ids=["same", "wrong", "rounding"])
+def test_a_gpu_session_is_checked_against_the_cpu(tiny_weights, monkeypatch, caplog, change, kept):
+    """A GPU session whose class scores are not the CPU's on the test frame is dropped with one
+    warning, and the next provider (here the CPU) runs; rounding-sized differences pass."""
+    _fake_cuda(monkeypatch, change)
+    with caplog.at_level("WARNING", logger="lipparse_rt.engine"):
+        eng = Engine(EngineConfig(weights=tiny_weights, provider="cuda", input_size=64))
+    frame = np.random.default_rng(3).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    warned = [r.getMessage() for r in caplog.records if "differ from the CPU's" in r.getMessage()]
+    if kept:
+        assert eng.provider == "cuda" and not warned
+    else:
+        assert eng.provider == "cpu" and len(warned) == 1 and "the cuda session's class scores" in warned[0]
+        assert "relative error" in warned[0]
+        unchecked = Engine(EngineConfig(weights=tiny_weights, provider="cuda", input_size=64, verify=False))
+        assert unchecked.provider == "cuda"  # what `bench providers` times for its fp16 copy
+        cpu = Engine(EngineConfig(weights=tiny_weights, provider="cpu", input_size=64))
+        assert (eng.run(frame) == cpu.run(frame)).all()
