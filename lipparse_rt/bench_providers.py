@@ -9,8 +9,8 @@ then model-only batch-1 runs two ways: `session.run` with the frame and the ids 
 (what `Engine.infer` does), and through an IO binding with both already on the GPU (the model
 alone, no copies). fp16 rows run a copy of the weights converted by ONNX Runtime's own tool
 (`onnxruntime.transformers.float16`, inputs and outputs kept as they are; needs the onnx
-package), not checked at start-up but compared with the float ids on a real frame. The CPU provider, on the same machine
-and in the same run, is the baseline of the ratio column.
+package), not checked at start-up but compared with the float ids on a real frame. The CPU
+provider, on the same machine and in the same run, is the baseline of the ratio column.
 """
 
 from __future__ import annotations
@@ -104,7 +104,6 @@ def providers_table(weights: Path, frame: np.ndarray, providers: tuple[str, ...]
                     dev = _device_runner(engine, x)
                     dev_ms = np.median(_ms(dev, runs)) if dev else float("nan")
                     med = float(np.median(host))
-                    fps = 1000 / min(med, dev_ms) if dev else 1000 / med
                     if provider == "cpu":
                         baseline[size] = med
                     if precision == "fp32" and size not in reference:
@@ -118,7 +117,7 @@ def providers_table(weights: Path, frame: np.ndarray, providers: tuple[str, ...]
                     del engine
     lines += ["", f"onnxruntime {ort.__version__}, providers in this build: {', '.join(ort.get_available_providers())}. "
               f"Batch 1; {runs} timed runs after one warm-up; one frame of the clip, letterboxed as the app does. "
-              "first run = the engine's creation and its first frame. vs CPU = the CPU provider's host median over "
+              "first run = the engine's creation (with its check against the CPU for fp32 on a GPU) and its first frame. vs CPU = the CPU provider's host median over "
               "the row's best median, same input, same run. ids as fp32 = the share of pixels whose class matches "
               "the CPU provider's with the fp32 weights on the same frame. TensorRT builds fp16 engines from "
               "either weights (the app's default)."]

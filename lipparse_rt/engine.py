@@ -118,9 +118,9 @@ _preloaded = False
 def preload_gpu_libraries() -> None:
     """Load the CUDA and cuDNN libraries that pip's NVIDIA wheels hold (`onnxruntime-gpu[cuda,cudnn]`).
 
-    ONNX Runtime's CUDA provider finds its libraries on the loader's path only: the wheels' own
-    folders are not on it, so without this a machine that has them all still fell back to the
-    CPU. `onnxruntime.preload_dlls` (ONNX Runtime 1.21+) loads them from the NVIDIA packages
+    ONNX Runtime's CUDA provider library names them without a path to look in (no RPATH), so the
+    loader finds them only where CUDA is installed system-wide or on LD_LIBRARY_PATH, not in the
+    wheels' own folders. `onnxruntime.preload_dlls` (ONNX Runtime 1.21+) loads them from the NVIDIA packages
     beside onnxruntime, else by name; it prints what it could not load, which stays quiet here
     (the engine says in one line which provider could not be created). Once per process.
     """
