@@ -17,7 +17,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from . import __version__
-from .errors import InputError, LipParseError
+from .errors import InputError, LipParseError, ModelError
 from .heap import limit_arenas
 
 app = typer.Typer(
@@ -214,11 +214,15 @@ def video(
                     dt = time.perf_counter() - t0
                     progress.update(task, completed=n, fps=n / dt if dt > 0 else 0.0)
 
-                stats = run_file(src, engine, writer, mask_writer, window, alpha, on_frame,
-                                 depth=queue_depth(src.width, src.height), streams=streams,
-                                 zoom=Zoom(engine, workers=search_workers(src.width, src.height, streams))
-                                 if zoom else None)  # the search in line: no frame is late in a file, and
-                # the search frame gets the enlarged parse (BENCHMARKS.md, "zoom"); its strips at once up to 1080p
+                try:
+                    stats = run_file(src, engine, writer, mask_writer, window, alpha, on_frame,
+                                     depth=queue_depth(src.width, src.height), streams=streams,
+                                     zoom=Zoom(engine, workers=search_workers(src.width, src.height, streams))
+                                     if zoom else None)  # the search in line: no frame is late in a file, and
+                    # the search frame gets the enlarged parse (BENCHMARKS.md, "zoom"); its strips at once up to 1080p
+                except ModelError as exc:  # what was written is kept (the writer closes on the way out)
+                    kept = f"; {writer.frames} frames were written to {writer.path}" if writer is not None else ""
+                    raise ModelError(f"{exc}{kept}") from exc
                 progress.update(task, total=stats.frames_out)
     except LipParseError as exc:
         _fail(exc)

@@ -13,6 +13,7 @@ import io
 import json
 import logging
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .classes import FLIP_LUT, NAMES
-from .errors import InputError, WeightsError
+from .errors import InputError, ModelError, WeightsError
 from .heap import release_freed
 
 log = logging.getLogger(__name__)
@@ -276,7 +277,7 @@ class Engine:
         try:
             want, got = cpu.run([name], {"bgr": frame})[0], self.session.run([name], {"bgr": frame})[0]
         except Exception as exc:  # the GPU session cannot even run: as wrong as can be
-            return f"it failed: {str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__}"
+            return f"it failed: {runtime_cause(exc)}"
         finally:
             del cpu
             release_freed()
@@ -376,7 +377,15 @@ class Engine:
 
     def infer(self, batch: U8) -> U8:
         """Run the model on a prepared batch; return its ids (1xHxW uint8)."""
-        return self.session.run(["ids"], {"bgr": batch})[0]
+        return self._run("ids", batch)
+
+    def _run(self, output: str, batch: U8) -> NDArray:
+        """One session run; a failure of the runtime itself (a GPU fault, out of memory) is a
+        ModelError naming the provider and ONNX Runtime's cause, not its whole report."""
+        try:
+            return self.session.run([output], {"bgr": batch})[0]
+        except Exception as exc:
+            raise ModelError(f"the model failed on {self.provider}: {runtime_cause(exc)}") from exc
 
     @property
     def mode(self) -> str:
@@ -401,7 +410,7 @@ class Engine:
         if not self.has_logits:
             raise WeightsError(f"weights '{self.weights}' have no 'logits' output: re-export them")
         batch, (rh, rw) = self.prepare(bgr, long_side)
-        out = self.session.run(["logits"], {"bgr": batch})[0][0]
+        out = self._run("logits", batch)[0]
         if self._logits_last:  # 1xHxWx20 (this project's exports): made per-class planes, so that
             # the reductions over the classes in parse_flip read whole contiguous planes
             return np.ascontiguousarray(np.moveaxis(out[:rh, :rw], -1, 0))
@@ -505,6 +514,15 @@ def face_side(ids: NDArray, long_side: int, target: int, most: float = FACE_MOST
         return 0
     scale = min(most, target / height)
     return padded(round(long_side * scale)) if scale >= 1.06 else 0
+
+
+def runtime_cause(exc: BaseException) -> str:
+    """ONNX Runtime's error in a line: '[ONNXRuntimeError] : 1 : FAIL : CUDA failure 700: an
+    illegal memory access was encountered ; GPU=0 ; file=... ; expr=...' -> 'CUDA failure 700: an
+    illegal memory access was encountered'."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    text = re.sub(r"^\[ONNXRuntimeError\]\s*:\s*\d+\s*:\s*\w+\s*:\s*", "", text)
+    return text.split(" ; ")[0].strip()[:200] or type(exc).__name__
 
 
 def _test_frame(long_side: int) -> U8:

@@ -37,3 +37,9 @@ class DisplayError(LipParseError):
     """A window was asked for where there is no display."""
 
     exit_code = 6
+
+
+class ModelError(LipParseError):
+    """The model failed while running (a GPU fault, out of memory): not the input's fault."""
+
+    exit_code = 7

@@ -252,3 +252,43 @@ def test_writer_failure_stops_cleanly_and_keeps_what_was_written(tmp_path, video
             run_file(src, engine, DiskFull(w, after=6))
     assert threading.active_count() == before  # every stage joined
     assert probe(out)["frames"] == 6
+
+
+class _FailsAfter:
+    """A session that runs `n` times, then fails as ONNX Runtime's CUDA provider did (BENCHMARKS.md)."""
+
+    def __init__(self, inner, n):
+        self.inner, self.left = inner, n
+
+    def run(self, names, feeds):
+        self.left -= 1
+        if self.left < 0:
+            raise RuntimeError("[ONNXRuntimeError] : 1 : FAIL : CUDA failure 700: an illegal memory access was "
+                               "encountered ; GPU=0 ; hostname=vm ; file=gpu_data_transfer.cc ; line=96 ; expr=x;")
+        return self.inner.run(names, feeds)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def test_model_failure_mid_video_is_one_line_and_keeps_what_was_written(tmp_path, tiny_weights, monkeypatch):
+    from lipparse_rt.engine import Engine
+
+    real_init = Engine.__init__
+
+    def init(self, config):
+        real_init(self, config)
+        self.session = _FailsAfter(self.session, 8)
+
+    monkeypatch.setattr(Engine, "__init__", init)
+    src = make_video(tmp_path / "in.mp4", n=30)
+    out = tmp_path / "o.mp4"
+    r = runner.invoke(app, ["video", str(src), "--out", str(out), "--weights", str(tiny_weights), "--provider", "cpu"])
+    assert r.exit_code == 7, r.output
+    line = [l for l in r.output.splitlines() if l.startswith("error:")]
+    assert len(line) == 1 and "Traceback" not in r.output
+    assert "the model failed on cpu: CUDA failure 700: an illegal memory access was encountered;" in line[0]
+    assert "GPU=0" not in line[0]  # ONNX Runtime's details stay out of the line
+    written = int(line[0].split("; ")[-1].split()[0])
+    assert 0 < written <= 8 and f"frames were written to {out}" in line[0]
+    assert probe(out)["frames"] == written  # what was written plays
