@@ -141,6 +141,36 @@ def preload_gpu_libraries() -> None:
             log.debug("CUDA libraries not preloaded: %s", exc)
 
 
+def provider_problem(short: str) -> str | None:
+    """Why the GPU provider `short` ('cuda', 'tensorrt') could not be created, where the system's
+    loader can tell: no NVIDIA driver, else the first library the provider needs that cannot be
+    found (TensorRT's own, CUDA's), else cuDNN. None where they all load (a driver but no usable
+    GPU, say) or off Linux. ONNX Runtime's own report of it is kept out of the console (its log is
+    kept to fatal errors), so this is what the engine's one line can name.
+    """
+    import ctypes
+    import sys
+
+    import onnxruntime as ort
+
+    if not sys.platform.startswith("linux"):
+        return None
+    lib = Path(ort.__file__).parent / "capi" / f"libonnxruntime_providers_{short}.so"
+    for name in ["libcuda.so.1"] + ([str(lib)] if lib.is_file() else []) + ["libcudnn.so.9"]:
+        try:
+            ctypes.CDLL(name, mode=os.RTLD_LAZY | os.RTLD_LOCAL)
+        except OSError as exc:
+            if "cannot open shared object file" not in str(exc):
+                continue
+            missing = Path(str(exc).split(":")[0].strip()).name
+            if missing.startswith("libcuda.so"):
+                return f"no NVIDIA driver: {missing} not found"
+            if missing.startswith(("libnvinfer", "libnvonnxparser")):
+                return f"TensorRT is not installed: {missing} not found"
+            return f"{missing} not found; pip install 'onnxruntime-gpu[cuda,cudnn]' brings CUDA and cuDNN"
+    return None
+
+
 def plan_streams(streams: int = 0, cores: int | None = None) -> tuple[int, int]:
     """(frames parsed at once, intra-op threads per frame) for a video file.
 
@@ -237,8 +267,11 @@ class Engine:
         missing = [SHORT[name] for name, _ in wanted if SHORT[name] != "cpu" and name not in self.session.get_providers()]
         if missing:
             level = logging.WARNING if config.provider != "auto" else logging.INFO
-            log.log(level, "%s provider could not be created (no usable GPU or its libraries): running on %s",
-                    "/".join(missing), self.provider)
+            problems = {p: problem for p in missing if (problem := provider_problem(p))}
+            why = ([f"{p}: {problem}" for p, problem in problems.items()] if len(set(problems.values())) > 1
+                   else list(problems.values())[:1])  # one cause for all (no driver) is said once
+            log.log(level, "%s provider could not be created (%s): running on %s", "/".join(missing),
+                    "; ".join(why) or "no usable GPU or its libraries", self.provider)
         self.meta = dict(self.session.get_modelmeta().custom_metadata_map)
         self._check_model(path)
         self.input_size = config.input_size or int(self.meta.get("input_size", 256))

@@ -174,3 +174,50 @@ def test_a_gpu_session_is_checked_against_the_cpu(tiny_weights, monkeypatch, cap
         assert unchecked.provider == "cuda"  # what `bench providers` times for its fp16 copy
         cpu = Engine(EngineConfig(weights=tiny_weights, provider="cpu", input_size=64))
         assert (eng.run(frame) == cpu.run(frame)).all()
+
+
+@pytest.mark.parametrize("fails, said", [
+    ("libcuda.so.1", "no NVIDIA driver: libcuda.so.1 not found"),
+    ("libnvinfer.so.10", "TensorRT is not installed: libnvinfer.so.10 not found"),
+    ("libcublasLt.so.13", "libcublasLt.so.13 not found; pip install 'onnxruntime-gpu[cuda,cudnn]' brings CUDA and cuDNN"),
+    ("libcudnn.so.9", "libcudnn.so.9 not found; pip install"),
+    ("undefined", None),  # the provider's library loads its dependencies but not alone: not a missing library
+    (None, None),
+])
+def test_provider_problem_names_the_missing_library(monkeypatch, tmp_path, fails, said):
+    """The loader's words for the first library that cannot be found; the provider's own library
+    is asked for its dependencies (here: the name `fails` stands for any of them)."""
+    import ctypes
+    import sys
+
+    from lipparse_rt.engine import provider_problem
+
+    asked = []
+
+    def cdll(name, mode=0):
+        asked.append(name)
+        provider_lib = name.endswith("libonnxruntime_providers_cuda.so")
+        if fails == "undefined" and provider_lib:
+            raise OSError(f"{name}: undefined symbol: Provider_GetHost")
+        if fails and (name == fails or (provider_lib and fails not in ("libcuda.so.1", "libcudnn.so.9"))):
+            raise OSError(f"{fails}: cannot open shared object file: No such file or directory")
+
+    capi = tmp_path / "onnxruntime" / "capi"  # an onnxruntime-gpu install, whatever this machine has
+    capi.mkdir(parents=True)
+    (capi / "libonnxruntime_providers_cuda.so").touch()
+    monkeypatch.setattr(ort, "__file__", str(capi.parent / "__init__.py"))
+    monkeypatch.setattr(ctypes, "CDLL", cdll)
+    monkeypatch.setattr(sys, "platform", "linux")
+    got = provider_problem("cuda")
+    assert (got is None) if said is None else got.startswith(said)
+    assert asked[0] == "libcuda.so.1"  # the driver first: no GPU at all is the likelier cause
+
+
+def test_the_provider_line_names_the_cause(tiny_weights, monkeypatch, caplog):
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    monkeypatch.setattr(engine_mod, "provider_problem", lambda p: "no NVIDIA driver: libcuda.so.1 not found")
+    with caplog.at_level("WARNING", logger="lipparse_rt.engine"):
+        eng = Engine(EngineConfig(weights=tiny_weights, provider="cuda", input_size=64))
+    if eng.provider == "cpu":  # no usable CUDA here
+        assert any("cuda provider could not be created (no NVIDIA driver: libcuda.so.1 not found): running on cpu"
+                   in r.getMessage() for r in caplog.records)
