@@ -91,7 +91,8 @@ def gpu_table(weights: Path | None, sizes: tuple[tuple[int, int], ...] = ((512, 
             replayb, _, _ = _graphed(model, xb)
             tb = _event_times(replayb, max(runs // 10, 5))
             rows.append(f"| {h}x{w} | {precision} | {capture:.2f} | {np.median(lat):.3f} | "
-                        f"{np.percentile(lat, 95):.3f} | {1000 / np.median(lat):,.0f} | {batch * 1000 / np.median(tb):,.0f} | {agree} |")
+                        f"{np.percentile(lat, 95):.3f} | {1000 / np.median(lat):,.0f} | "
+                        f"{batch * 1000 / np.median(tb):,.0f} | {agree} |")
             del model, replay1, replayb
             torch.cuda.empty_cache()
     return "\n".join(rows)

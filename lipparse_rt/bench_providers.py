@@ -62,7 +62,8 @@ def _device_runner(engine: Engine, x: np.ndarray):
 
 
 def providers_table(weights: Path, frame: np.ndarray, providers: tuple[str, ...] = ("tensorrt", "cuda", "cpu"),
-                    sizes: tuple[tuple[int, int], ...] = ((512, 512), (192, 256)), runs: int = 300, fp16: bool = True) -> str:
+                    sizes: tuple[tuple[int, int], ...] = ((512, 512), (192, 256)), runs: int = 300,
+                    fp16: bool = True) -> str:
     """Markdown table: per provider, precision and model input (h, w), first run, batch-1 latency and FPS.
 
     `frame` is resized to each input (aspect not kept: speed does not mind, and 512x512 is the
@@ -90,8 +91,8 @@ def providers_table(weights: Path, frame: np.ndarray, providers: tuple[str, ...]
                     continue
                 for size in sizes if provider not in failed else ():
                     t = time.perf_counter()
-                    engine = Engine(EngineConfig(weights=path, provider=provider, input_size=max(size), flip=False, face=0,
-                                                 verify=precision == "fp32"))  # the fp16 copy is timed as it computes
+                    engine = Engine(EngineConfig(weights=path, provider=provider, input_size=max(size), flip=False,
+                                                 face=0, verify=precision == "fp32"))  # fp16: timed as it computes
                     if engine.provider != provider:
                         notes.append(f"{provider}: not used here (it could not be created, or its class scores "
                                      "differ from the CPU's: see the log line above)")
@@ -117,8 +118,8 @@ def providers_table(weights: Path, frame: np.ndarray, providers: tuple[str, ...]
                     del engine
     lines += ["", f"onnxruntime {ort.__version__}, providers in this build: {', '.join(ort.get_available_providers())}. "
               f"Batch 1; {runs} timed runs after one warm-up; one frame of the clip, letterboxed as the app does. "
-              "first run = the engine's creation (with its check against the CPU for fp32 on a GPU) and its first frame. vs CPU = the CPU provider's host median over "
-              "the row's best median, same input, same run. ids as fp32 = the share of pixels whose class matches "
+              "first run = the engine's creation (with its check against the CPU for fp32 on a GPU) and its "
+              "first frame. vs CPU = the CPU provider's host median over the row's best median, same input, same run. ids as fp32 = the share of pixels whose class matches "
               "the CPU provider's with the fp32 weights on the same frame. TensorRT builds fp16 engines from "
               "either weights (the app's default)."]
     lines += [f"- {n}" for n in dict.fromkeys(notes)]

@@ -121,9 +121,10 @@ def preload_gpu_libraries() -> None:
 
     ONNX Runtime's CUDA provider library names them without a path to look in (no RPATH), so the
     loader finds them only where CUDA is installed system-wide or on LD_LIBRARY_PATH, not in the
-    wheels' own folders. `onnxruntime.preload_dlls` (ONNX Runtime 1.21+) loads them from the NVIDIA packages
-    beside onnxruntime, else by name; it prints what it could not load, which stays quiet here
-    (the engine says in one line which provider could not be created). Once per process.
+    wheels' own folders. `onnxruntime.preload_dlls` (ONNX Runtime 1.21+) loads them from the
+    NVIDIA packages beside onnxruntime, else by name; it prints what it could not load, which
+    stays quiet here (the engine says in one line which provider could not be created, and why:
+    `provider_problem`). Once per process.
     """
     global _preloaded
     import warnings
@@ -254,7 +255,7 @@ class Engine:
         ort.set_default_logger_severity(4)  # failed GPU providers: we say it in one line below
         self.session = self._load(path, wanted, model)
         self.provider = SHORT.get(self.session.get_providers()[0], self.session.get_providers()[0])
-        while self.provider != "cpu" and config.verify and (problem := self._mismatch(path)):  # a GPU's scores checked once
+        while self.provider != "cpu" and config.verify and (problem := self._mismatch(path)):  # checked once
             log.warning("the %s session's class scores differ from the CPU's on a test frame (%s): not used",
                         self.provider, problem)
             wanted = [(name, opts) for name, opts in wanted if SHORT[name] != self.provider]
@@ -330,10 +331,10 @@ class Engine:
             raise WeightsError(f"cannot read weights '{path}': no such file")
         try:
             with contextlib.redirect_stdout(io.StringIO()):
-                return ort.InferenceSession(model if model is not None else str(path), self._options(), providers=providers)
+                return ort.InferenceSession(model if model is not None else str(path), self._options(),
+                                            providers=providers)
         except Exception as exc:  # ORT raises its own exception types for a bad model
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise WeightsError(f"cannot load weights '{path}': not a valid ONNX model ({first[:160]})") from exc
+            raise WeightsError(f"cannot load weights '{path}': not a valid ONNX model ({runtime_cause(exc)[:160]})") from exc
 
     def _options(self):
         import onnxruntime as ort

@@ -26,8 +26,7 @@ def nchw_head(model) -> bool:
     graph = model.graph
     producer = {out: n for n in graph.node for out in n.output}
     inits = {i.name: i for i in graph.initializer}
-    swapped = False
-    scales_seen: set[str] = set()
+    stale: set[str] = set()  # the NHWC planes' old name, and the scales the swapped Resizes read
     for resize in list(graph.node):
         if resize.op_type != "Resize" or len(resize.input) < 3 or resize.input[2] not in inits:
             continue
@@ -40,7 +39,7 @@ def nchw_head(model) -> bool:
         if sum(transpose.output[0] in n.input for n in graph.node) + sum(
                 o.name == transpose.output[0] for o in graph.output) != 1:
             continue  # the NHWC planes are used elsewhere too
-        scales_seen.add(resize.input[2])
+        stale.update((resize.input[2], transpose.output[0]))
         nchw = numpy_helper.from_array(scales[[0, 3, 1, 2]], resize.input[2] + "_nchw")
         graph.initializer.append(nchw)
         mid = resize.output[0] + "_nchw"
@@ -48,15 +47,13 @@ def nchw_head(model) -> bool:
         transpose.input[0], transpose.output[0], resize.output[0] = mid, resize.output[0], mid
         graph.node.remove(resize)  # before the transpose, which now reads it
         graph.node.insert(list(graph.node).index(transpose), resize)
-        swapped = True
     used = {i for n in graph.node for i in n.input}
-    for name in [i.name for i in graph.initializer if i.name not in used and i.name in scales_seen]:
+    for name in [i.name for i in graph.initializer if i.name in stale and i.name not in used]:
         graph.initializer.remove(inits[name])
-    if swapped:
-        kept = [v for v in graph.value_info if v.name not in producer or producer[v.name].op_type != "Transpose"]
-        del graph.value_info[:]
-        graph.value_info.extend(kept)
-    return swapped
+    kept = [v for v in graph.value_info if v.name not in stale]  # shapes of names no longer in the graph
+    del graph.value_info[:]
+    graph.value_info.extend(kept)
+    return bool(stale)
 
 
 def gpu_model(path: Path) -> bytes | None:
