@@ -380,6 +380,8 @@ class Engine:
             opts: dict = {}
             if short == "tensorrt":
                 cache = trt_cache_dir()
+                with contextlib.suppress(OSError):  # unwritable: TensorRT then builds its engine every start
+                    cache.mkdir(parents=True, exist_ok=True)
                 opts = {"trt_fp16_enable": self.config.fp16, "trt_engine_cache_enable": True,
                         "trt_engine_cache_path": str(cache), "trt_timing_cache_enable": True,
                         "trt_timing_cache_path": str(cache)}

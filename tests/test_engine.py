@@ -270,3 +270,15 @@ def test_mode_names_the_provider_int8_and_flip(tiny_weights):
     assert Engine(EngineConfig(weights=tiny_weights, provider="cpu")).mode == "cpu"
     assert Engine(EngineConfig(weights=tiny_weights, provider="cpu", flip=True)).mode == "cpu flip"
     assert Engine(EngineConfig(weights=int8_weights(), provider="cpu", flip=True)).mode == "cpu int8 flip"
+
+
+def test_tensorrt_engine_cache_folder_is_made(tiny_weights, tmp_path, monkeypatch):
+    """Asked for TensorRT, the engine makes its engine-cache folder in the user's cache (whether or
+    not TensorRT can then be created here)."""
+    import onnxruntime as ort
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["TensorrtExecutionProvider", "CPUExecutionProvider"])
+    eng = Engine(EngineConfig(weights=tiny_weights, provider="tensorrt", input_size=64))
+    assert (tmp_path / "cache" / "lipparse-rt" / "tensorrt").is_dir()
+    assert eng.provider in ("tensorrt", "cpu")
