@@ -195,9 +195,10 @@ def run_file(
 ) -> RunStats:
     """Parse every frame of a file source; nothing is dropped (bounded queues give back-pressure).
 
-    Threads: read -> infer (`streams` frames at once) -> render -> write. The reader hands
-    each frame to a pool of `streams` inference threads and queues the pending result in
-    frame order, so frames are parsed in parallel and still rendered and written in order.
+    Threads: read -> infer and draw (`streams` frames at once) -> results in order -> write.
+    The reader hands each frame to a pool of `streams` threads that parse it and draw its
+    overlay, and queues the pending result in frame order, so frames are parsed and drawn in
+    parallel and still written in order.
     The calling thread shows frames when `display` is given (dropping display frames, never
     output frames) and reports progress. Ctrl-C (or `Interrupted`) stops every stage; what
     was written stays and `interrupted` is set.
@@ -215,12 +216,15 @@ def run_file(
     done = threading.Event()
     pool = ThreadPoolExecutor(stats.streams, thread_name_prefix="infer")
 
-    def parse(image: U8) -> tuple[U8, float]:
+    def parse(image: U8) -> tuple[U8, float, U8 | None]:
         if stop.is_set():  # queued before a stop: not worth parsing
             raise CancelledError
         t = time.perf_counter()
         ids = (zoom or engine).parse(image)  # at the model's size: drawn and scaled up a strip at a time
-        return ids, (time.perf_counter() - t) * 1000
+        ms = (time.perf_counter() - t) * 1000
+        # drawn on the parse threads, on the frame's own pixels (not needed after this): with a
+        # fast model, one drawing thread was the slowest stage (a GPU machine, BENCHMARKS.md)
+        return ids, ms, render_frame(image, ids, alpha, in_place=True) if video or display else None
 
     def read() -> None:
         try:
@@ -231,14 +235,12 @@ def run_file(
         finally:
             _put(q_ids, _END, stop)
 
-    def render() -> None:
+    def render() -> None:  # takes the results in frame order
         try:
             while (item := _get(q_ids, stop)) is not _END:
                 frame, pending = item
-                ids, ms = pending.result()  # an engine error is raised here and stops the run
+                ids, ms, out = pending.result()  # an engine error is raised here and stops the run
                 stats.model_ms.append(ms)
-                # the frame's pixels are not needed after this: draw on them
-                out = render_frame(frame.image, ids, alpha, in_place=True) if video or display else None
                 if not _put(q_out, (frame, ids, out), stop):
                     return
         finally:
