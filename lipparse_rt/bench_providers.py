@@ -21,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .engine import PROVIDERS, Engine, EngineConfig, letterbox
+from .bench import _time
+from .engine import PROVIDERS, Engine, EngineConfig, letterbox, runtime_cause
 
 
 def fp16_copy(weights: Path, out: Path) -> Path:
@@ -36,16 +37,6 @@ def fp16_copy(weights: Path, out: Path) -> Path:
     nchw_head(model)
     onnx.save(convert_float_to_float16(model, keep_io_types=True), str(out))
     return out
-
-
-def _ms(fn, runs: int) -> np.ndarray:
-    fn()
-    ts = np.empty(runs)
-    for i in range(runs):
-        t = time.perf_counter()
-        fn()
-        ts[i] = time.perf_counter() - t
-    return ts * 1000
 
 
 def _device_runner(engine: Engine, x: np.ndarray):
@@ -84,7 +75,7 @@ def providers_table(weights: Path, frame: np.ndarray, providers: tuple[str, ...]
             try:
                 files.append(("fp16", fp16_copy(weights, Path(tmp) / "lipnet-fp16.onnx")))
             except Exception as exc:  # no onnx package, a graph the converter refuses
-                notes.append(f"fp16 copy not made: {str(exc).splitlines()[0][:160]}")
+                notes.append(f"fp16 copy not made: {runtime_cause(exc)[:160]}")
         for provider in sorted(providers, key=lambda p: p == "cpu", reverse=True):  # the CPU baseline first
             for precision, path in files:
                 if provider == "cpu" and precision == "fp16":
@@ -101,9 +92,9 @@ def providers_table(weights: Path, frame: np.ndarray, providers: tuple[str, ...]
                     x, _ = letterbox(cv2.resize(frame, size[::-1], interpolation=cv2.INTER_AREA), max(size))
                     ids = engine.infer(x)
                     first = time.perf_counter() - t
-                    host = _ms(lambda: engine.infer(x), runs)
+                    host = _time(lambda: engine.infer(x), runs)
                     dev = _device_runner(engine, x)
-                    dev_ms = np.median(_ms(dev, runs)) if dev else float("nan")
+                    dev_ms = np.median(_time(dev, runs)) if dev else float("nan")
                     med = float(np.median(host))
                     if provider == "cpu":
                         baseline[size] = med

@@ -697,9 +697,8 @@ def bench(
     clip = video or data / "videos" / "yes.mkv"
     street = data / "videos" / "one-by-one-person-detection.mp4"  # people far from the camera
     w = weights or default_weights()
-    app_w = weights or app_cpu_weights() or w  # what the app runs on the CPU by default
-    if provider != "cpu":
-        app_w = w  # on a GPU the app runs the float weights
+    # what the app runs by default: the INT8 copy on the CPU, the float weights on a GPU
+    app_w = weights or (app_cpu_weights() if provider == "cpu" else None) or w
     try:
         if provider not in ("cpu", "cuda", "tensorrt"):
             raise InputError(f"unknown provider '{provider}' for bench: use cpu, cuda or tensorrt")

@@ -254,13 +254,13 @@ class Engine:
             model = gpu_model(path)  # the head's upsampling in NCHW: CUDA's Resize got NHWC wrong
         ort.set_default_logger_severity(4)  # failed GPU providers: we say it in one line below
         self.session = self._load(path, wanted, model)
-        self.provider = SHORT.get(self.session.get_providers()[0], self.session.get_providers()[0])
+        self.provider = _provider_of(self.session)
         while self.provider != "cpu" and config.verify and (problem := self._mismatch(path)):  # checked once
             log.warning("the %s session's class scores differ from the CPU's on a test frame (%s): not used",
                         self.provider, problem)
             wanted = [(name, opts) for name, opts in wanted if SHORT[name] != self.provider]
             self.session = self._load(path, wanted, model)
-            self.provider = SHORT.get(self.session.get_providers()[0], self.session.get_providers()[0])
+            self.provider = _provider_of(self.session)
         if self.provider == "cpu" and config.cpu_weights is not None and path != Path(config.cpu_weights):
             path = Path(config.cpu_weights)  # a GPU provider was offered but could not be created
             self.session = self._load(path, [(PROVIDERS["cpu"], {})])
@@ -301,8 +301,7 @@ class Engine:
         difference relative to the CPU's mean spread. fp16 rounding stays well under the bar (0.05);
         scores computed from the wrong pixels are of the order of 1. Costs one CPU session at start-up.
         """
-        inputs = self.session.get_inputs()
-        if len(inputs) != 1 or inputs[0].name != "bgr" or inputs[0].type != "tensor(uint8)":
+        if not _takes_bgr(self.session):
             return None
         meta = self.session.get_modelmeta().custom_metadata_map
         frame = _test_frame(self.config.input_size or int(meta.get("input_size", 256)))
@@ -390,7 +389,7 @@ class Engine:
 
     def _check_model(self, path: Path) -> None:
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
-        if len(inputs) != 1 or inputs[0].name != "bgr" or inputs[0].type != "tensor(uint8)":
+        if not _takes_bgr(self.session):
             got = ", ".join(f"{i.name}:{i.type}" for i in inputs)
             raise WeightsError(f"cannot use weights '{path}': expected one uint8 input 'bgr', got {got}")
         if outputs[0].name != "ids":
@@ -550,6 +549,18 @@ def face_side(ids: NDArray, long_side: int, target: int, most: float = FACE_MOST
         return 0
     scale = min(most, target / height)
     return padded(round(long_side * scale)) if scale >= 1.06 else 0
+
+
+def _provider_of(session) -> str:
+    """The short name ('cuda', 'cpu') of the provider a session really runs on."""
+    first = session.get_providers()[0]
+    return SHORT.get(first, first)
+
+
+def _takes_bgr(session) -> bool:
+    """True when the session's one input is the app's: uint8 'bgr'."""
+    inputs = session.get_inputs()
+    return len(inputs) == 1 and inputs[0].name == "bgr" and inputs[0].type == "tensor(uint8)"
 
 
 def runtime_cause(exc: BaseException) -> str:

@@ -235,7 +235,7 @@ def run_file(
         finally:
             _put(q_ids, _END, stop)
 
-    def render() -> None:  # takes the results in frame order
+    def order() -> None:  # takes the parsed and drawn frames in frame order
         try:
             while (item := _get(q_ids, stop)) is not _END:
                 frame, pending = item
@@ -261,7 +261,7 @@ def run_file(
         finally:
             done.set()
 
-    stages = [_Stage(n, f, stop) for n, f in (("read", read), ("render", render), ("write", write))]
+    stages = [_Stage(n, f, stop) for n, f in (("read", read), ("order", order), ("write", write))]
     t0 = time.perf_counter()
     for s in stages:
         s.thread.start()
