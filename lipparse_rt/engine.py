@@ -40,15 +40,22 @@ PAD_BGR = (104, 116, 124)  # the training mean: normalises to ~0
 WEIGHTS_ENV = "LIPPARSE_WEIGHTS"
 
 
+def weights_dir() -> Path:
+    """Where the shipped weights are: inside the installed package (a wheel, `pip install .`), else
+    weights/ beside it (a checkout, `pip install -e .`)."""
+    here = Path(__file__).resolve().parent
+    return here / "weights" if (here / "weights").is_dir() else here.parent / "weights"
+
+
 def default_weights() -> Path:
-    """$LIPPARSE_WEIGHTS, else the shipped weights/lipnet.onnx next to the package."""
+    """$LIPPARSE_WEIGHTS, else the shipped lipnet.onnx (`weights_dir`)."""
     env = os.environ.get(WEIGHTS_ENV)
-    return Path(env) if env else Path(__file__).resolve().parent.parent / "weights" / "lipnet.onnx"
+    return Path(env) if env else weights_dir() / "lipnet.onnx"
 
 
 def int8_weights() -> Path:
-    """The shipped INT8 weights, weights/lipnet-int8.onnx next to the package (`lipparse-rt quantize`)."""
-    return Path(__file__).resolve().parent.parent / "weights" / "lipnet-int8.onnx"
+    """The shipped INT8 weights, lipnet-int8.onnx (`weights_dir`; made by `lipparse-rt quantize`)."""
+    return weights_dir() / "lipnet-int8.onnx"
 
 
 def app_cpu_weights() -> Path | None:
