@@ -127,14 +127,14 @@ def _engine(weights: Optional[Path], provider: str, size: int, threads: int = 0,
     """The engine for the model commands. int8 None: the app's default weights for where it runs
     (the shipped INT8 copy on the CPU provider, the float weights on a GPU; $LIPPARSE_WEIGHTS or
     --weights: those on any provider)."""
-    from .engine import Engine, EngineConfig, app_cpu_weights, default_weights, int8_weights
+    from .engine import Engine, EngineConfig, default_weights, int8_weights
 
     if int8 is not None and weights is not None:
         raise InputError(f"give --weights or --{'int8' if int8 else 'float'}, not both")
-    cpu_weights = app_cpu_weights() if weights is None and int8 is None else None
-    return Engine(EngineConfig(weights=weights or (int8_weights() if int8 else default_weights()), provider=provider,
-                               input_size=size, threads=threads, flip=flip, cpu_weights=cpu_weights,
-                               spinning=spinning, scales=scales, face=face))
+    if int8 is not None:
+        weights = int8_weights() if int8 else default_weights()
+    return Engine(EngineConfig(weights=weights, provider=provider, input_size=size, threads=threads, flip=flip,
+                               spinning=spinning, scales=scales, face=face))  # weights None: the app's default
 
 
 def _scoring_engines(weights: Optional[Path], int8: Optional[bool], against: Optional[Path], provider: str, size: int,

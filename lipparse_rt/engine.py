@@ -77,6 +77,8 @@ class EngineConfig:
     """What to run and how.
 
     Args:
+        weights: the ONNX file; None: the app's default (`default_weights`, and on the CPU
+            provider the shipped INT8 copy, `app_cpu_weights`, unless $LIPPARSE_WEIGHTS names one).
         provider: 'auto' (TensorRT -> CUDA -> CPU), 'tensorrt', 'cuda' or 'cpu'.
         input_size: the model's long side in pixels; 0 takes the size stored in the weights.
         threads: intra-op threads for the CPU provider; 0 lets ONNX Runtime choose.
@@ -88,7 +90,7 @@ class EngineConfig:
         verify: check a GPU session's class scores against the CPU's on a test frame at start-up
             and drop a provider that computes them otherwise (`Engine._mismatch`).
         cpu_weights: weights to run instead of `weights` when the session ends up on the CPU
-            provider (the app's default: the shipped INT8 copy on a CPU, the float weights on a GPU).
+            provider (with `weights` None: the shipped INT8 copy on a CPU, the float weights on a GPU).
         scales: test-time scales in `parse`, multiples of the long side: the frame is parsed at
             each and the class probabilities averaged (with `flip`, each scale's mirror too); ()
             parses at the long side alone (needs weights with a 'logits' output).
@@ -98,7 +100,7 @@ class EngineConfig:
             trained at; close-ups are left as they are); 0: off.
     """
 
-    weights: Path = Path()
+    weights: Path | None = None
     provider: str = "auto"
     input_size: int = 0
     threads: int = 0
@@ -250,9 +252,12 @@ class Engine:
         import onnxruntime as ort
 
         self.config = config
+        weights = Path(config.weights) if config.weights is not None else default_weights()
+        cpu_weights = (config.cpu_weights if config.weights is not None or config.cpu_weights is not None
+                       else app_cpu_weights())
         wanted = self._wanted(ort.get_available_providers())
         cpu_only = [name for name, _ in wanted] == [PROVIDERS["cpu"]]
-        path = Path(config.cpu_weights if config.cpu_weights is not None and cpu_only else config.weights)
+        path = Path(cpu_weights if cpu_weights is not None and cpu_only else weights)
         model = None
         if not cpu_only:
             from .gpu_graph import gpu_model
@@ -268,8 +273,8 @@ class Engine:
             wanted = [(name, opts) for name, opts in wanted if SHORT[name] != self.provider]
             self.session = self._load(path, wanted, model)
             self.provider = _provider_of(self.session)
-        if self.provider == "cpu" and config.cpu_weights is not None and path != Path(config.cpu_weights):
-            path = Path(config.cpu_weights)  # a GPU provider was offered but could not be created
+        if self.provider == "cpu" and cpu_weights is not None and path != Path(cpu_weights):
+            path = Path(cpu_weights)  # a GPU provider was offered but could not be created
             self.session = self._load(path, [(PROVIDERS["cpu"], {})])
         self.weights = path
         missing = [SHORT[name] for name, _ in wanted if SHORT[name] != "cpu" and name not in self.session.get_providers()]

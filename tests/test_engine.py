@@ -252,6 +252,16 @@ def test_cpu_weights_run_where_the_session_lands_on_the_cpu(tiny_weights, tmp_pa
         Engine(EngineConfig(weights=tiny_weights, provider="cpu", cpu_weights=tmp_path / "none.onnx"))
 
 
+def test_a_config_without_weights_runs_the_apps_default(monkeypatch, tiny_weights):
+    from lipparse_rt.engine import WEIGHTS_ENV, default_weights, int8_weights
+
+    monkeypatch.delenv(WEIGHTS_ENV, raising=False)
+    assert Engine(EngineConfig(provider="cpu")).weights == int8_weights()  # the shipped INT8 copy on a CPU
+    assert Engine(EngineConfig(provider="cpu", cpu_weights=default_weights())).weights == default_weights()
+    monkeypatch.setenv(WEIGHTS_ENV, str(tiny_weights))  # weights named by the environment run as they are
+    assert Engine(EngineConfig(provider="cpu")).weights == tiny_weights
+
+
 def test_shipped_int8_weights_are_quantized_and_parse_like_the_float_ones():
     from lipparse_rt.engine import int8_weights
 
