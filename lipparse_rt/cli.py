@@ -66,15 +66,20 @@ def _on_sigterm(signum: int, frame: object) -> None:
     raise Interrupted()
 
 
+def _print_version(value: bool) -> None:
+    """`--version`: eager, so that it needs no command after it."""
+    if value:
+        out.print(__version__)
+        raise typer.Exit()
+
+
 @app.callback()
 def main(
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks and debug logs."),
-    version: bool = typer.Option(False, "--version", help="Print the version and exit."),
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                 help="Print the version and exit."),
 ) -> None:
     """Real-time human parsing into the 20 LIP classes with LIP-Net on ONNX Runtime."""
-    if version:
-        out.print(__version__)
-        raise typer.Exit()
     _state["debug"] = debug
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.INFO,
@@ -763,7 +768,7 @@ def run() -> None:
     """Console-script entry point: anything unexpected is one line too (a traceback with --debug)."""
     limit_arenas()  # before any thread allocates a frame (see heap.py)
     try:
-        app()
+        app(prog_name="lipparse-rt")  # also under `python -m lipparse_rt`
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)

@@ -1,3 +1,4 @@
+import subprocess
 import sys
 from pathlib import Path
 
@@ -24,6 +25,17 @@ def _one_line_error(result, code):
     assert lines and lines[-1].startswith("error:"), result.stderr
     assert "Traceback" not in result.output + result.stderr
     return lines[-1]
+
+
+def test_version_needs_no_command_and_python_dash_m_runs_the_cli():
+    from lipparse_rt import __version__
+
+    r = runner.invoke(app, ["--version"])
+    assert r.exit_code == 0 and r.stdout.strip() == __version__, r.output
+    r = subprocess.run([sys.executable, "-m", "lipparse_rt", "--version"], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.strip() == __version__, r.stderr
+    r = subprocess.run([sys.executable, "-m", "lipparse_rt", "--help"], capture_output=True, text=True)
+    assert r.returncode == 0 and "Usage: lipparse-rt " in r.stdout, r.stdout  # not "__main__.py"
 
 
 def test_missing_input_is_one_line_and_nonzero(tmp_path):

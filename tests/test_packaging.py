@@ -40,8 +40,8 @@ def test_an_installed_wheel_finds_its_own_weights(wheel, tmp_path):
                     "--target", str(target), str(wheel)], check=True, capture_output=True)
     env = {k: v for k, v in os.environ.items() if k != "LIPPARSE_WEIGHTS"}
     env["PYTHONPATH"] = str(target)  # before site-packages, where the checkout may be installed
-    code = "import sys; sys.argv = ['lipparse-rt', 'info', '--provider', 'cpu']; from lipparse_rt.cli import run; run()"
-    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
+    r = subprocess.run([sys.executable, "-m", "lipparse_rt", "info", "--provider", "cpu"], cwd=tmp_path, env=env,
+                       capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     weights = next(line for line in r.stdout.splitlines() if line.startswith("weights:")).split(": ", 1)[1]
     assert Path(weights).resolve() == (target / "lipparse_rt" / "weights" / "lipnet-int8.onnx").resolve()
