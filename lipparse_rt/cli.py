@@ -260,12 +260,18 @@ def webcam(
     provider: Provider = "auto",
     alpha: Alpha = 0.5,
     max_frames: int = typer.Option(0, "--max-frames", help="Stop after this many frames (0 = until q or the source ends)."),
+    snapshots: Path = typer.Option(Path("."), "--snapshots",
+                                   help="Where the s key saves the picture shown (without the HUD) and its class map."),
 ) -> None:
-    """Parse a live camera: overlay, legend and a HUD with FPS and latency."""
+    """Parse a live camera: overlay, legend and a HUD with FPS and latency.
+
+    Keys in the window: q or Esc quit, s snapshot, f flip on/off, h HUD on/off, m mirror on/off,
+    + and - overlay opacity.
+    """
     from fractions import Fraction
 
-    from .pipeline import run_live
-    from .sinks import VideoWriter, Window, check_output, has_display
+    from .pipeline import LiveView, run_live
+    from .sinks import Snapshots, VideoWriter, Window, check_output, has_display
     from .sources import Camera
     from .zoom import Zoom
 
@@ -278,10 +284,11 @@ def webcam(
             raise InputError("nothing to do: with --no-show give --out FILE")
         if out_path is not None:
             check_output(out_path, force)
+        shots = Snapshots(snapshots) if show else None  # its folder checked before anything starts
         engine = _engine(weights, provider, size, flip=flip, int8=int8)
         with ExitStack() as stack:
             cam = stack.enter_context(Camera(camera))
-            window = stack.enter_context(Window()) if show else None
+            window = stack.enter_context(Window(f"lipparse-rt   keys: {LiveView.KEYS}")) if show else None
             writer = None
             if out_path is not None:
                 frame = None
@@ -295,8 +302,10 @@ def webcam(
                                                          time_base=Fraction(1, 1000)))
             err.print(f"camera {camera} on {engine.mode}, model long side {engine.input_size}"
                       + (", person zoom" if zoom else ""), highlight=False)
-            stats = run_live(cam, engine, window, writer, alpha, mirror, max_frames=max_frames,
-                             zoom=Zoom(engine, background=True) if zoom else None)
+            if show:
+                err.print(f"keys: {LiveView.KEYS}", highlight=False)
+            stats = run_live(cam, engine, window, writer, LiveView(alpha, mirror), max_frames=max_frames,
+                             zoom=Zoom(engine, background=True) if zoom else None, snapshots=shots)
     except LipParseError as exc:
         _fail(exc)
     _summary(stats, f"camera {camera}")

@@ -44,6 +44,39 @@ class Display(Protocol):
     def closed(self) -> bool: ...
 
 
+@dataclass
+class LiveView:
+    """How the live window draws, changed by keys while it runs (`press`)."""
+
+    alpha: float = 0.5  # overlay opacity
+    mirror: bool = True  # what is shown and recorded only: the model sees the camera's frame
+    hud: bool = True
+
+    KEYS = "q/Esc quit, s snapshot, f flip, h HUD, m mirror, +/- opacity"
+
+    def press(self, key: int) -> str:
+        """Apply one key (`Display.show`'s code); return what the caller does next: 'quit',
+        'snapshot', 'flip' or '' (nothing, or a change of this view)."""
+        ch = chr(key).lower() if 0 <= key < 0x110000 else ""
+        if key == 27 or ch == "q":
+            return "quit"
+        if ch in ("s", "f"):
+            return {"s": "snapshot", "f": "flip"}[ch]
+        if ch == "h":
+            self.hud = not self.hud
+        elif ch == "m":
+            self.mirror = not self.mirror
+        elif ch in ("+", "="):  # = is + without shift on most layouts
+            self.alpha = min(1.0, round(self.alpha + 0.1, 2))
+        elif ch in ("-", "_"):
+            self.alpha = max(0.0, round(self.alpha - 0.1, 2))
+        return ""
+
+
+class SnapshotSink(Protocol):
+    def save(self, picture: U8, ids: U8) -> Any: ...
+
+
 class Interrupted(Exception):
     """Raised by a signal handler to stop a run like Ctrl-C does (SIGTERM)."""
 
@@ -306,24 +339,45 @@ def run_live(
     engine: Engine,
     display: Display | None = None,
     video: FrameSink | None = None,
-    alpha: float = 0.5,
-    mirror: bool = True,
-    show_hud: bool = True,
+    view: LiveView | None = None,
     max_frames: int = 0,
     zoom: Zoom | None = None,
+    snapshots: SnapshotSink | None = None,
 ) -> RunStats:
     """Parse a live source: newest frame only, so latency never builds up.
 
     Threads: the camera's reader, an inference worker that always takes the newest frame,
-    and the calling thread, which renders, shows (q or Esc quits) and records. Mirroring
-    flips what is shown only; the model sees the camera's own frame. `zoom`: as `run_file`'s.
+    and the calling thread, which renders, shows and records, and takes the window's keys
+    (`LiveView.KEYS`: q or Esc quits; s saves the picture shown, without the HUD, and the class
+    map to `snapshots`; f turns flip test-time augmentation on or off where the weights allow
+    it). Mirroring flips what is shown only; the model sees the camera's own frame. `zoom`: as
+    `run_file`'s.
     """
+    view = view or LiveView()
     stats = RunStats()
     stop = threading.Event()
     results: queue.Queue = queue.Queue(1)
     meter = Meter()
     model_hw = [(0, 0)]
-    mode = engine.mode + (" zoom" if zoom else "")  # what the HUD names as running
+
+    def mode() -> str:  # what the HUD names as running (f changes it)
+        return engine.mode + (" zoom" if zoom else "")
+
+    def act(key: int, frame: Frame | None, ids: U8 | None, picture: U8 | None) -> bool:
+        """Apply a key of the window; True to quit."""
+        action = view.press(key)
+        if action == "flip":
+            if engine.has_logits:
+                engine.flip = not engine.flip
+                log.info("flip test-time augmentation %s", "on" if engine.flip else "off")
+            else:
+                log.warning("flip needs weights with a 'logits' output: not available with these")
+        elif action == "snapshot" and frame is not None and ids is not None and picture is not None:
+            if snapshots is None:
+                log.warning("snapshots are off (no folder given)")
+            else:
+                log.info("snapshot: %s", snapshots.save(picture, scale_ids(ids, *frame.image.shape[:2])))
+        return action == "quit"
 
     def infer() -> None:
         try:
@@ -359,29 +413,28 @@ def run_live(
                 item = results.get(timeout=_POLL)
             except queue.Empty:
                 if display is not None and camera.lost and last is not None:
-                    lost = hud(last.copy(), meter.hud(mode, model_hw[0], "camera lost - reconnecting"))
-                    if display.show(lost) in (ord("q"), 27) or display.closed():
+                    lost = hud(last.copy(), meter.hud(mode(), model_hw[0], "camera lost - reconnecting"))
+                    if act(display.show(lost), None, None, None) or display.closed():
                         stats.stopped = True
                         break
                 continue
             if item is _END:
                 break
             frame, ids, ms = item
-            out = overlay(frame.image, ids, alpha)
-            if mirror:
+            out = overlay(frame.image, ids, view.alpha)
+            if view.mirror:
                 out = np.ascontiguousarray(out[:, ::-1])
             legend(out, ids)
             last = out.copy() if display is not None else None
             now = time.perf_counter()
             meter.tick(now, ms, (now - frame.t_capture) * 1000)
-            if show_hud:
-                hud(out, meter.hud(mode, model_hw[0]))
+            if view.hud:
+                hud(out, meter.hud(mode(), model_hw[0]))
             if video is not None:
                 t_pts0 = frame.t_capture if t_pts0 is None else t_pts0
                 video.write(out, round((frame.t_capture - t_pts0) * 1000))
             if display is not None:
-                key = display.show(out)
-                if key in (ord("q"), 27) or display.closed():
+                if act(display.show(out), frame, ids, last) or display.closed():
                     stats.stopped = True
                     break
             done = time.perf_counter()

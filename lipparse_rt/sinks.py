@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -246,16 +247,16 @@ def _has_audio(path: Path) -> bool:
 class MaskWriter:
     """Writes class maps as single-channel 8-bit PNGs of LIP ids into a folder."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, what: str = "masks") -> None:
         self.folder = Path(folder)
         if self.folder.exists() and not self.folder.is_dir():
-            raise OutputError(f"cannot write masks to '{self.folder}': it is a file")
+            raise OutputError(f"cannot write {what} to '{self.folder}': it is a file")
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise OutputError(f"cannot create folder '{self.folder}': {exc.strerror}") from exc
         if not os.access(self.folder, os.W_OK):
-            raise OutputError(f"cannot write masks to '{self.folder}': not writable")
+            raise OutputError(f"cannot write {what} to '{self.folder}': not writable")
 
     def __enter__(self) -> "MaskWriter":
         return self
@@ -268,6 +269,30 @@ class MaskWriter:
         path = self.folder / f"{name}.png"
         if not cv2.imwrite(str(path), ids):
             raise OutputError(f"cannot write mask '{path}'")
+        return path
+
+
+class Snapshots:
+    """Saves what the live window shows when asked (the webcam's s key): the picture, and its
+    class map as `MaskWriter` writes one, named `lipparse-<date>-<time>-<n>.png` and
+    `...-ids.png` in a folder checked when made."""
+
+    def __init__(self, folder: Path) -> None:
+        self._masks = MaskWriter(folder, "snapshots")
+        self.folder = self._masks.folder
+        self._count = 0
+
+    def save(self, picture: U8, ids: U8) -> Path:
+        """Write `picture` (BGR) and `ids` (LIP ids); return the picture's path."""
+        while True:
+            self._count += 1
+            stem = f"lipparse-{time.strftime('%Y%m%d-%H%M%S')}-{self._count}"
+            path = self.folder / f"{stem}.png"
+            if not path.exists():
+                break
+        if not cv2.imwrite(str(path), picture):
+            raise OutputError(f"cannot write snapshot '{path}'")
+        self._masks.write(ids, f"{stem}-ids")
         return path
 
 
@@ -292,7 +317,7 @@ class Window:
         if not has_display():
             raise DisplayError("cannot open a window: no display (set DISPLAY, or use --out / --no-show)")
         os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")  # pygame's banner is not ours to print
-        os.environ.setdefault("SDL_VIDEO_X11_WMCLASS", title)  # else X11 names the window's class after argv[0]
+        os.environ.setdefault("SDL_VIDEO_X11_WMCLASS", "lipparse-rt")  # else X11 names the class after argv[0]
         import pygame
 
         self._pg = pygame
@@ -340,6 +365,7 @@ class Window:
                 self._closed = True
             elif event.type == pg.KEYDOWN and key < 0:
                 key = event.key  # ASCII for letters and Esc (27), larger for other keys
+                key = {pg.K_KP_PLUS: ord("+"), pg.K_KP_MINUS: ord("-")}.get(key, key)  # the keypad's as the others
         return key
 
     def closed(self) -> bool:

@@ -364,3 +364,10 @@ def test_eval_scores_at_the_test_time_scales_it_is_given(tmp_path, tiny_weights)
     assert "flip TTA, scales 1.125/1.375" in r.stdout
     want = evaluate(Engine(EngineConfig(weights=tiny_weights, flip=True, scales=(1.125, 1.375))), data)
     assert f"**{100 * want.scores.miou:.1f}**" in r.stdout
+
+
+def test_webcam_snapshots_into_a_file_is_one_line_before_anything_starts(tmp_path, monkeypatch):
+    monkeypatch.setenv("DISPLAY", ":99")  # a window would be possible: the folder is checked first
+    (tmp_path / "f").write_text("x")
+    r = runner.invoke(app, ["webcam", "--camera", str(tmp_path / "none.mp4"), "--snapshots", str(tmp_path / "f")])
+    assert "cannot write snapshots to" in _one_line_error(r, 3)

@@ -74,7 +74,8 @@ def test_webcam_window_shows_overlay_legend_hud_and_q_quits(tmp_path, display):
 
     env = dict(os.environ, DISPLAY=display)
     env.pop("LIPPARSE_WEIGHTS", None)
-    proc = subprocess.Popen([sys.executable, "-m", "lipparse_rt.cli", "webcam", "--camera", str(cam), "--no-mirror"],
+    proc = subprocess.Popen([sys.executable, "-m", "lipparse_rt", "webcam", "--camera", str(cam), "--no-mirror",
+                             "--snapshots", str(tmp_path / "shots")],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.time() + 60
@@ -90,6 +91,12 @@ def test_webcam_window_shows_overlay_legend_hud_and_q_quits(tmp_path, display):
             shot = _grab(display, tmp_path / "shot.png")
             _, score, _, (x, y) = cv2.minMaxLoc(cv2.matchTemplate(shot, crop, cv2.TM_CCOEFF_NORMED))
         assert shot is not None, "the app ended before a screenshot: " + proc.stderr.read()
+        # s saves the picture shown (without the HUD) and its class map; q quits
+        subprocess.run(["xdotool", "windowfocus", "--sync", _window_ids(env)[0], "key", "s"],
+                       env=env, check=True, timeout=10)
+        deadline = time.time() + 20
+        while len(list((tmp_path / "shots").glob("lipparse-*.png"))) < 2 and time.time() < deadline:
+            time.sleep(0.2)
         subprocess.run(["xdotool", "windowfocus", "--sync", _window_ids(env)[0], "key", "q"],
                        env=env, check=True, timeout=10)
         rc = proc.wait(timeout=20)
@@ -97,12 +104,19 @@ def test_webcam_window_shows_overlay_legend_hud_and_q_quits(tmp_path, display):
         if proc.poll() is None:
             proc.kill()
     out = proc.stdout.read()
-    assert rc == 0, out + proc.stderr.read()
-    assert "latency p50" in out
+    errors = proc.stderr.read()
+    assert rc == 0, out + errors
+    assert "latency p50" in out and "keys: q/Esc quit, s snapshot" in errors and "snapshot: " in errors
+    (snap,) = [p for p in (tmp_path / "shots").glob("lipparse-*.png") if not p.stem.endswith("-ids")]
+    snap_ids = cv2.imread(str(snap.with_name(snap.stem + "-ids.png")), cv2.IMREAD_UNCHANGED)
+    assert snap_ids.shape == seen.shape[:2] and (snap_ids == app.run(seen)).mean() > 0.95
+    snap = cv2.imread(str(snap))  # the picture shown, without the HUD's darkened box
+    assert snap.shape == seen.shape and np.abs(snap[200:440, 160:480].astype(int) - expected[200:440, 160:480]).mean() < 8
+    assert np.abs(snap[8:64, 8:100].astype(int) - expected[8:64, 8:100]).mean() < 8  # darkened: ~50 off
 
     # The frame on screen: the middle of the expected overlay, matched in the screenshot.
     assert score > 0.9, (f"the overlay is not on screen (match {score:.2f}, screen mean {shot.mean():.0f}); "
-                         f"the app said: {out[-400:]} {proc.stderr.read()[-400:]}")
+                         f"the app said: {out[-400:]} {errors[-400:]}")
     x0, y0 = x - 160, y - 200  # window content origin
     win = shot[y0:y0 + 480, x0:x0 + 640].astype(int)
     assert np.abs(win[200:440, 160:480] - expected[200:440, 160:480]).mean() < 12

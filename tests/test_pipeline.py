@@ -1,6 +1,7 @@
 import threading
 import time
 
+import cv2
 import numpy as np
 import pytest
 
@@ -187,3 +188,74 @@ def test_a_zoom_search_uses_every_stream_up_to_1080p_and_one_thread_above():
     assert search_workers(768, 432, 2) == search_workers(1920, 1080, 2) == 2
     assert search_workers(3840, 2160, 2) == 1  # memory: 4K frames leave no room for two strips at once
     assert search_workers(640, 480, 1) == 1
+
+
+def test_live_view_keys():
+    from lipparse_rt.pipeline import LiveView
+
+    view = LiveView(alpha=0.95)
+    assert [view.press(k) for k in (ord("q"), 27, ord("Q"), ord("s"), ord("f"))] == ["quit"] * 3 + ["snapshot", "flip"]
+    assert view.press(ord("+")) == "" and view.alpha == 1.0 and view.press(ord("=")) == "" and view.alpha == 1.0
+    for _ in range(12):
+        view.press(ord("-"))
+    assert view.alpha == 0.0
+    assert view.press(ord("h")) == "" and not view.hud and view.press(ord("m")) == "" and not view.mirror
+    assert [view.press(k) for k in (-1, ord("x"), 1073741904)] == ["", "", ""]  # nothing, others, an arrow
+    assert view == LiveView(alpha=0.0, mirror=False, hud=False)
+
+
+class KeyDisplay(RecordingDisplay):
+    """Presses one key per frame shown, then q."""
+
+    def __init__(self, keys) -> None:
+        super().__init__()
+        self.keys = list(keys)
+
+    def show(self, bgr):
+        super().show(bgr)
+        return self.keys.pop(0) if self.keys else ord("q")
+
+
+def test_live_keys_snapshot_flip_hud_mirror_and_opacity(tmp_path, tiny_weights):
+    from fractions import Fraction
+
+    from lipparse_rt.pipeline import LiveView
+    from lipparse_rt.sinks import Snapshots, VideoWriter
+
+    still = np.full((120, 160, 3), 30, np.uint8)
+    still[:, :80] = 220  # bright left half: shown on the right while mirrored
+    path = tmp_path / "cam.mp4"
+    with VideoWriter(path, Fraction(30), 160, 120) as w:
+        for _ in range(300):
+            w.write(still)
+    engine = Engine(EngineConfig(weights=tiny_weights, provider="cpu", threads=1))  # f changes it: not shared
+    view, shots = LiveView(alpha=0.5, mirror=True), Snapshots(tmp_path / "shots")
+    display = KeyDisplay([ord("s"), ord("f"), ord("h"), ord("m"), ord("-")])
+    with Camera(str(path)) as cam:
+        stats = run_live(cam, engine, display=display, view=view, snapshots=shots)
+    assert stats.stopped and len(display.frames) == 6  # five keys, then q
+    assert engine.flip and "flip" in engine.mode and not view.hud and not view.mirror and view.alpha == 0.4
+    (picture,) = [p for p in (tmp_path / "shots").glob("lipparse-*.png") if not p.stem.endswith("-ids")]
+    ids = cv2.imread(str(picture.with_name(picture.stem + "-ids.png")), cv2.IMREAD_UNCHANGED)
+    shot = cv2.imread(str(picture))
+    # the first frame shown, without its HUD (top left); the class map at the camera's size
+    assert np.array_equal(shot[60:], display.frames[0][60:]) and not np.array_equal(shot[:30, :60], display.frames[0][:30, :60])
+    assert ids.shape == (120, 160) and ids.dtype == np.uint8 and ids.max() < 20
+    mirrored, plain = display.frames[0][70:], display.frames[4][70:]
+    assert mirrored[:, :40].mean() < mirrored[:, -40:].mean() and plain[:, :40].mean() > plain[:, -40:].mean()
+
+
+def test_live_flip_key_with_weights_without_logits_warns_and_goes_on(tmp_path, caplog):
+    torch = pytest.importorskip("torch")
+    from lipparse_rt.export import export_onnx
+    from lipparse_rt.model import LipNet, LipNetConfig
+
+    torch.manual_seed(0)
+    net = LipNet(LipNetConfig(widths=(4, 8, 8, 8, 16, 16), aspp_width=8, decoder_width=8))
+    engine = Engine(EngineConfig(weights=export_onnx(net, tmp_path / "ids.onnx", input_size=64, with_logits=False),
+                                 provider="cpu", threads=1))
+    display = KeyDisplay([ord("f"), -1])
+    with Camera(str(make_video(tmp_path / "cam.mp4", n=200, fps=30))) as cam:
+        stats = run_live(cam, engine, display=display)
+    assert stats.stopped and len(display.frames) == 3 and not engine.flip  # f, nothing, then q
+    assert "flip needs weights with a 'logits' output" in caplog.text

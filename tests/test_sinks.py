@@ -188,3 +188,19 @@ def test_resized_window_keeps_the_aspect_ratio(sdl_window):
     shown = pygame.surfarray.array3d(pygame.display.get_surface()).transpose(1, 0, 2)[:, :, ::-1]
     assert (shown[20:80 - 20] == (10, 200, 30)).all()  # the frame, 80x60, in the middle
     assert (shown[:10] == 0).all() and (shown[-10:] == 0).all()  # black bars above and below
+
+
+def test_snapshots_are_named_apart_and_a_file_for_a_folder_is_refused(tmp_path):
+    from lipparse_rt.errors import OutputError
+    from lipparse_rt.sinks import Snapshots
+
+    shots = Snapshots(tmp_path / "new" / "shots")  # made when missing, as --masks is
+    picture = np.full((20, 30, 3), (10, 20, 30), np.uint8)
+    ids = np.arange(600, dtype=np.uint8).reshape(20, 30) % 20
+    paths = [shots.save(picture, ids) for _ in range(3)]  # within one second: still three names
+    assert len(set(paths)) == 3 and all(p.parent == tmp_path / "new" / "shots" for p in paths)
+    assert np.array_equal(cv2.imread(str(paths[0])), picture)
+    assert np.array_equal(cv2.imread(str(paths[0].with_name(paths[0].stem + "-ids.png")), cv2.IMREAD_UNCHANGED), ids)
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(OutputError, match="cannot write snapshots to .*: it is a file"):
+        Snapshots(tmp_path / "f")
