@@ -1,4 +1,4 @@
-"""A real window under Xvfb: the webcam command shows overlay, legend and HUD, and q quits."""
+"""A real window under Xvfb: the webcam command shows overlay, legend and HUD, s saves a snapshot, and q quits."""
 
 import os
 import shutil
