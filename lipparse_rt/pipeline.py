@@ -20,6 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .engine import Engine, scale_ids
+from .errors import OutputError
 from .render import HudInfo, hud, legend, overlay
 from .sources import Camera, Frame
 from .zoom import Zoom
@@ -376,7 +377,10 @@ def run_live(
             if snapshots is None:
                 log.warning("snapshots are off (no folder given)")
             else:
-                log.info("snapshot: %s", snapshots.save(picture, scale_ids(ids, *frame.image.shape[:2])))
+                try:
+                    log.info("snapshot: %s", snapshots.save(picture, scale_ids(ids, *frame.image.shape[:2])))
+                except OutputError as exc:  # a full disk ends no live session: say it, go on
+                    log.warning("%s", exc)
         return action == "quit"
 
     def infer() -> None:

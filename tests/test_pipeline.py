@@ -259,3 +259,17 @@ def test_live_flip_key_with_weights_without_logits_warns_and_goes_on(tmp_path, c
         stats = run_live(cam, engine, display=display)
     assert stats.stopped and len(display.frames) == 3 and not engine.flip  # f, nothing, then q
     assert "flip needs weights with a 'logits' output" in caplog.text
+
+
+def test_a_snapshot_that_cannot_be_written_is_a_warning_and_the_run_goes_on(tmp_path, engine, caplog):
+    from lipparse_rt.errors import OutputError
+
+    class FullDisk:
+        def save(self, picture, ids):
+            raise OutputError("cannot write snapshot 'x.png'")
+
+    display = KeyDisplay([ord("s"), -1, ord("s")])
+    with Camera(str(make_video(tmp_path / "cam.mp4", n=200, fps=30))) as cam:
+        stats = run_live(cam, engine, display=display, snapshots=FullDisk())
+    assert stats.stopped and len(display.frames) == 4  # s, nothing, s, then q
+    assert caplog.text.count("cannot write snapshot 'x.png'") == 2
