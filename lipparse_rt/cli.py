@@ -260,8 +260,9 @@ def webcam(
     provider: Provider = "auto",
     alpha: Alpha = 0.5,
     max_frames: int = typer.Option(0, "--max-frames", help="Stop after this many frames (0 = until q or the source ends)."),
-    snapshots: Path = typer.Option(Path("."), "--snapshots",
-                                   help="Where the s key saves the picture shown (without the HUD) and its class map."),
+    snapshots: Optional[Path] = typer.Option(None, "--snapshots", show_default=False,
+                                             help="Where the s key saves the picture shown (without the HUD) and its "
+                                                  "class map. Default: the current folder."),
 ) -> None:
     """Parse a live camera: overlay, legend and a HUD with FPS and latency.
 
@@ -284,7 +285,9 @@ def webcam(
             raise InputError("nothing to do: with --no-show give --out FILE")
         if out_path is not None:
             check_output(out_path, force)
-        shots = Snapshots(snapshots) if show else None  # its folder checked before anything starts
+        shots = Snapshots(snapshots or Path(".")) if show else None
+        if shots is not None and snapshots is not None:
+            shots.check()  # a folder named is checked before anything starts; the default one at the first s
         engine = _engine(weights, provider, size, flip=flip, int8=int8)
         with ExitStack() as stack:
             cam = stack.enter_context(Camera(camera))

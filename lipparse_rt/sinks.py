@@ -275,15 +275,22 @@ class MaskWriter:
 class Snapshots:
     """Saves what the live window shows when asked (the webcam's s key): the picture, and its
     class map as `MaskWriter` writes one, named `lipparse-<date>-<time>-<n>.png` and
-    `...-ids.png` in a folder checked when made."""
+    `...-ids.png`. The folder is made and checked by `check`, or at the first `save`."""
 
     def __init__(self, folder: Path) -> None:
-        self._masks = MaskWriter(folder, "snapshots")
-        self.folder = self._masks.folder
+        self.folder = Path(folder)
+        self._masks: MaskWriter | None = None
         self._count = 0
+
+    def check(self) -> "Snapshots":
+        """Make the folder where missing and check it can be written (OutputError if not)."""
+        if self._masks is None:
+            self._masks = MaskWriter(self.folder, "snapshots")
+        return self
 
     def save(self, picture: U8, ids: U8) -> Path:
         """Write `picture` (BGR) and `ids` (LIP ids); return the picture's path."""
+        masks = self.check()._masks
         while True:
             self._count += 1
             stem = f"lipparse-{time.strftime('%Y%m%d-%H%M%S')}-{self._count}"
@@ -292,7 +299,7 @@ class Snapshots:
                 break
         if not cv2.imwrite(str(path), picture):
             raise OutputError(f"cannot write snapshot '{path}'")
-        self._masks.write(ids, f"{stem}-ids")
+        masks.write(ids, f"{stem}-ids")
         return path
 
 

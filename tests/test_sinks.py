@@ -202,5 +202,8 @@ def test_snapshots_are_named_apart_and_a_file_for_a_folder_is_refused(tmp_path):
     assert np.array_equal(cv2.imread(str(paths[0])), picture)
     assert np.array_equal(cv2.imread(str(paths[0].with_name(paths[0].stem + "-ids.png")), cv2.IMREAD_UNCHANGED), ids)
     (tmp_path / "f").write_text("x")
+    late = Snapshots(tmp_path / "f")  # checked when asked, or at the first save
     with pytest.raises(OutputError, match="cannot write snapshots to .*: it is a file"):
-        Snapshots(tmp_path / "f")
+        late.save(picture, ids)
+    with pytest.raises(OutputError, match="cannot write snapshots to .*: it is a file"):
+        late.check()
