@@ -282,15 +282,16 @@ class Snapshots:
         self._masks: MaskWriter | None = None
         self._count = 0
 
-    def check(self) -> "Snapshots":
-        """Make the folder where missing and check it can be written (OutputError if not)."""
+    def check(self) -> MaskWriter:
+        """Make the folder where missing and check it can be written (OutputError if not); return
+        the writer of the class maps."""
         if self._masks is None:
             self._masks = MaskWriter(self.folder, "snapshots")
-        return self
+        return self._masks
 
     def save(self, picture: U8, ids: U8) -> Path:
         """Write `picture` (BGR) and `ids` (LIP ids); return the picture's path."""
-        masks = self.check()._masks
+        masks = self.check()
         while True:
             self._count += 1
             stem = f"lipparse-{time.strftime('%Y%m%d-%H%M%S')}-{self._count}"
