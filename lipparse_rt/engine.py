@@ -287,7 +287,7 @@ class Engine:
                     "; ".join(why) or "no usable GPU or its libraries", self.provider)
         self.meta = dict(self.session.get_modelmeta().custom_metadata_map)
         self._check_model(path)
-        self.input_size = config.input_size or int(self.meta.get("input_size", 256))
+        self.input_size = _input_size(config, self.session)
         logits = [o for o in self.session.get_outputs() if o.name == "logits"]
         self._logits_last = bool(logits) and logits[0].shape[-1] == len(NAMES)  # else 1x20xHxW
         self.flip = bool(logits) if config.flip is None else config.flip
@@ -315,9 +315,8 @@ class Engine:
         """
         if not _takes_bgr(self.session):
             return None
-        meta = self.session.get_modelmeta().custom_metadata_map
-        frame = _test_frame(self.config.input_size or int(meta.get("input_size", 256)))
-        name = "logits" if any(o.name == "logits" for o in self.session.get_outputs()) else "ids"
+        frame = _test_frame(_input_size(self.config, self.session))
+        name = "logits" if self.has_logits else "ids"
         cpu = self._load(path, [(PROVIDERS["cpu"], {})])
         try:
             want, got = cpu.run([name], {"bgr": frame})[0], self.session.run([name], {"bgr": frame})[0]
@@ -561,6 +560,11 @@ def face_side(ids: NDArray, long_side: int, target: int, most: float = FACE_MOST
         return 0
     scale = min(most, target / height)
     return padded(round(long_side * scale)) if scale >= 1.06 else 0
+
+
+def _input_size(config: EngineConfig, session) -> int:
+    """The model's long side: the config's, else the size stored in the weights (256 if none)."""
+    return config.input_size or int(session.get_modelmeta().custom_metadata_map.get("input_size", 256))
 
 
 def _provider_of(session) -> str:

@@ -364,8 +364,9 @@ def run_live(
     def mode() -> str:  # what the HUD names as running (f changes it)
         return engine.mode + (" zoom" if zoom else "")
 
-    def act(key: int, frame: Frame | None, ids: U8 | None, picture: U8 | None) -> bool:
-        """Apply a key of the window; True to quit."""
+    def act(key: int, shown: tuple[Frame, U8, U8] | None) -> bool:
+        """Apply a key of the window (`shown`: the frame, its ids and the picture without the HUD,
+        None while the camera is lost); True to quit."""
         action = view.press(key)
         if action == "flip":
             if engine.has_logits:
@@ -373,7 +374,8 @@ def run_live(
                 log.info("flip test-time augmentation %s", "on" if engine.flip else "off")
             else:
                 log.warning("flip needs weights with a 'logits' output: not available with these")
-        elif action == "snapshot" and frame is not None and ids is not None and picture is not None:
+        elif action == "snapshot" and shown is not None:
+            frame, ids, picture = shown
             if snapshots is None:
                 log.warning("snapshots are off (no folder given)")
             else:
@@ -418,7 +420,7 @@ def run_live(
             except queue.Empty:
                 if display is not None and camera.lost and last is not None:
                     lost = hud(last.copy(), meter.hud(mode(), model_hw[0], "camera lost - reconnecting"))
-                    if act(display.show(lost), None, None, None) or display.closed():
+                    if act(display.show(lost), None) or display.closed():
                         stats.stopped = True
                         break
                 continue
@@ -438,7 +440,7 @@ def run_live(
                 t_pts0 = frame.t_capture if t_pts0 is None else t_pts0
                 video.write(out, round((frame.t_capture - t_pts0) * 1000))
             if display is not None:
-                if act(display.show(out), frame, ids, last) or display.closed():
+                if act(display.show(out), (frame, ids, last)) or display.closed():
                     stats.stopped = True
                     break
             done = time.perf_counter()
