@@ -9,10 +9,11 @@
 # Each run is stopped (SIGTERM: it writes its checkpoint and ends) if it is still going after
 # GUARD seconds, so that the call ends inside its limit; the weights (no optimizer state, which
 # would pass the 16 MiB a returned file may have) come back in $OUT as g1.pt and g2.pt.
-# Here, to try the script: DEVICE=cpu ITERS=4 WORKERS=1 OUT=/tmp/g bash tools/gpu_train.sh
+# The second call of 2026-12-04: S1=123 S2=124 ITERS=3000 GUARD=215 bash tools/gpu_train.sh
+# Here, to try the script: DEVICE=cpu ITERS=4 WORKERS=1 GUARD=60 OUT=/tmp/g PYTHON=python bash tools/gpu_train.sh
 set -u
 export PYTHONUNBUFFERED=1
-DEVICE=${DEVICE:-cuda} ITERS=${ITERS:-7000} WORKERS=${WORKERS:-7} GUARD=${GUARD:-470}
+DEVICE=${DEVICE:-cuda} ITERS=${ITERS:-7000} WORKERS=${WORKERS:-7} GUARD=${GUARD:-470} S1=${S1:-121} S2=${S2:-122}
 INIT=${INIT:-weights/lipnet.pt}
 P=${PYTHON:-python3}
 T0=$(date +%s)
@@ -24,13 +25,13 @@ cat "$OUT/env.txt"
 V=.gcarry/viton C=.gcarry/ccp:split=train:labels=labels_lip_sided
 COMMON=(--iters "$ITERS" --batch 16 --lr 0.001 --lovasz 10 --grey 0.05 --empty 0.05 --decoder-stride 4
         --device "$DEVICE" --workers "$WORKERS" --threads 2 --ckpt-every 500 --init "$INIT")
-# g1: the 50/50 mix at 0.7-1.2, VITON's rare classes drawn more often (repeat 0.3), 30% recoloured
+# g1 (seed S1): the 50/50 mix at 0.7-1.2, VITON's rare classes drawn more often (repeat 0.3), 30% recoloured
 $P -m lipparse_rt train --data $V:ratio=0.5:white:repeat=0.3 --data $C:ratio=0.5:repeat=0.3 \
-  --out /tmp/g1 --seed 121 --scale 0.7,1.2 --recolour 0.3 "${COMMON[@]}" > "$OUT/g1.log" 2>&1 &
+  --out /tmp/g1 --seed "$S1" --scale 0.7,1.2 --recolour 0.3 "${COMMON[@]}" > "$OUT/g1.log" 2>&1 &
 G1=$!
-# g2: 75% CCP at 0.8-1.25, VITON at repeat 1.0, 50% recoloured
+# g2 (seed S2): 75% CCP at 0.8-1.25, VITON at repeat 1.0, 50% recoloured
 $P -m lipparse_rt train --data $V:ratio=0.25:white:repeat=1.0 --data $C:ratio=0.75:repeat=0.3 \
-  --out /tmp/g2 --seed 122 --scale 0.8,1.25 --recolour 0.5 "${COMMON[@]}" > "$OUT/g2.log" 2>&1 &
+  --out /tmp/g2 --seed "$S2" --scale 0.8,1.25 --recolour 0.5 "${COMMON[@]}" > "$OUT/g2.log" 2>&1 &
 G2=$!
 while kill -0 $G1 2>/dev/null || kill -0 $G2 2>/dev/null; do
   if [ $(( $(date +%s) - T0 )) -ge "$GUARD" ]; then
