@@ -35,7 +35,7 @@ $P -m lipparse_rt train --data $V:ratio=0.25:white:repeat=1.0 --data $C:ratio=0.
 G2=$!
 while kill -0 $G1 2>/dev/null || kill -0 $G2 2>/dev/null; do
   if [ $(( $(date +%s) - T0 )) -ge "$GUARD" ]; then
-    echo "guard: stopping at $(( $(date +%s) - T0 ))s"; kill -TERM $G1 $G2 2>/dev/null; wait; break
+    echo "guard: stopping at $(( $(date +%s) - T0 ))s"; kill -TERM $G1 $G2 2>/dev/null; break
   fi
   sleep 5
 done
@@ -44,7 +44,7 @@ for g in g1 g2; do
   tail -3 "$OUT/$g.log"
   cp /tmp/$g/log.csv "$OUT/$g-log.csv" 2>/dev/null
   $P -c "
-import sys, torch
+import torch
 c = torch.load('/tmp/$g/last.pt', map_location='cpu', weights_only=False)
 c.pop('optimizer', None)
 torch.save(c, '$OUT/$g.pt')
