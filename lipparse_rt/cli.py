@@ -266,8 +266,8 @@ def webcam(
 ) -> None:
     """Parse a live camera: overlay, legend and a HUD with FPS and latency.
 
-    Keys in the window: q or Esc quit, s snapshot, f flip on/off, h HUD on/off, m mirror on/off,
-    + and - overlay opacity.
+    Keys in the window: q or Esc quit, s snapshot, f flip on/off, z person zoom on/off, h HUD on/off,
+    m mirror on/off, + and - overlay opacity.
     """
     from fractions import Fraction
 
@@ -308,7 +308,7 @@ def webcam(
             if show:
                 err.print(f"keys: {LiveView.KEYS}", highlight=False)
             stats = run_live(cam, engine, window, writer, LiveView(alpha, mirror), max_frames=max_frames,
-                             zoom=Zoom(engine, background=True) if zoom else None, snapshots=shots)
+                             zoom=Zoom(engine, background=True), zoom_on=zoom, snapshots=shots)
     except LipParseError as exc:
         _fail(exc)
     _summary(stats, f"camera {camera}")

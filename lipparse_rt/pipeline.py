@@ -53,16 +53,16 @@ class LiveView:
     mirror: bool = True  # what is shown and recorded only: the model sees the camera's frame
     hud: bool = True
 
-    KEYS = "q/Esc quit, s snapshot, f flip, h HUD, m mirror, +/- opacity"
+    KEYS = "q/Esc quit, s snapshot, f flip, z zoom, h HUD, m mirror, +/- opacity"
 
     def press(self, key: int) -> str:
         """Apply one key (`Display.show`'s code); return what the caller does next: 'quit',
-        'snapshot', 'flip' or '' (nothing, or a change of this view)."""
+        'snapshot', 'flip', 'zoom' or '' (nothing, or a change of this view)."""
         ch = chr(key).lower() if 0 <= key < 0x110000 else ""
         if key == 27 or ch == "q":
             return "quit"
-        if ch in ("s", "f"):
-            return {"s": "snapshot", "f": "flip"}[ch]
+        if ch in ("s", "f", "z"):
+            return {"s": "snapshot", "f": "flip", "z": "zoom"}[ch]
         if ch == "h":
             self.hud = not self.hud
         elif ch == "m":
@@ -344,6 +344,7 @@ def run_live(
     max_frames: int = 0,
     zoom: Zoom | None = None,
     snapshots: SnapshotSink | None = None,
+    zoom_on: bool = True,
 ) -> RunStats:
     """Parse a live source: newest frame only, so latency never builds up.
 
@@ -351,8 +352,8 @@ def run_live(
     and the calling thread, which renders, shows and records, and takes the window's keys
     (`LiveView.KEYS`: q or Esc quits; s saves the picture shown, without the HUD, and the class
     map to `snapshots`; f turns flip test-time augmentation on or off where the weights allow
-    it). Mirroring flips what is shown only; the model sees the camera's own frame. `zoom`: as
-    `run_file`'s.
+    it; z turns person zoom on or off). Mirroring flips what is shown only; the model sees the
+    camera's own frame. `zoom`: as `run_file`'s, used while it is on (from the start with `zoom_on`).
     """
     view = view or LiveView()
     stats = RunStats()
@@ -360,9 +361,10 @@ def run_live(
     results: queue.Queue = queue.Queue(1)
     meter = Meter()
     model_hw = [(0, 0)]
+    zooming = [zoom if zoom_on else None]  # the zoom in use (z changes it), or None: the frame whole
 
-    def mode() -> str:  # what the HUD names as running (f changes it)
-        return engine.mode + (" zoom" if zoom else "")
+    def mode() -> str:  # what the HUD names as running (f and z change it)
+        return engine.mode + (" zoom" if zooming[0] else "")
 
     def act(key: int, shown: tuple[Frame, U8, U8] | None) -> bool:
         """Apply a key of the window (`shown`: the frame, its ids and the picture without the HUD,
@@ -374,6 +376,14 @@ def run_live(
                 log.info("flip test-time augmentation %s", "on" if engine.flip else "off")
             else:
                 log.warning("flip needs weights with a 'logits' output: not available with these")
+        elif action == "zoom":
+            if zoom is None:
+                log.warning("person zoom is not available here")
+            else:
+                if zooming[0] is None:
+                    zoom.reset()  # the people it followed before may have gone
+                zooming[0] = None if zooming[0] else zoom
+                log.info("person zoom %s", "on" if zooming[0] else "off")
         elif action == "snapshot" and shown is not None:
             frame, ids, picture = shown
             if snapshots is None:
@@ -396,9 +406,10 @@ def run_live(
                     continue
                 stats.frames_in += 1
                 t = time.perf_counter()
-                ids = (zoom or engine).parse(frame.image)
+                zoomer = zooming[0]
+                ids = (zoomer or engine).parse(frame.image)
                 ms = (time.perf_counter() - t) * 1000
-                model_hw[0] = zoom.last_input if zoom else engine.model_shape(*frame.image.shape[:2])
+                model_hw[0] = zoomer.last_input if zoomer else engine.model_shape(*frame.image.shape[:2])
                 try:  # keep only the newest result for the display
                     results.get_nowait()
                     stats.dropped += 1
@@ -456,6 +467,8 @@ def run_live(
         worker.thread.join()
         stats.wall_s = time.perf_counter() - t0
         stats.dropped += camera.dropped
+        if zoom is not None:
+            zoom.wait()  # a search still running: the run ends with none of its threads left
     if worker.error is not None and not isinstance(worker.error, (KeyboardInterrupt, Interrupted)):
         raise worker.error
     return stats

@@ -328,7 +328,8 @@ class Zoom:
                 with self._lock:  # one search at a time (frames parsed in parallel may both look)
                     if self._search_thread is None or not self._search_thread.is_alive():
                         self._search_thread = threading.Thread(
-                            target=self._search, args=(bgr.copy(), side, budget, self._boxes or ()), name="zoom-search")
+                            target=self._search, args=(bgr.copy(), side, budget, self._boxes or ()), name="zoom-search",
+                            daemon=False)  # not the daemon its caller may be: a search cut off at exit aborts the process
                         self._search_thread.start()
             return ids
         # a search in line: the whole frame at the input size, then enlarged, unless the people

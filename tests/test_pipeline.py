@@ -194,7 +194,7 @@ def test_live_view_keys():
     from lipparse_rt.pipeline import LiveView
 
     view = LiveView(alpha=0.95)
-    assert [view.press(k) for k in (ord("q"), 27, ord("Q"), ord("s"), ord("f"))] == ["quit"] * 3 + ["snapshot", "flip"]
+    assert [view.press(k) for k in (ord("q"), 27, ord("Q"), ord("s"), ord("f"), ord("z"))] == ["quit"] * 3 + ["snapshot", "flip", "zoom"]
     assert view.press(ord("+")) == "" and view.alpha == 1.0 and view.press(ord("=")) == "" and view.alpha == 1.0
     for _ in range(12):
         view.press(ord("-"))
@@ -259,6 +259,73 @@ def test_live_flip_key_with_weights_without_logits_warns_and_goes_on(tmp_path, c
         stats = run_live(cam, engine, display=display)
     assert stats.stopped and len(display.frames) == 3 and not engine.flip  # f, nothing, then q
     assert "flip needs weights with a 'logits' output" in caplog.text
+
+
+class CountingZoom:
+    """Parses through the engine as a frame whole, counting the frames and resets it is given."""
+
+    def __init__(self, engine) -> None:
+        self.engine, self.frames, self.resets, self.last_input = engine, 0, 0, (0, 0)
+
+    def parse(self, bgr):
+        self.frames += 1
+        self.last_input = self.engine.model_shape(*bgr.shape[:2])
+        return self.engine.parse(bgr)
+
+    def reset(self) -> None:
+        self.resets += 1
+
+    def wait(self) -> None:  # no search of its own
+        pass
+
+
+def test_live_zoom_key_turns_person_zoom_on_and_off(tmp_path, engine, caplog):
+    caplog.set_level("INFO", logger="lipparse_rt")
+    video = str(make_video(tmp_path / "cam.mp4", n=300, fps=30))
+    zoom = CountingZoom(engine)
+    with Camera(video) as cam:  # off from the start: no frame goes through the zoom
+        stats = run_live(cam, engine, display=KeyDisplay([-1] * 4), zoom=zoom, zoom_on=False)
+    assert stats.stopped and zoom.frames == 0 and stats.frames_in > 0
+    display = KeyDisplay([ord("z")] + [-1] * 6 + [ord("z")])
+    with Camera(video) as cam:
+        stats = run_live(cam, engine, display=display, zoom=zoom, zoom_on=False)
+    assert stats.stopped and len(display.frames) == 9  # z, six frames, z, then q
+    assert zoom.frames > 0 and zoom.resets == 1  # turned on afresh: the people it followed may have gone
+    assert caplog.text.index("person zoom on") < caplog.text.index("person zoom off")
+    with Camera(video) as cam:  # on from the start, turned off: no reset
+        run_live(cam, engine, display=KeyDisplay([ord("z")]), zoom=CountingZoom(engine))
+    assert caplog.text.count("person zoom off") == 2
+    caplog.clear()
+    with Camera(video) as cam:  # no zoom given: z says so and the run goes on
+        stats = run_live(cam, engine, display=KeyDisplay([ord("z"), -1]))
+    assert stats.stopped and "person zoom is not available here" in caplog.text
+
+
+def test_a_live_run_ends_with_its_zoom_search_finished(tmp_path, engine):
+    from lipparse_rt.zoom import Zoom
+
+    class SlowSearch:
+        """The engine seeing nobody (so each search goes on to the enlarged parse), which takes a
+        while (a long side given)."""
+
+        def __init__(self, engine) -> None:
+            self._engine = engine
+
+        def __getattr__(self, name):
+            return getattr(self._engine, name)
+
+        def parse(self, bgr, long_side=None, scaled=True):
+            if long_side is not None:
+                time.sleep(0.5)
+            return self._engine.parse(bgr, long_side, scaled) * 0
+
+    slow = SlowSearch(engine)
+    zoom = Zoom(slow, background=True)  # as `webcam --zoom`: the first frame starts a search beside it
+    with Camera(str(make_video(tmp_path / "cam.mp4", n=200, fps=30))) as cam:
+        stats = run_live(cam, slow, zoom=zoom, max_frames=1)
+    assert stats.frames_out == 1 and zoom.searches == 1
+    # a search cut off at the process's exit aborted it (ONNX Runtime, mid-run, on a daemon thread)
+    assert not [t for t in threading.enumerate() if t.name == "zoom-search"]
 
 
 def test_a_snapshot_that_cannot_be_written_is_a_warning_and_the_run_goes_on(tmp_path, engine, caplog):
