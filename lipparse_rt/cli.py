@@ -127,6 +127,19 @@ def _scales(text: str) -> tuple[float, ...]:
     return () if scales == (1.0,) else scales
 
 
+def _resolution(text: str | None) -> tuple[int, int] | None:
+    """'1280x720' -> (1280, 720); None -> None."""
+    if text is None:
+        return None
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise InputError(f"--resolution takes WIDTHxHEIGHT (e.g. 1280x720), not {text!r}") from None
+    if not (16 <= w <= 8192 and 16 <= h <= 8192):
+        raise InputError(f"--resolution needs a width and height from 16 to 8192, not {text!r}")
+    return w, h
+
+
 def _engine(weights: Optional[Path], provider: str, size: int, threads: int = 0, flip: Optional[bool] = False,
             int8: Optional[bool] = None, spinning: bool = True, scales: tuple[float, ...] = (), face: int = 0):
     """The engine for the model commands. int8 None: the app's default weights for where it runs
@@ -263,6 +276,10 @@ def webcam(
     snapshots: Optional[Path] = typer.Option(None, "--snapshots", show_default=False,
                                              help="Where the s key saves the picture shown (without the HUD) and its "
                                                   "class map. Default: the current folder."),
+    resolution: Optional[str] = typer.Option(None, "--resolution", show_default=False,
+                                             help="Ask the camera for this frame size, WIDTHxHEIGHT (e.g. 1280x720); "
+                                                  "it picks its nearest mode, and the status line says what it gives. "
+                                                  "Default: the camera's own."),
 ) -> None:
     """Parse a live camera: overlay, legend and a HUD with FPS and latency.
 
@@ -283,6 +300,7 @@ def webcam(
             raise DisplayError("cannot open a window: no display (set DISPLAY, or use --no-show with --out FILE)")
         if not show and out_path is None:
             raise InputError("nothing to do: with --no-show give --out FILE")
+        wanted = _resolution(resolution)
         if out_path is not None:
             check_output(out_path, force)
         shots = Snapshots(snapshots or Path(".")) if show else None
@@ -290,7 +308,13 @@ def webcam(
             shots.check()  # a folder named is checked before anything starts; the default one at the first s
         engine = _engine(weights, provider, size, flip=flip, int8=int8)
         with ExitStack() as stack:
-            cam = stack.enter_context(Camera(camera))
+            cam = stack.enter_context(Camera(camera, size=wanted))
+            if wanted and cam.is_file:
+                err.print(f"warning: --resolution is for cameras: '{camera}' plays at its own size", highlight=False,
+                          soft_wrap=True)
+            elif wanted and cam.width and (cam.width, cam.height) != wanted:
+                err.print(f"warning: camera {camera} gives {cam.width}x{cam.height}, not the {wanted[0]}x{wanted[1]} "
+                          "asked for (its nearest mode)", highlight=False, soft_wrap=True)
             window = stack.enter_context(Window(f"lipparse-rt   keys: {LiveView.KEYS}")) if show else None
             writer = None
             if out_path is not None:
@@ -303,7 +327,8 @@ def webcam(
                 h, w = frame.image.shape[:2]
                 writer = stack.enter_context(VideoWriter(out_path, Fraction(round(cam.fps * 1000), 1000), w, h,
                                                          time_base=Fraction(1, 1000)))
-            err.print(f"camera {camera} on {engine.mode}, model long side {engine.input_size}"
+            shape = f" ({cam.width}x{cam.height}, {cam.fps:g} FPS)" if cam.width else ""
+            err.print(f"camera {camera}{shape} on {engine.mode}, model long side {engine.input_size}"
                       + (", person zoom" if zoom else ""), highlight=False)
             if show:
                 err.print(f"keys: {LiveView.KEYS}", highlight=False)

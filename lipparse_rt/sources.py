@@ -159,10 +159,14 @@ class Camera:
         spec: camera index, device path, stream URL or video file.
         opener: makes the capture (tests pass a fake).
         finite: a failed read ends the source (default: when `spec` is a file).
+        size: the frame size (width, height) to ask a camera for, at every (re)opening; the
+            camera picks its nearest mode (`width`, `height`: what it gives). A file plays at
+            its own size.
     """
 
     def __init__(self, spec: str, reconnect_s: float = 5.0,
-                 opener: Callable[[str], cv2.VideoCapture] = open_capture, finite: bool | None = None) -> None:
+                 opener: Callable[[str], cv2.VideoCapture] = open_capture, finite: bool | None = None,
+                 size: tuple[int, int] | None = None) -> None:
         self.spec = spec
         self.is_file = Path(spec).is_file()
         self.finite = self.is_file if finite is None else finite  # a failed read is the end, not a loss
@@ -170,9 +174,12 @@ class Camera:
             raise CameraError(f"cannot open camera '{spec}': no such device, stream or file")
         self._opener = opener
         self._reconnect_s = reconnect_s
-        self._cap = opener(spec)
+        self._size = None if self.is_file else size
+        self._cap = self._open()
         fps = self._cap.get(cv2.CAP_PROP_FPS)
         self.fps = fps if 1 <= fps <= 240 else 30.0
+        self.width = int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH))  # as the capture reports it (0: unknown)
+        self.height = int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._slot: Frame | None = None
@@ -190,6 +197,13 @@ class Camera:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def _open(self) -> cv2.VideoCapture:
+        cap = self._opener(self.spec)
+        if self._size is not None:
+            cap.set(cv2.CAP_PROP_FRAME_WIDTH, self._size[0])
+            cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self._size[1])
+        return cap
 
     def close(self) -> None:
         """Stop the reader thread and release the capture."""
@@ -214,7 +228,7 @@ class Camera:
             delay = min(delay * 2, 1.0)
             self._cap.release()
             try:
-                self._cap = self._opener(self.spec)
+                self._cap = self._open()
             except CameraError:
                 continue
             ok, img = self._cap.read()

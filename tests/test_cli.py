@@ -100,6 +100,18 @@ def test_webcam_with_a_file_camera_records(tmp_path, zoom):
     assert 1 <= probe(out)["frames"] <= 30
 
 
+def test_webcam_resolution_is_checked_and_a_file_camera_keeps_its_size(tmp_path):
+    cam = make_video(tmp_path / "cam.mp4", n=10, fps=60)
+    out = tmp_path / "rec.mp4"
+    for bad in ("big", "1280", "12x7"):
+        r = runner.invoke(app, ["webcam", "--camera", str(cam), "--no-show", "--out", str(out), "--resolution", bad])
+        assert "--resolution" in _one_line_error(r, 2) and not out.exists()
+    r = runner.invoke(app, ["webcam", "--camera", str(cam), "--no-show", "--out", str(out), "--resolution", "1280x720"])
+    assert r.exit_code == 0, r.output
+    assert "--resolution is for cameras" in r.stderr and "(160x120, 60 FPS)" in r.stderr
+    assert probe(out)["size"] == (160, 120)
+
+
 def test_webcam_without_display_says_so(monkeypatch, tmp_path):
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)

@@ -168,6 +168,57 @@ def test_camera_comes_back_after_a_drop():
         assert attempts["n"] == 4 and not cam.lost and cam.error is None
 
 
+class ModesCapture(FakeCapture):
+    """A camera with two frame sizes: asked for a size, it takes its nearest mode (as V4L2 does)."""
+
+    MODES = [(640, 480), (1280, 720)]
+
+    def __init__(self, n: int) -> None:
+        super().__init__(n)
+        self.mode, self.asked = self.MODES[0], {}
+
+    def set(self, prop, value) -> bool:
+        import cv2
+
+        self.asked[prop] = value
+        if len(self.asked) == 2:
+            w, h = self.asked[cv2.CAP_PROP_FRAME_WIDTH], self.asked[cv2.CAP_PROP_FRAME_HEIGHT]
+            self.mode = min(self.MODES, key=lambda m: abs(m[0] - w) + abs(m[1] - h))
+        return True
+
+    def get(self, prop) -> float:
+        import cv2
+
+        return {cv2.CAP_PROP_FRAME_WIDTH: self.mode[0], cv2.CAP_PROP_FRAME_HEIGHT: self.mode[1]}.get(prop, 30.0)
+
+
+@pytest.mark.parametrize("size, gives", [(None, (640, 480)), ((1280, 720), (1280, 720)), ((1920, 1080), (1280, 720))])
+def test_camera_asks_for_a_frame_size_and_says_what_it_gives(size, gives):
+    fake = ModesCapture(n=0)
+    fake.gate.release()
+    with Camera("0", reconnect_s=0, opener=lambda spec: fake, size=size) as cam:
+        assert (cam.width, cam.height) == gives
+    assert bool(fake.asked) == (size is not None)  # no size: the camera's own mode, untouched
+
+
+def test_a_reopened_camera_is_asked_for_the_size_again():
+    gone, live = ModesCapture(n=0), ModesCapture(n=1000)
+    gone.read = lambda: (False, None)
+    for _ in range(1000):
+        live.gate.release()
+    captures = iter([gone, live])
+    with Camera("0", reconnect_s=5.0, opener=lambda spec: next(captures), size=(1280, 720)) as cam:
+        frame = None
+        while frame is None:
+            frame = cam.read(timeout=1)
+    assert live.mode == (1280, 720)
+
+
+def test_a_file_camera_plays_at_its_own_size(tmp_path):
+    with Camera(str(make_video(tmp_path / "v.mp4", n=3)), size=(1280, 720)) as cam:
+        assert (cam.width, cam.height) == (160, 120)
+
+
 def test_busy_camera_is_a_camera_error(monkeypatch):
     from lipparse_rt import sources
 
