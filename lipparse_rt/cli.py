@@ -571,6 +571,9 @@ def quantize(
     size: Size = 256,
     float_stages: int = typer.Option(3, "--float-stages", min=0, max=6,
                                      help="Encoder stages left float (the full-resolution ones are faster in float)."),
+    percentile: float = typer.Option(99.999, "--percentile", min=90.0, max=100.0,
+                                     help="Each activation's range: this percentile of its calibration histogram "
+                                          "(100: min/max; BENCHMARKS.md, \"INT8\")."),
 ) -> None:
     """INT8 static quantisation for the CPU, calibrated on real photos (no torch needed)."""
     from .quantize import calibration_images, quantize as run_quantize
@@ -581,7 +584,7 @@ def quantize(
                       console=err, transient=True) as progress:
             task = progress.add_task("calibrating", total=len(images))
             run_quantize(model, out_path, images, size, float_stages,
-                         on_image=lambda i, n: progress.update(task, completed=i))
+                         on_image=lambda i, n: progress.update(task, completed=i), percentile=percentile)
     except LipParseError as exc:
         _fail(exc)
     out.print(f"wrote {out_path}")

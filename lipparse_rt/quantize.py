@@ -67,11 +67,15 @@ def float_nodes(model, float_stages: int) -> list[str]:
     return [n.name for n in model.graph.node if n.name.startswith(prefixes)]
 
 
+PERCENTILE = 99.999
+
+
 def quantize(model: Path, out: Path, images: list[Path], long_side: int, float_stages: int = FLOAT_STAGES,
-             on_image: Callable[[int, int], None] | None = None) -> Path:
+             on_image: Callable[[int, int], None] | None = None, percentile: float = PERCENTILE) -> Path:
     """Write an INT8 (QDQ) copy of `model`, calibrated on `images` at `long_side`.
 
     The convolutions of the encoder's first `float_stages` stages and of the decoder stay float.
+    Each activation's range is the `percentile` of its calibration histogram (100: min/max).
     The calibration frames are padded to one square (`long_side` rounded up to the stride): the
     percentile calibrator stacks them.
     `on_image(i, n)` is called as each of the n calibration images is read.
@@ -118,13 +122,14 @@ def quantize(model: Path, out: Path, images: list[Path], long_side: int, float_s
             quantize_static(str(pre), str(out), Reader(), quant_format=QuantFormat.QDQ, op_types_to_quantize=["Conv"],
                             nodes_to_exclude=keep, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                             per_channel=True, calibrate_method=CalibrationMethod.Percentile,
-                            extra_options={"CalibStridedMinMax": math.gcd(len(images), CALIBRATION_CHUNK)})
+                            extra_options={"CalibStridedMinMax": math.gcd(len(images), CALIBRATION_CHUNK),
+                                           "CalibPercentile": percentile})
     # Keep the metadata (class names, input size) the engine checks.
     src, dst = onnx.load(str(model)), onnx.load(str(out))
     del dst.metadata_props[:]
     for prop in src.metadata_props:
         dst.metadata_props.add(key=prop.key, value=prop.value)
     dst.metadata_props.add(key="quantization", value=f"int8 QDQ convolutions, {len(images)} calibration images, "
-                                                      f"first {float_stages} stages and the decoder float, percentile ranges")
+                                                      f"first {float_stages} stages and the decoder float, {percentile:g}th-percentile ranges")
     onnx.save(dst, str(out))
     return out

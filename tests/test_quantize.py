@@ -66,6 +66,24 @@ def test_only_convolutions_past_the_float_stages_are_quantized(tmp_path, tiny_we
     assert f"first {float_stages} stages and the decoder float" in meta["quantization"]
 
 
+def _activation_scales(model) -> dict[str, float]:
+    """Each activation QuantizeLinear's input name -> its scale (the range / 255 of uint8)."""
+    inits = {i.name: onnx.numpy_helper.to_array(i) for i in model.graph.initializer}
+    return {n.input[0]: float(inits[n.input[1]]) for n in model.graph.node
+            if n.op_type == "QuantizeLinear" and n.input[0] not in inits}
+
+
+def test_the_percentile_sets_the_activation_ranges(tmp_path, tiny_weights):
+    _lip_folder(tmp_path / "d", ["a", "b", "c"])
+    images = calibration_images([tmp_path / "d" / "images"], 3)
+    narrow, full = (onnx.load(str(quantize(tiny_weights, tmp_path / f"q{p}.onnx", images, 64, percentile=p)))
+                    for p in (90.0, 100.0))
+    a, b = _activation_scales(narrow), _activation_scales(full)
+    assert a.keys() == b.keys() and a
+    assert all(a[k] <= b[k] * (1 + 1e-6) for k in a) and any(a[k] < 0.9 * b[k] for k in a)  # min/max holds every value
+    assert "90th-percentile" in {p.key: p.value for p in narrow.metadata_props}["quantization"]
+
+
 def test_calibration_at_a_long_side_off_the_stride_pads_every_frame_alike(tmp_path, tiny_weights):
     make_lip_folder(tmp_path / "d", ["a", "b", "c"], (40, 30))  # landscape
     make_lip_folder(tmp_path / "e", ["p"], (30, 40))  # portrait: another padded shape
