@@ -10,11 +10,12 @@
 # GUARD seconds, so that the call ends inside its limit; the weights (no optimizer state, which
 # would pass the 16 MiB a returned file may have) come back in $OUT as g1.pt and g2.pt.
 # The second call of 2026-12-04: S1=123 S2=124 ITERS=3000 GUARD=215 bash tools/gpu_train.sh
+# One longer run instead (g1 alone, the machine's 16 cores sampling for it): RUNS=1 WORKERS=14 ITERS=12000
 # Here, to try the script: DEVICE=cpu ITERS=4 WORKERS=1 GUARD=60 OUT=/tmp/g PYTHON=python bash tools/gpu_train.sh
 set -u
 export PYTHONUNBUFFERED=1
 DEVICE=${DEVICE:-cuda} ITERS=${ITERS:-7000} WORKERS=${WORKERS:-7} GUARD=${GUARD:-470} S1=${S1:-121} S2=${S2:-122}
-INIT=${INIT:-weights/lipnet.pt}
+INIT=${INIT:-weights/lipnet.pt} RUNS=${RUNS:-2}
 P=${PYTHON:-python3}
 T0=$(date +%s)
 mkdir -p "$OUT"
@@ -30,17 +31,21 @@ $P -m lipparse_rt train --data $V:ratio=0.5:white:repeat=0.3 --data $C:ratio=0.5
   --out /tmp/g1 --seed "$S1" --scale 0.7,1.2 --recolour 0.3 "${COMMON[@]}" > "$OUT/g1.log" 2>&1 &
 G1=$!
 # g2 (seed S2): 75% CCP at 0.8-1.25, VITON at repeat 1.0, 50% recoloured
-$P -m lipparse_rt train --data $V:ratio=0.25:white:repeat=1.0 --data $C:ratio=0.75:repeat=0.3 \
-  --out /tmp/g2 --seed "$S2" --scale 0.8,1.25 --recolour 0.5 "${COMMON[@]}" > "$OUT/g2.log" 2>&1 &
-G2=$!
-while kill -0 $G1 2>/dev/null || kill -0 $G2 2>/dev/null; do
+G2=
+if [ "$RUNS" -ge 2 ]; then
+  $P -m lipparse_rt train --data $V:ratio=0.25:white:repeat=1.0 --data $C:ratio=0.75:repeat=0.3 \
+    --out /tmp/g2 --seed "$S2" --scale 0.8,1.25 --recolour 0.5 "${COMMON[@]}" > "$OUT/g2.log" 2>&1 &
+  G2=$!
+fi
+alive() { kill -0 $G1 2>/dev/null || { [ -n "$G2" ] && kill -0 $G2 2>/dev/null; }; }
+while alive; do
   if [ $(( $(date +%s) - T0 )) -ge "$GUARD" ]; then
     echo "guard: stopping at $(( $(date +%s) - T0 ))s"; kill -TERM $G1 $G2 2>/dev/null; break
   fi
   sleep 5
 done
 wait
-for g in g1 g2; do
+for g in g1 ${G2:+g2}; do
   tail -3 "$OUT/$g.log"
   cp /tmp/$g/log.csv "$OUT/$g-log.csv" 2>/dev/null
   $P -c "
