@@ -151,6 +151,23 @@ def preload_gpu_libraries() -> None:
             log.debug("CUDA libraries not preloaded: %s", exc)
 
 
+def gpu_driver_problem() -> str | None:
+    """'no NVIDIA driver: libcuda.so.1 not found' where the system's loader cannot find the
+    driver's library (Linux): then no GPU provider can be created, whatever ONNX Runtime lists.
+    None where it loads, or off Linux."""
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        ctypes.CDLL("libcuda.so.1", mode=os.RTLD_LAZY | os.RTLD_LOCAL)
+    except OSError as exc:
+        if "cannot open shared object file" in str(exc):
+            return "no NVIDIA driver: libcuda.so.1 not found"
+    return None
+
+
 def provider_problem(short: str) -> str | None:
     """Why the GPU provider `short` ('cuda', 'tensorrt') could not be created, where the system's
     loader can tell: no NVIDIA driver, else the first library the provider needs that cannot be
@@ -165,8 +182,10 @@ def provider_problem(short: str) -> str | None:
 
     if not sys.platform.startswith("linux"):
         return None
+    if problem := gpu_driver_problem():  # the driver first: no GPU at all is the likelier cause
+        return problem
     lib = Path(ort.__file__).parent / "capi" / f"libonnxruntime_providers_{short}.so"
-    for name in ["libcuda.so.1"] + ([str(lib)] if lib.is_file() else []) + ["libcudnn.so.9"]:
+    for name in ([str(lib)] if lib.is_file() else []) + ["libcudnn.so.9"]:
         try:
             ctypes.CDLL(name, mode=os.RTLD_LAZY | os.RTLD_LOCAL)
         except OSError as exc:
@@ -256,6 +275,11 @@ class Engine:
         cpu_weights = (config.cpu_weights if config.weights is not None or config.cpu_weights is not None
                        else app_cpu_weights())
         wanted = self._wanted(ort.get_available_providers())
+        gpus = [SHORT[name] for name, _ in wanted if SHORT[name] != "cpu"]
+        if gpus and gpu_driver_problem():  # none can be made: skip building and trying them (~1 s a start)
+            wanted = [(name, opts) for name, opts in wanted if SHORT[name] == "cpu"]
+        else:
+            gpus = []
         cpu_only = [name for name, _ in wanted] == [PROVIDERS["cpu"]]
         path = Path(cpu_weights if cpu_weights is not None and cpu_only else weights)
         model = None
@@ -277,7 +301,8 @@ class Engine:
             path = Path(cpu_weights)  # a GPU provider was offered but could not be created
             self.session = self._load(path, [(PROVIDERS["cpu"], {})])
         self.weights = path
-        missing = [SHORT[name] for name, _ in wanted if SHORT[name] != "cpu" and name not in self.session.get_providers()]
+        missing = gpus + [SHORT[name] for name, _ in wanted
+                          if SHORT[name] != "cpu" and name not in self.session.get_providers()]
         if missing:
             level = logging.WARNING if config.provider != "auto" else logging.INFO
             problems = {p: problem for p in missing if (problem := provider_problem(p))}

@@ -12,7 +12,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from lipparse_rt import engine as engine_mod
 from lipparse_rt import gpu_graph
-from lipparse_rt.engine import Engine, EngineConfig
+from lipparse_rt.engine import Engine, EngineConfig, int8_weights
 
 
 def _cpu(model, feeds):
@@ -84,6 +84,7 @@ def test_engine_gives_a_gpu_provider_the_nchw_head(tiny_weights, monkeypatch, ca
     monkeypatch.setattr(ort, "preload_dlls", lambda: preloads.append(1) or print("Failed to load libcublas"),
                         raising=False)
     monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    monkeypatch.setattr(engine_mod, "gpu_driver_problem", lambda: None)  # as on a machine with a driver
     frame = np.random.default_rng(2).integers(0, 256, (48, 64, 3), dtype=np.uint8)
     gpu = Engine(EngineConfig(weights=tiny_weights, provider="cuda", input_size=64))
     Engine(EngineConfig(weights=tiny_weights, provider="cuda", input_size=64))
@@ -144,6 +145,7 @@ def _fake_cuda(monkeypatch, change):
 
     monkeypatch.setattr(Engine, "_load", load)
     monkeypatch.setattr(ort, "get_available_providers", lambda: [cuda, "CPUExecutionProvider"])
+    monkeypatch.setattr(engine_mod, "gpu_driver_problem", lambda: None)
 
 
 def _rounded(out):  # fp16-sized noise on the scores
@@ -211,6 +213,26 @@ def test_provider_problem_names_the_missing_library(monkeypatch, tmp_path, fails
     got = provider_problem("cuda")
     assert (got is None) if said is None else got.startswith(said)
     assert asked[0] == "libcuda.so.1"  # the driver first: no GPU at all is the likelier cause
+
+
+def test_without_a_driver_no_gpu_provider_is_tried(tiny_weights, monkeypatch, caplog):
+    """ONNX Runtime lists TensorRT and CUDA, but the NVIDIA driver is absent: the engine builds no
+    GPU graph and tries no GPU session; one session, on the CPU weights, and the one line why."""
+    loads, built = [], []
+    real = Engine._load
+    monkeypatch.setattr(Engine, "_load", lambda self, path, providers, model=None:
+                        loads.append([name for name, _ in providers]) or real(self, path, providers, model))
+    monkeypatch.setattr(gpu_graph, "gpu_model", lambda p: built.append(p))
+    monkeypatch.setattr(ort, "get_available_providers",
+                        lambda: ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"])
+    monkeypatch.setattr(engine_mod, "gpu_driver_problem", lambda: "no NVIDIA driver: libcuda.so.1 not found")
+    cpu_copy = int8_weights()
+    with caplog.at_level("INFO", logger="lipparse_rt.engine"):
+        eng = Engine(EngineConfig(weights=tiny_weights, cpu_weights=cpu_copy))
+    assert loads == [["CPUExecutionProvider"]] and not built
+    assert eng.provider == "cpu" and eng.weights == cpu_copy
+    assert any("tensorrt/cuda provider could not be created (no NVIDIA driver: libcuda.so.1 not found): running on cpu"
+               in r.getMessage() for r in caplog.records)
 
 
 def test_the_provider_line_names_the_cause(tiny_weights, monkeypatch, caplog):
