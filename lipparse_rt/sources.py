@@ -129,13 +129,23 @@ class VideoFile:
             raise InputError(f"cannot read video '{self.path}': it has no frames")
 
 
+DEV = Path("/dev")  # where Linux's V4L2 cameras appear, as videoN
+
+
+def video_devices() -> list[int]:
+    """The indices N of the /dev/videoN devices present (Linux), in order."""
+    return sorted(int(p.name[5:]) for p in DEV.glob("video*") if p.name[5:].isdigit())
+
+
 def open_capture(spec: str) -> cv2.VideoCapture:
     """Open an OpenCV capture from an index ('0'), a device path, a URL or a video file."""
     import cv2.utils.logging as cvlog
 
     target: int | str = int(spec) if spec.isdigit() else spec
-    if isinstance(target, int) and sys.platform.startswith("linux") and not Path(f"/dev/video{target}").exists():
-        raise CameraError(f"cannot open camera {target}: /dev/video{target} does not exist")
+    if isinstance(target, int) and sys.platform.startswith("linux") and not (DEV / f"video{target}").exists():
+        found = video_devices()
+        here = f"cameras here: {', '.join(map(str, found))}" if found else "no /dev/video* device here"
+        raise CameraError(f"cannot open camera {target}: /dev/video{target} does not exist ({here})")
     level = cvlog.getLogLevel()
     cvlog.setLogLevel(cvlog.LOG_LEVEL_SILENT)  # OpenCV's own multi-line warnings; we say one line
     try:

@@ -219,6 +219,19 @@ def test_a_file_camera_plays_at_its_own_size(tmp_path):
         assert (cam.width, cam.height) == (160, 120)
 
 
+def test_a_missing_camera_index_names_the_ones_there(monkeypatch, tmp_path):
+    from lipparse_rt import sources
+
+    monkeypatch.setattr(sources.sys, "platform", "linux")
+    monkeypatch.setattr(sources, "DEV", tmp_path)
+    with pytest.raises(CameraError, match=r"/dev/video1 does not exist \(no /dev/video\* device here\)"):
+        sources.open_capture("1")
+    for name in ("video2", "video0", "video10", "vhci"):
+        (tmp_path / name).touch()
+    with pytest.raises(CameraError, match=r"cannot open camera 1: /dev/video1 does not exist \(cameras here: 0, 2, 10\)"):
+        sources.open_capture("1")
+
+
 def test_busy_camera_is_a_camera_error(monkeypatch):
     from lipparse_rt import sources
 
