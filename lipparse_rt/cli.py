@@ -17,7 +17,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from . import __version__
-from .errors import InputError, LipParseError, ModelError
+from .errors import InputError, Interrupted, LipParseError, ModelError
 from .heap import limit_arenas
 
 app = typer.Typer(
@@ -61,8 +61,6 @@ ZoomOpt = Annotated[bool, typer.Option(
 
 
 def _on_sigterm(signum: int, frame: object) -> None:
-    from .pipeline import Interrupted
-
     raise Interrupted()
 
 
@@ -809,9 +807,9 @@ def run() -> None:
     limit_arenas()  # before any thread allocates a frame (see heap.py)
     try:
         app(prog_name="lipparse-rt")  # also under `python -m lipparse_rt`
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Interrupted) as exc:  # outside a run's own handling (a second signal in its clean-up)
         err.print("interrupted")
-        sys.exit(130)
+        sys.exit(getattr(exc, "exit_code", 130))
     except Exception as exc:  # the last guard: no traceback for users unless they ask
         if "--debug" in sys.argv:
             raise

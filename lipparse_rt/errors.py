@@ -43,3 +43,9 @@ class ModelError(LipParseError):
     """The model failed while running (a GPU fault, out of memory): not the input's fault."""
 
     exit_code = 7
+
+
+class Interrupted(Exception):
+    """Raised by the CLI's SIGTERM handler to stop a run as Ctrl-C does (not a failure: exit 143)."""
+
+    exit_code = 143

@@ -20,7 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .engine import Engine, scale_ids
-from .errors import OutputError
+from .errors import Interrupted, OutputError
 from .render import HudInfo, hud, legend, overlay
 from .sources import Camera, Frame
 from .zoom import Zoom
@@ -76,12 +76,6 @@ class LiveView:
 
 class SnapshotSink(Protocol):
     def save(self, picture: U8, ids: U8) -> Any: ...
-
-
-class Interrupted(Exception):
-    """Raised by a signal handler to stop a run like Ctrl-C does (SIGTERM)."""
-
-    exit_code = 143
 
 
 @dataclass

@@ -70,6 +70,25 @@ def test_interrupt_finalises_output(tmp_path, long_video, tiny_weights, sig, cod
     assert probe(out)["frames"] == written  # finalised: every frame written plays
 
 
+def test_a_sigterm_outside_a_run_is_interrupted_not_an_error(tmp_path, monkeypatch, capsys):
+    import sys
+
+    from lipparse_rt import cli
+    from lipparse_rt.errors import Interrupted
+
+    def signal_while_loading(*args, **kwargs):  # SIGTERM while the model loads (or a second one, as
+        raise Interrupted()  # `timeout` sends to the process and its group, while a run stops its threads)
+
+    monkeypatch.setattr(cli, "_engine", signal_while_loading)
+    monkeypatch.setattr(sys, "argv", ["lipparse-rt", "video", str(make_video(tmp_path / "in.mp4", n=3)),
+                                      "--out", str(tmp_path / "o.mp4")])
+    with pytest.raises(SystemExit) as exc:
+        cli.run()
+    assert exc.value.code == 143
+    said = capsys.readouterr().err
+    assert "interrupted" in said and "error" not in said
+
+
 def test_kill_9_leaves_a_playable_file(tmp_path, long_video, tiny_weights):
     out = tmp_path / "o.mp4"
     proc = _cli("video", long_video, "--out", out, env_weights=tiny_weights)
