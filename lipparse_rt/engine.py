@@ -192,8 +192,6 @@ def provider_problem(short: str) -> str | None:
             if "cannot open shared object file" not in str(exc):
                 continue
             missing = Path(str(exc).split(":")[0].strip()).name
-            if missing.startswith("libcuda.so"):
-                return f"no NVIDIA driver: {missing} not found"
             if missing.startswith(("libnvinfer", "libnvonnxparser")):
                 return f"TensorRT is not installed: {missing} not found"
             return f"{missing} not found; pip install 'onnxruntime-gpu[cuda,cudnn]' brings CUDA and cuDNN"
@@ -276,10 +274,8 @@ class Engine:
                        else app_cpu_weights())
         wanted = self._wanted(ort.get_available_providers())
         gpus = [SHORT[name] for name, _ in wanted if SHORT[name] != "cpu"]
-        if gpus and gpu_driver_problem():  # none can be made: skip building and trying them (~1 s a start)
-            wanted = [(name, opts) for name, opts in wanted if SHORT[name] == "cpu"]
-        else:
-            gpus = []
+        skipped = gpus if gpus and gpu_driver_problem() else []  # none can be made: not built or tried (~1 s a start)
+        wanted = [(name, opts) for name, opts in wanted if SHORT[name] not in skipped]
         cpu_only = [name for name, _ in wanted] == [PROVIDERS["cpu"]]
         path = Path(cpu_weights if cpu_weights is not None and cpu_only else weights)
         model = None
@@ -301,7 +297,7 @@ class Engine:
             path = Path(cpu_weights)  # a GPU provider was offered but could not be created
             self.session = self._load(path, [(PROVIDERS["cpu"], {})])
         self.weights = path
-        missing = gpus + [SHORT[name] for name, _ in wanted
+        missing = skipped + [SHORT[name] for name, _ in wanted
                           if SHORT[name] != "cpu" and name not in self.session.get_providers()]
         if missing:
             level = logging.WARNING if config.provider != "auto" else logging.INFO
