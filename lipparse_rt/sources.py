@@ -72,6 +72,13 @@ class VideoFile:
         self.time_base: Fraction = Fraction(self._stream.time_base or Fraction(1, 90000))
         self.rotation = self._first_rotation()  # display rotation, degrees counterclockwise
         w, h = self._stream.codec_context.width, self._stream.codec_context.height
+        self.stored = (w, h)  # the decoder's frame size
+        self.pixel_aspect = pixel_aspect(self._stream)  # width / height of one stored pixel
+        # Non-square pixels (DVD, broadcast, HDV: 720x480 shown 16:9, 1440x1080 shown as 1920x1080)
+        # are resampled to square ones, as players show them: the model sees people in their
+        # true proportions and the output (square pixels) plays at the input's shape.
+        self._square = square_size(w, h, self.pixel_aspect) if self.pixel_aspect != 1 else None
+        w, h = self._square or (w, h)
         self.width, self.height = (h, w) if self.rotation % 180 else (w, h)  # as displayed
         self.declared_frames: int = self._stream.frames or 0  # from the header, 0 if unknown
         self.expected_frames: int = self.declared_frames  # best guess, for progress bars
@@ -118,6 +125,8 @@ class VideoFile:
                     # one swscale thread: its automatic threads (PyAV >= 17) cost ~50% more CPU
                     # per 640x480 frame, CPU that the pipeline's other stages need
                     img = vf.to_ndarray(format="bgr24", threads=1)
+                    if self._square:
+                        img = square_pixels(img, self._square)
                     if self.rotation:  # portrait phone videos: show them upright
                         img = np.ascontiguousarray(np.rot90(img, self.rotation // 90))
                     yield Frame(index, time.perf_counter(), img, vf.pts)
@@ -127,6 +136,37 @@ class VideoFile:
             log.warning("video '%s': %s", self.path, self.error)
         if index == 0 and self.error is None:
             raise InputError(f"cannot read video '{self.path}': it has no frames")
+
+
+MAX_PIXEL_ASPECT = 4  # a pixel aspect ratio beyond 1:4..4:1 is taken for a broken header and ignored
+
+
+def pixel_aspect(stream) -> Fraction:
+    """The sample (pixel) aspect ratio of a PyAV video stream: the container's, else the codec's;
+    1 where neither says or the value is implausible."""
+    for sar in (stream.sample_aspect_ratio, stream.codec_context.sample_aspect_ratio):
+        if sar and 1 / MAX_PIXEL_ASPECT <= sar <= MAX_PIXEL_ASPECT:
+            return Fraction(sar)
+    return Fraction(1)
+
+
+def even(x: float) -> int:
+    """`x` rounded to the nearest even whole number, at least 2 (what H.264's 4:2:0 frames take)."""
+    return max(2, 2 * round(x / 2))
+
+
+def square_size(w: int, h: int, aspect: Fraction) -> tuple[int, int]:
+    """The (width, height) of a w x h frame of pixels `aspect` wide (width / height) in square
+    pixels: wide pixels widen the frame, narrow ones heighten it, so no stored pixel is lost
+    (720x480 at 32:27 -> 854x480; at 8:9 -> 720x540)."""
+    return (even(w * aspect), h) if aspect > 1 else (w, even(h / aspect))
+
+
+def square_pixels(img: U8, size: tuple[int, int]) -> U8:
+    """A frame of non-square pixels resampled to `size` (width, height) of square ones: area
+    averaged where it shrinks, bilinear where it grows."""
+    grow = size[0] * size[1] > img.shape[0] * img.shape[1]
+    return cv2.resize(img, size, interpolation=cv2.INTER_LINEAR if grow else cv2.INTER_AREA)
 
 
 DEV = Path("/dev")  # where Linux's V4L2 cameras appear, as videoN

@@ -42,8 +42,9 @@ def make_lip_folder(root: Path, stems, hw: tuple[int, int] = (48, 32), images: s
 
 def make_video(path: Path, n: int = 10, size: tuple[int, int] = (160, 120), fps: int = 25,
                pts: list[int] | None = None, audio: bool = False, time_base: Fraction | None = None,
-               options: dict | None = None) -> Path:
-    """Write an H.264 video of `n` numbered frames (a bright bar moves right), optional sine audio."""
+               options: dict | None = None, pixel_aspect: Fraction | None = None) -> Path:
+    """Write an H.264 video of `n` numbered frames (a bright bar 10 pixels wide moves right by 7 a
+    frame), optional sine audio, optionally of non-square pixels (`pixel_aspect`: width / height)."""
     import av
 
     w, h = size
@@ -52,6 +53,8 @@ def make_video(path: Path, n: int = 10, size: tuple[int, int] = (160, 120), fps:
         v.width, v.height, v.pix_fmt = w, h, "yuv420p"
         tb = time_base or Fraction(1, fps)
         v.codec_context.time_base = tb
+        if pixel_aspect:
+            v.codec_context.sample_aspect_ratio = pixel_aspect
         a = c.add_stream("aac", rate=22050) if audio else None
         for i in range(n):
             img = np.full((h, w, 3), 40, np.uint8)

@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -146,6 +147,20 @@ def test_portrait_video_is_upright(tmp_path, tiny_weights, monkeypatch):
     assert r.exit_code == 0, r.output
     info = probe(tmp_path / "o.mp4")
     assert info["size"] == (96, 160) and info["frames"] == 5
+
+
+def test_video_of_non_square_pixels_is_written_as_it_is_shown(tmp_path, tiny_weights, monkeypatch):
+    import av
+
+    monkeypatch.setenv("LIPPARSE_WEIGHTS", str(tiny_weights))
+    src = make_video(tmp_path / "dvd.mp4", n=5, size=(120, 80), pixel_aspect=Fraction(32, 27))  # 16:9 DVD's
+    r = runner.invoke(app, ["video", str(src), "--out", str(tmp_path / "o.mp4")])
+    assert r.exit_code == 0, r.output
+    assert "142x80 (stored 120x80, pixel aspect 32:27)" in r.stderr
+    info = probe(tmp_path / "o.mp4")
+    assert info["size"] == (142, 80) and info["frames"] == 5
+    with av.open(str(tmp_path / "o.mp4")) as c:
+        assert c.streams.video[0].sample_aspect_ratio in (None, 1)  # square pixels, no flag to honour
 
 
 def test_4k_video_works(tmp_path, tiny_weights, monkeypatch):

@@ -1,10 +1,11 @@
 import threading
+from fractions import Fraction
 
 import numpy as np
 import pytest
 
 from lipparse_rt.errors import CameraError, InputError
-from lipparse_rt.sources import Camera, Images, VideoFile, read_image_any
+from lipparse_rt.sources import Camera, Images, VideoFile, even, pixel_aspect, read_image_any, square_size
 
 from conftest import make_video
 
@@ -282,3 +283,34 @@ def test_input_tagged_bt709_decodes_to_the_right_colours(tmp_path):
     for i, c in enumerate(colours):
         centre = got[24:40, 32 * i + 8: 32 * i + 24].reshape(-1, 3).mean(0)
         assert np.abs(centre - np.array(c)).max() < 6, (c, centre)
+
+
+@pytest.mark.parametrize("aspect, used, shown", [(Fraction(4, 3), Fraction(4, 3), (128, 64)),
+                                                (Fraction(2, 3), Fraction(2, 3), (96, 96)),
+                                                (Fraction(1, 10), 1, (96, 64))])  # beyond 1:4..4:1: ignored
+def test_non_square_pixels_are_resampled_to_square_ones(tmp_path, aspect, used, shown):
+    src = make_video(tmp_path / "a.mp4", n=3, size=(96, 64), pixel_aspect=aspect)
+    with VideoFile(src) as v:
+        assert (v.pixel_aspect, v.stored, (v.width, v.height)) == (used, (96, 64), shown)
+        frames = list(v)
+    assert [f.image.shape for f in frames] == [(shown[1], shown[0], 3)] * 3
+    bar = np.flatnonzero(frames[2].image[shown[1] // 2, :, 1] > 110)  # stored columns 14..23
+    widen = shown[0] / 96
+    assert abs(bar.mean() - 18.5 * widen) <= 1.5 and abs(len(bar) - 10 * widen) <= 2
+
+
+def test_pixel_aspect_reads_the_container_then_the_codec():
+    class Ctx:
+        def __init__(self, sar):
+            self.sample_aspect_ratio = sar
+
+    class Stream:
+        def __init__(self, container, codec):
+            self.sample_aspect_ratio, self.codec_context = container, Ctx(codec)
+
+    assert pixel_aspect(Stream(Fraction(32, 27), Fraction(8, 9))) == Fraction(32, 27)
+    assert pixel_aspect(Stream(None, Fraction(8, 9))) == Fraction(8, 9)
+    assert pixel_aspect(Stream(Fraction(9, 1), Fraction(4, 3))) == Fraction(4, 3)
+    assert pixel_aspect(Stream(None, None)) == 1
+    assert [even(x) for x in (853.3, 641, 0.4)] == [854, 640, 2]
+    assert square_size(720, 480, Fraction(32, 27)) == (854, 480) and square_size(720, 480, Fraction(8, 9)) == (720, 540)
