@@ -140,6 +140,7 @@ class VideoWriter:
 
         self.path = Path(path)
         self.frames = 0
+        self._resized = 0  # frames of another size than the first, fitted into it
         self._w, self._h = width - width % 2, height - height % 2
         try:
             self._out = av.open(str(self.path), "w", format="mp4", options={
@@ -206,6 +207,14 @@ class VideoWriter:
 
         pts = self._out_pts(pts)
         self._last_pts = pts
+        if not (self._h <= bgr.shape[0] <= self._h + 1 and self._w <= bgr.shape[1] <= self._w + 1):
+            # the source changed its frame size mid-stream (joined recordings, a stream that
+            # switched quality): the whole frame, fitted into the output's, not a corner of it
+            if not self._resized:
+                log.warning("the video changes size at frame %d (%dx%d, not %dx%d): frames of another size are "
+                            "scaled to fit %s", self.frames, bgr.shape[1], bgr.shape[0], self._w, self._h, self.path.name)
+            self._resized += 1
+            bgr = fit_into(bgr, self._w, self._h)
         # OpenCV's BGR -> I420 (BT.601, limited range, as swscale's default): cheaper than
         # PyAV's swscale conversion, and it rounds at least as well.
         yuv = cv2.cvtColor(np.ascontiguousarray(bgr[: self._h, : self._w]), cv2.COLOR_BGR2YUV_I420)
@@ -235,6 +244,17 @@ class VideoWriter:
             out.close()
             if self.frames == 0:  # nothing playable: leave no empty file behind
                 self.path.unlink(missing_ok=True)
+
+
+def fit_into(bgr: U8, w: int, h: int) -> U8:
+    """`bgr` scaled to fit inside w x h, aspect kept, centred on black."""
+    fh, fw = bgr.shape[:2]
+    s = min(w / fw, h / fh)
+    nw, nh = min(w, max(1, round(fw * s))), min(h, max(1, round(fh * s)))
+    out = np.zeros((h, w, 3), np.uint8)
+    y, x = (h - nh) // 2, (w - nw) // 2
+    out[y: y + nh, x: x + nw] = cv2.resize(bgr, (nw, nh), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+    return out
 
 
 def _has_audio(path: Path) -> bool:

@@ -207,3 +207,24 @@ def test_snapshots_are_named_apart_and_a_file_for_a_folder_is_refused(tmp_path):
         late.save(picture, ids)
     with pytest.raises(OutputError, match="cannot write snapshots to .*: it is a file"):
         late.check()
+
+
+def test_frames_of_another_size_are_fitted_whole_not_cropped(tmp_path, caplog):
+    """A source that changes size mid-stream (joined recordings): every later frame is scaled into
+    the first's size with its aspect kept, not cut to its top left corner."""
+    wide = np.zeros((64, 128, 3), np.uint8)
+    wide[:, :64] = (0, 0, 220)  # red left half
+    wide[:, 64:] = (220, 0, 0)  # blue right half
+    small = np.full((24, 32, 3), 200, np.uint8)
+    with VideoWriter(tmp_path / "o.mp4", Fraction(10), 64, 48) as w:
+        w.write(np.full((48, 64, 3), 100, np.uint8))
+        w.write(wide)
+        w.write(small)
+    assert sum("changes size at frame 1 (128x64, not 64x48)" in r.getMessage() for r in caplog.records) == 1
+    with VideoFile(tmp_path / "o.mp4") as v:
+        out = [f.image.astype(int) for f in v]
+    assert [o.shape for o in out] == [(48, 64, 3)] * 3
+    bars, middle = np.r_[out[1][:6], out[1][-6:]], out[1][10:38]
+    assert bars.max() < 30  # letterboxed: 2:1 into 4:3
+    assert middle[:, 4:28, 2].mean() > 180 and middle[:, 36:60, 0].mean() > 180  # both halves there
+    assert np.abs(out[2] - 200).max() < 10  # a smaller frame fills it (same aspect)
