@@ -283,8 +283,8 @@ def webcam(
 ) -> None:
     """Parse a live camera: overlay, legend and a HUD with FPS and latency.
 
-    Keys in the window: q or Esc quit, s snapshot, f flip on/off, z person zoom on/off, h HUD on/off,
-    m mirror on/off, + and - overlay opacity.
+    Keys in the window: q or Esc quit, s snapshot, + and - overlay opacity;
+    on and off: f flip, z person zoom, h HUD, m mirror.
     """
     from fractions import Fraction
 
