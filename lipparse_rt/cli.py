@@ -347,7 +347,7 @@ def webcam(
 @app.command()
 def image(
     path: Path = typer.Argument(..., help="An image, or a folder of images."),
-    out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="Write overlays here (PNG, named by the input's stem)."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="Write overlays here (PNG, named by the input's stem; one of that name is replaced, an input image never)."),
     masks: Optional[Path] = typer.Option(None, "--masks", help="Write masks here: one 8-bit PNG of LIP ids per image, full size, named by stem."),
     weights: Weights = None,
     int8: Int8 = None,
@@ -367,7 +367,7 @@ def image(
     import cv2
 
     from .pipeline import render_frame
-    from .sinks import MaskWriter
+    from .sinks import MaskWriter, check_image_outputs
     from .sources import Images
     from .zoom import Zoom
 
@@ -386,6 +386,7 @@ def image(
             group = clashes[0]
             raise InputError(f"{len(group)} images share the name '{group[0].stem}' "
                              f"({', '.join(p.name for p in group)}): their outputs would overwrite each other")
+        check_image_outputs(images.files, out_dir, masks)
         engine = _engine(weights, provider, size, flip=flip, int8=int8, scales=_scales(scales), face=face)
         zoomer = Zoom(engine) if zoom else None
         mask_writer = MaskWriter(masks) if masks is not None else None

@@ -118,6 +118,20 @@ class _AudioCopy:
         self._in.close()
 
 
+def check_image_outputs(inputs: list[Path], overlays: Path | None, masks: Path | None) -> None:
+    """Refuse `image` outputs (`folder/<stem>.png`) that would replace one of the input images, or
+    overlays and masks sent to one folder (each image's two PNGs would share a name)."""
+    if overlays is not None and masks is not None and Path(overlays).resolve() == Path(masks).resolve():
+        raise OutputError(f"cannot write overlays and masks both to '{overlays}': each image's two PNGs "
+                          "would have one name; give two folders")
+    given = {Path(p).resolve() for p in inputs}
+    for folder, flag in ((overlays, "--out"), (masks, "--masks")):
+        for src in inputs if folder is not None else ():
+            target = Path(folder) / f"{Path(src).stem}.png"
+            if target.resolve() in given:
+                raise OutputError(f"cannot write '{target}': it is an input image; choose another {flag}")
+
+
 class VideoWriter:
     """H.264 (libx264, yuv420p) in a fragmented MP4 that browsers play; audio of `audio_from` kept.
 

@@ -326,3 +326,24 @@ def test_model_failure_mid_video_is_one_line_and_keeps_what_was_written(tmp_path
     written = int(line[0].split("; ")[-1].split()[0])
     assert 0 < written <= 8 and f"frames were written to {out}" in line[0]
     assert probe(out)["frames"] == written  # what was written plays
+
+
+def test_image_outputs_never_replace_an_input(tmp_path, tiny_weights, monkeypatch):
+    import cv2
+
+    monkeypatch.setenv("LIPPARSE_WEIGHTS", str(tiny_weights))
+    d = tmp_path / "photos"
+    d.mkdir()
+    cv2.imwrite(str(d / "a.jpg"), np.full((30, 20, 3), 90, np.uint8))
+    cv2.imwrite(str(d / "b.png"), np.full((30, 20, 3), 200, np.uint8))  # its overlay would be d/b.png
+    before = (d / "b.png").read_bytes()
+    for args, flag in ((["--out", str(d)], "--out"), (["--masks", str(d)], "--masks")):
+        for path in (d, d / "b.png"):
+            r = runner.invoke(app, ["image", str(path), *args])
+            assert r.exit_code == 3, r.output
+            assert r.stderr.strip().splitlines()[-1] == f"error: cannot write '{d / 'b.png'}': it is an input image; choose another {flag}"
+    assert (d / "b.png").read_bytes() == before and sorted(p.name for p in d.iterdir()) == ["a.jpg", "b.png"]
+    r = runner.invoke(app, ["image", str(d), "--out", str(tmp_path / "o"), "--masks", str(tmp_path / "o")])
+    assert r.exit_code == 3 and "overlays and masks both to" in r.stderr and not (tmp_path / "o").exists()
+    r = runner.invoke(app, ["image", str(d / "a.jpg"), "--out", str(d)])  # a.png is no input: written
+    assert r.exit_code == 0 and (d / "a.png").is_file()
