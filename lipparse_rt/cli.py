@@ -17,7 +17,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from . import __version__
-from .errors import InputError, Interrupted, LipParseError, ModelError
+from .errors import InputError, Interrupted, LipParseError, ModelError, OutputError
 from .heap import limit_arenas
 
 app = typer.Typer(
@@ -403,7 +403,7 @@ def image(
                 if out_dir is not None:
                     target = out_dir / f"{img_path.stem}.png"
                     if not cv2.imwrite(str(target), render_frame(bgr, ids, alpha)):
-                        raise InputError(f"cannot write '{target}'")
+                        raise OutputError(f"cannot write overlay '{target}'")
                 n += 1
                 progress.advance(task)
     except LipParseError as exc:

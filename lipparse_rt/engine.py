@@ -309,9 +309,9 @@ class Engine:
         self.meta = dict(self.session.get_modelmeta().custom_metadata_map)
         self._check_model(path)
         self.input_size = _input_size(config, self.session)
-        logits = [o for o in self.session.get_outputs() if o.name == "logits"]
-        self._logits_last = bool(logits) and logits[0].shape[-1] == len(NAMES)  # else 1x20xHxW
-        self.flip = bool(logits) if config.flip is None else config.flip
+        logits = self.has_logits
+        self._logits_last = logits and self._output("logits").shape[-1] == len(NAMES)  # else 1x20xHxW
+        self.flip = logits if config.flip is None else config.flip
         if self.flip and not logits:
             raise WeightsError(f"cannot use weights '{path}' with flip: no 'logits' output (re-export them)")
         self.scales = tuple(config.scales)
@@ -467,10 +467,14 @@ class Engine:
         return ((["scales " + "/".join(f"{s:g}" for s in self.scales)] if self.scales else [])
                 + ([f"face {self.face}px"] if self.face else []))
 
+    def _output(self, name: str):
+        """The session's output of that name (ONNX Runtime's NodeArg), or None."""
+        return next((o for o in self.session.get_outputs() if o.name == name), None)
+
     @property
     def has_logits(self) -> bool:
         """True when the weights also output class logits (needed for flip test-time augmentation)."""
-        return any(o.name == "logits" for o in self.session.get_outputs())
+        return self._output("logits") is not None
 
     def logits(self, bgr: U8, long_side: int | None = None) -> NDArray[np.float32]:
         """Class logits (20 x h x w, contiguous) at the model's resolution, padding cropped off."""

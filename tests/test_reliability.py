@@ -347,3 +347,13 @@ def test_image_outputs_never_replace_an_input(tmp_path, tiny_weights, monkeypatc
     assert r.exit_code == 3 and "overlays and masks both to" in r.stderr and not (tmp_path / "o").exists()
     r = runner.invoke(app, ["image", str(d / "a.jpg"), "--out", str(d)])  # a.png is no input: written
     assert r.exit_code == 0 and (d / "a.png").is_file()
+
+
+def test_an_overlay_that_cannot_be_written_is_an_output_error(tmp_path, tiny_weights, monkeypatch):
+    import cv2
+
+    monkeypatch.setenv("LIPPARSE_WEIGHTS", str(tiny_weights))
+    cv2.imwrite(str(tmp_path / "a.jpg"), np.full((30, 20, 3), 90, np.uint8))
+    (tmp_path / "o" / "a.png").mkdir(parents=True)  # where the overlay would go
+    r = runner.invoke(app, ["image", str(tmp_path / "a.jpg"), "--out", str(tmp_path / "o")])
+    assert r.exit_code == 3 and r.stderr.strip().splitlines()[-1].startswith("error: cannot write overlay"), r.output
