@@ -70,7 +70,7 @@ class VideoFile:
             raise InputError(f"cannot read video '{self.path}': no frame rate")
         self.fps: Fraction = Fraction(rate)
         self.time_base: Fraction = Fraction(self._stream.time_base or Fraction(1, 90000))
-        self.rotation = self._first_rotation()  # display rotation, degrees counterclockwise
+        self.rotation, self.interlaced = self._first_frame()  # rotation: degrees counterclockwise
         w, h = self._stream.codec_context.width, self._stream.codec_context.height
         self.stored = (w, h)  # the decoder's frame size
         self.pixel_aspect = pixel_aspect(self._stream)  # width / height of one stored pixel
@@ -91,19 +91,20 @@ class VideoFile:
         self.has_audio = bool(self._container.streams.audio)
         self.error: str | None = None  # set when decoding stopped early on damaged data
 
-    def _first_rotation(self) -> int:
+    def _first_frame(self) -> tuple[int, bool]:
+        """The display rotation (degrees counterclockwise) of the first frame, and whether it is
+        interlaced (two fields of different instants, woven line by line: DVD, broadcast, 1080i)."""
         import av
 
+        angle, interlaced = 0, False
         try:
             for frame in self._container.decode(self._stream):
-                angle = round(getattr(frame, "rotation", 0) or 0)
+                angle, interlaced = round(getattr(frame, "rotation", 0) or 0), bool(frame.interlaced_frame)
                 break
-            else:
-                angle = 0
         except av.FFmpegError:
-            angle = 0
+            pass
         self._container.seek(0, stream=self._stream)
-        return angle % 360
+        return angle % 360, interlaced
 
     def __enter__(self) -> "VideoFile":
         return self
@@ -115,27 +116,103 @@ class VideoFile:
         """Release the file."""
         self._container.close()
 
+    def _decoded(self) -> Iterator:
+        """The stream's frames (PyAV's), in order; interlaced ones made progressive (`Deinterlace`),
+        as players show them. A decoding error is raised after the frames held back are given."""
+        import av
+
+        deinterlace = Deinterlace(self.time_base) if self.interlaced else None
+        failure = None
+        try:
+            for packet in self._container.demux(self._stream):
+                for vf in packet.decode():
+                    yield from deinterlace.push(vf) if deinterlace else (vf,)
+        except av.FFmpegError as exc:
+            failure = exc
+        if deinterlace:
+            yield from deinterlace.flush()
+        if failure is not None:
+            raise failure
+
     def __iter__(self) -> Iterator[Frame]:
         import av
 
         index = 0
         try:
-            for packet in self._container.demux(self._stream):
-                for vf in packet.decode():
-                    # one swscale thread: its automatic threads (PyAV >= 17) cost ~50% more CPU
-                    # per 640x480 frame, CPU that the pipeline's other stages need
-                    img = vf.to_ndarray(format="bgr24", threads=1)
-                    if self._square:
-                        img = square_pixels(img, self._square)
-                    if self.rotation:  # portrait phone videos: show them upright
-                        img = np.ascontiguousarray(np.rot90(img, self.rotation // 90))
-                    yield Frame(index, time.perf_counter(), img, vf.pts)
-                    index += 1
+            for vf in self._decoded():
+                # one swscale thread: its automatic threads (PyAV >= 17) cost ~50% more CPU
+                # per 640x480 frame, CPU that the pipeline's other stages need
+                img = vf.to_ndarray(format="bgr24", threads=1)
+                if self._square:
+                    img = square_pixels(img, self._square)
+                if self.rotation:  # portrait phone videos: show them upright
+                    img = np.ascontiguousarray(np.rot90(img, self.rotation // 90))
+                yield Frame(index, time.perf_counter(), img, vf.pts)
+                index += 1
         except av.FFmpegError as exc:
             self.error = f"decoding stopped after frame {index}: {exc}"
             log.warning("video '%s': %s", self.path, self.error)
         if index == 0 and self.error is None:
             raise InputError(f"cannot read video '{self.path}': it has no frames")
+
+
+class Deinterlace:
+    """FFmpeg's bwdif deinterlacer: one progressive frame out per frame in, timestamps kept, only
+    the frames flagged interlaced changed (each field's missing lines interpolated from it and
+    its neighbours in time). It holds a frame back, as it
+    looks at the next: `flush` gives the rest. A change of frame size or format mid-stream
+    starts a new filter."""
+
+    ARGS = "mode=send_frame:parity=auto:deint={}"
+
+    def __init__(self, time_base: Fraction, only_flagged: bool = True) -> None:
+        self._tb = time_base
+        self._args = self.ARGS.format("interlaced" if only_flagged else "all")
+        self._graph = None
+        self._shape: tuple | None = None
+
+    def _build(self, frame) -> None:
+        import av
+
+        graph = av.filter.Graph()
+        graph.threads = 1  # the pipeline's own threads keep the cores busy
+        src = graph.add_buffer(width=frame.width, height=frame.height, format=frame.format, time_base=self._tb)
+        bwdif, sink = graph.add("bwdif", self._args), graph.add("buffersink")
+        src.link_to(bwdif)
+        bwdif.link_to(sink)
+        graph.configure()
+        self._graph, self._shape = graph, (frame.width, frame.height, frame.format.name)
+
+    def _drain(self) -> list:
+        import av
+
+        out = []
+        while True:
+            try:
+                frame = self._graph.pull()
+            except (av.BlockingIOError, av.EOFError):
+                return out
+            if frame.pts is not None and frame.time_base and frame.time_base != self._tb:
+                # bwdif counts in half the input's time base (its field rate): back to the stream's
+                frame.pts, frame.time_base = round(frame.pts * frame.time_base / self._tb), self._tb
+            out.append(frame)
+
+    def push(self, frame) -> list:
+        """Give one decoded frame; return the frames ready (none for the first)."""
+        ready = []
+        if (frame.width, frame.height, frame.format.name) != self._shape:
+            ready = self.flush()
+            self._build(frame)
+        self._graph.push(frame)
+        return ready + self._drain()
+
+    def flush(self) -> list:
+        """The frames held back, at the end of the stream."""
+        if self._graph is None:
+            return []
+        self._graph.push(None)
+        ready, self._graph, self._shape = self._drain(), None, None
+        return ready
 
 
 MAX_PIXEL_ASPECT = 4  # a pixel aspect ratio beyond 1:4..4:1 is taken for a broken header and ignored

@@ -42,9 +42,10 @@ def make_lip_folder(root: Path, stems, hw: tuple[int, int] = (48, 32), images: s
 
 def make_video(path: Path, n: int = 10, size: tuple[int, int] = (160, 120), fps: int = 25,
                pts: list[int] | None = None, audio: bool = False, time_base: Fraction | None = None,
-               options: dict | None = None, pixel_aspect: Fraction | None = None) -> Path:
+               options: dict | None = None, pixel_aspect: Fraction | None = None, interlaced: bool = False) -> Path:
     """Write an H.264 video of `n` numbered frames (a bright bar 10 pixels wide moves right by 7 a
-    frame), optional sine audio, optionally of non-square pixels (`pixel_aspect`: width / height)."""
+    frame), optional sine audio, optionally of non-square pixels (`pixel_aspect`: width / height),
+    optionally interlaced (top field first, the bottom field's bar 4 pixels further right: combed)."""
     import av
 
     w, h = size
@@ -55,11 +56,16 @@ def make_video(path: Path, n: int = 10, size: tuple[int, int] = (160, 120), fps:
         v.codec_context.time_base = tb
         if pixel_aspect:
             v.codec_context.sample_aspect_ratio = pixel_aspect
+        if interlaced:
+            v.options = {"x264-params": "interlaced=1:tff=1"}
         a = c.add_stream("aac", rate=22050) if audio else None
         for i in range(n):
             img = np.full((h, w, 3), 40, np.uint8)
             x = (i * 7) % (w - 10)
             img[:, x:x + 10] = (200, 180, 160)
+            if interlaced:
+                img[1::2] = 40
+                img[1::2, x + 4:x + 14] = (200, 180, 160)
             f = av.VideoFrame.from_ndarray(img, format="bgr24")
             f.pts = pts[i] if pts else i
             f.time_base = tb

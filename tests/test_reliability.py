@@ -163,6 +163,15 @@ def test_video_of_non_square_pixels_is_written_as_it_is_shown(tmp_path, tiny_wei
         assert c.streams.video[0].sample_aspect_ratio in (None, 1)  # square pixels, no flag to honour
 
 
+def test_interlaced_video_is_written_deinterlaced_frame_for_frame(tmp_path, tiny_weights, monkeypatch):
+    monkeypatch.setenv("LIPPARSE_WEIGHTS", str(tiny_weights))
+    src = make_video(tmp_path / "tv.mp4", n=6, size=(96, 64), interlaced=True)
+    r = runner.invoke(app, ["video", str(src), "--out", str(tmp_path / "o.mp4")])
+    assert r.exit_code == 0, r.output
+    assert "96x64 (interlaced: deinterlaced)" in r.stderr
+    assert probe(tmp_path / "o.mp4")["pts"] == [round(t * 90000 / 25) for t in range(6)]
+
+
 def test_4k_video_works(tmp_path, tiny_weights, monkeypatch):
     monkeypatch.setenv("LIPPARSE_WEIGHTS", str(tiny_weights))
     src = make_video(tmp_path / "4k.mp4", n=4, size=(3840, 2160))

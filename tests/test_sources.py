@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from lipparse_rt.errors import CameraError, InputError
-from lipparse_rt.sources import Camera, Images, VideoFile, even, pixel_aspect, read_image_any, square_size
+from lipparse_rt.sources import Camera, Deinterlace, Images, VideoFile, even, pixel_aspect, read_image_any, square_size
 
 from conftest import make_video
 
@@ -314,3 +314,44 @@ def test_pixel_aspect_reads_the_container_then_the_codec():
     assert pixel_aspect(Stream(None, None)) == 1
     assert [even(x) for x in (853.3, 641, 0.4)] == [854, 640, 2]
     assert square_size(720, 480, Fraction(32, 27)) == (854, 480) and square_size(720, 480, Fraction(8, 9)) == (720, 540)
+
+
+def _combing(img):
+    """Mean difference of each line to the next, less that to the line after it: ~0 for a
+    progressive picture, large where two fields of different instants are woven."""
+    g = img[..., 1].astype(int)
+    return float(np.abs(g[:-2] - g[1:-1]).mean() - np.abs(g[:-2] - g[2:]).mean())
+
+
+def test_interlaced_video_is_deinterlaced_frame_for_frame(tmp_path):
+    import av
+
+    src = make_video(tmp_path / "i.mp4", n=8, size=(96, 64), interlaced=True)
+    with av.open(str(src)) as c:
+        raw = [(f.pts, f.to_ndarray(format="bgr24")) for f in c.decode(video=0)]
+    assert all(f.interlaced_frame for f in av.open(str(src)).decode(video=0))
+    with VideoFile(src) as v:
+        assert v.interlaced
+        frames = list(v)
+    assert [f.pts for f in frames] == [p for p, _ in raw]  # every frame, its own timestamp
+    assert min(_combing(img) for _, img in raw) > 5
+    assert max(_combing(f.image) for f in frames) < 1
+    progressive = make_video(tmp_path / "p.mp4", n=3, size=(96, 64))
+    with VideoFile(progressive) as v:
+        assert not v.interlaced
+        with av.open(str(progressive)) as c:
+            assert all(np.array_equal(f.image, r.to_ndarray(format="bgr24")) for f, r in zip(v, c.decode(video=0)))
+
+
+def test_deinterlace_gives_every_frame_through_a_change_of_size():
+    import av
+
+    d = Deinterlace(Fraction(1, 25), only_flagged=False)
+    out = []
+    for i, (w, h) in enumerate([(64, 48)] * 3 + [(96, 64)] * 2):
+        f = av.VideoFrame.from_ndarray(np.full((h, w, 3), 30 * i, np.uint8), format="bgr24").reformat(format="yuv420p")
+        f.pts, f.time_base = i, Fraction(1, 25)
+        out += d.push(f)
+    out += d.flush()
+    assert [(f.pts, f.width) for f in out] == [(0, 64), (1, 64), (2, 64), (3, 96), (4, 96)]
+    assert d.flush() == []
