@@ -92,14 +92,16 @@ class VideoFile:
         self.error: str | None = None  # set when decoding stopped early on damaged data
 
     def _first_frame(self) -> tuple[int, bool]:
-        """The display rotation (degrees counterclockwise) of the first frame, and whether it is
-        interlaced (two fields of different instants, woven line by line: DVD, broadcast, 1080i)."""
+        """The display rotation (degrees counterclockwise) of the first frame, and whether the video
+        is interlaced (two fields of different instants, woven line by line: DVD, broadcast, 1080i):
+        its first frame says so, or the stream's field order does (a film's first frames may be
+        progressive in an interlaced stream)."""
         import av
 
-        angle, interlaced = 0, False
+        angle, interlaced = 0, self._stream.codec_context.field_order in FIELD_ORDERS
         try:
             for frame in self._container.decode(self._stream):
-                angle, interlaced = round(getattr(frame, "rotation", 0) or 0), bool(frame.interlaced_frame)
+                angle, interlaced = round(getattr(frame, "rotation", 0) or 0), interlaced or bool(frame.interlaced_frame)
                 break
         except av.FFmpegError:
             pass
@@ -154,6 +156,9 @@ class VideoFile:
             log.warning("video '%s': %s", self.path, self.error)
         if index == 0 and self.error is None:
             raise InputError(f"cannot read video '{self.path}': it has no frames")
+
+
+FIELD_ORDERS = (2, 3, 4, 5)  # FFmpeg's AV_FIELD_TT, BB, TB, BT: the field orders of interlaced video
 
 
 class Deinterlace:

@@ -343,6 +343,31 @@ def test_interlaced_video_is_deinterlaced_frame_for_frame(tmp_path):
             assert all(np.array_equal(f.image, r.to_ndarray(format="bgr24")) for f, r in zip(v, c.decode(video=0)))
 
 
+def test_a_stream_whose_field_order_says_interlaced_is_deinterlaced(tmp_path):
+    """A film's first frames may be progressive in an interlaced stream: the stream's field order
+    counts too (only the frames flagged interlaced are then changed)."""
+    import av
+
+    path = tmp_path / "tt.mkv"
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        s.codec_context.field_order = 2  # AV_FIELD_TT, frames progressive
+        for i in range(3):
+            f = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 50 * i, np.uint8), format="bgr24")
+            f.pts = i
+            for p in s.encode(f):
+                c.mux(p)
+        for p in s.encode(None):
+            c.mux(p)
+    with av.open(str(path)) as c:
+        raw = [f.to_ndarray(format="bgr24") for f in c.decode(video=0)]
+    with VideoFile(path) as v:
+        assert v.interlaced
+        frames = [f.image for f in v]
+    assert len(frames) == 3 and all(np.array_equal(a, b) for a, b in zip(frames, raw))  # progressive frames untouched
+
+
 def test_deinterlace_gives_every_frame_through_a_change_of_size():
     import av
 
