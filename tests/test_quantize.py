@@ -92,3 +92,14 @@ def test_calibration_at_a_long_side_off_the_stride_pads_every_frame_alike(tmp_pa
     ids = Engine(EngineConfig(weights=out, provider="cpu", input_size=64)).parse(
         np.random.default_rng(2).integers(0, 255, (48, 64, 3), dtype=np.uint8))
     assert ids.shape == (48, 64) and ids.max() < 20
+
+
+def test_the_cli_percentile_default_is_the_library_one():
+    """The CLI spells its default out (importing quantize would load numpy and cv2 with the CLI
+    module); this keeps the two from drifting apart."""
+    import inspect
+
+    from lipparse_rt import cli, quantize as q
+
+    assert inspect.signature(cli.quantize).parameters["percentile"].default.default == q.PERCENTILE
+    assert inspect.signature(q.quantize).parameters["percentile"].default == q.PERCENTILE
