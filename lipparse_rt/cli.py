@@ -218,11 +218,7 @@ def video(
                                                          audio_from=input if src.has_audio else None, preset=preset))
             mask_writer = stack.enter_context(MaskWriter(masks)) if masks is not None else None
             mh, mw = engine.model_shape(src.height, src.width)
-            notes = ([f"stored {src.stored[0]}x{src.stored[1]}, pixel aspect {src.pixel_aspect.numerator}:"
-                      f"{src.pixel_aspect.denominator}"] if src.pixel_aspect != 1 else []) + (
-                ["interlaced: deinterlaced"] if src.interlaced else [])
-            stored = f" ({'; '.join(notes)})" if notes else ""
-            err.print(f"{input.name}: {src.width}x{src.height}{stored} @ {float(src.fps):.2f} FPS -> model {mw}x{mh} on {engine.mode}"
+            err.print(f"{input.name}: {src.describe()} @ {float(src.fps):.2f} FPS -> model {mw}x{mh} on {engine.mode}"
                       + (", person zoom" if zoom else ""), highlight=False)
             with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
                           TextColumn("{task.fields[fps]:>6.1f} frames/s"), TimeElapsedColumn(), TimeRemainingColumn(),

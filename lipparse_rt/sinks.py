@@ -154,7 +154,7 @@ class VideoWriter:
 
         self.path = Path(path)
         self.frames = 0
-        self._resized = 0  # frames of another size than the first, fitted into it
+        self._refitted = False  # a frame of another size than the first has come (and was fitted in)
         self._w, self._h = width - width % 2, height - height % 2
         try:
             self._out = av.open(str(self.path), "w", format="mp4", options={
@@ -224,10 +224,10 @@ class VideoWriter:
         if not (self._h <= bgr.shape[0] <= self._h + 1 and self._w <= bgr.shape[1] <= self._w + 1):
             # the source changed its frame size mid-stream (joined recordings, a stream that
             # switched quality): the whole frame, fitted into the output's, not a corner of it
-            if not self._resized:
+            if not self._refitted:
                 log.warning("the video changes size at frame %d (%dx%d, not %dx%d): frames of another size are "
                             "scaled to fit %s", self.frames, bgr.shape[1], bgr.shape[0], self._w, self._h, self.path.name)
-            self._resized += 1
+            self._refitted = True
             bgr = fit_into(bgr, self._w, self._h)
         # OpenCV's BGR -> I420 (BT.601, limited range, as swscale's default): cheaper than
         # PyAV's swscale conversion, and it rounds at least as well.

@@ -77,8 +77,8 @@ class VideoFile:
         # Non-square pixels (DVD, broadcast, HDV: 720x480 shown 16:9, 1440x1080 shown as 1920x1080)
         # are resampled to square ones, as players show them: the model sees people in their
         # true proportions and the output (square pixels) plays at the input's shape.
-        self._square = square_size(w, h, self.pixel_aspect) if self.pixel_aspect != 1 else None
-        w, h = self._square or (w, h)
+        if self.pixel_aspect != 1:
+            w, h = square_size(w, h, self.pixel_aspect)
         self.width, self.height = (h, w) if self.rotation % 180 else (w, h)  # as displayed
         self.declared_frames: int = self._stream.frames or 0  # from the header, 0 if unknown
         self.expected_frames: int = self.declared_frames  # best guess, for progress bars
@@ -90,6 +90,14 @@ class VideoFile:
             self.expected_frames = round(seconds * float(self.fps))
         self.has_audio = bool(self._container.streams.audio)
         self.error: str | None = None  # set when decoding stopped early on damaged data
+
+    def describe(self) -> str:
+        """The size as shown, and how the stored frames are made so ('854x480 (stored 720x480,
+        pixel aspect 32:27; interlaced: deinterlaced)')."""
+        notes = ([f"stored {self.stored[0]}x{self.stored[1]}, pixel aspect {self.pixel_aspect.numerator}:"
+                  f"{self.pixel_aspect.denominator}"] if self.pixel_aspect != 1 else [])
+        notes += ["interlaced: deinterlaced"] if self.interlaced else []
+        return f"{self.width}x{self.height}" + (f" ({'; '.join(notes)})" if notes else "")
 
     def _first_frame(self) -> tuple[int, bool]:
         """The display rotation (degrees counterclockwise) of the first frame, and whether the video
@@ -145,8 +153,8 @@ class VideoFile:
                 # one swscale thread: its automatic threads (PyAV >= 17) cost ~50% more CPU
                 # per 640x480 frame, CPU that the pipeline's other stages need
                 img = vf.to_ndarray(format="bgr24", threads=1)
-                if self._square:
-                    img = square_pixels(img, self._square)
+                if self.pixel_aspect != 1:  # each frame's own size: a stream may change it
+                    img = square_pixels(img, square_size(img.shape[1], img.shape[0], self.pixel_aspect))
                 if self.rotation:  # portrait phone videos: show them upright
                     img = np.ascontiguousarray(np.rot90(img, self.rotation // 90))
                 yield Frame(index, time.perf_counter(), img, vf.pts)
@@ -164,9 +172,8 @@ FIELD_ORDERS = (2, 3, 4, 5)  # FFmpeg's AV_FIELD_TT, BB, TB, BT: the field order
 class Deinterlace:
     """FFmpeg's bwdif deinterlacer: one progressive frame out per frame in, timestamps kept, only
     the frames flagged interlaced changed (each field's missing lines interpolated from it and
-    its neighbours in time). It holds a frame back, as it
-    looks at the next: `flush` gives the rest. A change of frame size or format mid-stream
-    starts a new filter."""
+    its neighbours in time). It holds a frame back, as it looks at the next: `flush` gives the
+    rest. A change of frame size or format mid-stream starts a new filter."""
 
     ARGS = "mode=send_frame:parity=auto:deint={}"
 
