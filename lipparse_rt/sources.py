@@ -439,7 +439,9 @@ class Images:
         if not self.path.exists():
             raise InputError(f"cannot read images '{self.path}': no such file or folder")
         if self.path.is_dir():
-            self.files = sorted(p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_EXTS)
+            # hidden files left out: macOS copies leave '._photo.jpg' (resource forks, not images) beside each photo
+            self.files = sorted(p for p in self.path.iterdir()
+                                if p.suffix.lower() in IMAGE_EXTS and not p.name.startswith(".") and p.is_file())
             if not self.files:
                 raise InputError(f"cannot read images '{self.path}': the folder has no images")
         else:

@@ -380,3 +380,12 @@ def test_deinterlace_gives_every_frame_through_a_change_of_size():
     out += d.flush()
     assert [(f.pts, f.width) for f in out] == [(0, 64), (1, 64), (2, 64), (3, 96), (4, 96)]
     assert d.flush() == []
+
+
+def test_a_folder_of_images_leaves_out_hidden_files_and_folders(tmp_path):
+    import cv2
+
+    cv2.imwrite(str(tmp_path / "photo.jpg"), np.full((8, 8, 3), 90, np.uint8))
+    (tmp_path / "._photo.jpg").write_bytes(b"\x00\x05\x16\x07 AppleDouble")  # what a Mac's copy leaves
+    (tmp_path / "album.png").mkdir()
+    assert [p.name for p in Images(tmp_path).files] == ["photo.jpg"]
