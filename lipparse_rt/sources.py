@@ -23,7 +23,8 @@ from .errors import CameraError, InputError
 log = logging.getLogger(__name__)
 
 U8 = NDArray[np.uint8]
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+HEIF_EXTS = (".heic", ".heif")  # iPhone photos: read through pillow-heif (the 'heic' extra)
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".avif", *HEIF_EXTS)
 
 
 @dataclass(frozen=True)
@@ -483,6 +484,8 @@ def read_image_any(path: Path) -> U8:
     """
     data = np.fromfile(str(path), np.uint8)
     img = cv2.imdecode(data, cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR) if data.size else None
+    if img is None and Path(path).suffix.lower() in HEIF_EXTS:
+        img = _read_heif(Path(path))
     if img is None:
         raise InputError(f"cannot read image '{path}': not an image file")
     if img.dtype == np.uint16:
@@ -492,3 +495,19 @@ def read_image_any(path: Path) -> U8:
     if img.ndim == 2:
         img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
     return np.ascontiguousarray(img)
+
+
+def _read_heif(path: Path) -> U8 | None:
+    """A HEIC/HEIF photo (an iPhone's default) as BGR, upright (libheif applies the file's own
+    rotation and mirroring), 8 bits; None if it is not one. OpenCV reads no HEIF."""
+    try:
+        import pillow_heif
+    except ImportError:
+        raise InputError(f"cannot read image '{path}': HEIC photos need pillow-heif "
+                         "(pip install pillow-heif, or this package's 'heic' extra)") from None
+    try:
+        heif = pillow_heif.open_heif(str(path), convert_hdr_to_8bit=True, bgr_mode=True)
+        img = np.asarray(heif)
+    except (ValueError, RuntimeError, OSError):
+        return None
+    return np.ascontiguousarray(img[..., :3])  # an alpha channel dropped

@@ -389,3 +389,38 @@ def test_a_folder_of_images_leaves_out_hidden_files_and_folders(tmp_path):
     (tmp_path / "._photo.jpg").write_bytes(b"\x00\x05\x16\x07 AppleDouble")  # what a Mac's copy leaves
     (tmp_path / "album.png").mkdir()
     assert [p.name for p in Images(tmp_path).files] == ["photo.jpg"]
+
+
+def test_heic_photos_are_read_upright(tmp_path):
+    """An iPhone's HEIC, saved turned by its orientation (libheif's rotation): read upright, BGR."""
+    import pillow_heif  # the 'heic' extra, which the 'test' extra holds
+    from PIL import Image
+
+    rgb = np.zeros((40, 60, 3), np.uint8)
+    rgb[:, :30] = (255, 0, 0)  # red left half
+    pillow_heif.register_heif_opener()
+    im = Image.fromarray(rgb)
+    exif = im.getexif()
+    exif[0x0112] = 6  # shown turned 90 degrees clockwise: the left half on top
+    im.save(tmp_path / "IMG_0001.HEIC", exif=exif.tobytes(), quality=95)
+    img = read_image_any(tmp_path / "IMG_0001.HEIC")
+    assert img.shape == (60, 40, 3)
+    assert np.abs(img[:25].reshape(-1, 3).mean(0) - (0, 0, 255)).max() < 12 and img[35:].max() < 12
+    assert [p.name for p in Images(tmp_path).files] == ["IMG_0001.HEIC"]
+
+
+def test_heic_without_pillow_heif_says_what_to_install(tmp_path, monkeypatch):
+    import sys
+
+    (tmp_path / "a.heic").write_bytes(b"\x00\x00\x00\x18ftypheic")
+    monkeypatch.setitem(sys.modules, "pillow_heif", None)  # as if not installed
+    with pytest.raises(InputError, match=r"HEIC photos need pillow-heif \(pip install pillow-heif, or this package's 'heic' extra\)"):
+        read_image_any(tmp_path / "a.heic")
+
+
+def test_avif_photos_are_listed_and_read(tmp_path):
+    import cv2
+
+    assert cv2.imwrite(str(tmp_path / "p.avif"), np.full((16, 24, 3), (30, 90, 200), np.uint8))
+    (files,) = Images(tmp_path).files
+    assert files.name == "p.avif" and np.abs(read_image_any(files).reshape(-1, 3).mean(0) - (30, 90, 200)).max() < 8
