@@ -497,6 +497,15 @@ def read_image_any(path: Path) -> U8:
     return np.ascontiguousarray(img)
 
 
+def heif_reader() -> str | None:
+    """What reads HEIC photos here ('pillow-heif 1.9.0'), or None where nothing does."""
+    try:
+        import pillow_heif
+    except ImportError:
+        return None
+    return f"pillow-heif {pillow_heif.__version__}"
+
+
 def _read_heif(path: Path) -> U8 | None:
     """A HEIC/HEIF photo (an iPhone's default) as BGR, upright (libheif applies the file's own
     rotation and mirroring), 8 bits; None if it is not one. OpenCV reads no HEIF."""

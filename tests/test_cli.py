@@ -124,6 +124,15 @@ def test_info_names_provider_and_parameters():
     assert r.exit_code == 0, r.output
     assert "provider in use: cpu" in r.stdout and "parameters" in r.stdout
     assert "SE gates kept in ONNX Runtime" in r.stdout  # on the CPU, nchwc.py's rewrite is on
+    assert "HEIC photos: pillow-heif " in r.stdout  # the 'test' extra holds it
+
+
+def test_info_says_how_to_read_heic_where_nothing_can(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "pillow_heif", None)  # as if not installed
+    r = runner.invoke(app, ["info"])
+    assert r.exit_code == 0 and "HEIC photos: not readable (pip install pillow-heif)" in r.stdout
 
 
 def test_runtime_modules_do_not_import_torch(tmp_path):
