@@ -53,18 +53,12 @@ class VideoFile:
         self.path = Path(path)
         _check_file(self.path, "video")
         try:
-            self._container = av.open(str(self.path))
+            self._open()
         except (av.FFmpegError, UnicodeDecodeError) as exc:
             raise InputError(f"cannot read video '{self.path}': not a video file") from exc
         if not self._container.streams.video:
             self._container.close()
             raise InputError(f"cannot read video '{self.path}': it has no video stream")
-        self._stream = self._container.streams.video[0]
-        ctx = self._stream.codec_context
-        if ctx.width * ctx.height <= 1920 * 1080:
-            # Frame threads: ~10% faster decoding up to 1080p; above it they hold many more
-            # frames (+65% decoder memory at 4K) and were slower than FFmpeg's default there.
-            self._stream.thread_type = "AUTO"
         rate = self._stream.average_rate or self._stream.guessed_rate
         if not rate:
             self._container.close()
@@ -92,6 +86,20 @@ class VideoFile:
         self.has_audio = bool(self._container.streams.audio)
         self.error: str | None = None  # set when decoding stopped early on damaged data
 
+    def _open(self) -> None:
+        """Open the file and its first video stream, at its start."""
+        import av
+
+        self._container = av.open(str(self.path))
+        if not self._container.streams.video:
+            return
+        self._stream = self._container.streams.video[0]
+        ctx = self._stream.codec_context
+        if ctx.width * ctx.height <= 1920 * 1080:
+            # Frame threads: ~10% faster decoding up to 1080p; above it they hold many more
+            # frames (+65% decoder memory at 4K) and were slower than FFmpeg's default there.
+            self._stream.thread_type = "AUTO"
+
     def describe(self) -> str:
         """The size as shown, and how the stored frames are made so ('854x480 (stored 720x480,
         pixel aspect 32:27; interlaced: deinterlaced)')."""
@@ -114,7 +122,11 @@ class VideoFile:
                 break
         except av.FFmpegError:
             pass
-        self._container.seek(0, stream=self._stream)
+        try:
+            self._container.seek(0, stream=self._stream)
+        except av.FFmpegError:  # a raw H.264/HEVC stream (a Raspberry Pi's, a DVR's) cannot seek: open it again
+            self._container.close()
+            self._open()
         return angle % 360, interlaced
 
     def __enter__(self) -> "VideoFile":
@@ -132,7 +144,9 @@ class VideoFile:
         as players show them. A decoding error is raised after the frames held back are given."""
         import av
 
-        deinterlace = Deinterlace(self.time_base) if self.interlaced else None
+        order = self._stream.codec_context.field_order  # the stream's word over each frame's flag
+        parity = "tff" if order in TOP_FIRST else "bff" if order in BOTTOM_FIRST else "auto"
+        deinterlace = Deinterlace(self.time_base, parity=parity) if self.interlaced else None
         failure = None
         try:
             for packet in self._container.demux(self._stream):
@@ -167,7 +181,10 @@ class VideoFile:
             raise InputError(f"cannot read video '{self.path}': it has no frames")
 
 
-FIELD_ORDERS = (2, 3, 4, 5)  # FFmpeg's AV_FIELD_TT, BB, TB, BT: the field orders of interlaced video
+# FFmpeg's AVFieldOrder for interlaced video, by the field shown first: TT and BT (2, 5) the top
+# one, BB and TB (3, 4) the bottom one (0 unknown, 1 progressive)
+TOP_FIRST, BOTTOM_FIRST = (2, 5), (3, 4)
+FIELD_ORDERS = TOP_FIRST + BOTTOM_FIRST
 
 
 class Deinterlace:
@@ -176,11 +193,13 @@ class Deinterlace:
     its neighbours in time). It holds a frame back, as it looks at the next: `flush` gives the
     rest. A change of frame size or format mid-stream starts a new filter."""
 
-    ARGS = "mode=send_frame:parity=auto:deint={}"
+    ARGS = "mode=send_frame:parity={}:deint={}"
 
-    def __init__(self, time_base: Fraction, only_flagged: bool = True) -> None:
+    def __init__(self, time_base: Fraction, only_flagged: bool = True, parity: str = "auto") -> None:
+        """`parity`: which field is shown first, 'tff' (top), 'bff' (bottom) or 'auto' (each frame's
+        flag, which streams without picture-timing data leave at bottom-first)."""
         self._tb = time_base
-        self._args = self.ARGS.format("interlaced" if only_flagged else "all")
+        self._args = self.ARGS.format(parity, "interlaced" if only_flagged else "all")
         self._graph = None
         self._shape: tuple | None = None
 

@@ -424,3 +424,15 @@ def test_avif_photos_are_listed_and_read(tmp_path):
     assert cv2.imwrite(str(tmp_path / "p.avif"), np.full((16, 24, 3), (30, 90, 200), np.uint8))
     (files,) = Images(tmp_path).files
     assert files.name == "p.avif" and np.abs(read_image_any(files).reshape(-1, 3).mean(0) - (30, 90, 200)).max() < 8
+
+
+@pytest.mark.parametrize("interlaced", [False, True])
+def test_a_raw_h264_stream_that_cannot_seek_is_read_whole(tmp_path, interlaced):
+    """A Raspberry Pi's or a DVR's raw .h264 (no container, no timestamps): the first frame is
+    looked at for its rotation and field order, and the stream, which cannot seek back, reopened."""
+    src = make_video(tmp_path / "cam.h264", n=6, size=(96, 64), interlaced=interlaced)
+    with VideoFile(src) as v:
+        assert v.interlaced == interlaced and v.fps == 25
+        frames = list(v)
+    assert len(frames) == 6 and v.error is None
+    assert [int(np.flatnonzero(f.image[32, :, 1] > 110).min()) for f in frames[:3]] == [0, 7, 14]  # from the first
