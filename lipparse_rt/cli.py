@@ -181,7 +181,7 @@ def video(
     input: Path = typer.Argument(..., help="Input video file (anything FFmpeg reads)."),
     out_path: Optional[Path] = typer.Option(None, "--out", "-o", help="Output MP4 (H.264, audio kept)."),
     masks: Optional[Path] = typer.Option(None, "--masks", help="Also write one index PNG of LIP ids per frame here."),
-    show: bool = typer.Option(False, "--show", help="Also show the result live in a window."),
+    show: bool = typer.Option(False, "--show", help="Also show the result live in a window (q or Esc stops the run; what was parsed is kept)."),
     force: bool = typer.Option(False, "--force", "-f", help="Overwrite an existing output."),
     weights: Weights = None,
     int8: Int8 = None,
@@ -252,6 +252,10 @@ def video(
     if stats.interrupted:
         err.print(f"interrupted: {stats.frames_out} frames written" + (f" to {out_path}" if out_path else ""))
         raise typer.Exit(stats.interrupted)
+    if stats.stopped:  # q, Esc or the window closed: the user's choice, so no error, but said
+        of = f" of {src.declared_frames}" if src.declared_frames > stats.frames_out else ""
+        err.print(f"stopped in the window: {stats.frames_out}{of} frames parsed"
+                  + (f" and written to {out_path}" if out_path else ""), highlight=False, soft_wrap=True)
     if damaged:
         raise typer.Exit(2)
 

@@ -392,3 +392,36 @@ def test_webcam_snapshots_into_a_file_is_one_line_before_anything_starts(tmp_pat
     (tmp_path / "f").write_text("x")
     r = runner.invoke(app, ["webcam", "--camera", str(tmp_path / "none.mp4"), "--snapshots", str(tmp_path / "f")])
     assert "cannot write snapshots to" in _one_line_error(r, 3)
+
+
+def test_q_in_the_video_window_stops_the_run_and_says_so(tmp_path, tiny_weights, monkeypatch):
+    """`video --show`: q stops the run (exit 0, the user's choice); the output keeps what was parsed
+    and the last line says it is not the whole video."""
+    import lipparse_rt.sinks as sinks
+
+    class QuitWindow:  # a window whose user presses q at the third frame shown
+        def __init__(self):
+            self.shown = 0
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            pass
+
+        def show(self, img):
+            self.shown += 1
+            return ord("q") if self.shown == 3 else -1
+
+        def closed(self):
+            return False
+
+    monkeypatch.setenv("LIPPARSE_WEIGHTS", str(tiny_weights))
+    monkeypatch.setattr(sinks, "Window", QuitWindow)
+    src = make_video(tmp_path / "long.mp4", n=600, size=(64, 48))
+    out = tmp_path / "o.mp4"
+    r = runner.invoke(app, ["video", str(src), "--out", str(out), "--show", "--streams", "1"])
+    assert r.exit_code == 0, r.output
+    written = probe(out)["frames"]
+    assert 3 <= written < 600
+    assert r.stderr.strip().splitlines()[-1] == f"stopped in the window: {written} of 600 frames parsed and written to {out}"
