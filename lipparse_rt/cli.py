@@ -395,23 +395,27 @@ def image(
         if out_dir is not None:
             MaskWriter(out_dir)  # same folder checks
         n = 0
-        with Progress(TextColumn("parsing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                      console=err, transient=True) as progress:
-            task = progress.add_task("parsing", total=len(images))
-            for img_path, bgr in images:
-                ids = zoomer.run_still(bgr) if zoomer else engine.run(bgr)
-                if mask_writer is not None:
-                    mask_writer.write(ids, img_path.stem)
-                if out_dir is not None:
-                    target = out_dir / f"{img_path.stem}.png"
-                    if not cv2.imwrite(str(target), render_frame(bgr, ids, alpha)):
-                        raise OutputError(f"cannot write overlay '{target}'")
-                n += 1
-                progress.advance(task)
+        where = (f", masks in {masks}" if masks else "") + (f", overlays in {out_dir}" if out_dir else "")
+        try:
+            with Progress(TextColumn("parsing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                          console=err, transient=True) as progress:
+                task = progress.add_task("parsing", total=len(images))
+                for img_path, bgr in images:
+                    ids = zoomer.run_still(bgr) if zoomer else engine.run(bgr)
+                    if mask_writer is not None:
+                        mask_writer.write(ids, img_path.stem)
+                    if out_dir is not None:
+                        target = out_dir / f"{img_path.stem}.png"
+                        if not cv2.imwrite(str(target), render_frame(bgr, ids, alpha)):
+                            raise OutputError(f"cannot write overlay '{target}'")
+                    n += 1
+                    progress.advance(task)
+        except (KeyboardInterrupt, Interrupted) as exc:  # Ctrl-C, SIGTERM: what is done is kept, and said
+            err.print(f"interrupted: {n} of {len(images)} image(s) parsed{where}", highlight=False, soft_wrap=True)
+            raise typer.Exit(getattr(exc, "exit_code", 130)) from None
     except LipParseError as exc:
         _fail(exc)
-    out.print(f"{n} image(s) parsed on {engine.mode}" + (f", masks in {masks}" if masks else "")
-              + (f", overlays in {out_dir}" if out_dir else ""), highlight=False)
+    out.print(f"{n} image(s) parsed on {engine.mode}{where}", highlight=False)
     if unreadable:
         err.print(f"warning: {len(unreadable)} of {len(images)} image(s) could not be read (listed above)",
                   highlight=False)

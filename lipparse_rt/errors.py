@@ -45,7 +45,12 @@ class ModelError(LipParseError):
     exit_code = 7
 
 
-class Interrupted(Exception):
-    """Raised by the CLI's SIGTERM handler to stop a run as Ctrl-C does (not a failure: exit 143)."""
+class Interrupted(BaseException):
+    """Raised by the CLI's SIGTERM handler to stop a run as Ctrl-C does (not a failure: exit 143).
+
+    A BaseException, as KeyboardInterrupt is: the handler runs wherever the main thread is, and
+    an `except Exception` that wraps a library's errors (the engine's around ONNX Runtime) must
+    not turn the signal into one of them ('the model failed: Interrupted', exit 7).
+    """
 
     exit_code = 143

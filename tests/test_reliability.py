@@ -366,3 +366,32 @@ def test_an_overlay_that_cannot_be_written_is_an_output_error(tmp_path, tiny_wei
     (tmp_path / "o" / "a.png").mkdir(parents=True)  # where the overlay would go
     r = runner.invoke(app, ["image", str(tmp_path / "a.jpg"), "--out", str(tmp_path / "o")])
     assert r.exit_code == 3 and r.stderr.strip().splitlines()[-1].startswith("error: cannot write overlay"), r.output
+
+
+def test_a_sigterm_while_the_model_runs_stops_image_as_an_interruption(tmp_path, tiny_weights, monkeypatch):
+    """`image` runs the model on the main thread, where the SIGTERM handler raises: the engine's
+    wrapper around ONNX Runtime's errors must let it through (before 2026-12-04: 'the model
+    failed on cpu: Interrupted', exit 7), and what was parsed is said."""
+    import cv2
+    import onnxruntime as ort
+
+    from lipparse_rt.errors import Interrupted
+
+    monkeypatch.setenv("LIPPARSE_WEIGHTS", str(tiny_weights))
+    d = tmp_path / "imgs"
+    d.mkdir()
+    for name, (h, w) in {"a.png": (30, 20), "b.png": (20, 60), "c.png": (30, 20)}.items():
+        cv2.imwrite(str(d / name), np.full((h, w, 3), 90, np.uint8))
+    real = ort.InferenceSession.run
+
+    def run(self, names, feeds, *args, **kwargs):  # the signal lands inside ONNX Runtime's call on b.png (3:1)
+        batch = next(iter(feeds.values()))
+        if batch.ndim == 4 and batch.shape[2] >= 1.9 * batch.shape[1]:
+            raise Interrupted()
+        return real(self, names, feeds, *args, **kwargs)
+
+    monkeypatch.setattr(ort.InferenceSession, "run", run)
+    r = runner.invoke(app, ["image", str(d), "--masks", str(tmp_path / "m")])
+    assert r.exit_code == 143, r.output
+    assert r.stderr.strip().splitlines()[-1] == f"interrupted: 1 of 3 image(s) parsed, masks in {tmp_path / 'm'}"
+    assert [p.name for p in (tmp_path / "m").iterdir()] == ["a.png"]
