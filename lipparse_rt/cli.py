@@ -528,6 +528,8 @@ def average(
     threads: int = typer.Option(2, "--threads", help="torch CPU threads."),
 ) -> None:
     """Average the weights of several checkpoints (a "model soup"), re-estimating BatchNorm (needs torch)."""
+    from .sinks import check_writable
+
     try:
         from .train import DatasetSpec, average_checkpoints
     except ImportError as exc:
@@ -537,6 +539,7 @@ def average(
         for path in checkpoints:
             if not path.is_file():
                 raise InputError(f"cannot read checkpoint '{path}': no such file")
+        check_writable(out_path)
         specs = tuple(DatasetSpec.parse(d) for d in bn_data)
         with err.status(f"averaging {len(checkpoints)} checkpoints" + (f", BatchNorm over {bn_batches} batches" if specs else "")):
             path = average_checkpoints(checkpoints, out_path, specs, bn_batches, batch, size, seed, threads,
@@ -555,6 +558,8 @@ def export(
     data_note: str = typer.Option("", "--data-note", help="Training data description stored in the metadata."),
 ) -> None:
     """Export a checkpoint to ONNX: uint8 BGR in, uint8 LIP ids out (needs torch)."""
+    from .sinks import check_writable
+
     try:
         from .export import export_onnx, iterations, load_checkpoint
     except ImportError as exc:
@@ -562,6 +567,7 @@ def export(
     try:
         if not checkpoint.is_file():
             raise InputError(f"cannot read checkpoint '{checkpoint}': no such file")
+        check_writable(out_path)
         net, ckpt = load_checkpoint(checkpoint)
         meta = {"iterations": str(iterations(ckpt))}
         if data_note:
@@ -586,9 +592,12 @@ def quantize(
                                           "(100: min/max; BENCHMARKS.md, \"INT8\")."),
 ) -> None:
     """INT8 static quantisation for the CPU, calibrated on real photos (no torch needed)."""
-    from .quantize import calibration_images, quantize as run_quantize
+    from .quantize import calibration_images, check_weights, quantize as run_quantize
+    from .sinks import check_writable
 
     try:
+        check_weights(model)
+        check_writable(out_path)
         images = calibration_images(calib, count)
         with Progress(TextColumn("calibrating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=err, transient=True) as progress:

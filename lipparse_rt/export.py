@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import pickle
 from pathlib import Path
 
 import torch
@@ -84,9 +85,12 @@ def load_checkpoint(path: Path) -> tuple[LipNet, dict]:
     """Rebuild LIP-Net from a training checkpoint; return it (eval mode) and the checkpoint dict."""
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except (pickle.UnpicklingError, EOFError, ValueError, RuntimeError) as exc:
+        raise WeightsError(f"cannot load checkpoint '{path}': not a PyTorch checkpoint ({exc})") from exc
+    try:
         net = LipNet(config_of(ckpt))
         net.load_state_dict(ckpt["model"])
-    except (OSError, KeyError, RuntimeError, TypeError) as exc:
+    except (OSError, KeyError, RuntimeError, TypeError, IndexError) as exc:
         raise WeightsError(f"cannot load checkpoint '{path}': {exc}") from exc
     return net.eval(), ckpt
 

@@ -70,6 +70,18 @@ def float_nodes(model, float_stages: int) -> list[str]:
 PERCENTILE = 99.999
 
 
+def check_weights(model: Path) -> None:
+    """Refuse weights to quantise that are missing or not ONNX, before any calibration."""
+    import onnx
+
+    if not Path(model).is_file():
+        raise WeightsError(f"cannot read weights '{model}': no such file")
+    try:
+        onnx.load(str(model), load_external_data=False)
+    except Exception as exc:  # protobuf's DecodeError, and what else a file that is not ONNX raises
+        raise WeightsError(f"cannot read weights '{model}': not a valid ONNX model ({type(exc).__name__})") from exc
+
+
 def quantize(model: Path, out: Path, images: list[Path], long_side: int, float_stages: int = FLOAT_STAGES,
              on_image: Callable[[int, int], None] | None = None, percentile: float = PERCENTILE) -> Path:
     """Write an INT8 (QDQ) copy of `model`, calibrated on `images` at `long_side`.
@@ -112,8 +124,7 @@ def quantize(model: Path, out: Path, images: list[Path], long_side: int, float_s
             square[:, : batch.shape[1], : batch.shape[2]] = batch
             return {"bgr": square}
 
-    if not model.is_file():
-        raise WeightsError(f"cannot read weights '{model}': no such file")
+    check_weights(model)
     with tempfile.TemporaryDirectory() as tmp:
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(model), str(pre), skip_symbolic_shape=True)

@@ -55,10 +55,17 @@ def check_output(path: Path, force: bool, inputs: tuple[Path, ...] = ()) -> None
     for src in inputs:
         if src.exists() and path.exists() and path.resolve() == Path(src).resolve():
             raise OutputError(f"cannot write '{path}': it is the input; choose another --out")
+    if path.is_file() and not force:
+        raise OutputError(f"cannot write '{path}': it exists (use --force to overwrite)")
+    check_writable(path)
+
+
+def check_writable(path: Path) -> None:
+    """Refuse an output file that is a folder, or whose folder cannot be made or written (made
+    here where it is missing)."""
+    path = Path(path)
     if path.is_dir():
         raise OutputError(f"cannot write '{path}': it is a directory")
-    if path.exists() and not force:
-        raise OutputError(f"cannot write '{path}': it exists (use --force to overwrite)")
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.exists():
         try:

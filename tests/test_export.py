@@ -36,3 +36,24 @@ def test_metadata_carries_names_and_size(tmp_path):
     path = export_onnx(LipNet(), tmp_path / "m.onnx", 192, {"training_data": "x"})
     meta = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).get_modelmeta().custom_metadata_map
     assert len(json.loads(meta["names"])) == 20 and meta["input_size"] == "192" and meta["training_data"] == "x"
+
+
+def test_files_that_are_not_checkpoints_or_onnx_are_one_clear_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from lipparse_rt.cli import app
+
+    runner = CliRunner()
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"\x80\x04not a pickle at all" * 10)
+    for args in (["export", str(junk), "--out", str(tmp_path / "e.onnx")],
+                 ["average", str(junk), str(junk), "--out", str(tmp_path / "s.pt")]):
+        r = runner.invoke(app, args)
+        assert r.exit_code == 4, r.output
+        assert r.stderr.strip().splitlines()[-1].startswith(f"error: cannot load checkpoint '{junk}': not a PyTorch checkpoint")
+    r = runner.invoke(app, ["quantize", str(junk), "--out", str(tmp_path / "q.onnx"), "--calib", str(tmp_path)])
+    assert r.exit_code == 4 and f"cannot read weights '{junk}': not a valid ONNX model" in r.stderr, r.output
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    r = runner.invoke(app, ["export", str(junk), "--out", str(blocker / "sub" / "e.onnx")])
+    assert r.exit_code == 3 and "cannot create folder" in r.stderr, r.output  # before the checkpoint is read
