@@ -81,12 +81,20 @@ def config_of(ckpt: dict) -> LipNetConfig:
     return LipNetConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in ckpt["config"].items()})
 
 
-def load_checkpoint(path: Path) -> tuple[LipNet, dict]:
-    """Rebuild LIP-Net from a training checkpoint; return it (eval mode) and the checkpoint dict."""
+def read_checkpoint(path: Path) -> dict:
+    """A training checkpoint's dict (on the CPU); a file that is not one is a WeightsError."""
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
     except (pickle.UnpicklingError, EOFError, ValueError, RuntimeError) as exc:
         raise WeightsError(f"cannot load checkpoint '{path}': not a PyTorch checkpoint ({exc})") from exc
+    if not isinstance(ckpt, dict) or "model" not in ckpt:
+        raise WeightsError(f"cannot load checkpoint '{path}': not a training checkpoint (no 'model' weights)")
+    return ckpt
+
+
+def load_checkpoint(path: Path) -> tuple[LipNet, dict]:
+    """Rebuild LIP-Net from a training checkpoint; return it (eval mode) and the checkpoint dict."""
+    ckpt = read_checkpoint(path)
     try:
         net = LipNet(config_of(ckpt))
         net.load_state_dict(ckpt["model"])

@@ -21,8 +21,8 @@ from torch import Tensor
 from .classes import FLIP_LUT, NUM_CLASSES
 from .data import (IGNORE, PASTE_ANCHORS, AugmentConfig, PasteItem, augment, find_pairs, paste, paste_items, read_image,
                    read_mask, recolour_garments, remove_person, replace_background)
-from .errors import InputError
-from .export import config_of, iterations, load_checkpoint
+from .errors import InputError, OutputError, WeightsError
+from .export import config_of, iterations, load_checkpoint, read_checkpoint
 from .model import OUTPUT_STRIDE, LipNet, LipNetConfig, Preprocess
 
 log = logging.getLogger(__name__)
@@ -412,10 +412,15 @@ def train(cfg: TrainConfig, resume: bool = False, on_step: Callable[[int, float]
             raise InputError("cannot train on 'cuda': torch sees no CUDA GPU (use --device cpu)")
         torch.backends.cudnn.benchmark = True
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"cannot write the run to '{out}': it is a file (--out names a folder)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create folder '{out}': {exc.strerror}") from exc
     ckpt_path = out / "last.pt"
     torch.manual_seed(cfg.seed)
-    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False) if resume and ckpt_path.is_file() else None
+    ckpt = read_checkpoint(ckpt_path) if resume and ckpt_path.is_file() else None
     if ckpt is not None:  # the run's own architecture, whatever the command line says
         cfg = replace(cfg, model=config_of(ckpt))
     net = LipNet(cfg.model).to(memory_format=torch.channels_last)
@@ -438,8 +443,12 @@ def train(cfg: TrainConfig, resume: bool = False, on_step: Callable[[int, float]
         if resume:
             raise InputError(f"cannot resume: no checkpoint at '{ckpt_path}'")
         if init is not None:
-            start = torch.load(init, map_location="cpu", weights_only=False)
-            net.load_state_dict(start["model"])
+            start = read_checkpoint(Path(init))
+            try:
+                net.load_state_dict(start["model"])
+            except RuntimeError as exc:  # another architecture (--decoder-stride, widths)
+                first = str(exc).strip().splitlines()[0]
+                raise WeightsError(f"cannot start from '{init}': its weights do not fit this model ({first})") from exc
             prior = iterations(start)
             log.info("initialised from %s", init)
         counts = sampler.label_counts()

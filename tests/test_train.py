@@ -10,7 +10,7 @@ from lipparse_rt.train import (  # noqa: E402
     DatasetSpec, MixedSampler, TrainConfig, average_checkpoints, average_weights, class_weights, distill_loss,
     flip_soft_labels, lovasz_softmax, parse_loss, poly_lr, recalibrate_bn, repeat_factors, train,
 )
-from lipparse_rt.model import LipNetConfig  # noqa: E402
+from lipparse_rt.model import LipNet, LipNetConfig  # noqa: E402
 from lipparse_rt.data import AugmentConfig  # noqa: E402
 from conftest import make_lip_folder  # noqa: E402
 
@@ -312,6 +312,26 @@ def test_train_on_cuda_without_a_gpu_is_a_clear_error(tmp_path, monkeypatch):
     with pytest.raises(InputError, match="no CUDA GPU"):
         train(cfg)
 
+
+def test_train_refuses_a_file_for_out_and_a_start_that_is_not_a_checkpoint(tmp_path):
+    from lipparse_rt.errors import OutputError, WeightsError
+
+    _tiny_dataset(tmp_path / "d")
+    base = dict(datasets=(DatasetSpec(str(tmp_path / "d")),), iters=1, size=32, threads=1)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(OutputError, match="it is a file"):
+        train(TrainConfig(out=str(tmp_path / "file"), **base))
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"\x80\x04not a pickle" * 10)
+    with pytest.raises(WeightsError, match="not a PyTorch checkpoint"):
+        train(TrainConfig(out=str(tmp_path / "run"), **base), init=junk)
+    torch.save({"step": 3}, tmp_path / "nomodel.pt")
+    with pytest.raises(WeightsError, match="not a training checkpoint"):
+        train(TrainConfig(out=str(tmp_path / "run"), **base), init=tmp_path / "nomodel.pt")
+    other = LipNet(LipNetConfig(widths=(8, 8, 16, 16, 32, 32), aspp_width=16, decoder_width=16))
+    torch.save({"model": other.state_dict()}, tmp_path / "other.pt")
+    with pytest.raises(WeightsError, match="its weights do not fit this model"):
+        train(TrainConfig(out=str(tmp_path / "run"), **base), init=tmp_path / "other.pt")
 
 
 def test_snapshots_keep_the_weights_every_n_steps(tmp_path):
