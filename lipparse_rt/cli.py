@@ -642,6 +642,7 @@ def eval_cmd(
     from .data import find_pairs
     from .evaluate import confusion_png, evaluate
     from .metrics import PROTOCOLS, markdown_table, person_scores, side_report
+    from .sinks import check_writable
 
     if (data is None) == (empty is None):
         _fail(InputError("give --data (a labelled folder) or --empty (pictures or a video with nobody in them), one of them"))
@@ -665,6 +666,8 @@ def eval_cmd(
                                 zoom=zoom)
 
         find_pairs(data, split, labels=labels)  # a missing folder or split says so before any model loads
+        if confusion is not None:
+            check_writable(confusion)
         engine, *other = _scoring_engines(weights, int8, against, provider, size, _scales(scales), face)
         result = score(engine, "scoring")
         if confusion is not None:
@@ -756,6 +759,7 @@ def bench(
     from . import bench as b
     from .data import default_data_root
     from .engine import app_cpu_weights, default_weights, int8_weights
+    from .sinks import check_writable
 
     data = default_data_root()
     clip = video or data / "videos" / "yes.mkv"
@@ -766,6 +770,8 @@ def bench(
     try:
         if provider not in ("cpu", "cuda", "tensorrt"):
             raise InputError(f"unknown provider '{provider}' for bench: use cpu, cuda or tensorrt")
+        if write is not None:
+            check_writable(write)  # before minutes of timing, not after
         if provider != "cpu" and section not in ("pipeline", "providers"):
             raise InputError(f"bench {section} runs on the CPU provider: --provider is for pipeline and providers")
         if section in ("pipeline", "sizes", "latency", "memory", "providers") and not clip.is_file():

@@ -67,6 +67,8 @@ def check_writable(path: Path) -> None:
     if path.is_dir():
         raise OutputError(f"cannot write '{path}': it is a directory")
     parent = path.parent if str(path.parent) else Path(".")
+    if parent.exists() and not parent.is_dir():
+        raise OutputError(f"cannot write '{path}': '{parent}' is a file, not a folder")
     if not parent.exists():
         try:
             parent.mkdir(parents=True)

@@ -228,3 +228,32 @@ def test_frames_of_another_size_are_fitted_whole_not_cropped(tmp_path, caplog):
     assert bars.max() < 30  # letterboxed: 2:1 into 4:3
     assert middle[:, 4:28, 2].mean() > 180 and middle[:, 36:60, 0].mean() > 180  # both halves there
     assert np.abs(out[2] - 200).max() < 10  # a smaller frame fills it (same aspect)
+
+
+def test_check_writable_refuses_a_folder_a_file_for_a_folder_and_makes_a_missing_one(tmp_path):
+    from lipparse_rt.sinks import check_writable
+
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(OutputError, match="'.*file' is a file, not a folder"):
+        check_writable(tmp_path / "file" / "B.md")
+    with pytest.raises(OutputError, match="cannot create folder"):
+        check_writable(tmp_path / "file" / "sub" / "B.md")
+    with pytest.raises(OutputError, match="it is a directory"):
+        check_writable(tmp_path)
+    check_writable(tmp_path / "new" / "B.md")
+    assert (tmp_path / "new").is_dir()
+
+
+def test_bench_and_eval_outputs_are_checked_before_the_work(tmp_path, tiny_weights, monkeypatch):
+    from typer.testing import CliRunner
+
+    from conftest import make_lip_folder
+    from lipparse_rt.cli import app
+
+    monkeypatch.setenv("LIPPARSE_WEIGHTS", str(tiny_weights))
+    (tmp_path / "file").write_text("x")
+    r = CliRunner().invoke(app, ["bench", "table1", "--write", str(tmp_path / "file" / "B.md")])
+    assert r.exit_code == 3 and "is a file, not a folder" in r.stderr and "|" not in r.stdout  # no table timed
+    root = make_lip_folder(tmp_path / "d", ["a", "b"])
+    r = CliRunner().invoke(app, ["eval", "--data", str(root), "--confusion", str(tmp_path / "file" / "c.png")])
+    assert r.exit_code == 3 and "is a file, not a folder" in r.stderr and "mIoU" not in r.stdout  # nothing scored
