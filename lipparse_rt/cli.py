@@ -34,7 +34,7 @@ _state = {"debug": False}
 Weights = Annotated[Optional[Path], typer.Option(
     "--weights", "-w", help="ONNX weights (default: the shipped weights/lipnet.onnx, or $LIPPARSE_WEIGHTS).")]
 Size = Annotated[int, typer.Option(
-    "--size", help="Model input: the long side in pixels, a multiple of 16 (0 = the size stored in the weights).")]
+    "--size", help="Model input: the long side in pixels, a multiple of 16 up to 2048 (0 = the size stored in the weights).")]
 Provider = Annotated[str, typer.Option(
     "--provider", help="Execution provider: auto (TensorRT -> CUDA -> CPU), tensorrt, cuda or cpu.")]
 Alpha = Annotated[float, typer.Option("--alpha", min=0.0, max=1.0, help="Overlay opacity.")]

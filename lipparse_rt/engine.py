@@ -36,6 +36,7 @@ PROVIDERS = {
 }
 SHORT = {v: k for k, v in PROVIDERS.items()}
 STRIDE = 16
+MAX_INPUT = 2048  # the largest --size (4096: 6.3 GB and 54 s for one CCP photo, `/usr/bin/time lipparse-rt image PHOTO --masks m --size 4096`)
 PAD_BGR = (104, 116, 124)  # the training mean: normalises to ~0
 WEIGHTS_ENV = "LIPPARSE_WEIGHTS"
 
@@ -116,8 +117,8 @@ class EngineConfig:
     def __post_init__(self) -> None:
         if self.provider not in ("auto", *PROVIDERS):
             raise InputError(f"unknown provider '{self.provider}': use auto, tensorrt, cuda or cpu")
-        if self.input_size and (self.input_size < 32 or self.input_size % STRIDE):
-            raise InputError(f"input size {self.input_size} must be a multiple of {STRIDE}, at least 32")
+        if self.input_size and (not 32 <= self.input_size <= MAX_INPUT or self.input_size % STRIDE):
+            raise InputError(f"input size {self.input_size} must be a multiple of {STRIDE} from 32 to {MAX_INPUT}")
         if any(not 0.25 <= s <= 4 for s in self.scales):
             raise InputError(f"scales {', '.join(f'{s:g}' for s in self.scales)}: each must lie in 0.25..4")
 

@@ -96,8 +96,10 @@ def test_weights_with_wrong_classes_are_refused(tmp_path):
 
 
 def test_bad_config_is_rejected():
-    with pytest.raises(InputError, match="multiple of 16"):
-        EngineConfig(input_size=250)
+    for size in (250, 16, 4096):  # off the stride, too small, too large (4096 took 6 GB for one photo)
+        with pytest.raises(InputError, match="multiple of 16 from 32 to 2048"):
+            EngineConfig(input_size=size)
+    assert EngineConfig(input_size=2048).input_size == 2048
     with pytest.raises(InputError, match="unknown provider"):
         EngineConfig(provider="gpu")
 
