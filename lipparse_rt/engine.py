@@ -511,7 +511,7 @@ class Engine:
             return self._parse_at(bgr, long_side, flip, scaled)
         base = long_side or self.input_size
         probs = self._probs(bgr, self.tta_sides(base), flip)
-        side = face_side(probs.argmax(0), base, self.face)
+        side = min(face_side(probs.argmax(0), base, self.face), MAX_INPUT)
         if side:
             probs = self._probs(bgr, [side], flip, probs)
         return probs.argmax(0).astype(np.uint8)
@@ -524,11 +524,12 @@ class Engine:
 
     def tta_sides(self, long_side: int | None = None, scaled: bool = True) -> list[int]:
         """The model long sides `parse_tta` parses a frame at: `long_side` (default the input
-        size) times each of the engine's scales, padded to the stride; `long_side` alone without
-        scales or when not `scaled`."""
+        size) times each of the engine's scales, padded to the stride, at most `MAX_INPUT` (each
+        once); `long_side` alone without scales or when not `scaled`."""
         long_side = long_side or self.input_size
         scales = self.scales if scaled else ()
-        return [max(2 * STRIDE, padded(round(long_side * s))) for s in scales] or [long_side]
+        sides = [min(MAX_INPUT, max(2 * STRIDE, padded(round(long_side * s)))) for s in scales]
+        return list(dict.fromkeys(sides)) or [long_side]
 
     def parse_tta(self, bgr: U8, long_side: int | None = None, flip: bool = True, scaled: bool = True) -> U8:
         """Test-time augmentation: the class probabilities of the frame at each of `tta_sides`

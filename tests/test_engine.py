@@ -124,6 +124,7 @@ def test_scales_average_the_probabilities_of_each_scale_at_the_frame_or_largest_
     largest map's size, or to the frame's own where that is smaller, summed, then the argmax."""
     eng = Engine(EngineConfig(weights=tiny_weights, provider="cpu", input_size=64, scales=(1.125, 1.375)))
     assert eng.tta_sides() == [80, 96] and eng.tta_sides(256) == [288, 352] and eng.tta_sides(scaled=False) == [64]
+    assert eng.tta_sides(1600) == [1808, 2048] and eng.tta_sides(2048) == [2048]  # at most MAX_INPUT, each once
     assert "scales 1.125/1.375" in eng.mode
 
     def by_hand(frame, h, w):
@@ -294,3 +295,20 @@ def test_tensorrt_engine_cache_folder_is_made(tiny_weights, tmp_path, monkeypatc
     eng = Engine(EngineConfig(weights=tiny_weights, provider="tensorrt", input_size=64))
     assert (tmp_path / "cache" / "lipparse-rt" / "tensorrt").is_dir()
     assert eng.provider in ("tensorrt", "cpu")
+
+
+def test_the_face_enlargement_is_capped_at_the_largest_input(tiny_weights, monkeypatch):
+    import lipparse_rt.engine as engine_mod
+    from lipparse_rt.engine import MAX_INPUT
+
+    eng = Engine(EngineConfig(weights=tiny_weights, provider="cpu", input_size=64, face=40))
+    sides = []
+
+    def probs(bgr, s, flip, base=None):  # records the sides asked for; the maps do not matter here
+        sides.append(list(s))
+        return np.zeros((20, 4, 4), np.float32)
+
+    monkeypatch.setattr(eng, "_probs", probs)
+    monkeypatch.setattr(engine_mod, "face_side", lambda *a, **k: 4000)  # faces tiny: enlarge far
+    eng.parse(np.zeros((48, 64, 3), np.uint8))
+    assert sides == [[64], [MAX_INPUT]]
