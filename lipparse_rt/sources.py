@@ -303,6 +303,8 @@ def open_capture(spec: str) -> cv2.VideoCapture:
         cvlog.setLogLevel(level)
     if not cap.isOpened():
         cap.release()
+        if "://" in spec:
+            raise CameraError(f"cannot open stream '{spec}': nothing answers there, or it is not a video stream")
         raise CameraError(f"cannot open camera '{spec}': the device is busy, absent or not a camera")
     return cap
 

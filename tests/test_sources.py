@@ -436,3 +436,13 @@ def test_a_raw_h264_stream_that_cannot_seek_is_read_whole(tmp_path, interlaced):
         frames = list(v)
     assert len(frames) == 6 and v.error is None
     assert [int(np.flatnonzero(f.image[32, :, 1] > 110).min()) for f in frames[:3]] == [0, 7, 14]  # from the first
+
+
+def test_a_stream_url_that_does_not_answer_is_named_a_stream():
+    import socket
+
+    with socket.socket() as sock:  # a local port with nobody listening: refused at once
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(CameraError, match=r"cannot open stream 'http://127\.0\.0\.1:\d+/cam\.mjpg': nothing answers there"):
+        Camera(f"http://127.0.0.1:{port}/cam.mjpg").__enter__()
