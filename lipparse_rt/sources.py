@@ -313,13 +313,15 @@ class Camera:
     """A live source read by its own thread that keeps only the newest frame.
 
     Stale frames are overwritten and counted in `dropped`, so latency never builds up. A video
-    file given as the camera is played at its own frame rate and ends at its last frame. A
-    camera whose reads fail is reopened with back-off for `reconnect_s` seconds, then given up.
+    file given as the camera (or one served over HTTP) is played at its own frame rate and ends
+    at its last frame. A camera whose reads fail is reopened with back-off for `reconnect_s`
+    seconds, then given up.
 
     Args:
         spec: camera index, device path, stream URL or video file.
         opener: makes the capture (tests pass a fake).
-        finite: a failed read ends the source (default: when `spec` is a file).
+        finite: a failed read ends the source (default: for a recording, a file here or a URL
+            with a frame count).
         size: the frame size (width, height) to ask a camera for, at every (re)opening; the
             camera picks its nearest mode (`width`, `height`: what it gives). A file plays at
             its own size.
@@ -330,13 +332,16 @@ class Camera:
                  size: tuple[int, int] | None = None) -> None:
         self.spec = spec
         self.is_file = Path(spec).is_file()
-        self.finite = self.is_file if finite is None else finite  # a failed read is the end, not a loss
         if not self.is_file and not spec.isdigit() and "://" not in spec and not spec.startswith("/dev/"):
             raise CameraError(f"cannot open camera '{spec}': no such device, stream or file")
         self._opener = opener
         self._reconnect_s = reconnect_s
         self._size = None if self.is_file else size
         self._cap = self._open()
+        # A recording (a file, here or served over HTTP: it has a frame count; a live stream has
+        # none) plays at its own frame rate and ends at its last frame, not reopened as a lost camera.
+        self.recording = self.is_file or ("://" in spec and self._cap.get(cv2.CAP_PROP_FRAME_COUNT) > 0)
+        self.finite = self.recording if finite is None else finite  # a failed read is the end, not a loss
         fps = self._cap.get(cv2.CAP_PROP_FPS)
         self.fps = fps if 1 <= fps <= 240 else 30.0
         self.width = int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH))  # as the capture reports it (0: unknown)
@@ -410,7 +415,7 @@ class Camera:
         t0 = time.perf_counter()
         try:
             while not self._stop.is_set():
-                if self.is_file:  # play a file at its own rate
+                if self.recording:  # play a file at its own rate
                     due = t0 + self._count / self.fps
                     self._stop.wait(max(0.0, due - time.perf_counter()))
                 ok, img = self._cap.read()

@@ -446,3 +446,34 @@ def test_a_stream_url_that_does_not_answer_is_named_a_stream():
         port = sock.getsockname()[1]
     with pytest.raises(CameraError, match=r"cannot open stream 'http://127\.0\.0\.1:\d+/cam\.mjpg': nothing answers there"):
         Camera(f"http://127.0.0.1:{port}/cam.mjpg").__enter__()
+
+
+def test_a_video_served_over_http_plays_at_its_rate_and_ends(tmp_path):
+    """A URL with a frame count is a recording: played at its own rate and ended at its last frame
+    (before 2026-12-04 it was read as fast as it came and reopened at its end, over and over)."""
+    import functools
+    import http.server
+    import time
+
+    make_video(tmp_path / "clip.mp4", n=10, fps=25)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    handler.log_message = lambda *a, **k: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        t0 = time.perf_counter()
+        with Camera(f"http://127.0.0.1:{server.server_address[1]}/clip.mp4", reconnect_s=5.0) as cam:
+            assert cam.recording and cam.finite
+            seen = []
+            while True:
+                try:
+                    f = cam.read(timeout=0.5)
+                except StopIteration:  # ended, every frame seen
+                    break
+                if f is not None:
+                    seen.append(f.index)
+        took = time.perf_counter() - t0
+    finally:
+        server.shutdown()
+    assert 0 < len(seen) <= 10 and seen == sorted(seen) and max(seen) <= 9  # never read past its end
+    assert took >= 0.3  # ten frames at 25 FPS take 0.4 s when paced
