@@ -87,6 +87,7 @@ class RunStats:
     dropped: int = 0
     wall_s: float = 0.0
     model_ms: list[float] = field(default_factory=list)
+    model_spans: list[tuple[float, float]] = field(default_factory=list)  # each parse's (start, end), s
     latency_ms: list[float] = field(default_factory=list)
     interrupted: int = 0  # exit code of the signal that stopped the run (130 Ctrl-C, 143 SIGTERM)
     stopped: bool = False  # the user quit (q, Esc, window closed)
@@ -104,10 +105,22 @@ class RunStats:
         return float(np.median(self.model_ms)) if self.model_ms else 0.0
 
     @property
+    def at_once(self) -> int:
+        """The most frames the model parsed at once in this run: `streams`, or fewer for a video
+        shorter than the streams or more streams than the queues hold frames."""
+        events = sorted([(a, 1) for a, _ in self.model_spans] + [(b, -1) for _, b in self.model_spans])
+        running = peak = 0
+        for _, step in events:  # an end before a start at the same instant: not overlapping
+            running += step
+            peak = max(peak, running)
+        return min(self.streams, peak) if peak else self.streams
+
+    @property
     def model_fps(self) -> float:
-        """Frames per second of model time alone: `streams` frames per median model time."""
+        """Frames per second of model time alone: the frames parsed at once (`at_once`) per median
+        model time."""
         med = self.model_ms_median
-        return 1000.0 * self.streams / med if med > 0 else 0.0
+        return 1000.0 * self.at_once / med if med > 0 else 0.0
 
     def latency(self, q: float) -> float | None:
         """Capture-to-output latency percentile in ms."""
@@ -244,15 +257,15 @@ def run_file(
     done = threading.Event()
     pool = ThreadPoolExecutor(stats.streams, thread_name_prefix="infer")
 
-    def parse(image: U8) -> tuple[U8, float, U8 | None]:
+    def parse(image: U8) -> tuple[U8, tuple[float, float], U8 | None]:
         if stop.is_set():  # queued before a stop: not worth parsing
             raise CancelledError
         t = time.perf_counter()
         ids = (zoom or engine).parse(image)  # at the model's size: drawn and scaled up a strip at a time
-        ms = (time.perf_counter() - t) * 1000
+        t1 = time.perf_counter()
         # drawn on the parse threads, on the frame's own pixels (not needed after this): with a
         # fast model, one drawing thread was the slowest stage (a GPU machine, BENCHMARKS.md)
-        return ids, ms, render_frame(image, ids, alpha, in_place=True) if video or display else None
+        return ids, (t, t1), render_frame(image, ids, alpha, in_place=True) if video or display else None
 
     def read() -> None:
         try:
@@ -267,8 +280,9 @@ def run_file(
         try:
             while (item := _get(q_ids, stop)) is not _END:
                 frame, pending = item
-                ids, ms, out = pending.result()  # an engine error is raised here and stops the run
-                stats.model_ms.append(ms)
+                ids, span, out = pending.result()  # an engine error is raised here and stops the run
+                stats.model_ms.append((span[1] - span[0]) * 1000)
+                stats.model_spans.append(span)
                 if not _put(q_out, (frame, ids, out), stop):
                     return
         finally:
