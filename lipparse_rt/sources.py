@@ -122,11 +122,11 @@ class VideoFile:
                 break
         except av.FFmpegError:
             pass
-        try:
-            self._container.seek(0, stream=self._stream)
-        except av.FFmpegError:  # a raw H.264/HEVC stream (a Raspberry Pi's, a DVR's) cannot seek: open it again
-            self._container.close()
-            self._open()
+        # Back to the start by opening the file again, not by seeking: a raw H.264/HEVC stream (a
+        # Raspberry Pi's, a DVR's) cannot seek, and a still image read as a video seeks "fine" and
+        # then gives no frame.
+        self._container.close()
+        self._open()
         return angle % 360, interlaced
 
     def __enter__(self) -> "VideoFile":

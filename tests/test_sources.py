@@ -477,3 +477,14 @@ def test_a_video_served_over_http_plays_at_its_rate_and_ends(tmp_path):
         server.shutdown()
     assert 0 < len(seen) <= 10 and seen == sorted(seen) and max(seen) <= 9  # never read past its end
     assert took >= 0.3  # ten frames at 25 FPS take 0.4 s when paced
+
+
+def test_a_still_image_read_as_a_video_gives_its_one_frame(tmp_path):
+    """FFmpeg reads a JPEG as a one-frame video; seeking it back to the start after the first
+    look 'works' and then gives nothing ('it has no frames' before 2026-12-04): it is reopened."""
+    import cv2
+
+    cv2.imwrite(str(tmp_path / "still.jpg"), np.full((48, 64, 3), 120, np.uint8))
+    with VideoFile(tmp_path / "still.jpg") as v:
+        frames = list(v)
+    assert len(frames) == 1 and frames[0].image.shape == (48, 64, 3)
