@@ -26,8 +26,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="Real-time human parsing into the 20 LIP classes with LIP-Net on ONNX Runtime.",
 )
-err = Console(stderr=True)
-out = Console(soft_wrap=True)
+err = Console(stderr=True, markup=False)  # file names are shown as they are: "clip [red].mp4"
+out = Console(soft_wrap=True, markup=False)
 _state = {"debug": False}
 
 # Options shared by the commands that run the model.

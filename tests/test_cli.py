@@ -425,3 +425,14 @@ def test_q_in_the_video_window_stops_the_run_and_says_so(tmp_path, tiny_weights,
     written = probe(out)["frames"]
     assert 3 <= written < 600
     assert r.stderr.strip().splitlines()[-1] == f"stopped in the window: {written} of 600 frames parsed and written to {out}"
+
+
+def test_file_names_with_square_brackets_are_shown_as_they_are(tmp_path, tiny_weights, monkeypatch):
+    """Rich's markup read '[bold]' in a file name as a style and dropped it from every line."""
+    monkeypatch.setenv("LIPPARSE_WEIGHTS", str(tiny_weights))
+    src = make_video(tmp_path / "clip [bold]take 2[red].mp4", n=3)
+    r = runner.invoke(app, ["video", str(src), "--out", str(tmp_path / "o [red].mp4")])
+    assert r.exit_code == 0, r.output
+    assert "clip [bold]take 2[red].mp4: 160x120" in r.stderr and "clip [bold]take 2[red].mp4: 3 frames" in r.stdout
+    r = runner.invoke(app, ["video", str(tmp_path / "gone [red].mp4"), "--out", str(tmp_path / "x.mp4")])
+    assert r.stderr.strip().splitlines()[-1] == f"error: cannot read video '{tmp_path / 'gone [red].mp4'}': no such file"
