@@ -433,6 +433,8 @@ def info(
 
     import onnxruntime as ort
 
+    from .sources import heif_reader
+
     try:
         engine = _engine(weights, provider, 0, int8=int8)
     except LipParseError as exc:
@@ -449,8 +451,6 @@ def info(
     out.print(f"onnxruntime {ort.__version__}; available providers: {', '.join(ort.get_available_providers())}")
     fused = f" ({engine.fused} SE gates kept in ONNX Runtime's blocked layout)" if engine.fused else ""
     out.print(f"provider in use: {engine.provider}{fused}")
-    from .sources import heif_reader
-
     out.print(f"HEIC photos: {heif_reader() or 'not readable (pip install pillow-heif)'}")
 
 

@@ -36,7 +36,9 @@ PROVIDERS = {
 }
 SHORT = {v: k for k, v in PROVIDERS.items()}
 STRIDE = 16
-MAX_INPUT = 2048  # the largest --size (4096: 6.3 GB and 54 s for one CCP photo, `/usr/bin/time lipparse-rt image PHOTO --masks m --size 4096`)
+# The largest model long side (`--size`, and what scales or the face enlarge to): 4096 took 6.3 GB
+# and 54 s for one CCP photo (`/usr/bin/time lipparse-rt image PHOTO --masks m --size 4096`).
+MAX_INPUT = 2048
 PAD_BGR = (104, 116, 124)  # the training mean: normalises to ~0
 WEIGHTS_ENV = "LIPPARSE_WEIGHTS"
 
