@@ -27,7 +27,7 @@ import numpy as np
 
 from .engine import PAD_BGR, STRIDE, letterbox
 from .errors import InputError, WeightsError
-from .sources import IMAGE_EXTS, read_image_any
+from .sources import Images, read_image_any
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ def calibration_images(folders: list[Path | str], count: int) -> list[Path]:
         if split:
             files += [img for img, _ in find_pairs(folder, split)]
         else:
-            files += sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS)
+            files += Images(folder).files  # as `image` lists a folder (hidden files left out)
     if not files:
         raise InputError("no calibration images found")
     step = max(1, len(files) // count)
