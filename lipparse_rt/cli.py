@@ -182,7 +182,7 @@ def video(
     out_path: Optional[Path] = typer.Option(None, "--out", "-o", help="Output MP4 (H.264, audio kept)."),
     masks: Optional[Path] = typer.Option(None, "--masks", help="Also write one index PNG of LIP ids per frame here."),
     show: bool = typer.Option(False, "--show", help="Also show the result live in a window (q or Esc stops the run; what was parsed is kept)."),
-    force: bool = typer.Option(False, "--force", "-f", help="Overwrite an existing output."),
+    force: bool = typer.Option(False, "--force", "-f", help="Overwrite an existing output, and an earlier run's frame masks in --masks."),
     weights: Weights = None,
     int8: Int8 = None,
     size: Size = 0,
@@ -196,7 +196,7 @@ def video(
     """Parse every frame of a video and write an overlay video (and/or masks)."""
     from .engine import plan_streams
     from .pipeline import queue_depth, run_file, search_workers
-    from .sinks import X264_PRESETS, MaskWriter, VideoWriter, Window, check_output
+    from .sinks import X264_PRESETS, MaskWriter, VideoWriter, Window, check_output, clear_frame_masks
     from .sources import VideoFile
     from .zoom import Zoom
 
@@ -207,6 +207,8 @@ def video(
             raise InputError(f"unknown preset '{preset}': use one of {', '.join(X264_PRESETS)}")
         if out_path is not None:
             check_output(out_path, force, (input,))
+        if masks is not None:
+            clear_frame_masks(masks, force)
         with ExitStack() as stack:
             src = stack.enter_context(VideoFile(input))
             streams, threads = plan_streams(streams)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 import time
 from fractions import Fraction
@@ -285,6 +286,22 @@ def _has_audio(path: Path) -> bool:
 
     with av.open(str(path)) as c:
         return bool(c.streams.audio)
+
+
+FRAME_MASK = re.compile(r"\d{6,}\.png")  # `video --masks`: one per frame, named by its index
+
+
+def clear_frame_masks(folder: Path, force: bool) -> None:
+    """Refuse a masks folder holding an earlier `video` run's frame masks (a shorter run would
+    leave the old run's last ones beside its own), unless `force`: then they are removed. Files
+    of other names are left alone."""
+    folder = Path(folder)
+    old = [p for p in folder.iterdir() if FRAME_MASK.fullmatch(p.name)] if folder.is_dir() else []
+    if old and not force:
+        raise OutputError(f"cannot write masks to '{folder}': it holds {len(old)} frame masks of an earlier run "
+                          "(use --force to replace them)")
+    for path in old:
+        path.unlink()
 
 
 class MaskWriter:

@@ -436,3 +436,15 @@ def test_file_names_with_square_brackets_are_shown_as_they_are(tmp_path, tiny_we
     assert "clip [bold]take 2[red].mp4: 160x120" in r.stderr and "clip [bold]take 2[red].mp4: 3 frames" in r.stdout
     r = runner.invoke(app, ["video", str(tmp_path / "gone [red].mp4"), "--out", str(tmp_path / "x.mp4")])
     assert r.stderr.strip().splitlines()[-1] == f"error: cannot read video '{tmp_path / 'gone [red].mp4'}': no such file"
+
+
+def test_video_masks_of_an_earlier_run_need_force_and_are_replaced_whole(tmp_path, tiny_weights, monkeypatch):
+    """A shorter run into the same --masks folder left the earlier run's last masks beside its own."""
+    monkeypatch.setenv("LIPPARSE_WEIGHTS", str(tiny_weights))
+    long, short, m = make_video(tmp_path / "long.mp4", n=6), make_video(tmp_path / "short.mp4", n=3), tmp_path / "m"
+    assert runner.invoke(app, ["video", str(long), "--masks", str(m)]).exit_code == 0
+    (m / "notes.txt").write_text("mine")
+    r = runner.invoke(app, ["video", str(short), "--masks", str(m)])
+    assert r.exit_code == 3 and "holds 6 frame masks of an earlier run (use --force" in r.stderr, r.output
+    assert runner.invoke(app, ["video", str(short), "--masks", str(m), "--force"]).exit_code == 0
+    assert sorted(p.name for p in m.iterdir()) == ["000000.png", "000001.png", "000002.png", "notes.txt"]
