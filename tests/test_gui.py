@@ -59,6 +59,18 @@ def _window_ids(env) -> list[str]:
     return r.stdout.split()
 
 
+def _press(env, key: str, proc) -> None:
+    """Focus the app's window and press `key`; where that fails, say what the app was doing."""
+    ids = _window_ids(env)
+    try:
+        assert ids, "the window is gone"
+        subprocess.run(["xdotool", "windowfocus", "--sync", ids[0], "key", key], env=env, check=True, timeout=10,
+                       capture_output=True, text=True)
+    except (AssertionError, subprocess.SubprocessError) as exc:
+        state = f"exited {proc.returncode}: {proc.stderr.read()[-800:]}" if proc.poll() is not None else "still running"
+        raise AssertionError(f"could not press {key} ({exc}); the app {state}") from exc
+
+
 def test_webcam_window_shows_overlay_legend_hud_and_q_quits(tmp_path, display):
     with VideoFile(DEMO) as v:
         still = next(iter(v)).image
@@ -96,13 +108,11 @@ def test_webcam_window_shows_overlay_legend_hud_and_q_quits(tmp_path, display):
             _, score, _, (x, y) = cv2.minMaxLoc(cv2.matchTemplate(shot, crop, cv2.TM_CCOEFF_NORMED))
         assert shot is not None, "the app ended before a screenshot: " + proc.stderr.read()
         # s saves the picture shown (without the HUD) and its class map; q quits
-        subprocess.run(["xdotool", "windowfocus", "--sync", _window_ids(env)[0], "key", "s"],
-                       env=env, check=True, timeout=10)
+        _press(env, "s", proc)
         deadline = time.time() + 20
         while len(list((tmp_path / "shots").glob("lipparse-*.png"))) < 2 and time.time() < deadline:
             time.sleep(0.2)
-        subprocess.run(["xdotool", "windowfocus", "--sync", _window_ids(env)[0], "key", "q"],
-                       env=env, check=True, timeout=10)
+        _press(env, "q", proc)
         rc = proc.wait(timeout=20)
     finally:
         if proc.poll() is None:
