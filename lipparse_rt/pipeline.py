@@ -86,7 +86,6 @@ class RunStats:
     frames_out: int = 0
     dropped: int = 0
     wall_s: float = 0.0
-    model_ms: list[float] = field(default_factory=list)
     model_spans: list[tuple[float, float]] = field(default_factory=list)  # each parse's (start, end), s
     latency_ms: list[float] = field(default_factory=list)
     interrupted: int = 0  # exit code of the signal that stopped the run (130 Ctrl-C, 143 SIGTERM)
@@ -100,20 +99,25 @@ class RunStats:
         return self.frames_out / self.wall_s if self.wall_s > 0 else 0.0
 
     @property
+    def model_ms(self) -> list[float]:
+        """Each parse's model time in ms."""
+        return [(b - a) * 1000 for a, b in self.model_spans]
+
+    @property
     def model_ms_median(self) -> float:
         """Median model time per frame in ms."""
-        return float(np.median(self.model_ms)) if self.model_ms else 0.0
+        return float(np.median(self.model_ms)) if self.model_spans else 0.0
 
     @property
     def at_once(self) -> int:
-        """The most frames the model parsed at once in this run: `streams`, or fewer for a video
-        shorter than the streams or more streams than the queues hold frames."""
+        """The most frames the model parsed at once in this run, at most `streams`: fewer for a video
+        shorter than the streams, or more streams than the queues hold frames (0 before any)."""
         events = sorted([(a, 1) for a, _ in self.model_spans] + [(b, -1) for _, b in self.model_spans])
         running = peak = 0
         for _, step in events:  # an end before a start at the same instant: not overlapping
             running += step
             peak = max(peak, running)
-        return min(self.streams, peak) if peak else self.streams
+        return min(self.streams, peak)
 
     @property
     def model_fps(self) -> float:
@@ -281,7 +285,6 @@ def run_file(
             while (item := _get(q_ids, stop)) is not _END:
                 frame, pending = item
                 ids, span, out = pending.result()  # an engine error is raised here and stops the run
-                stats.model_ms.append((span[1] - span[0]) * 1000)
                 stats.model_spans.append(span)
                 if not _put(q_out, (frame, ids, out), stop):
                     return
@@ -416,14 +419,14 @@ def run_live(
                 t = time.perf_counter()
                 zoomer = zooming[0]
                 ids = (zoomer or engine).parse(frame.image)
-                ms = (time.perf_counter() - t) * 1000
+                span = (t, time.perf_counter())
                 model_hw[0] = zoomer.last_input if zoomer else engine.model_shape(*frame.image.shape[:2])
                 try:  # keep only the newest result for the display
                     results.get_nowait()
                     stats.dropped += 1
                 except queue.Empty:
                     pass
-                results.put_nowait((frame, ids, ms))
+                results.put_nowait((frame, ids, span))
         finally:
             _put(results, _END, stop)
 
@@ -445,14 +448,14 @@ def run_live(
                 continue
             if item is _END:
                 break
-            frame, ids, ms = item
+            frame, ids, span = item
             out = overlay(frame.image, ids, view.alpha)
             if view.mirror:
                 out = np.ascontiguousarray(out[:, ::-1])
             legend(out, ids)
             last = out.copy() if display is not None else None
             now = time.perf_counter()
-            meter.tick(now, ms, (now - frame.t_capture) * 1000)
+            meter.tick(now, (span[1] - span[0]) * 1000, (now - frame.t_capture) * 1000)
             if view.hud:
                 hud(out, meter.hud(mode(), model_hw[0]))
             if video is not None:
@@ -464,7 +467,7 @@ def run_live(
                     break
             done = time.perf_counter()
             stats.latency_ms.append((done - frame.t_capture) * 1000)
-            stats.model_ms.append(ms)
+            stats.model_spans.append(span)
             stats.frames_out += 1
             if max_frames and stats.frames_out >= max_frames:
                 break

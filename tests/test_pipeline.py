@@ -347,8 +347,9 @@ def test_model_only_fps_counts_the_frames_actually_parsed_at_once():
     run did (a one-frame video with 100 streams said 4,895 FPS for a 20 ms frame before 2026-12-04)."""
     from lipparse_rt.pipeline import RunStats
 
-    s = RunStats(streams=4, model_ms=[10.0, 10.0, 10.0], model_spans=[(0.0, 0.01), (0.005, 0.015), (0.02, 0.03)])
+    s = RunStats(streams=4, model_spans=[(0.0, 0.01), (0.005, 0.015), (0.02, 0.03)])
+    assert s.model_ms == pytest.approx([10.0, 10.0, 10.0])  # the model times: derived from the spans
     assert s.at_once == 2 and s.model_fps == pytest.approx(200.0)
     assert RunStats(streams=4, model_spans=[(0.0, 1.0), (1.0, 2.0)]).at_once == 1  # touching, not overlapping
     assert RunStats(streams=2, model_spans=[(0.0, 1.0), (0.1, 1.1), (0.2, 1.2)]).at_once == 2  # never above streams
-    assert RunStats(streams=3, model_ms=[20.0]).model_fps == pytest.approx(150.0)  # no spans (live): the streams
+    assert RunStats(streams=3).model_fps == 0.0  # nothing parsed: no figure
