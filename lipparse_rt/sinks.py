@@ -304,19 +304,26 @@ def clear_frame_masks(folder: Path, force: bool) -> None:
         path.unlink()
 
 
+def output_folder(folder: Path, what: str) -> Path:
+    """Make `folder` where missing and check it can take `what` (OutputError if it is a file,
+    cannot be made or is not writable); return it."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"cannot write {what} to '{folder}': it is a file")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create folder '{folder}': {exc.strerror}") from exc
+    if not os.access(folder, os.W_OK):
+        raise OutputError(f"cannot write {what} to '{folder}': not writable")
+    return folder
+
+
 class MaskWriter:
     """Writes class maps as single-channel 8-bit PNGs of LIP ids into a folder."""
 
     def __init__(self, folder: Path, what: str = "masks") -> None:
-        self.folder = Path(folder)
-        if self.folder.exists() and not self.folder.is_dir():
-            raise OutputError(f"cannot write {what} to '{self.folder}': it is a file")
-        try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise OutputError(f"cannot create folder '{self.folder}': {exc.strerror}") from exc
-        if not os.access(self.folder, os.W_OK):
-            raise OutputError(f"cannot write {what} to '{self.folder}': not writable")
+        self.folder = output_folder(folder, what)
 
     def __enter__(self) -> "MaskWriter":
         return self

@@ -21,9 +21,10 @@ from torch import Tensor
 from .classes import FLIP_LUT, NUM_CLASSES
 from .data import (IGNORE, PASTE_ANCHORS, AugmentConfig, PasteItem, augment, find_pairs, paste, paste_items, read_image,
                    read_mask, recolour_garments, remove_person, replace_background)
-from .errors import InputError, OutputError, WeightsError
+from .errors import InputError, WeightsError
 from .export import config_of, iterations, load_checkpoint, read_checkpoint
 from .model import OUTPUT_STRIDE, LipNet, LipNetConfig, Preprocess
+from .sinks import output_folder
 
 log = logging.getLogger(__name__)
 
@@ -411,13 +412,7 @@ def train(cfg: TrainConfig, resume: bool = False, on_step: Callable[[int, float]
         if not torch.cuda.is_available():
             raise InputError("cannot train on 'cuda': torch sees no CUDA GPU (use --device cpu)")
         torch.backends.cudnn.benchmark = True
-    out = Path(cfg.out)
-    if out.exists() and not out.is_dir():
-        raise OutputError(f"cannot write the run to '{out}': it is a file (--out names a folder)")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"cannot create folder '{out}': {exc.strerror}") from exc
+    out = output_folder(Path(cfg.out), "the run")
     ckpt_path = out / "last.pt"
     torch.manual_seed(cfg.seed)
     ckpt = read_checkpoint(ckpt_path) if resume and ckpt_path.is_file() else None
