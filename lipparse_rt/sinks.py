@@ -136,7 +136,9 @@ def check_image_outputs(inputs: list[Path], overlays: Path | None, masks: Path |
                           "would have one name; give two folders")
     given = {Path(p).resolve() for p in inputs}
     for folder, flag in ((overlays, "--out"), (masks, "--masks")):
-        for src in inputs if folder is not None else ():
+        if folder is None:
+            continue
+        for src in inputs:
             target = Path(folder) / f"{Path(src).stem}.png"
             if target.resolve() in given:
                 raise OutputError(f"cannot write '{target}': it is an input image; choose another {flag}")
