@@ -30,6 +30,9 @@ OUT_TIME_BASE = Fraction(1, 90000)  # MPEG's clock: whole ticks for 24, 25, 30, 
 
 # Audio codecs the MP4 muxer takes as they are; anything else is re-encoded to AAC.
 MP4_AUDIO = {"aac", "mp3", "opus", "alac", "flac", "ac3", "eac3"}
+# AAC's own channel configurations, by channel count: what a source of unnamed channels (a
+# Matroska file's "6 channels" of PCM) is encoded as.
+AAC_LAYOUTS = {1: "mono", 2: "stereo", 3: "3.0", 4: "4.0", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
 
 # Names the MP4 VideoWriter writes may take: the ISO media family, which players recognise as such.
 MP4_SUFFIXES = (".mp4", ".m4v", ".mov")
@@ -79,8 +82,35 @@ def check_writable(path: Path) -> None:
         raise OutputError(f"cannot write '{path}': folder '{parent}' is not writable")
 
 
+def aac_settings(rate: int | None, layout) -> tuple[int, str]:
+    """The sample rate and channel layout to encode a source's audio to AAC at: the source's own
+    where FFmpeg's AAC encoder takes them, else the nearest rate it takes (192 kHz studio audio
+    -> 96 kHz) and the usual layout of as many channels, else stereo (a downmix)."""
+    import av
+
+    rates = av.Codec("aac", "w").audio_rates
+    rate = rate or 48000
+    if rate not in rates:
+        rate = min(rates, key=lambda r: (abs(r - rate), -r))
+    channels = len(layout.channels) if layout is not None else 2
+    for name in dict.fromkeys(n for n in (getattr(layout, "name", None), AAC_LAYOUTS.get(channels), "stereo") if n):
+        ctx = av.CodecContext.create("aac", "w")
+        ctx.sample_rate, ctx.format = rate, "fltp"
+        try:
+            ctx.layout = name
+            ctx.open()
+        except (av.FFmpegError, ValueError):
+            continue
+        return rate, name
+    return rate, "stereo"
+
+
 class _AudioCopy:
-    """Feeds the audio of a source file into an output container, in step with the video."""
+    """Feeds the audio of a source file into an output container, in step with the video.
+
+    Audio the MP4 takes as it is is copied packet for packet; anything else is re-encoded to AAC
+    at the rate and channel layout nearest the source's that AAC takes (`aac_settings`).
+    """
 
     def __init__(self, source: Path, out) -> None:  # out: av.container.OutputContainer
         import av
@@ -89,20 +119,33 @@ class _AudioCopy:
         self._src = self._in.streams.audio[0]
         self._out = out
         self._copy = self._src.codec_context.name in MP4_AUDIO
-        if self._copy:
-            self.stream = out.add_stream_from_template(self._src)
-        else:
-            self.stream = out.add_stream("aac", rate=self._src.codec_context.sample_rate or 48000)
+        try:
+            if self._copy:
+                self.stream = out.add_stream_from_template(self._src)
+            else:
+                rate, layout = aac_settings(self._src.codec_context.sample_rate, self._src.codec_context.layout)
+                self.stream = out.add_stream("aac", rate=rate, layout=layout)
+        except Exception:
+            self._in.close()
+            raise
         self._packets = self._in.demux(self._src)
         self._pending = None
         self._done = False
+        self._bad = 0  # audio packets that would not decode (damaged): skipped, said once at the end
 
     def _mux(self, packet) -> None:
         if self._copy:
             packet.stream = self.stream
             self._out.mux(packet)
         else:
-            for frame in packet.decode():
+            import av
+
+            try:
+                frames = packet.decode()
+            except av.FFmpegError:  # a damaged packet: its moment is silent, the rest plays
+                self._bad += 1
+                return
+            for frame in frames:
                 frame.pts = None
                 self._out.mux(self.stream.encode(frame))
 
@@ -126,6 +169,9 @@ class _AudioCopy:
         if not self._copy:
             self._out.mux(self.stream.encode(None))
         self._in.close()
+        if self._bad:
+            log.warning("%d damaged audio packet(s) of '%s' could not be decoded: silent there", self._bad,
+                        Path(self._in.name).name)
 
 
 def check_image_outputs(inputs: list[Path], overlays: Path | None, masks: Path | None) -> None:
@@ -194,7 +240,13 @@ class VideoWriter:
             self._stream.codec_context.time_base = self._tb
             self._fps = Fraction(fps)
             self._t0: Fraction | None = None
-            self._audio = _AudioCopy(audio_from, self._out) if audio_from and _has_audio(audio_from) else None
+            self._audio = None
+            if audio_from and _has_audio(audio_from):
+                try:
+                    self._audio = _AudioCopy(audio_from, self._out)
+                except (av.FFmpegError, ValueError) as exc:  # a codec this FFmpeg cannot decode or re-encode
+                    log.warning("the audio of '%s' cannot be kept (%s): the video is written without it",
+                                Path(audio_from).name, exc)
         except Exception:
             self._out.close()
             raise

@@ -1,3 +1,4 @@
+import re
 from fractions import Fraction
 
 import cv2
@@ -82,14 +83,16 @@ def test_window_without_display_is_a_clear_error(monkeypatch):
         Window()
 
 
-def test_audio_the_mp4_cannot_hold_is_reencoded_to_aac(tmp_path):
+def _video_with_audio(path, codec, rate, layout, damaged=()):
+    """One second of black 64x48 video at 25 FPS with a 440 Hz tone in `codec`; the audio
+    packets numbered in `damaged` are replaced by random bytes of their size (a damaged file)."""
     import av
 
-    src = tmp_path / "pcm.mkv"
-    with av.open(str(src), "w") as c:
+    rng = np.random.default_rng(0)
+    with av.open(str(path), "w") as c:
         v = c.add_stream("libx264", rate=25)
         v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
-        a = c.add_stream("pcm_s16le", rate=16000)
+        a = c.add_stream(codec, rate=rate, layout=layout)
         for i in range(25):
             f = av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="bgr24")
             f.pts = i
@@ -97,18 +100,69 @@ def test_audio_the_mp4_cannot_hold_is_reencoded_to_aac(tmp_path):
                 c.mux(p)
         for p in v.encode(None):
             c.mux(p)
-        s = (np.sin(np.arange(16000) / 10) * 8000).astype(np.int16)[None]
-        for k in range(0, 16000, 800):
-            af = av.AudioFrame.from_ndarray(np.ascontiguousarray(s[:, k:k + 800]), format="s16", layout="mono")
-            af.sample_rate, af.pts = 16000, k
-            for p in a.encode(af):
-                c.mux(p)
-        for p in a.encode(None):
+        channels = len(av.AudioLayout(layout).channels)
+        tone = (np.sin(2 * np.pi * 440 * np.arange(rate) / rate) * 8000).astype(np.int16)
+        step = a.codec_context.frame_size or rate // 50
+        packets = []
+        for k in range(0, rate, step):
+            part = np.repeat(tone[k:k + step], channels)[None]  # s16 interleaves the channels
+            af = av.AudioFrame.from_ndarray(np.ascontiguousarray(part), format="s16", layout=layout)
+            af.sample_rate, af.pts = rate, k
+            packets += a.encode(af)
+        packets += a.encode(None)
+        for i, p in enumerate(packets):
+            if i in damaged:
+                q = av.Packet(rng.integers(0, 256, p.size, dtype=np.uint8).tobytes())
+                q.pts, q.dts, q.time_base, q.stream = p.pts, p.dts, p.time_base, p.stream
+                p = q
             c.mux(p)
+    return path
+
+
+def _audio_of(path):
+    """(codec, sample rate, layout name, samples of the first channel as float) of a file's audio."""
+    import av
+
+    with av.open(str(path)) as c:
+        ctx = c.streams.audio[0].codec_context
+        samples = np.concatenate([f.to_ndarray()[0] for f in c.decode(audio=0)])
+        return ctx.name, ctx.sample_rate, ctx.layout.name, samples
+
+
+def test_audio_the_mp4_cannot_hold_is_reencoded_to_aac(tmp_path):
+    src = _video_with_audio(tmp_path / "pcm.mkv", "pcm_s16le", 16000, "mono")
     _copy(src, tmp_path / "out.mp4")
-    with av.open(str(tmp_path / "out.mp4")) as c:
-        assert [(s.type, s.codec_context.name) for s in c.streams] == [("video", "h264"), ("audio", "aac")]
-        assert sum(1 for _ in c.decode(audio=0)) > 10  # about a second of sound
+    assert probe(tmp_path / "out.mp4")["types"] == ["video", "audio"]
+    codec, rate, layout, samples = _audio_of(tmp_path / "out.mp4")
+    assert (codec, rate, layout) == ("aac", 16000, "mono")
+    assert 0.95 < len(samples) / rate < 1.2  # the second of sound, and AAC's priming
+
+
+def test_studio_audio_is_reencoded_at_a_rate_and_layout_aac_takes(tmp_path):
+    # 192 kHz PCM (a studio recorder's) was `error: ArgumentError: avcodec_open2("aac")` before
+    # any frame was written (AAC tops out at 96 kHz); six unnamed PCM channels became stereo.
+    src = _video_with_audio(tmp_path / "studio.mov", "pcm_s16le", 192000, "stereo")
+    _copy(src, tmp_path / "out.mp4")
+    codec, rate, layout, samples = _audio_of(tmp_path / "out.mp4")
+    assert (codec, rate, layout) == ("aac", 96000, "stereo")
+    assert probe(tmp_path / "out.mp4")["frames"] == 25
+    spectrum = np.abs(np.fft.rfft(samples[4096:4096 + 96000 // 2]))
+    assert abs(np.argmax(spectrum) * 2 - 440) <= 4  # the tone, at its pitch: resampled, not reinterpreted
+    src = _video_with_audio(tmp_path / "six.mkv", "pcm_s16le", 48000, "5.1")
+    _copy(src, tmp_path / "out6.mp4")
+    assert _audio_of(tmp_path / "out6.mp4")[:3] == ("aac", 48000, "5.1")
+
+
+def test_damaged_audio_packets_are_skipped_and_every_frame_written(tmp_path, caplog):
+    # MP2 (a DVD's or a broadcast recording's audio) is decoded to be re-encoded: a packet that
+    # will not decode stopped the whole run before.
+    src = _video_with_audio(tmp_path / "dvd.mkv", "mp2", 48000, "stereo", damaged=range(10, 14))
+    with caplog.at_level("WARNING"):
+        _copy(src, tmp_path / "out.mp4")
+    assert probe(tmp_path / "out.mp4")["frames"] == 25
+    codec, _, _, samples = _audio_of(tmp_path / "out.mp4")
+    assert codec == "aac" and len(samples) > 0.6 * 48000  # the undamaged audio is kept
+    assert re.search(r"\d damaged audio packet\(s\) of 'dvd.mkv' could not be decoded: silent there", caplog.text)
 
 
 def test_writer_keeps_colours(tmp_path):
@@ -257,3 +311,20 @@ def test_bench_and_eval_outputs_are_checked_before_the_work(tmp_path, tiny_weigh
     root = make_lip_folder(tmp_path / "d", ["a", "b"])
     r = CliRunner().invoke(app, ["eval", "--data", str(root), "--confusion", str(tmp_path / "file" / "c.png")])
     assert r.exit_code == 3 and "is a file, not a folder" in r.stderr and "mIoU" not in r.stdout  # nothing scored
+
+
+def test_audio_that_cannot_be_reencoded_leaves_the_video_written_without_it(tmp_path, monkeypatch, caplog):
+    import av
+
+    from lipparse_rt import sinks
+
+    def no_encoder(rate, layout):  # as a build of FFmpeg without the AAC encoder would answer
+        raise av.FFmpegError(1330794744, "Encoder not found")
+
+    monkeypatch.setattr(sinks, "aac_settings", no_encoder)
+    src = _video_with_audio(tmp_path / "pcm.mkv", "pcm_s16le", 16000, "mono")
+    with caplog.at_level("WARNING"):
+        _copy(src, tmp_path / "out.mp4")
+    info = probe(tmp_path / "out.mp4")
+    assert info["types"] == ["video"] and info["frames"] == 25
+    assert "the audio of 'pcm.mkv' cannot be kept (" in caplog.text and "written without it" in caplog.text
