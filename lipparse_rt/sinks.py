@@ -106,17 +106,17 @@ def aac_settings(rate: int | None, layout) -> tuple[int, str]:
 
 
 class _AudioCopy:
-    """Feeds the audio of a source file into an output container, in step with the video.
+    """Feeds one audio track of a source file into an output container, in step with the video.
 
     Audio the MP4 takes as it is is copied packet for packet; anything else is re-encoded to AAC
     at the rate and channel layout nearest the source's that AAC takes (`aac_settings`).
     """
 
-    def __init__(self, source: Path, out) -> None:  # out: av.container.OutputContainer
+    def __init__(self, source: Path, out, track: int = 0) -> None:  # out: av.container.OutputContainer
         import av
 
         self._in = av.open(str(source))
-        self._src = self._in.streams.audio[0]
+        self._src = self._in.streams.audio[track]
         self._out = out
         self._copy = self._src.codec_context.name in MP4_AUDIO
         try:
@@ -125,6 +125,9 @@ class _AudioCopy:
             else:
                 rate, layout = aac_settings(self._src.codec_context.sample_rate, self._src.codec_context.layout)
                 self.stream = out.add_stream("aac", rate=rate, layout=layout)
+            for key in ("language", "title"):  # which track is which, in a film's several languages
+                if self._src.metadata.get(key):
+                    self.stream.metadata[key] = self._src.metadata[key]
         except Exception:
             self._in.close()
             raise
@@ -194,7 +197,10 @@ class VideoWriter:
     """H.264 (libx264, yuv420p) in a fragmented MP4 that browsers play; audio of `audio_from` kept.
 
     Fragmented ('frag_keyframe+empty_moov'): what was written before a crash or `kill -9`
-    still plays, up to the last keyframe (one every 2 s).
+    still plays, up to the last keyframe (one every 2 s). The header waits for the first
+    fragment ('delay_moov') so that it can hold each track's start: a video that starts after
+    its sound (a clip cut from a longer recording) keeps that offset, where each track would
+    otherwise start at 0 and the picture run ahead of the sound. Every audio track is kept.
 
     Args:
         time_base: the source's time base; with it, `write(..., pts)` keeps the source's
@@ -216,7 +222,7 @@ class VideoWriter:
         self._w, self._h = width - width % 2, height - height % 2
         try:
             self._out = av.open(str(self.path), "w", format="mp4", options={
-                "movflags": "frag_keyframe+empty_moov+default_base_moof", "avoid_negative_ts": "make_non_negative"})
+                "movflags": "frag_keyframe+empty_moov+default_base_moof+delay_moov"})
         except (av.FFmpegError, OSError) as exc:
             raise OutputError(f"cannot write '{self.path}': {exc}") from exc
         try:
@@ -240,10 +246,10 @@ class VideoWriter:
             self._stream.codec_context.time_base = self._tb
             self._fps = Fraction(fps)
             self._t0: Fraction | None = None
-            self._audio = None
-            if audio_from and _has_audio(audio_from):
+            self._audio: list[_AudioCopy] = []
+            for track in range(_audio_tracks(audio_from) if audio_from else 0):
                 try:
-                    self._audio = _AudioCopy(audio_from, self._out)
+                    self._audio.append(_AudioCopy(audio_from, self._out, track))
                 except (av.FFmpegError, ValueError) as exc:  # a codec this FFmpeg cannot decode or re-encode
                     log.warning("the audio of '%s' cannot be kept (%s): the video is written without it",
                                 Path(audio_from).name, exc)
@@ -300,8 +306,8 @@ class VideoWriter:
         frame.pts = pts
         frame.time_base = self._tb
         try:
-            if self._audio:
-                self._audio.feed_until(float(pts * self._tb))
+            for audio in self._audio:
+                audio.feed_until(float(pts * self._tb))
             for packet in self._stream.encode(frame):
                 self._out.mux(packet)
         except (av.FFmpegError, OSError) as exc:
@@ -316,8 +322,8 @@ class VideoWriter:
         try:
             for packet in self._stream.encode(None):
                 out.mux(packet)
-            if self._audio:
-                self._audio.close()
+            for audio in self._audio:
+                audio.close()
         finally:
             out.close()
             if self.frames == 0:  # nothing playable: leave no empty file behind
@@ -335,11 +341,11 @@ def fit_into(bgr: U8, w: int, h: int) -> U8:
     return out
 
 
-def _has_audio(path: Path) -> bool:
+def _audio_tracks(path: Path) -> int:
     import av
 
     with av.open(str(path)) as c:
-        return bool(c.streams.audio)
+        return len(c.streams.audio)
 
 
 FRAME_MASK = re.compile(r"\d{6,}\.png")  # `video --masks`: one per frame, named by its index

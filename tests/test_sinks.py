@@ -328,3 +328,55 @@ def test_audio_that_cannot_be_reencoded_leaves_the_video_written_without_it(tmp_
     info = probe(tmp_path / "out.mp4")
     assert info["types"] == ["video"] and info["frames"] == 25
     assert "the audio of 'pcm.mkv' cannot be kept (" in caplog.text and "written without it" in caplog.text
+
+
+def _first_pts(path):
+    """Each stream's (type, language, first timestamp in seconds), read packet by packet."""
+    import av
+
+    out = []
+    with av.open(str(path)) as c:
+        n = len(c.streams)
+    for i in range(n):
+        with av.open(str(path)) as c:
+            s = c.streams[i]
+            first = next(p for p in c.demux(s) if p.pts is not None and p.stream.index == i)
+            out.append((s.type, s.metadata.get("language"), float(first.pts * s.time_base)))
+    return out
+
+
+def test_every_audio_track_is_kept_with_its_language_and_the_picture_keeps_its_offset(tmp_path):
+    # A film with two languages lost its second; a clip whose picture starts a second after its
+    # sound (cut from a longer recording) had both tracks moved to start at 0: the picture ran a
+    # second ahead of the sound.
+    import av
+
+    src = tmp_path / "film.mkv"
+    with av.open(str(src), "w") as c:
+        v = c.add_stream("libx264", rate=25)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        tracks = [c.add_stream("aac", rate=48000), c.add_stream("libopus", rate=48000)]
+        for a, lang in zip(tracks, ("eng", "fra")):
+            a.metadata["language"] = lang
+        for i in range(50):
+            f = av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="bgr24")
+            f.pts, f.time_base = 25 + i, Fraction(1, 25)  # from 1 s
+            for p in v.encode(f):
+                c.mux(p)
+        for p in v.encode(None):
+            c.mux(p)
+        for a in tracks:  # sound from 0 s to 3 s
+            step = a.codec_context.frame_size
+            for k in range(0, 3 * 48000, step):
+                af = av.AudioFrame.from_ndarray(np.zeros((1, step), np.float32), format="fltp", layout="mono")
+                af.sample_rate, af.pts = 48000, k
+                for p in a.encode(af):
+                    c.mux(p)
+            for p in a.encode(None):
+                c.mux(p)
+    _copy(src, tmp_path / "out.mp4")
+    before, after = _first_pts(src), _first_pts(tmp_path / "out.mp4")
+    assert [(t, lang) for t, lang, _ in after] == [("video", "und"), ("audio", "eng"), ("audio", "fra")]
+    offset = lambda streams: streams[0][2] - streams[1][2]  # the picture's start after the sound's
+    assert offset(before) > 0.9 and abs(offset(after) - offset(before)) < 0.03
+    assert probe(tmp_path / "out.mp4")["frames"] == 50
