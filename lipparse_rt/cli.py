@@ -64,6 +64,12 @@ def _on_sigterm(signum: int, frame: object) -> None:
     raise Interrupted()
 
 
+def _on_sigint(signum: int, frame: object) -> None:
+    # Not KeyboardInterrupt: typer turns that into a silent exit 130 wherever a command does not
+    # catch it itself (eval, quantize, bench...), and the user is told nothing.
+    raise Interrupted(130)
+
+
 def _print_version(value: bool) -> None:
     """`--version`: eager, so that it needs no command after it."""
     if value:
@@ -659,13 +665,17 @@ def eval_cmd(
     try:
         if protocol not in PROTOCOLS:
             raise InputError(f"unknown protocol '{protocol}': use lip or ccp")
+        done = [0, 0]  # images scored, of how many: what an interruption says
+
         def score(eng, title: str):
+            def on_image(i: int, n: int) -> None:
+                done[:] = i, n
+                progress.update(task, completed=i, total=n)
+
             with Progress(TextColumn(title), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                           console=err, transient=True) as progress:
                 task = progress.add_task(title, total=None)
-                return evaluate(eng, data, split, labels, protocol, limit,
-                                on_image=lambda i, n: progress.update(task, completed=i, total=n), flip_tta=flip,
-                                zoom=zoom)
+                return evaluate(eng, data, split, labels, protocol, limit, on_image=on_image, flip_tta=flip, zoom=zoom)
 
         find_pairs(data, split, labels=labels)  # a missing folder or split says so before any model loads
         if confusion is not None:
@@ -677,6 +687,10 @@ def eval_cmd(
         baseline = score(other[0], f"scoring {against.name}") if other else None
     except LipParseError as exc:
         _fail(exc)
+    except (KeyboardInterrupt, Interrupted) as exc:  # Ctrl-C, SIGTERM: scores need the whole split
+        err.print(f"interrupted: {done[0]} of {done[1] or '?'} images scored; no scores (they need every image)",
+                  highlight=False, soft_wrap=True)
+        raise typer.Exit(getattr(exc, "exit_code", 130)) from None
     out.print(f"{data} ({split or 'all'}, {result.images} images, protocol {protocol}, size {engine.input_size}"
               f"{_how(engine, flip, zoom)}; {engine.weights.name} on {engine.provider})", highlight=False)
     out.print(markdown_table(result.scores, result.names, images=result.images_per_class()), highlight=False)
@@ -834,6 +848,9 @@ def bench(
 def run() -> None:
     """Console-script entry point: anything unexpected is one line too (a traceback with --debug)."""
     limit_arenas()  # before any thread allocates a frame (see heap.py)
+    before = signal.getsignal(signal.SIGINT)
+    if before is signal.default_int_handler:  # not where SIGINT is ignored (a job started with `&`)
+        signal.signal(signal.SIGINT, _on_sigint)
     try:
         app(prog_name="lipparse-rt")  # also under `python -m lipparse_rt`
     except (KeyboardInterrupt, Interrupted) as exc:  # outside a run's own handling (a second signal in its clean-up)
@@ -845,6 +862,9 @@ def run() -> None:
         err.print(f"[bold red]error:[/] {escape(f'{type(exc).__name__}: {exc}')} (run with --debug for details)",
                   markup=True, highlight=False, soft_wrap=True)
         sys.exit(1)
+    finally:
+        if before is signal.default_int_handler:
+            signal.signal(signal.SIGINT, before)
 
 
 if __name__ == "__main__":

@@ -46,7 +46,7 @@ class ModelError(LipParseError):
 
 
 class Interrupted(BaseException):
-    """Raised by the CLI's SIGTERM handler to stop a run as Ctrl-C does (not a failure: exit 143).
+    """Raised by the CLI's SIGTERM and SIGINT handlers to stop a run (not a failure: exit 143 or 130).
 
     A BaseException, as KeyboardInterrupt is: the handler runs wherever the main thread is, and
     an `except Exception` that wraps a library's errors (the engine's around ONNX Runtime) must
@@ -54,3 +54,7 @@ class Interrupted(BaseException):
     """
 
     exit_code = 143
+
+    def __init__(self, exit_code: int = 143) -> None:
+        super().__init__()
+        self.exit_code = exit_code  # 130 for Ctrl-C (SIGINT), 143 for SIGTERM

@@ -90,6 +90,41 @@ def test_a_sigterm_outside_a_run_is_interrupted_not_an_error(tmp_path, monkeypat
     assert "interrupted" in said and "error" not in said
 
 
+def test_ctrl_c_in_eval_says_how_far_scoring_got(tmp_path, tiny_weights, monkeypatch, capsys):
+    # Before 2026-12-05 typer turned Ctrl-C in a command with no handling of its own (eval,
+    # quantize, bench) into a silent exit 130: a blank line, nothing said.
+    from conftest import make_lip_folder
+
+    from lipparse_rt import cli
+    import lipparse_rt.evaluate as ev
+
+    real = ev.evaluate
+
+    def press_ctrl_c_at_the_second_image(*args, on_image, **kwargs):
+        def on(i, n):
+            on_image(i, n)
+            if i == 2:
+                os.kill(os.getpid(), signal.SIGINT)  # a real SIGINT, handled as a terminal's Ctrl-C is
+                time.sleep(5)
+                raise AssertionError("the SIGINT did not stop the run")
+        return real(*args, on_image=on, **kwargs)
+
+    monkeypatch.setattr(ev, "evaluate", press_ctrl_c_at_the_second_image)
+    data = make_lip_folder(tmp_path / "d", range(4))
+    monkeypatch.setattr(sys, "argv", ["lipparse-rt", "eval", "--data", str(data), "--weights", str(tiny_weights)])
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # as a terminal starts it
+    try:
+        with pytest.raises(SystemExit) as exc:
+            cli.run()
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # given back after the run
+    finally:
+        signal.signal(signal.SIGINT, before)
+    assert exc.value.code == 130
+    said = capsys.readouterr()
+    assert said.err.strip().splitlines()[-1] == "interrupted: 2 of 4 images scored; no scores (they need every image)"
+    assert "mIoU" not in said.out
+
+
 def test_kill_9_leaves_a_playable_file(tmp_path, long_video, tiny_weights):
     out = tmp_path / "o.mp4"
     proc = _cli("video", long_video, "--out", out, env_weights=tiny_weights)
