@@ -174,8 +174,13 @@ def _how(engine, flip: bool, zoom: bool) -> str:
     return "".join(", " + w for w in ["flip TTA"] * flip + engine.rescaling + ["person zoom"] * zoom)
 
 
+def _frames(n: int) -> str:
+    """'1 frame', '0 frames', '30 frames'."""
+    return f"{n} frame" + "s" * (n != 1)
+
+
 def _summary(stats, label: str) -> None:
-    line = (f"{label}: {stats.frames_out} frames in {stats.wall_s:.1f} s, end-to-end {stats.fps:.1f} FPS, "
+    line = (f"{label}: {_frames(stats.frames_out)} in {stats.wall_s:.1f} s, end-to-end {stats.fps:.1f} FPS, "
             f"model-only {stats.model_fps:.1f} FPS ({stats.model_ms_median:.1f} ms/frame)")
     if stats.dropped:
         line += f", {stats.dropped} stale frames dropped"
@@ -245,7 +250,7 @@ def video(
                                      if zoom else None)  # the search in line: no frame is late in a file, and
                     # the search frame gets the enlarged parse (BENCHMARKS.md, "zoom"); its strips at once up to 1080p
                 except ModelError as exc:  # what was written is kept (the writer closes on the way out)
-                    kept = f"; {writer.frames} frames were written to {writer.path}" if writer is not None else ""
+                    kept = f"; {_frames(writer.frames)} written to {writer.path}" if writer is not None else ""
                     raise ModelError(f"{exc}{kept}") from exc
                 progress.update(task, total=stats.frames_out)
     except LipParseError as exc:
@@ -255,15 +260,16 @@ def video(
     if not damaged and not stats.interrupted and not stats.stopped and src.declared_frames > stats.frames_out:
         damaged = f"only {stats.frames_out} of the {src.declared_frames} frames its header announces could be decoded"
     if damaged:
-        err.print(f"warning: {input}: {damaged} (truncated or damaged file); {stats.frames_out} frames were written",
+        err.print(f"warning: {input}: {damaged} (truncated or damaged file); {_frames(stats.frames_out)} written",
                   highlight=False)
     if stats.interrupted:
-        err.print(f"interrupted: {stats.frames_out} frames written" + (f" to {out_path}" if out_path else ""))
+        err.print(f"interrupted: {_frames(stats.frames_out)} written" + (f" to {out_path}" if out_path else ""))
         raise typer.Exit(stats.interrupted)
     if stats.stopped:  # q, Esc or the window closed: the user's choice, so no error, but said
         of = f" of {src.declared_frames}" if src.declared_frames > stats.frames_out else ""
-        err.print(f"stopped in the window: {stats.frames_out}{of} frames parsed"
-                  + (f" and written to {out_path}" if out_path else ""), highlight=False, soft_wrap=True)
+        parsed = f"{stats.frames_out}{of} frames" if of else _frames(stats.frames_out)
+        err.print(f"stopped in the window: {parsed} parsed" + (f" and written to {out_path}" if out_path else ""),
+                  highlight=False, soft_wrap=True)
     if damaged:
         raise typer.Exit(2)
 

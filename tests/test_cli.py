@@ -76,6 +76,13 @@ def test_video_in_equals_video_out(tmp_path):
     assert "17 frames" in r.stdout and "model-only" in r.stdout
 
 
+def test_a_one_frame_video_is_one_frame_in_the_summary(tmp_path, tiny_weights, monkeypatch):
+    monkeypatch.setenv("LIPPARSE_WEIGHTS", str(tiny_weights))
+    r = runner.invoke(app, ["video", str(make_video(tmp_path / "in.mp4", n=1)), "--out", str(tmp_path / "o.mp4")])
+    assert r.exit_code == 0, r.output
+    assert "in.mp4: 1 frame in " in r.stdout  # not "1 frames"
+
+
 def test_image_masks_are_lip_ids_at_full_size(tmp_path):
     d = tmp_path / "imgs"
     d.mkdir()
