@@ -286,10 +286,40 @@ def video_devices() -> list[int]:
     return sorted(int(p.name[5:]) for p in DEV.glob("video*") if p.name[5:].isdigit())
 
 
-def open_capture(spec: str) -> cv2.VideoCapture:
-    """Open an OpenCV capture from an index ('0'), a device path, a URL or a video file."""
+class FileCapture:
+    """A local video file as a camera: decoded by `VideoFile`, so that it is seen as `video` sees
+    it (upright, square pixels, deinterlaced, in its own colour matrix), behind the few
+    `cv2.VideoCapture` calls that `Camera` makes."""
+
+    def __init__(self, path: str) -> None:
+        self._src = VideoFile(Path(path))
+        self._frames = iter(self._src)
+
+    def isOpened(self) -> bool:
+        return True
+
+    def read(self) -> tuple[bool, U8 | None]:
+        frame = next(self._frames, None)
+        return (True, frame.image) if frame is not None else (False, None)
+
+    def get(self, prop: int) -> float:
+        return {cv2.CAP_PROP_FPS: float(self._src.fps), cv2.CAP_PROP_FRAME_COUNT: float(self._src.declared_frames),
+                cv2.CAP_PROP_FRAME_WIDTH: float(self._src.width), cv2.CAP_PROP_FRAME_HEIGHT: float(self._src.height)}.get(prop, 0.0)
+
+    def set(self, prop: int, value: float) -> bool:
+        return False  # a file plays at its own size
+
+    def release(self) -> None:
+        self._src.close()
+
+
+def open_capture(spec: str) -> cv2.VideoCapture | FileCapture:
+    """Open an OpenCV capture from an index ('0'), a device path or a URL; a local video file
+    opens as a `FileCapture`."""
     import cv2.utils.logging as cvlog
 
+    if Path(spec).is_file():
+        return FileCapture(spec)
     target: int | str = int(spec) if spec.isdigit() else spec
     if isinstance(target, int) and sys.platform.startswith("linux") and not (DEV / f"video{target}").exists():
         found = video_devices()

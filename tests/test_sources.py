@@ -488,3 +488,25 @@ def test_a_still_image_read_as_a_video_gives_its_one_frame(tmp_path):
     with VideoFile(tmp_path / "still.jpg") as v:
         frames = list(v)
     assert len(frames) == 1 and frames[0].image.shape == (48, 64, 3)
+
+
+def test_a_video_file_as_the_camera_is_seen_as_video_sees_it(tmp_path):
+    # `webcam --camera FILE` read files through OpenCV until 2026-12-05: stored pixels (a DVD's
+    # 720x480 shown 16:9 came out 3:2), the fields' combing, and BT.601 colours for HD.
+    src = make_video(tmp_path / "dvd.mp4", n=6, size=(96, 64), pixel_aspect=Fraction(32, 27), interlaced=True)
+    with VideoFile(src) as v:
+        expected = [f.image for f in v]
+        shown = (v.width, v.height)
+    assert shown != (96, 64)
+    got = []
+    with Camera(str(src)) as cam:
+        assert cam.recording and (cam.width, cam.height) == shown
+        while True:
+            try:
+                frame = cam.read(timeout=1.0)
+            except StopIteration:
+                break
+            if frame is not None:
+                got.append(frame.image)
+    assert got and all(any(np.array_equal(g, e) for e in expected) for g in got)
+    assert max(_combing(g) for g in got) < 1
