@@ -492,7 +492,7 @@ def test_a_still_image_read_as_a_video_gives_its_one_frame(tmp_path):
 
 def test_a_video_file_as_the_camera_is_seen_as_video_sees_it(tmp_path):
     # `webcam --camera FILE` read files through OpenCV until 2026-12-05: stored pixels (a DVD's
-    # 720x480 shown 16:9 came out 3:2), the fields' combing, and BT.601 colours for HD.
+    # 720x480 shown 16:9 came out 3:2) and the fields' combing.
     src = make_video(tmp_path / "dvd.mp4", n=6, size=(96, 64), pixel_aspect=Fraction(32, 27), interlaced=True)
     with VideoFile(src) as v:
         expected = [f.image for f in v]
