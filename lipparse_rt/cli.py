@@ -362,7 +362,8 @@ def webcam(
 
 @app.command()
 def image(
-    path: Path = typer.Argument(..., help="An image, or a folder of images."),
+    paths: list[Path] = typer.Argument(..., help="Images, folders of images, or patterns such as 'photos/*.jpg'.",
+                                       show_default=False),
     out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="Write overlays here (PNG, named by the input's stem; one of that name is replaced, an input image never)."),
     masks: Optional[Path] = typer.Option(None, "--masks", help="Write masks here: one 8-bit PNG of LIP ids per image, full size, named by stem."),
     weights: Weights = None,
@@ -396,7 +397,8 @@ def image(
             unreadable.append(str(exc))
             err.print(f"warning: {exc}; skipped", highlight=False, soft_wrap=True)
 
-        images = Images(path, on_unreadable=skip if path.is_dir() else None)  # one file: an error
+        one_file = len(paths) == 1 and paths[0].is_file()
+        images = Images(paths, on_unreadable=None if one_file else skip)  # one file: an error
         clashes = images.same_names()
         if clashes:
             group = clashes[0]

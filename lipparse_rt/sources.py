@@ -5,6 +5,7 @@ No model here. Sources are context managers and yield `Frame`s of HxWx3 uint8 BG
 
 from __future__ import annotations
 
+import glob
 import logging
 import sys
 import threading
@@ -12,7 +13,7 @@ import time
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Iterator, Protocol
+from typing import Callable, Iterator, Protocol, Sequence
 
 import cv2
 import numpy as np
@@ -484,25 +485,45 @@ class Camera:
 
 
 class Images:
-    """Every image of a file or a folder (sorted), as (path, BGR).
+    """Every image of the files, folders (sorted) and glob patterns given, as (path, BGR).
 
-    An unreadable image raises InputError, unless `on_unreadable` is given: then it is handed
-    the error and the image is skipped (a folder's other images are still parsed).
+    What a shell passes for `photos/*.jpg` (many files) and what it passes through unexpanded
+    (a quoted `'photos/*.jpg'`, or a shell that does not expand) both work. An image given twice
+    is read once. An unreadable image raises InputError, unless `on_unreadable` is given: then
+    it is handed the error and the image is skipped (the other images are still parsed).
     """
 
-    def __init__(self, path: Path, on_unreadable: Callable[[InputError], None] | None = None) -> None:
-        self.path = Path(path)
+    def __init__(self, paths: Path | str | Sequence[Path | str],
+                 on_unreadable: Callable[[InputError], None] | None = None) -> None:
+        given = [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
+        self.path = given[0]
         self.on_unreadable = on_unreadable
-        if not self.path.exists():
-            raise InputError(f"cannot read images '{self.path}': no such file or folder")
-        if self.path.is_dir():
+        self.files: list[Path] = []
+        seen: set[Path] = set()
+        for path in given:
+            for file in self._listing(path):
+                if file.resolve() not in seen:
+                    seen.add(file.resolve())
+                    self.files.append(file)
+
+    @staticmethod
+    def _listing(path: Path) -> list[Path]:
+        if not path.exists() and glob.has_magic(str(path)):
+            found = sorted(Path(p) for p in glob.glob(str(path)))
+            files = [p for p in found if p.is_file() and p.suffix.lower() in IMAGE_EXTS]
+            if not files:
+                raise InputError(f"cannot read images '{path}': no image matches it")
+            return files
+        if not path.exists():
+            raise InputError(f"cannot read images '{path}': no such file or folder")
+        if path.is_dir():
             # hidden files left out: macOS copies leave '._photo.jpg' (resource forks, not images) beside each photo
-            self.files = sorted(p for p in self.path.iterdir()
-                                if p.suffix.lower() in IMAGE_EXTS and not p.name.startswith(".") and p.is_file())
-            if not self.files:
-                raise InputError(f"cannot read images '{self.path}': the folder has no images")
-        else:
-            self.files = [self.path]
+            files = sorted(p for p in path.iterdir()
+                           if p.suffix.lower() in IMAGE_EXTS and not p.name.startswith(".") and p.is_file())
+            if not files:
+                raise InputError(f"cannot read images '{path}': the folder has no images")
+            return files
+        return [path]
 
     def __enter__(self) -> "Images":
         return self

@@ -274,6 +274,32 @@ def test_an_unreadable_image_in_a_folder_is_skipped_and_the_rest_parsed(tmp_path
     assert r.exit_code != 0 and r.output.strip().splitlines()[-1].startswith("error:")
 
 
+def test_image_takes_several_paths_and_patterns(tmp_path, tiny_weights, monkeypatch):
+    # `lipparse-rt image photos/*.jpg` (the shell passes each file) was
+    # "Got unexpected extra argument(s)" before 2026-12-05.
+    import cv2
+
+    monkeypatch.setenv("LIPPARSE_WEIGHTS", str(tiny_weights))
+    d = tmp_path / "imgs"
+    (d / "more").mkdir(parents=True)
+    for name in ("a.jpg", "b.jpg", "c.png", "more/d.png"):
+        cv2.imwrite(str(d / name), np.full((30, 20, 3), 90, np.uint8))
+    written = lambda m: sorted(p.name for p in m.iterdir())
+    r = runner.invoke(app, ["image", str(d / "a.jpg"), str(d / "b.jpg"), str(d / "more"), "--masks", str(tmp_path / "m1")])
+    assert r.exit_code == 0, r.output
+    assert written(tmp_path / "m1") == ["a.png", "b.png", "d.png"] and "3 image(s) parsed" in r.stdout
+    # a pattern the shell did not expand (quoted, or a shell that does not), and an image given twice
+    r = runner.invoke(app, ["image", str(d / "*.jpg"), str(d / "a.jpg"), "--masks", str(tmp_path / "m2")])
+    assert r.exit_code == 0, r.output
+    assert written(tmp_path / "m2") == ["a.png", "b.png"]
+    r = runner.invoke(app, ["image", str(d / "*.gif"), "--masks", str(tmp_path / "m3")])
+    assert r.exit_code == 2 and r.output.strip().splitlines()[-1] == f"error: cannot read images '{d / '*.gif'}': no image matches it"
+    # of several images given, an unreadable one is skipped, as in a folder
+    (d / "bad.jpg").write_bytes(b"not a jpeg")
+    r = runner.invoke(app, ["image", str(d / "a.jpg"), str(d / "bad.jpg"), "--masks", str(tmp_path / "m4")])
+    assert r.exit_code == 2 and written(tmp_path / "m4") == ["a.png"] and "1 of 2 image(s) could not be read" in r.output
+
+
 def test_images_sharing_a_name_are_refused_before_anything_is_written(tmp_path, tiny_weights, monkeypatch):
     import cv2
 
