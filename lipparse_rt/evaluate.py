@@ -12,7 +12,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .classes import NAMES
-from .data import find_pairs, read_mask
+from .data import IGNORE, find_pairs, read_mask
 from .engine import Engine, fit_size, scale_ids
 from .errors import InputError
 from .metrics import protocol_confusion, scores, side_errors, Scores, class_names
@@ -87,9 +87,14 @@ def evaluate(
     zoomer = zoom if isinstance(zoom, Zoom) else Zoom(engine, flip=flip_tta) if zoom else None
     pairs = _pairs(root, split, labels, limit)
     per_image = []
+    odd = LabelIds(protocol)
     for i, (img_path, lab_path) in enumerate(pairs):
         label = read_mask(lab_path)
         bgr = read_image_any(img_path)
+        if label.shape != bgr.shape[:2]:
+            raise InputError(f"cannot score '{lab_path}': the label is {label.shape[1]}x{label.shape[0]}, its image "
+                             f"'{img_path.name}' {bgr.shape[1]}x{bgr.shape[0]}")
+        odd.check(label, lab_path)
         if place is not None:
             bgr, label = place(i, bgr, label)
         if zoomer is not None:
@@ -100,7 +105,40 @@ def evaluate(
         per_image.append(c)
         if on_image:
             on_image(i + 1, len(pairs))
+    odd.report()
     return _result(root, protocol, per_image, pairs, flip_tta)
+
+
+class LabelIds:
+    """Label ids that a protocol does not score, gathered over a split and said once: a folder of
+    other ids (CCP's own 59 labels, another dataset's) would otherwise be scored in part, silently."""
+
+    def __init__(self, protocol: str) -> None:
+        self.protocol = protocol
+        self.scored = np.zeros(256, bool)
+        self.scored[:22 if protocol == "ccp" else len(NAMES)] = True
+        self.scored[IGNORE] = True
+        self.maps = 0  # label maps checked
+        self.holding = 0  # of them, those holding an id not scored
+        self.found: dict[int, Path] = {}  # id -> the first map holding it
+
+    def check(self, label: NDArray[np.uint8], path: Path) -> None:
+        self.maps += 1
+        odd = np.flatnonzero(~self.scored & (np.bincount(label.ravel(), minlength=256) > 0))
+        self.holding += bool(odd.size)
+        for i in odd:
+            self.found.setdefault(int(i), path)
+
+    def report(self) -> None:
+        if not self.found:
+            return
+        ids = sorted(self.found)
+        hint = ("CCP's unsided skin (20) and shoes (21): --protocol ccp scores them" if set(ids) <= {20, 21} and
+                self.protocol == "lip" else "are these labels LIP ids?")
+        shown = ", ".join(map(str, ids[:8])) + (", ..." if len(ids) > 8 else "")
+        log.warning("%d of %d label maps hold ids the %s protocol does not score (%s; %d first in '%s'): those "
+                    "pixels are left out; %s", self.holding, self.maps, self.protocol, shown, ids[0],
+                    self.found[ids[0]], hint)
 
 
 class AtDistance:

@@ -208,3 +208,44 @@ def test_walk_scores_every_frame_with_the_photo_and_its_label_moving_together(tm
     counts = varied.per_image.sum((1, 2)) // (48 * 200)  # frames each photo stayed
     assert all(1 <= n <= 7 for n in counts) and counts.tolist() != [4, 4]  # not all 4 (seeded)
     assert varied.scores.pixel_acc == 1.0
+
+
+def test_label_ids_a_protocol_does_not_score_are_said_once(tmp_path, tiny_weights, caplog):
+    # CCP's own 59 labels (labels_ccp) scored as LIP ids: ids 22-58 were left out without a word
+    lab = np.zeros((40, 30), np.uint8)
+    lab[5:20, 5:20] = 20
+    lab[25:30, 5:20] = 41
+    _labelled_folder(tmp_path, "labels", lab)
+    engine = _engine(tiny_weights)
+    with caplog.at_level("WARNING"):
+        r = evaluate(engine, tmp_path, protocol="ccp")
+    assert r.confusion.sum() == 2 * (40 * 30 - 5 * 15)  # 41 is not scored
+    (said,) = [m for m in caplog.messages if "do" in m and "not score" in m]
+    assert said.startswith("2 of 2 label maps hold ids the ccp protocol does not score (41; 41 first in ")
+    assert said.endswith("are these labels LIP ids?")
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        evaluate(engine, tmp_path, protocol="lip")  # 20 too, now: CCP's skin, which the ccp protocol scores
+    assert "(20, 41; 20 first in " in caplog.text
+    lab[25:30, 5:20] = 21
+    (tmp_path / "s").mkdir()
+    _labelled_folder(tmp_path / "s", "labels", lab)
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        evaluate(engine, tmp_path / "s", protocol="lip")
+    assert "--protocol ccp scores them" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        evaluate(engine, tmp_path / "s", protocol="ccp")
+    assert "not score" not in caplog.text
+
+
+def test_a_label_of_another_size_than_its_image_is_one_clear_error(tmp_path, tiny_weights):
+    import pytest
+
+    from lipparse_rt.errors import InputError
+
+    _labelled_folder(tmp_path, "labels", np.zeros((40, 30), np.uint8))
+    cv2.imwrite(str(tmp_path / "labels" / "b.png"), np.zeros((20, 20), np.uint8))
+    with pytest.raises(InputError, match=r"cannot score '.*b\.png': the label is 20x20, its image 'b\.jpg' 30x40"):
+        evaluate(_engine(tiny_weights), tmp_path)
