@@ -203,10 +203,26 @@ def repeat_factors(present: np.ndarray, threshold: float) -> np.ndarray:
     return np.where(present, r_class, 1.0).max(1, initial=1.0)
 
 
+def _check_label_ids(spec: DatasetSpec, pairs: list[tuple[Path, Path]], sample: int = 20) -> None:
+    """Refuse label maps of other ids than LIP's (0-19), CCP's partial skin and shoe (20, 21) and
+    255, judged on `sample` maps spread over the folder: the loss leaves other ids out, so a
+    folder of another label set (CCP's own 59 labels) would train on a part of it, silently."""
+    known = np.zeros(256, bool)
+    known[:max(PARTIAL_SETS) + 1] = True
+    known[IGNORE] = True
+    for _, lab in pairs[:: max(1, len(pairs) // sample)][:sample]:
+        odd = np.flatnonzero(~known & (np.bincount(read_mask(lab).ravel(), minlength=256) > 0))
+        if odd.size:
+            shown = ", ".join(map(str, odd[:8])) + (", ..." if odd.size > 8 else "")
+            raise InputError(f"cannot train on '{lab.parent}': its label maps hold ids that are not LIP ids ({shown} in "
+                             f"'{lab.name}'); give the folder of LIP ids (ROOT:labels=NAME)")
+
+
 class _Source:
     def __init__(self, spec: DatasetSpec) -> None:
         self.spec = spec
         self.pairs = find_pairs(Path(spec.root), spec.split, labels=spec.labels)
+        _check_label_ids(spec, self.pairs)
         self.p: np.ndarray | None = None  # per-pair probabilities; None: uniform
         if spec.repeat > 0:
             present = np.stack([np.bincount(read_mask(lab).ravel(), minlength=256)[:NUM_CLASSES] > 0

@@ -334,6 +334,28 @@ def test_train_refuses_a_file_for_out_and_a_start_that_is_not_a_checkpoint(tmp_p
         train(TrainConfig(out=str(tmp_path / "run"), **base), init=tmp_path / "other.pt")
 
 
+def test_train_refuses_labels_of_other_ids_than_lip_ones(tmp_path):
+    from lipparse_rt.errors import InputError
+
+    # CCP's own 59 labels (`labels_ccp`): the loss leaves ids past 21 out, so training went on with
+    # a part of the labels, and 13-19 read as LIP's face, arms, legs and shoes
+    import cv2
+
+    _tiny_dataset(tmp_path / "d")
+    label = tmp_path / "d" / "parse" / "1.png"
+    m = cv2.imread(str(label), cv2.IMREAD_UNCHANGED)
+    m[:4, :4] = 41
+    cv2.imwrite(str(label), m)
+    cfg = TrainConfig(datasets=(DatasetSpec(str(tmp_path / "d")),), out=str(tmp_path / "run"), iters=1, size=32,
+                      model=TINY, threads=1)
+    with pytest.raises(InputError, match=r"its label maps hold ids that are not LIP ids \(41 in '1.png'\)"):
+        train(cfg)
+    m[:4, :4] = 21  # CCP's shoe of either side, and 255, are LIP-format labels
+    m[4:8, :4] = 255
+    cv2.imwrite(str(label), m)
+    train(cfg)
+
+
 def test_snapshots_keep_the_weights_every_n_steps(tmp_path):
     _tiny_dataset(tmp_path / "d")
     cfg = TrainConfig(datasets=(DatasetSpec(str(tmp_path / "d")),), out=str(tmp_path / "run"), iters=4, batch=2,
