@@ -108,22 +108,35 @@ def aac_settings(rate: int | None, layout) -> tuple[int, str]:
 class _AudioCopy:
     """Feeds one audio track of a source file into an output container, in step with the video.
 
-    Audio the MP4 takes as it is is copied packet for packet; anything else is re-encoded to AAC
-    at the rate and channel layout nearest the source's that AAC takes (`aac_settings`).
+    Audio the MP4 takes as it is is copied packet for packet (AAC with its configuration in each
+    packet, ADTS, as MPEG-TS carries it, through FFmpeg's `aac_adtstoasc`); anything else is
+    re-encoded to AAC at the rate and channel layout nearest the source's that AAC takes
+    (`aac_settings`), from the source's first timestamp. Timestamps that go back (recordings
+    joined end to end, as `cat a.ts b.ts` joins them) continue after the last packet, as the
+    video's do (`VideoWriter`).
     """
 
     def __init__(self, source: Path, out, track: int = 0) -> None:  # out: av.container.OutputContainer
         import av
+        from av.bitstream import BitStreamFilterContext
 
         self._in = av.open(str(source))
         self._src = self._in.streams.audio[track]
         self._out = out
-        self._copy = self._src.codec_context.name in MP4_AUDIO
+        ctx = self._src.codec_context
+        self._copy = ctx.name in MP4_AUDIO
+        self._bsf = None
+        config = _adts_config(source, track) if self._copy and ctx.name == "aac" and not ctx.extradata else None
+        if self._copy and ctx.name == "aac" and not ctx.extradata and config is None:
+            self._copy = False  # no configuration to give the MP4: re-encoded
         try:
             if self._copy:
                 self.stream = out.add_stream_from_template(self._src)
+                if config is not None:
+                    self.stream.codec_context.extradata = config
+                    self._bsf = BitStreamFilterContext("aac_adtstoasc", self._src)
             else:
-                rate, layout = aac_settings(self._src.codec_context.sample_rate, self._src.codec_context.layout)
+                rate, layout = aac_settings(ctx.sample_rate, ctx.layout)
                 self.stream = out.add_stream("aac", rate=rate, layout=layout)
             for key in ("language", "title"):  # which track is which, in a film's several languages
                 if self._src.metadata.get(key):
@@ -135,11 +148,18 @@ class _AudioCopy:
         self._pending = None
         self._done = False
         self._bad = 0  # audio packets that would not decode (damaged): skipped, said once at the end
+        self._shift = 0  # source ticks added to every packet since the timestamps last went back
+        self._last: tuple[int, int] | None = None  # (dts, end) of the last packet, shifted, in source ticks
+        self._t: Fraction | None = None  # re-encoding: the next sample's time, in seconds
 
     def _mux(self, packet) -> None:
         if self._copy:
-            packet.stream = self.stream
-            self._out.mux(packet)
+            for p in self._bsf.filter(packet) if self._bsf else (packet,):
+                if self._shift:
+                    p.pts = None if p.pts is None else p.pts + self._shift
+                    p.dts = None if p.dts is None else p.dts + self._shift
+                p.stream = self.stream
+                self._out.mux(p)
         else:
             import av
 
@@ -149,11 +169,17 @@ class _AudioCopy:
                 self._bad += 1
                 return
             for frame in frames:
-                frame.pts = None
-                self._out.mux(self.stream.encode(frame))
+                # timestamps counted on from the source's first, sample by sample: the source's
+                # start kept, and no gap or overlap where its own stamps jitter or go back
+                if self._t is None:
+                    self._t = Fraction(frame.pts * frame.time_base) if frame.pts is not None else Fraction(0)
+                frame.pts, frame.time_base = round(self._t * frame.sample_rate), Fraction(1, frame.sample_rate)
+                self._t += Fraction(frame.samples, frame.sample_rate)
+                for p in self.stream.encode(frame):
+                    self._out.mux(p)
 
     def feed_until(self, t: float) -> None:
-        """Mux source audio packets that start before `t` seconds."""
+        """Mux source audio packets that start before `t` seconds (of the output)."""
         while not self._done:
             if self._pending is None:
                 self._pending = next(self._packets, None)
@@ -161,7 +187,11 @@ class _AudioCopy:
                     self._done = True
                     break
             pkt = self._pending
-            if pkt.pts is not None and pkt.size and float(pkt.pts * pkt.time_base) > t:
+            if pkt.size and pkt.dts is not None:
+                if self._last is not None and pkt.dts + self._shift < self._last[0]:  # the timestamps went back
+                    self._shift = self._last[1] - pkt.dts
+                self._last = (pkt.dts + self._shift, pkt.dts + self._shift + (pkt.duration or 0))
+            if pkt.pts is not None and pkt.size and float((pkt.pts + self._shift) * pkt.time_base) > t:
                 break
             self._pending = None
             if pkt.size:
@@ -169,12 +199,35 @@ class _AudioCopy:
 
     def close(self) -> None:
         self.feed_until(float("inf"))
+        if self._bsf is not None:
+            for p in self._bsf.filter(None):
+                p.stream = self.stream
+                self._out.mux(p)
         if not self._copy:
-            self._out.mux(self.stream.encode(None))
+            for p in self.stream.encode(None):
+                self._out.mux(p)
         self._in.close()
         if self._bad:
             log.warning("%d damaged audio packet(s) of '%s' could not be decoded: silent there", self._bad,
                         Path(self._in.name).name)
+
+
+def _adts_config(source: Path, track: int) -> bytes | None:
+    """The MP4's AudioSpecificConfig (2 bytes) for an AAC track whose packets carry ADTS headers
+    (MPEG-TS, raw .aac), from its first packet; None where that packet has no ADTS header or its
+    channels are described in-band (channel configuration 0)."""
+    import av
+
+    with av.open(str(source)) as c:
+        first = next((p for p in c.demux(c.streams.audio[track]) if p.size), None)
+    head = bytes(first)[:4] if first is not None else b""
+    if len(head) < 4 or head[0] != 0xFF or head[1] & 0xF0 != 0xF0:
+        return None
+    profile, rate_index = head[2] >> 6, (head[2] >> 2) & 0x0F
+    channels = ((head[2] & 1) << 2) | (head[3] >> 6)
+    if not channels or rate_index > 12:
+        return None
+    return (((profile + 1) << 11) | (rate_index << 7) | (channels << 3)).to_bytes(2, "big")
 
 
 def check_image_outputs(inputs: list[Path], overlays: Path | None, masks: Path | None) -> None:
@@ -246,6 +299,7 @@ class VideoWriter:
             self._stream.codec_context.time_base = self._tb
             self._fps = Fraction(fps)
             self._t0: Fraction | None = None
+            self._shift = Fraction(0)  # seconds added to the source's timestamps since they last went back
             self._audio: list[_AudioCopy] = []
             for track in range(_audio_tracks(audio_from) if audio_from else 0):
                 try:
@@ -269,19 +323,23 @@ class VideoWriter:
 
         A timestamp within one source tick of the frame-rate grid is put exactly on it (a 30 FPS
         file stored in milliseconds stays 30 FPS); any other is kept as it is (variable rates).
+        Where the timestamps go back or repeat (recordings joined end to end, as `cat a.ts b.ts`
+        joins them), this frame and every later one move on to follow the last frame, as the
+        audio does (`_AudioCopy`): the spacing of the frames kept, and picture and sound in step.
         """
         step = max(1, round(1 / (self._fps * self._tb)))
         if pts is None or self._src_tb is None:
             out = 0 if self._last_pts is None else self._last_pts + step
         else:
-            t = pts * self._src_tb
+            t = pts * self._src_tb + self._shift
             if self._t0 is None:
                 self._t0 = t
             grid = self._t0 + round((t - self._t0) * self._fps) / self._fps
             if abs(t - grid) <= self._src_tb:
                 t = grid
             out = round(t / self._tb)
-        if self._last_pts is not None and out <= self._last_pts:  # repeated or reordered stamps
+        if self._last_pts is not None and out <= self._last_pts:
+            self._shift += (self._last_pts + step - out) * self._tb
             out = self._last_pts + step
         return out
 

@@ -380,3 +380,95 @@ def test_every_audio_track_is_kept_with_its_language_and_the_picture_keeps_its_o
     offset = lambda streams: streams[0][2] - streams[1][2]  # the picture's start after the sound's
     assert offset(before) > 0.9 and abs(offset(after) - offset(before)) < 0.03
     assert probe(tmp_path / "out.mp4")["frames"] == 50
+
+
+def _transport_stream(path, n=50, shade=40):
+    """An MPEG-TS recording (a DVR's, a broadcast's, an HLS segment's): H.264 at 25 FPS and AAC,
+    whose packets carry ADTS headers as MPEG-TS has them, `n` frames long, starting at 0."""
+    import av
+
+    with av.open(str(path), "w", format="mpegts") as c:
+        v = c.add_stream("libx264", rate=25)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        a = c.add_stream("aac", rate=48000)
+        k = 0
+        for i in range(n):
+            f = av.VideoFrame.from_ndarray(np.full((48, 64, 3), shade, np.uint8), format="bgr24")
+            f.pts, f.time_base = i, Fraction(1, 25)
+            for p in v.encode(f):
+                c.mux(p)
+            while k < 48000 * (i + 1) // 25:
+                tone = (0.1 * np.sin(2 * np.pi * 440 * np.arange(k, k + 1024) / 48000)).astype(np.float32)[None]
+                af = av.AudioFrame.from_ndarray(tone, format="fltp", layout="mono")
+                af.sample_rate, af.pts = 48000, k
+                for p in a.encode(af):
+                    c.mux(p)
+                k += 1024
+        for s in (v, a):
+            for p in s.encode(None):
+                c.mux(p)
+    return path
+
+
+def _packets(path, kind):
+    """(seconds, payload) of each packet of a file's first stream of `kind`, in file order."""
+    import av
+
+    with av.open(str(path)) as c:
+        s = getattr(c.streams, kind)[0]
+        return [(float(p.pts * s.time_base), bytes(p)) for p in c.demux(s) if p.size and p.pts is not None]
+
+
+def test_mpeg_ts_aac_is_copied_and_recordings_joined_end_to_end_run_on(tmp_path):
+    # AAC from MPEG-TS carries ADTS headers, which the MP4 does not take: every .ts with AAC sound
+    # failed with `error: PermissionError: [Errno 1] Operation not permitted` before 2026-12-05.
+    part = _transport_stream(tmp_path / "a.ts")
+    _copy(part, tmp_path / "a.mp4")
+    src, out = _packets(part, "audio"), _packets(tmp_path / "a.mp4", "audio")
+    assert [body for _, body in out] == [body[7:] for _, body in src]  # copied: the same AAC, its ADTS header off
+    # two recordings joined as `cat a.ts b.ts > c.ts` joins them: the timestamps go back to 0 halfway
+    joined = tmp_path / "c.ts"
+    joined.write_bytes(part.read_bytes() + _transport_stream(tmp_path / "b.ts", shade=200).read_bytes())
+    _copy(joined, tmp_path / "c.mp4")
+    video, audio = _packets(tmp_path / "c.mp4", "video"), _packets(tmp_path / "c.mp4", "audio")
+    times = sorted(t for t, _ in video)
+    assert len(times) == 100 and np.allclose(np.diff(times), 0.04)  # every frame, one after another
+    assert len(audio) == 2 * len(src) and abs(audio[-1][0] - times[-1]) < 0.1  # the sound runs on with them
+    assert all(b[0] > a[0] for a, b in zip(audio, audio[1:]))
+
+
+def test_reencoded_audio_keeps_its_start(tmp_path):
+    # PCM that starts a second after the picture (a camcorder's .mov) came out at 0: a second early
+    import av
+
+    src = tmp_path / "late.mov"
+    with av.open(str(src), "w") as c:
+        v = c.add_stream("libx264", rate=25)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        a = c.add_stream("pcm_s16le", rate=48000, layout="mono")
+        for i in range(75):
+            f = av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="bgr24")
+            f.pts, f.time_base = i, Fraction(1, 25)
+            for p in v.encode(f):
+                c.mux(p)
+        for p in v.encode(None):
+            c.mux(p)
+        for k in range(48000, 3 * 48000, 960):
+            af = av.AudioFrame.from_ndarray(np.zeros((1, 960), np.int16), format="s16", layout="mono")
+            af.sample_rate, af.pts, af.time_base = 48000, k, Fraction(1, 48000)
+            for p in a.encode(af):
+                c.mux(p)
+        for p in a.encode(None):
+            c.mux(p)
+    _copy(src, tmp_path / "out.mp4")
+    first = min(t for t, _ in _packets(tmp_path / "out.mp4", "audio"))
+    assert _audio_of(tmp_path / "out.mp4")[0] == "aac" and 0.95 < first <= 1.0  # AAC's priming just before it
+
+
+def test_timestamps_that_go_back_run_on_after_the_last_frame_with_their_spacing(tmp_path):
+    pts = [0, 1, 3, 4, 0, 2, 3]  # a variable-rate recording joined to another: back to 0 after 4
+    with VideoWriter(tmp_path / "o.mp4", Fraction(25), 64, 48, time_base=Fraction(1, 25)) as w:
+        for p in pts:
+            w.write(np.zeros((48, 64, 3), np.uint8), p)
+    info = probe(tmp_path / "o.mp4")
+    assert [round(float(x * info["tb"]) * 25) for x in info["pts"]] == [0, 1, 3, 4, 5, 7, 8]
