@@ -88,13 +88,15 @@ class VideoFile:
         self.error: str | None = None  # set when decoding stopped early on damaged data
 
     def _open(self) -> None:
-        """Open the file and its first video stream, at its start."""
+        """Open the file and its main video stream, at its start."""
         import av
 
         self._container = av.open(str(self.path))
         if not self._container.streams.video:
             return
-        self._stream = self._container.streams.video[0]
+        # the main picture, as players choose it (FFmpeg's best stream): not a cover image, nor a
+        # small extra track that happens to come first
+        self._stream = self._container.streams.best("video") or self._container.streams.video[0]
         ctx = self._stream.codec_context
         if ctx.width * ctx.height <= 1920 * 1080:
             # Frame threads: ~10% faster decoding up to 1080p; above it they hold many more

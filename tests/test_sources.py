@@ -510,3 +510,26 @@ def test_a_video_file_as_the_camera_is_seen_as_video_sees_it(tmp_path):
                 got.append(frame.image)
     assert got and all(any(np.array_equal(g, e) for e in expected) for g in got)
     assert max(_combing(g) for g in got) < 1
+
+
+def test_the_main_picture_is_read_not_a_small_track_before_it(tmp_path):
+    # a Matroska file whose first video track is a one-frame 32x32 picture (a cover, a thumbnail)
+    # gave that one frame before 2026-12-05; players show the main picture, and so does VideoFile
+    import av
+
+    path = tmp_path / "film.mkv"
+    with av.open(str(path), "w") as c:
+        cover = c.add_stream("mjpeg", rate=1)
+        cover.width, cover.height, cover.pix_fmt = 32, 32, "yuvj420p"
+        main = c.add_stream("libx264", rate=25)
+        main.width, main.height, main.pix_fmt = 64, 48, "yuv420p"
+        for stream, n, (w, h) in ((cover, 1, (32, 32)), (main, 25, (64, 48))):
+            for i in range(n):
+                f = av.VideoFrame.from_ndarray(np.zeros((h, w, 3), np.uint8), format="bgr24")
+                f.pts = i
+                for p in stream.encode(f):
+                    c.mux(p)
+            for p in stream.encode(None):
+                c.mux(p)
+    with VideoFile(path) as v:
+        assert (v.width, v.height) == (64, 48) and len(list(v)) == 25
