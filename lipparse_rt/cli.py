@@ -253,6 +253,8 @@ def video(
                     kept = f"; {_frames(writer.frames)} written to {writer.path}" if writer is not None else ""
                     raise ModelError(f"{exc}{kept}") from exc
                 progress.update(task, total=stats.frames_out)
+                if writer is not None and (stats.interrupted or stats.stopped):
+                    writer.stop_sound_with_picture()  # not the rest of the input's sound after the last frame
     except LipParseError as exc:
         _fail(exc)
     _summary(stats, input.name)

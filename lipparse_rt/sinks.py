@@ -197,8 +197,9 @@ class _AudioCopy:
             if pkt.size:
                 self._mux(pkt)
 
-    def close(self) -> None:
-        self.feed_until(float("inf"))
+    def close(self, until: float = float("inf")) -> None:
+        """Mux the packets left that start before `until` seconds (of the output), and finish."""
+        self.feed_until(until)
         if self._bsf is not None:
             for p in self._bsf.filter(None):
                 p.stream = self.stream
@@ -311,12 +312,20 @@ class VideoWriter:
             self._out.close()
             raise
         self._last_pts: int | None = None
+        self._sound_until_picture = False  # `stop_sound_with_picture`
 
     def __enter__(self) -> "VideoWriter":
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: type | None, *exc: object) -> None:
+        if exc_type is not None:  # a failure or an interruption on the way out
+            self.stop_sound_with_picture()
         self.close()
+
+    def stop_sound_with_picture(self) -> None:
+        """The run stopped before the end of the video (Ctrl-C, q, a failure): the sound is
+        written up to the last frame written, not to the end of the input's."""
+        self._sound_until_picture = True
 
     def _out_pts(self, pts: int | None) -> int:
         """Source timestamp -> output timestamp (1/90000 s).
@@ -380,8 +389,9 @@ class VideoWriter:
         try:
             for packet in self._stream.encode(None):
                 out.mux(packet)
+            end = (self._last_pts or 0) * self._tb + 1 / self._fps  # the last frame's end
             for audio in self._audio:
-                audio.close()
+                audio.close(float(end) if self._sound_until_picture else float("inf"))
         finally:
             out.close()
             if self.frames == 0:  # nothing playable: leave no empty file behind

@@ -45,7 +45,7 @@ def _decodable_frames(path) -> int:
 
 @pytest.fixture(scope="module")
 def long_video(tmp_path_factory):
-    return make_video(tmp_path_factory.mktemp("long") / "long.mp4", n=3000, size=(160, 120), fps=25)
+    return make_video(tmp_path_factory.mktemp("long") / "long.mp4", n=3000, size=(160, 120), fps=25, audio=True)
 
 
 def _wait_for_frames(path, proc, min_frames=60, timeout=60):
@@ -69,6 +69,16 @@ def test_interrupt_finalises_output(tmp_path, long_video, tiny_weights, sig, cod
     written = int(stderr.split("interrupted: ")[1].split(" frames")[0])
     assert 60 <= written < 3000
     assert probe(out)["frames"] == written  # finalised: every frame written plays
+    # the sound ends with the picture, not two minutes on at the input's end (before 2026-12-05)
+    import av
+
+    ends: dict[str, float] = {}
+    with av.open(str(out)) as c:
+        for p in c.demux():
+            if p.pts is not None:
+                kind = p.stream.type
+                ends[kind] = max(ends.get(kind, 0.0), float(p.pts * p.time_base))
+    assert abs(ends["audio"] - ends["video"]) < 0.1, ends
 
 
 def test_a_sigterm_outside_a_run_is_interrupted_not_an_error(tmp_path, monkeypatch, capsys):

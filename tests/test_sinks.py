@@ -472,3 +472,16 @@ def test_timestamps_that_go_back_run_on_after_the_last_frame_with_their_spacing(
             w.write(np.zeros((48, 64, 3), np.uint8), p)
     info = probe(tmp_path / "o.mp4")
     assert [round(float(x * info["tb"]) * 25) for x in info["pts"]] == [0, 1, 3, 4, 5, 7, 8]
+
+
+def test_a_run_that_fails_writes_the_sound_up_to_its_last_frame(tmp_path):
+    src = make_video(tmp_path / "in.mp4", n=100, fps=25, audio=True)  # 4 s of picture and sound
+    with pytest.raises(RuntimeError):
+        with VideoFile(src) as v, VideoWriter(tmp_path / "o.mp4", v.fps, v.width, v.height, v.time_base,
+                                              audio_from=src) as w:
+            for f in v:
+                if f.index == 25:
+                    raise RuntimeError("the model failed")
+                w.write(f.image, f.pts)
+    audio = _packets(tmp_path / "o.mp4", "audio")
+    assert probe(tmp_path / "o.mp4")["frames"] == 25 and 0.9 < audio[-1][0] < 1.05  # one second, not four
