@@ -20,6 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .errors import CameraError, InputError
+from .hdr import HLG, PQ, ToSdr
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,10 @@ class VideoFile:
             raise InputError(f"cannot read video '{self.path}': no frame rate")
         self.fps: Fraction = Fraction(rate)
         self.time_base: Fraction = Fraction(self._stream.time_base or Fraction(1, 90000))
-        self.rotation, self.interlaced = self._first_frame()  # rotation: degrees counterclockwise
+        self.rotation, self.interlaced, transfer = self._first_frame()  # rotation: degrees counterclockwise
+        # HDR (PQ, HLG): made SDR at decoding, as an SDR screen should show it (hdr.py)
+        self.hdr: str | None = {PQ: "PQ", HLG: "HLG"}.get(transfer)
+        self._transfer = transfer
         w, h = self._stream.codec_context.width, self._stream.codec_context.height
         self.stored = (w, h)  # the decoder's frame size
         self.pixel_aspect = pixel_aspect(self._stream)  # width / height of one stored pixel
@@ -109,19 +113,23 @@ class VideoFile:
         notes = ([f"stored {self.stored[0]}x{self.stored[1]}, pixel aspect {self.pixel_aspect.numerator}:"
                   f"{self.pixel_aspect.denominator}"] if self.pixel_aspect != 1 else [])
         notes += ["interlaced: deinterlaced"] if self.interlaced else []
+        notes += [f"HDR ({self.hdr}): made SDR"] if self.hdr else []
         return f"{self.width}x{self.height}" + (f" ({'; '.join(notes)})" if notes else "")
 
-    def _first_frame(self) -> tuple[int, bool]:
-        """The display rotation (degrees counterclockwise) of the first frame, and whether the video
+    def _first_frame(self) -> tuple[int, bool, int]:
+        """The display rotation (degrees counterclockwise) of the first frame; whether the video
         is interlaced (two fields of different instants, woven line by line: DVD, broadcast, 1080i):
         its first frame says so, or the stream's field order does (a film's first frames may be
-        progressive in an interlaced stream)."""
+        progressive in an interlaced stream); and its transfer characteristic (FFmpeg's number:
+        16 PQ, 18 HLG), the first frame's or else the stream's."""
         import av
 
         angle, interlaced = 0, self._stream.codec_context.field_order in FIELD_ORDERS
+        transfer = self._stream.codec_context.color_trc
         try:
             for frame in self._container.decode(self._stream):
                 angle, interlaced = round(getattr(frame, "rotation", 0) or 0), interlaced or bool(frame.interlaced_frame)
+                transfer = frame.color_trc if frame.color_trc not in (None, 2) else transfer  # 2: unspecified
                 break
         except av.FFmpegError:
             pass
@@ -130,7 +138,7 @@ class VideoFile:
         # then gives no frame.
         self._container.close()
         self._open()
-        return angle % 360, interlaced
+        return angle % 360, interlaced, int(transfer or 2)
 
     def __enter__(self) -> "VideoFile":
         return self
@@ -166,11 +174,12 @@ class VideoFile:
         import av
 
         index = 0
+        sdr = ToSdr(self._transfer) if self.hdr else None
         try:
             for vf in self._decoded():
                 # one swscale thread: its automatic threads (PyAV >= 17) cost ~50% more CPU
                 # per 640x480 frame, CPU that the pipeline's other stages need
-                img = vf.to_ndarray(format="bgr24", threads=1)
+                img = sdr.bgr(vf) if sdr else vf.to_ndarray(format="bgr24", threads=1)
                 if self.pixel_aspect != 1:  # each frame's own size: a stream may change it
                     img = square_pixels(img, square_size(img.shape[1], img.shape[0], self.pixel_aspect))
                 if self.rotation:  # portrait phone videos: show them upright

@@ -16,8 +16,15 @@ fields are woven here); three frames are made and the middle one, whose two fiel
 side of the labels, is parsed three ways: progressive (the unmoved photo: the reference), combed
 as decoded, and deinterlaced (`sources.Deinterlace`, bwdif, as `VideoFile` does).
 
+`hdr`: HDR video (PQ, BT.2020: a Samsung's or Pixel's "HDR10+" recording). Each photo is stored
+as such a camera would store the same scene (`hdr.pq_frame`: its SDR levels at HDR's reference
+white) and parsed three ways: the photo itself (the reference), the frame decoded as if it were
+SDR (dim and grey: what `VideoFile` gave before 2026-12-05), and made SDR (`hdr.ToSdr`, as
+`VideoFile` now does).
+
   python tools/video_source_trials.py aspect [--landscape] [--aspect 4/3 --aspect 32/27 --aspect 8/9]
   python tools/video_source_trials.py interlace [--motion 4 --motion 8 --motion 16]
+  python tools/video_source_trials.py hdr
 """
 
 from __future__ import annotations
@@ -30,7 +37,9 @@ import av
 import cv2
 import numpy as np
 
+from lipparse_rt.bench import _time
 from lipparse_rt.data import default_data_root, find_pairs, read_mask
+from lipparse_rt.hdr import PQ, ToSdr, pq_frame
 from lipparse_rt.engine import PAD_BGR, Engine, EngineConfig, app_cpu_weights, scale_ids
 from lipparse_rt.metrics import miou_of, paired_bootstrap, protocol_confusion
 from lipparse_rt.sources import Deinterlace, read_image_any, square_pixels
@@ -113,9 +122,32 @@ def interlace_trial(engine: Engine, pairs: list, motions: list[int]) -> None:
         print(row(f"{motion} px | {ref:.1f}", combed, fixed), flush=True)
 
 
+def hdr_trial(engine: Engine, pairs: list) -> None:
+    print("| transfer | the photo (reference) | decoded as SDR | made SDR | made SDR - as SDR (95% interval) |")
+    print("|---|---|---|---|---|")
+    still, plain, mapped = [], [], []
+    to_sdr = ToSdr(PQ)
+    for img_path, lab_path in pairs:
+        bgr, label = read_image_any(img_path), read_mask(lab_path)
+        h, w = label.shape[0] // 2 * 2, label.shape[1] // 2 * 2  # 4:2:0 takes even sizes
+        bgr, label = bgr[:h, :w], label[:h, :w]
+        frame = pq_frame(bgr)
+        still.append(protocol_confusion(engine.run(bgr), label, "ccp"))
+        plain.append(protocol_confusion(engine.run(frame.to_ndarray(format="bgr24")), label, "ccp"))
+        mapped.append(protocol_confusion(engine.run(to_sdr.bgr(frame)), label, "ccp"))
+    ref = 100 * miou_of(np.stack(still).sum(0))
+    print(row(f"PQ | {ref:.1f}", plain, mapped), flush=True)
+    print("\n| frame | decoded to BGR (ms) | made SDR, to BGR (ms) | ratio |\n|---|---|---|---|")
+    for w, h in ((640, 480), (1280, 720), (1920, 1080)):
+        frame = pq_frame(cv2.resize(read_image_any(pairs[0][0]), (w, h), interpolation=cv2.INTER_AREA))
+        plain_ms = float(np.median(_time(lambda: frame.to_ndarray(format="bgr24", threads=1), 20)))
+        sdr_ms = float(np.median(_time(lambda: to_sdr.bgr(frame), 20)))
+        print(f"| {w}x{h} | {plain_ms:.1f} | {sdr_ms:.1f} | {sdr_ms / plain_ms:.1f}x |", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("trial", choices=("aspect", "interlace"))
+    ap.add_argument("trial", choices=("aspect", "interlace", "hdr"))
     ap.add_argument("--data", type=Path, default=default_data_root())
     ap.add_argument("--landscape", action="store_true", help="aspect: centre each photo on a 4:3 landscape frame")
     ap.add_argument("--aspect", action="append", type=Fraction, help="aspect: pixel aspect (width / height), e.g. 4/3")
@@ -126,8 +158,10 @@ def main() -> None:
     print(f"{len(pairs)} CCP val photos, `ccp` protocol, {engine.mode} at {engine.input_size}\n")
     if args.trial == "aspect":
         aspect_trial(engine, pairs, args.aspect or [Fraction(4, 3), Fraction(32, 27), Fraction(8, 9)], args.landscape)
-    else:
+    elif args.trial == "interlace":
         interlace_trial(engine, pairs, args.motion or [4, 8, 16])
+    else:
+        hdr_trial(engine, pairs)
 
 
 if __name__ == "__main__":
