@@ -228,7 +228,8 @@ def video(
             writer = None
             if out_path is not None:
                 writer = stack.enter_context(VideoWriter(out_path, src.fps, src.width, src.height, src.time_base,
-                                                         audio_from=input if src.has_audio else None, preset=preset))
+                                                         audio_from=input if src.has_audio else None, preset=preset,
+                                                         metadata=src.metadata))
             mask_writer = stack.enter_context(MaskWriter(masks)) if masks is not None else None
             mh, mw = engine.model_shape(src.height, src.width)
             err.print(f"{input.name}: {src.describe()} @ {float(src.fps):.2f} FPS -> model {mw}x{mh} on {engine.mode}"

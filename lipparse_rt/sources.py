@@ -89,6 +89,9 @@ class VideoFile:
                 seconds = (self._container.duration or 0) / 1_000_000
             self.expected_frames = round(seconds * float(self.fps))
         self.has_audio = bool(self._container.streams.audio)
+        # what the file says of itself (when and where it was shot, its title), for the output;
+        # not the container's own technical tags
+        self.metadata = {k: v for k, v in self._container.metadata.items() if k.lower() not in TECHNICAL_TAGS}
         self.error: str | None = None  # set when decoding stopped early on damaged data
 
     def _open(self) -> None:
@@ -192,6 +195,9 @@ class VideoFile:
         if index == 0 and self.error is None:
             raise InputError(f"cannot read video '{self.path}': it has no frames")
 
+
+# Container tags that describe the file's format, not the recording: not carried to the output
+TECHNICAL_TAGS = {"major_brand", "minor_version", "compatible_brands", "encoder", "handler_name", "vendor_id"}
 
 # FFmpeg's AVFieldOrder for interlaced video, by the field shown first: TT and BT (2, 5) the top
 # one, BB and TB (3, 4) the bottom one (0 unknown, 1 progressive)

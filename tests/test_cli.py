@@ -455,3 +455,24 @@ def test_video_masks_of_an_earlier_run_need_force_and_are_replaced_whole(tmp_pat
     assert r.exit_code == 3 and "holds 6 frame masks of an earlier run (use --force" in r.stderr, r.output
     assert runner.invoke(app, ["video", str(short), "--masks", str(m), "--force"]).exit_code == 0
     assert sorted(p.name for p in m.iterdir()) == ["000000.png", "000001.png", "000002.png", "notes.txt"]
+
+
+def test_video_keeps_when_and_where_the_input_was_shot(tmp_path, tiny_weights, monkeypatch):
+    # a phone's gallery sorts and maps videos by these; the output had none of them before 2026-12-05
+    monkeypatch.setenv("LIPPARSE_WEIGHTS", str(tiny_weights))
+    tags = {"creation_time": "2026-07-01T10:20:30.000000Z", "location": "+48.8584+002.2945/", "title": "Holiday"}
+    src = make_video(tmp_path / "in.mp4", n=3)
+    import av
+
+    with av.open(str(src)) as c, av.open(str(tmp_path / "tagged.mp4"), "w") as o:  # the same video, tagged
+        o.metadata.update(tags)
+        s = o.add_stream_from_template(c.streams.video[0])
+        for p in c.demux(c.streams.video[0]):
+            if p.size:
+                p.stream = s
+                o.mux(p)
+    r = runner.invoke(app, ["video", str(tmp_path / "tagged.mp4"), "--out", str(tmp_path / "o.mp4")])
+    assert r.exit_code == 0, r.output
+    with av.open(str(tmp_path / "o.mp4")) as c:
+        assert {k: c.metadata.get(k) for k in tags} == tags
+        assert c.metadata["major_brand"] == "iso5"  # the output's own format tags, not the input's
