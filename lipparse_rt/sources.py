@@ -92,6 +92,9 @@ class VideoFile:
         # what the file says of itself (when and where it was shot, its title), for the output;
         # not the container's own technical tags
         self.metadata = {k: v for k, v in self._container.metadata.items() if k.lower() not in TECHNICAL_TAGS}
+        apple = self.metadata.get("com.apple.quicktime.location.ISO6709")  # an iPhone's, which the MP4 writes
+        if apple and "location" not in self.metadata:  # only under the standard name
+            self.metadata["location"] = apple
         self.error: str | None = None  # set when decoding stopped early on damaged data
 
     def _open(self) -> None:

@@ -476,3 +476,15 @@ def test_video_keeps_when_and_where_the_input_was_shot(tmp_path, tiny_weights, m
     with av.open(str(tmp_path / "o.mp4")) as c:
         assert {k: c.metadata.get(k) for k in tags} == tags
         assert c.metadata["major_brand"] == "iso5"  # the output's own format tags, not the input's
+    from lipparse_rt.sources import VideoFile
+
+    with av.open(str(src)) as c, av.open(str(tmp_path / "iphone.mov"), "w",  # an iPhone's own location tag
+                                         options={"movflags": "use_metadata_tags"}) as o:
+        o.metadata["com.apple.quicktime.location.ISO6709"] = "+37.3349-122.0090+030.000/"
+        s = o.add_stream_from_template(c.streams.video[0])
+        for p in c.demux(c.streams.video[0]):
+            if p.size:
+                p.stream = s
+                o.mux(p)
+    with VideoFile(tmp_path / "iphone.mov") as v:
+        assert v.metadata["location"] == "+37.3349-122.0090+030.000/"  # under the name the MP4 writes
