@@ -190,7 +190,7 @@ def _summary(stats, label: str) -> None:
 @app.command()
 def video(
     input: Path = typer.Argument(..., help="Input video file (anything FFmpeg reads)."),
-    out_path: Optional[Path] = typer.Option(None, "--out", "-o", help="Output MP4 (H.264, audio kept)."),
+    out_path: Optional[Path] = typer.Option(None, "--out", "-o", help="Output MP4 (H.264; the input's sound, every track, and its date and place tags kept)."),
     masks: Optional[Path] = typer.Option(None, "--masks", help="Also write one index PNG of LIP ids per frame here."),
     show: bool = typer.Option(False, "--show", help="Also show the result live in a window (q or Esc stops the run; what was parsed is kept)."),
     force: bool = typer.Option(False, "--force", "-f", help="Overwrite an existing output, and an earlier run's frame masks in --masks."),
