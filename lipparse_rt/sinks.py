@@ -85,7 +85,8 @@ def check_writable(path: Path) -> None:
 def aac_settings(rate: int | None, layout) -> tuple[int, str]:
     """The sample rate and channel layout to encode a source's audio to AAC at: the source's own
     where FFmpeg's AAC encoder takes them, else the nearest rate it takes (192 kHz studio audio
-    -> 96 kHz) and the usual layout of as many channels, else stereo (a downmix)."""
+    -> 96 kHz) and the usual layout of as many channels, else stereo (a downmix). ValueError
+    where it takes none of them (the caller writes the video without that track)."""
     import av
 
     rates = av.Codec("aac", "w").audio_rates
@@ -102,7 +103,7 @@ def aac_settings(rate: int | None, layout) -> tuple[int, str]:
         except (av.FFmpegError, ValueError):
             continue
         return rate, name
-    return rate, "stereo"
+    raise ValueError(f"FFmpeg's AAC encoder takes no layout for these {channels} channels, nor stereo")
 
 
 class _AudioCopy:
@@ -126,8 +127,9 @@ class _AudioCopy:
         ctx = self._src.codec_context
         self._copy = ctx.name in MP4_AUDIO
         self._bsf = None
-        config = _adts_config(source, track) if self._copy and ctx.name == "aac" and not ctx.extradata else None
-        if self._copy and ctx.name == "aac" and not ctx.extradata and config is None:
+        adts = self._copy and ctx.name == "aac" and not ctx.extradata  # its configuration in each packet (MPEG-TS)
+        config = _adts_config(source, track) if adts else None
+        if adts and config is None:
             self._copy = False  # no configuration to give the MP4: re-encoded
         try:
             if self._copy:
