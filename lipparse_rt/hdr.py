@@ -1,6 +1,6 @@
 """HDR video (PQ or HLG transfer, BT.2020 colours) made SDR, as an SDR screen should show it.
 
-Phones record HDR: Samsung's and Google's "HDR10+" video is PQ, an iPhone's is HLG. Decoded
+Phones record HDR: a Samsung's "HDR10+" video is PQ, an iPhone's is HLG. Decoded
 as if it were SDR, as a plain conversion to BGR does, PQ comes out dim and grey and BT.2020's
 colours washed out, in the overlay video and in what the model sees. `ToSdr` maps each decoded
 frame through a 3D lookup table (FFmpeg's lut3d filter, tetrahedral interpolation) that this
@@ -27,13 +27,16 @@ import numpy as np
 from numpy.typing import NDArray
 
 PQ, HLG = 16, 18  # FFmpeg's AVColorTransferCharacteristic for SMPTE ST 2084 and ARIB STD-B67
-HDR_TRANSFERS = (PQ, HLG)
 SDR_WHITE = 203.0  # nits: HDR's reference (diffuse) white, ITU-R BT.2408
 HLG_PEAK = 1000.0  # nits: the display HLG is shown on (BT.2100's reference)
 KNEE = 0.75  # of SDR white: luminance below it is kept, above it rolled off towards white
 LUT_SIZE = 33  # points per axis of the 3D table
 SIMD_WIDTH = 16  # lut3d is given rows of a multiple of this many pixels (see `ToSdr.bgr`)
 CUBE_VERSION = 2  # raise when the mapping changes: the table files are named by it
+
+# SMPTE ST 2084's constants
+PQ_M1, PQ_M2 = 2610 / 16384, 2523 / 4096 * 128
+PQ_C1, PQ_C2, PQ_C3 = 3424 / 4096, 2413 / 4096 * 32, 2392 / 4096 * 32
 
 BT2020_LUMA = np.array([0.2627, 0.6780, 0.0593])
 BT2020_TO_BT709 = np.array([[1.660491, -0.587641, -0.072850],  # ITU-R BT.2087, linear light
@@ -43,18 +46,14 @@ BT2020_TO_BT709 = np.array([[1.660491, -0.587641, -0.072850],  # ITU-R BT.2087, 
 
 def pq_to_nits(signal: NDArray) -> NDArray:
     """SMPTE ST 2084's EOTF: a PQ signal in [0, 1] -> light in nits (cd/m^2)."""
-    m1, m2 = 2610 / 16384, 2523 / 4096 * 128
-    c1, c2, c3 = 3424 / 4096, 2413 / 4096 * 32, 2392 / 4096 * 32
-    p = np.power(np.clip(signal, 0, 1), 1 / m2)
-    return 10000 * np.power(np.maximum(p - c1, 0) / (c2 - c3 * p), 1 / m1)
+    p = np.power(np.clip(signal, 0, 1), 1 / PQ_M2)
+    return 10000 * np.power(np.maximum(p - PQ_C1, 0) / (PQ_C2 - PQ_C3 * p), 1 / PQ_M1)
 
 
 def nits_to_pq(nits: NDArray) -> NDArray:
     """PQ's inverse EOTF: light in nits -> a signal in [0, 1]."""
-    m1, m2 = 2610 / 16384, 2523 / 4096 * 128
-    c1, c2, c3 = 3424 / 4096, 2413 / 4096 * 32, 2392 / 4096 * 32
-    y = np.power(np.clip(nits / 10000, 0, 1), m1)
-    return np.power((c1 + c2 * y) / (1 + c3 * y), m2)
+    y = np.power(np.clip(nits / 10000, 0, 1), PQ_M1)
+    return np.power((PQ_C1 + PQ_C2 * y) / (1 + PQ_C3 * y), PQ_M2)
 
 
 def hlg_to_nits(rgb_signal: NDArray) -> NDArray:

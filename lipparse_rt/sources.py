@@ -309,7 +309,7 @@ def video_devices() -> list[int]:
 
 class FileCapture:
     """A local video file as a camera: decoded by `VideoFile`, so that it is seen as `video` sees
-    it (upright, square pixels, deinterlaced, in its own colour matrix), behind the few
+    it (upright, square pixels, deinterlaced, HDR made SDR), behind the few
     `cv2.VideoCapture` calls that `Camera` makes."""
 
     def __init__(self, path: str) -> None:

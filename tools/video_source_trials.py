@@ -16,7 +16,7 @@ fields are woven here); three frames are made and the middle one, whose two fiel
 side of the labels, is parsed three ways: progressive (the unmoved photo: the reference), combed
 as decoded, and deinterlaced (`sources.Deinterlace`, bwdif, as `VideoFile` does).
 
-`hdr`: HDR video (PQ, BT.2020: a Samsung's or Pixel's "HDR10+" recording). Each photo is stored
+`hdr`: HDR video (PQ, BT.2020: a Samsung's "HDR10+" recording). Each photo is stored
 as such a camera would store the same scene (`hdr.pq_frame`: its SDR levels at HDR's reference
 white) and parsed three ways: the photo itself (the reference), the frame decoded as if it were
 SDR (dim and grey: what `VideoFile` gave before 2026-12-05), and made SDR (`hdr.ToSdr`, as
