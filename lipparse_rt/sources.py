@@ -81,6 +81,11 @@ class VideoFile:
             w, h = square_size(w, h, self.pixel_aspect)
         self.width, self.height = (h, w) if self.rotation % 180 else (w, h)  # as displayed
         self.declared_frames: int = self._stream.frames or 0  # from the header, 0 if unknown
+        if self.declared_frames and self._stream.duration:
+            # An edit list that trims the video (an editor's or a phone's trim, kept without
+            # re-encoding) shows fewer frames than the track holds; FFmpeg shows only those.
+            shown = round(float(self._stream.duration * self.time_base) * float(self.fps))
+            self.declared_frames = min(self.declared_frames, max(shown, 1))
         self.expected_frames: int = self.declared_frames  # best guess, for progress bars
         if not self.expected_frames:
             if self._stream.duration:

@@ -157,6 +157,31 @@ def test_truncated_video_writes_what_decodes_and_says_so(tmp_path, tiny_weights,
     assert "of the 60 frames" in r.stderr and f"{n} frames written" in r.stderr
 
 
+def test_a_trimmed_video_is_not_taken_for_a_damaged_one(tmp_path, tiny_weights, monkeypatch):
+    # An MP4 trimmed without re-encoding (an edit list: its track holds 125 frames, it shows the
+    # last 75) was reported as "only 75 of the 125 frames ... could be decoded (truncated or
+    # damaged file)", exit 2, before 2026-12-05
+    import av
+
+    monkeypatch.setenv("LIPPARSE_WEIGHTS", str(tiny_weights))
+    src = tmp_path / "trimmed.mp4"
+    with av.open(str(src), "w") as c:
+        s = c.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        for i in range(-50, 75):  # the first two seconds trimmed away: the muxer's edit list skips them
+            f = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 255 if i < 0 else 0, np.uint8), format="bgr24")
+            f.pts, f.time_base = i, Fraction(1, 25)
+            for p in s.encode(f):
+                c.mux(p)
+        for p in s.encode(None):
+            c.mux(p)
+    with av.open(str(src)) as c:
+        assert c.streams.video[0].frames == 125  # what the header holds
+    r = runner.invoke(app, ["video", str(src), "--out", str(tmp_path / "o.mp4")])
+    assert r.exit_code == 0 and "damaged" not in r.output, r.output
+    assert probe(tmp_path / "o.mp4")["frames"] == 75
+
+
 def test_video_with_no_frames(tmp_path, tiny_weights, monkeypatch):
     import av
 
