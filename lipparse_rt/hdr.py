@@ -31,6 +31,8 @@ SDR_WHITE = 203.0  # nits: HDR's reference (diffuse) white, ITU-R BT.2408
 HLG_PEAK = 1000.0  # nits: the display HLG is shown on (BT.2100's reference)
 KNEE = 0.75  # of SDR white: luminance below it is kept, above it rolled off towards white
 LUT_SIZE = 33  # points per axis of the 3D table
+WHOLE_UP_TO = 1920 * 1088  # pixels: larger frames are made SDR in strips (`ToSdr.bgr`)
+STRIP_ROWS = 256
 SIMD_WIDTH = 16  # lut3d is given rows of a multiple of this many pixels (see `ToSdr.bgr`)
 CUBE_VERSION = 2  # raise when the mapping changes: the table files are named by it
 
@@ -146,7 +148,24 @@ class ToSdr:
         self._graph, self._shape = graph, (width, height)
 
     def bgr(self, frame) -> NDArray[np.uint8]:
-        """One decoded frame (PyAV's) -> HxWx3 uint8 BGR, made SDR."""
+        """One decoded frame (PyAV's) -> HxWx3 uint8 BGR, made SDR.
+
+        Frames past 1080p in planar YUV are made SDR STRIP_ROWS rows at a time: a 4K frame's
+        float copies take ~200 MB whole (`lipparse-rt video` on 4K HDR peaked at 623-636 MB,
+        past the 600 MB it keeps to), ~25 MB in strips. Each strip is converted with two rows
+        more on either side, so that the chroma's interpolation sees its neighbours as it would
+        in the whole frame."""
+        h, w = frame.height, frame.width
+        if w * h <= WHOLE_UP_TO or not _planar_yuv(frame):
+            return self._bgr(frame)
+        out = np.empty((h, w, 3), np.uint8)
+        for y0 in range(0, h, STRIP_ROWS):
+            y1 = min(h, y0 + STRIP_ROWS)
+            a, b = max(0, y0 - 2), min(h, y1 + 2)
+            out[y0:y1] = self._bgr(_rows(frame, a, b))[y0 - a: y1 - a]
+        return out
+
+    def _bgr(self, frame) -> NDArray[np.uint8]:
         import av
         from av.video.reformatter import ColorRange, Colorspace
 
@@ -166,3 +185,23 @@ class ToSdr:
         self._graph.push(rgb)
         out = self._graph.pull()
         return out.to_ndarray(format="bgr24", threads=1)[:, :width]
+
+
+def _planar_yuv(frame) -> bool:
+    """Three planes of YUV whose chroma rows, if halved, pair whole luma rows (even height)."""
+    return frame.format.name.startswith("yuv") and len(frame.planes) == 3 and frame.height % 2 == 0
+
+
+def _rows(frame, top: int, bottom: int):
+    """Rows top..bottom (even) of a planar YUV frame, as a frame of their own (its colour tags kept)."""
+    import av
+
+    part = av.VideoFrame(frame.width, bottom - top, frame.format.name)
+    for src, dst in zip(frame.planes, part.planes):
+        step = frame.height // src.height  # 2 for 4:2:0's chroma, else 1
+        rows = np.frombuffer(src, np.uint8).reshape(src.height, src.line_size)[top // step: top // step + dst.height]
+        out = np.ndarray((dst.height, dst.line_size), np.uint8, buffer=memoryview(dst))
+        n = min(src.line_size, dst.line_size)
+        out[:, :n] = rows[:, :n]
+    part.color_range, part.colorspace = frame.color_range, frame.colorspace
+    return part

@@ -24,7 +24,10 @@ SDR (dim and grey: what `VideoFile` gave before 2026-12-05), and made SDR (`hdr.
 
   python tools/video_source_trials.py aspect [--landscape] [--aspect 4/3 --aspect 32/27 --aspect 8/9]
   python tools/video_source_trials.py interlace [--motion 4 --motion 8 --motion 16]
-  python tools/video_source_trials.py hdr
+  python tools/video_source_trials.py hdr [--clip pq4k.mp4]
+
+`--clip F`: instead, write a 20-frame 3840x2160 PQ clip of the first photo to F (H.264, 10-bit),
+for `lipparse-rt video F` to be timed and measured on (/usr/bin/time -f '%e s %M KB').
 """
 
 from __future__ import annotations
@@ -145,6 +148,24 @@ def hdr_trial(engine: Engine, pairs: list) -> None:
         print(f"| {w}x{h} | {plain_ms:.1f} | {sdr_ms:.1f} | {sdr_ms / plain_ms:.1f}x |", flush=True)
 
 
+def hdr_clip(path: Path, photo: Path, frames: int = 20) -> None:
+    """A 4K PQ (HDR10) clip of one photo, standing still: `frames` frames at 25 FPS."""
+    frame = pq_frame(cv2.resize(read_image_any(photo), (3840, 2160), interpolation=cv2.INTER_CUBIC))
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = 3840, 2160, "yuv420p10le"
+        ctx = s.codec_context
+        ctx.color_trc, ctx.color_primaries, ctx.colorspace, ctx.color_range = PQ, 9, 9, 1
+        s.options = {"preset": "ultrafast"}
+        for i in range(frames):
+            frame.pts = i
+            for p in s.encode(frame):
+                c.mux(p)
+        for p in s.encode(None):
+            c.mux(p)
+    print(f"wrote {path}: {frames} frames of 3840x2160 PQ")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("trial", choices=("aspect", "interlace", "hdr"))
@@ -152,7 +173,10 @@ def main() -> None:
     ap.add_argument("--landscape", action="store_true", help="aspect: centre each photo on a 4:3 landscape frame")
     ap.add_argument("--aspect", action="append", type=Fraction, help="aspect: pixel aspect (width / height), e.g. 4/3")
     ap.add_argument("--motion", action="append", type=int, help="interlace: pixels the person moves a field")
+    ap.add_argument("--clip", type=Path, help="hdr: write a 4K PQ clip of the first photo here instead")
     args = ap.parse_args()
+    if args.clip is not None:
+        return hdr_clip(args.clip, find_pairs(args.data / "ccp", "val", labels="labels_lip")[0][0])
     engine = Engine(EngineConfig(cpu_weights=app_cpu_weights()))
     pairs = find_pairs(args.data / "ccp", "val", labels="labels_lip")
     print(f"{len(pairs)} CCP val photos, `ccp` protocol, {engine.mode} at {engine.input_size}\n")
