@@ -101,6 +101,28 @@ def pq_frame(sdr_bgr: NDArray[np.uint8]):
     return frame
 
 
+def write_pq_video(path: Path, sdr_bgr: NDArray[np.uint8], frames: int, options: dict[str, str]) -> Path:
+    """A still PQ (HDR10) H.264 video of an SDR picture (`pq_frame`), 10-bit, tagged as HDR10 is:
+    `frames` frames at 25 FPS, x264 `options` (crf, preset). For tests and trials."""
+    import av
+
+    h, w = sdr_bgr.shape[:2]
+    frame = pq_frame(sdr_bgr)
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = w, h, "yuv420p10le"
+        ctx = s.codec_context
+        ctx.color_trc, ctx.color_primaries, ctx.colorspace, ctx.color_range = PQ, 9, 9, 1
+        s.options = options
+        for i in range(frames):
+            frame.pts = i
+            for p in s.encode(frame):
+                c.mux(p)
+        for p in s.encode(None):
+            c.mux(p)
+    return Path(path)
+
+
 def sdr_lut(transfer: int, size: int = LUT_SIZE) -> NDArray[np.float32]:
     """The 3D table of `to_sdr`: size^3 x 3, red varying fastest (the .cube order)."""
     axis = np.linspace(0, 1, size)

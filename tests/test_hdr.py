@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from lipparse_rt.hdr import (BT2020_TO_BT709, HLG, KNEE, PQ, SDR_WHITE, hlg_to_nits, nits_to_pq, pq_frame, pq_to_nits,
-                             roll_off, to_sdr)
+                             roll_off, to_sdr, write_pq_video)
 from lipparse_rt.sources import VideoFile
 
 
@@ -39,27 +39,6 @@ def test_to_sdr_maps_hdr_greys_and_colours_where_sdr_has_them():
     assert np.all(to_sdr(np.ones(3), HLG) <= 1) and np.all(to_sdr(np.ones(3), PQ) <= 1)
 
 
-def _pq_video(path, sdr_bgr, n=3):
-    """A 10-bit PQ / BT.2020 H.264 video of an SDR picture (`hdr.pq_frame`), tagged as HDR10 is."""
-    import av
-
-    h, w = sdr_bgr.shape[:2]
-    frame = pq_frame(sdr_bgr)
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("libx264", rate=25)
-        s.width, s.height, s.pix_fmt = w, h, "yuv420p10le"
-        ctx = s.codec_context
-        ctx.color_trc, ctx.color_primaries, ctx.colorspace, ctx.color_range = PQ, 9, 9, 1
-        s.options = {"crf": "4"}
-        for i in range(n):
-            frame.pts = i
-            for p in s.encode(frame):
-                c.mux(p)
-        for p in s.encode(None):
-            c.mux(p)
-    return path
-
-
 def test_a_pq_video_is_shown_as_its_sdr_picture_not_dim_and_grey(tmp_path):
     import av
 
@@ -68,7 +47,7 @@ def test_a_pq_video_is_shown_as_its_sdr_picture_not_dim_and_grey(tmp_path):
     for y in range(0, 96, 16):  # flat patches of colour and grey, up to 0.85 of white
         for x in range(0, 128, 16):
             picture[y:y + 16, x:x + 16] = rng.integers(0, 200, 3)
-    path = _pq_video(tmp_path / "hdr10.mp4", picture)
+    path = write_pq_video(tmp_path / "hdr10.mp4", picture, 3, {"crf": "4"})
     with av.open(str(path)) as c:  # what plain decoding gives: dim and grey
         plain = next(c.decode(video=0)).to_ndarray(format="bgr24").astype(int)
     with VideoFile(path) as v:

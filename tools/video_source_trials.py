@@ -42,7 +42,7 @@ import numpy as np
 
 from lipparse_rt.bench import _time
 from lipparse_rt.data import default_data_root, find_pairs, read_mask
-from lipparse_rt.hdr import PQ, ToSdr, pq_frame
+from lipparse_rt.hdr import PQ, ToSdr, pq_frame, write_pq_video
 from lipparse_rt.engine import PAD_BGR, Engine, EngineConfig, app_cpu_weights, scale_ids
 from lipparse_rt.metrics import miou_of, paired_bootstrap, protocol_confusion
 from lipparse_rt.sources import Deinterlace, read_image_any, square_pixels
@@ -150,19 +150,8 @@ def hdr_trial(engine: Engine, pairs: list) -> None:
 
 def hdr_clip(path: Path, photo: Path, frames: int = 20) -> None:
     """A 4K PQ (HDR10) clip of one photo, standing still: `frames` frames at 25 FPS."""
-    frame = pq_frame(cv2.resize(read_image_any(photo), (3840, 2160), interpolation=cv2.INTER_CUBIC))
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("libx264", rate=25)
-        s.width, s.height, s.pix_fmt = 3840, 2160, "yuv420p10le"
-        ctx = s.codec_context
-        ctx.color_trc, ctx.color_primaries, ctx.colorspace, ctx.color_range = PQ, 9, 9, 1
-        s.options = {"preset": "ultrafast"}
-        for i in range(frames):
-            frame.pts = i
-            for p in s.encode(frame):
-                c.mux(p)
-        for p in s.encode(None):
-            c.mux(p)
+    picture = cv2.resize(read_image_any(photo), (3840, 2160), interpolation=cv2.INTER_CUBIC)
+    write_pq_video(path, picture, frames, {"preset": "ultrafast"})
     print(f"wrote {path}: {frames} frames of 3840x2160 PQ")
 
 
