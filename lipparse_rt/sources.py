@@ -205,7 +205,8 @@ class VideoFile:
 
 
 # Container tags that describe the file's format, not the recording: not carried to the output
-TECHNICAL_TAGS = {"major_brand", "minor_version", "compatible_brands", "encoder", "handler_name", "vendor_id"}
+# ("timecode" would make the MP4 muxer add a timecode track beside the picture)
+TECHNICAL_TAGS = {"major_brand", "minor_version", "compatible_brands", "encoder", "handler_name", "vendor_id", "timecode"}
 
 # FFmpeg's AVFieldOrder for interlaced video, by the field shown first: TT and BT (2, 5) the top
 # one, BB and TB (3, 4) the bottom one (0 unknown, 1 progressive)

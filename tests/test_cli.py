@@ -476,6 +476,17 @@ def test_video_keeps_when_and_where_the_input_was_shot(tmp_path, tiny_weights, m
     with av.open(str(tmp_path / "o.mp4")) as c:
         assert {k: c.metadata.get(k) for k in tags} == tags
         assert c.metadata["major_brand"] == "iso5"  # the output's own format tags, not the input's
+    with av.open(str(src)) as c, av.open(str(tmp_path / "camera.mkv"), "w") as o:  # a camera's timecode tag
+        o.metadata["timecode"] = "01:00:00:00"
+        s = o.add_stream_from_template(c.streams.video[0])
+        for p in c.demux(c.streams.video[0]):
+            if p.size:
+                p.stream = s
+                o.mux(p)
+    r = runner.invoke(app, ["video", str(tmp_path / "camera.mkv"), "--out", str(tmp_path / "o2.mp4")])
+    assert r.exit_code == 0, r.output
+    with av.open(str(tmp_path / "o2.mp4")) as c:
+        assert [s.type for s in c.streams] == ["video"]  # no timecode track grown beside the picture
     from lipparse_rt.sources import VideoFile
 
     with av.open(str(src)) as c, av.open(str(tmp_path / "iphone.mov"), "w",  # an iPhone's own location tag
