@@ -79,11 +79,45 @@ def read_image(path: Path) -> U8:
 
 
 def read_mask(path: Path) -> U8:
-    """Read a single-channel index PNG of LIP ids."""
-    mask = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    """Read an index PNG of LIP ids: single-channel 8-bit, or a palette PNG (its indices are the
+    ids: Pascal VOC's `SegmentationClass` and datasets made like it), or 16-bit holding 0..255."""
+    if _png_colour_type(path) == PNG_PALETTE:
+        mask = _palette_indices(path)  # OpenCV gives a palette PNG's colours, not its indices
+    else:
+        mask = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        if mask is not None and mask.dtype == np.uint16 and mask.ndim == 2 and mask.max(initial=0) <= 255:
+            mask = mask.astype(np.uint8)
     if mask is None or mask.ndim != 2 or mask.dtype != np.uint8:
         raise InputError(f"cannot read label '{path}': not a single-channel 8-bit PNG")
     return mask
+
+
+PNG_PALETTE = 3  # the colour type byte of a PNG's IHDR for an indexed-colour image
+
+
+def _png_colour_type(path: Path) -> int | None:
+    """A PNG's colour type from its header (0 grey, 2 RGB, 3 palette, ...); None if not a PNG."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(26)
+    except OSError:
+        return None
+    return head[25] if len(head) == 26 and head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR" else None
+
+
+def _palette_indices(path: Path) -> U8 | None:
+    """A palette PNG's pixel indices (FFmpeg's PNG decoder, through PyAV); None if it cannot be read."""
+    import av
+
+    try:
+        with av.open(str(path)) as c:
+            frame = next(c.decode(video=0))
+        if frame.format.name != "pal8":
+            return None
+        indices, _palette = frame.to_ndarray()
+    except (av.FFmpegError, StopIteration, ValueError):
+        return None
+    return np.ascontiguousarray(indices, np.uint8)
 
 
 def flip(image: U8, mask: U8) -> tuple[U8, U8]:

@@ -184,3 +184,31 @@ def test_recolour_garments_changes_only_the_garments_and_keeps_their_print():
     assert shirts == {"dark", "light"}  # lightness inverted or darkened in some draws, kept in others
     # no garment: the image as it is
     assert recolour_garments(img, np.where(np.isin(mask, (5, 9)), 0, mask).astype(np.uint8), rng) is img
+
+
+def test_palette_and_16_bit_label_pngs_are_read_as_their_ids(tmp_path):
+    # Pascal VOC's SegmentationClass (a folder name find_pairs looks for) and datasets made like it
+    # store labels as palette PNGs: OpenCV reads their colours, so they were refused as "not a
+    # single-channel 8-bit PNG" before 2026-12-05
+    from PIL import Image
+
+    ids = np.zeros((40, 30), np.uint8)
+    ids[5:20, 5:20], ids[25:, :], ids[0, :] = 5, 14, 255
+    palette = [0, 0, 0, 128, 0, 0, 0, 128, 0] + [64, 64, 64] * 253  # colours that are not the ids
+    img = Image.fromarray(ids, mode="P")
+    img.putpalette(palette)
+    img.save(tmp_path / "voc.png")
+    assert np.array_equal(read_mask(tmp_path / "voc.png"), ids)
+    small = np.where(ids == 255, 0, ids) % 16  # a 4-bit palette PNG
+    img = Image.fromarray(small.astype(np.uint8), mode="P")
+    img.putpalette(palette[:48])
+    img.save(tmp_path / "voc4.png", bits=4)
+    assert np.array_equal(read_mask(tmp_path / "voc4.png"), small)
+    cv2.imwrite(str(tmp_path / "u16.png"), ids.astype(np.uint16))  # 16-bit, ids within 0..255
+    assert np.array_equal(read_mask(tmp_path / "u16.png"), ids)
+    cv2.imwrite(str(tmp_path / "big.png"), np.full((4, 4), 300, np.uint16))
+    with pytest.raises(InputError, match="not a single-channel 8-bit PNG"):
+        read_mask(tmp_path / "big.png")
+    cv2.imwrite(str(tmp_path / "rgb.png"), np.zeros((4, 4, 3), np.uint8))  # a colour picture: still refused
+    with pytest.raises(InputError, match="not a single-channel 8-bit PNG"):
+        read_mask(tmp_path / "rgb.png")
