@@ -579,6 +579,11 @@ class Images:
         return [g for g in groups.values() if len(g) > 1]
 
 
+# Names of video files, for the hint when one is given as an image
+VIDEO_EXTS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ts", ".mts", ".m2ts", ".3gp", ".mpg", ".mpeg",
+              ".wmv", ".flv", ".ogv", ".h264", ".hevc")
+
+
 def read_image_any(path: Path) -> U8:
     """Read any common image as HxWx3 uint8 BGR (grey, 16-bit and alpha images converted).
 
@@ -590,7 +595,9 @@ def read_image_any(path: Path) -> U8:
     if img is None and Path(path).suffix.lower() in HEIF_EXTS:
         img = _read_heif(Path(path))
     if img is None:
-        raise InputError(f"cannot read image '{path}': not an image file")
+        video = Path(path).suffix.lower() in VIDEO_EXTS
+        raise InputError(f"cannot read image '{path}': " + ("it is a video (parse it with lipparse-rt video)" if video
+                                                             else "not an image file"))
     if img.dtype == np.uint16:
         img = (img >> 8).astype(np.uint8)
     elif img.dtype != np.uint8:

@@ -533,3 +533,12 @@ def test_the_main_picture_is_read_not_a_small_track_before_it(tmp_path):
                 c.mux(p)
     with VideoFile(path) as v:
         assert (v.width, v.height) == (64, 48) and len(list(v)) == 25
+
+
+def test_a_video_given_as_an_image_says_to_parse_it_as_a_video(tmp_path):
+    clip = make_video(tmp_path / "clip.mp4", n=2)
+    with pytest.raises(InputError, match=r"cannot read image '.*clip\.mp4': it is a video \(parse it with lipparse-rt video\)"):
+        read_image_any(clip)
+    (tmp_path / "notes.jpg").write_text("not a picture")
+    with pytest.raises(InputError, match="not an image file"):
+        read_image_any(tmp_path / "notes.jpg")
