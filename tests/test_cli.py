@@ -457,45 +457,40 @@ def test_video_masks_of_an_earlier_run_need_force_and_are_replaced_whole(tmp_pat
     assert sorted(p.name for p in m.iterdir()) == ["000000.png", "000001.png", "000002.png", "notes.txt"]
 
 
-def test_video_keeps_when_and_where_the_input_was_shot(tmp_path, tiny_weights, monkeypatch):
-    # a phone's gallery sorts and maps videos by these; the output had none of them before 2026-12-05
-    monkeypatch.setenv("LIPPARSE_WEIGHTS", str(tiny_weights))
-    tags = {"creation_time": "2026-07-01T10:20:30.000000Z", "location": "+48.8584+002.2945/", "title": "Holiday"}
-    src = make_video(tmp_path / "in.mp4", n=3)
+def _tagged(src, dst, tags, options=None):
+    """`src`'s video, remuxed into `dst` with the container tags `tags`."""
     import av
 
-    with av.open(str(src)) as c, av.open(str(tmp_path / "tagged.mp4"), "w") as o:  # the same video, tagged
+    with av.open(str(src)) as c, av.open(str(dst), "w", options=options or {}) as o:
         o.metadata.update(tags)
         s = o.add_stream_from_template(c.streams.video[0])
         for p in c.demux(c.streams.video[0]):
             if p.size:
                 p.stream = s
                 o.mux(p)
-    r = runner.invoke(app, ["video", str(tmp_path / "tagged.mp4"), "--out", str(tmp_path / "o.mp4")])
+    return dst
+
+
+def test_video_keeps_when_and_where_the_input_was_shot(tmp_path, tiny_weights, monkeypatch):
+    # a phone's gallery sorts and maps videos by these; the output had none of them before 2026-12-05
+    import av
+
+    from lipparse_rt.sources import VideoFile
+
+    monkeypatch.setenv("LIPPARSE_WEIGHTS", str(tiny_weights))
+    tags = {"creation_time": "2026-07-01T10:20:30.000000Z", "location": "+48.8584+002.2945/", "title": "Holiday"}
+    src = make_video(tmp_path / "in.mp4", n=3)
+    r = runner.invoke(app, ["video", str(_tagged(src, tmp_path / "tagged.mp4", tags)), "--out", str(tmp_path / "o.mp4")])
     assert r.exit_code == 0, r.output
     with av.open(str(tmp_path / "o.mp4")) as c:
         assert {k: c.metadata.get(k) for k in tags} == tags
         assert c.metadata["major_brand"] == "iso5"  # the output's own format tags, not the input's
-    with av.open(str(src)) as c, av.open(str(tmp_path / "camera.mkv"), "w") as o:  # a camera's timecode tag
-        o.metadata["timecode"] = "01:00:00:00"
-        s = o.add_stream_from_template(c.streams.video[0])
-        for p in c.demux(c.streams.video[0]):
-            if p.size:
-                p.stream = s
-                o.mux(p)
-    r = runner.invoke(app, ["video", str(tmp_path / "camera.mkv"), "--out", str(tmp_path / "o2.mp4")])
+    camera = _tagged(src, tmp_path / "camera.mkv", {"timecode": "01:00:00:00"})  # a camera's timecode tag
+    r = runner.invoke(app, ["video", str(camera), "--out", str(tmp_path / "o2.mp4")])
     assert r.exit_code == 0, r.output
     with av.open(str(tmp_path / "o2.mp4")) as c:
         assert [s.type for s in c.streams] == ["video"]  # no timecode track grown beside the picture
-    from lipparse_rt.sources import VideoFile
-
-    with av.open(str(src)) as c, av.open(str(tmp_path / "iphone.mov"), "w",  # an iPhone's own location tag
-                                         options={"movflags": "use_metadata_tags"}) as o:
-        o.metadata["com.apple.quicktime.location.ISO6709"] = "+37.3349-122.0090+030.000/"
-        s = o.add_stream_from_template(c.streams.video[0])
-        for p in c.demux(c.streams.video[0]):
-            if p.size:
-                p.stream = s
-                o.mux(p)
-    with VideoFile(tmp_path / "iphone.mov") as v:
+    iphone = _tagged(src, tmp_path / "iphone.mov", {"com.apple.quicktime.location.ISO6709": "+37.3349-122.0090+030.000/"},
+                     {"movflags": "use_metadata_tags"})  # an iPhone's own location tag
+    with VideoFile(iphone) as v:
         assert v.metadata["location"] == "+37.3349-122.0090+030.000/"  # under the name the MP4 writes
