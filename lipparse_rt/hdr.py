@@ -148,8 +148,8 @@ class ToSdr:
     """Decoded HDR frames (PQ or HLG, BT.2020) -> BGR frames for SDR, through FFmpeg's lut3d.
 
     Frames are converted to float RGB with BT.2020's matrix first (swscale), so the table sees
-    the signal at its full depth; lut3d's SIMD path for float planes is the fast one (1080p:
-    ~11 ms against ~60 for 16-bit RGB on the AVX-512 EPYC)."""
+    the signal at its full depth; lut3d's SIMD path is for float planes (its 16-bit RGB path was
+    several times slower in a throwaway check)."""
 
     def __init__(self, transfer: int) -> None:
         self.transfer = transfer
