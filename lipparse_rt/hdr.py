@@ -33,6 +33,7 @@ KNEE = 0.75  # of SDR white: luminance below it is kept, above it rolled off tow
 LUT_SIZE = 33  # points per axis of the 3D table
 WHOLE_UP_TO = 1920 * 1088  # pixels: larger frames are made SDR in strips (`ToSdr.bgr`)
 STRIP_ROWS = 256
+MAX_GRAPHS = 8  # filter graphs `ToSdr` keeps, one per frame size
 SIMD_WIDTH = 16  # lut3d is given rows of a multiple of this many pixels (see `ToSdr.bgr`)
 CUBE_VERSION = 2  # raise when the mapping changes: the table files are named by it
 
@@ -153,12 +154,17 @@ class ToSdr:
 
     def __init__(self, transfer: int) -> None:
         self.transfer = transfer
-        self._graph = None
-        self._shape: tuple[int, int] | None = None
+        # one filter graph per frame size, kept: a 4K frame's strips come in three sizes (first,
+        # middle, last), and each new graph parses the 1 MB table again
+        self._graphs: dict[tuple[int, int], object] = {}
 
-    def _build(self, width: int, height: int) -> None:
+    def _graph(self, width: int, height: int):
         import av
 
+        if (width, height) in self._graphs:
+            return self._graphs[width, height]
+        if len(self._graphs) >= MAX_GRAPHS:  # a stream that keeps changing size: start over
+            self._graphs.clear()
         graph = av.filter.Graph()
         graph.threads = 1  # the pipeline's own threads keep the cores busy
         src = graph.add_buffer(width=width, height=height, format="gbrpf32le", time_base=1)
@@ -167,13 +173,14 @@ class ToSdr:
         src.link_to(lut)
         lut.link_to(sink)
         graph.configure()
-        self._graph, self._shape = graph, (width, height)
+        self._graphs[width, height] = graph
+        return graph
 
     def bgr(self, frame) -> NDArray[np.uint8]:
         """One decoded frame (PyAV's) -> HxWx3 uint8 BGR, made SDR.
 
         Frames past 1080p in planar YUV are made SDR STRIP_ROWS rows at a time: a 4K frame's
-        float copies take ~200 MB whole (`lipparse-rt video` on 4K HDR peaked at 623-636 MB,
+        float copies take ~200 MB whole (`lipparse-rt video` on 4K HDR peaked at 623-716 MB,
         past the 600 MB it keeps to), ~25 MB in strips. Each strip is converted with two rows
         more on either side, so that the chroma's interpolation sees its neighbours as it would
         in the whole frame."""
@@ -201,11 +208,10 @@ class ToSdr:
             planes = rgb.to_ndarray()
             planes = np.pad(planes, ((0, 0), (0, -width % SIMD_WIDTH), (0, 0)), mode="edge")
             rgb = av.VideoFrame.from_ndarray(planes, format="gbrpf32le")
-        if (rgb.width, rgb.height) != self._shape:
-            self._build(rgb.width, rgb.height)
+        graph = self._graph(rgb.width, rgb.height)
         rgb.pts = None
-        self._graph.push(rgb)
-        out = self._graph.pull()
+        graph.push(rgb)
+        out = graph.pull()
         return out.to_ndarray(format="bgr24", threads=1)[:, :width]
 
 
