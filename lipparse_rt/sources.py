@@ -80,19 +80,17 @@ class VideoFile:
         if self.pixel_aspect != 1:
             w, h = square_size(w, h, self.pixel_aspect)
         self.width, self.height = (h, w) if self.rotation % 180 else (w, h)  # as displayed
+        if self._stream.duration:
+            seconds = float(self._stream.duration * self.time_base)
+        else:
+            seconds = (self._container.duration or 0) / 1_000_000
+        shown = round(seconds * float(self.fps))  # the frames its duration holds
         self.declared_frames: int = self._stream.frames or 0  # from the header, 0 if unknown
         if self.declared_frames and self._stream.duration:
             # An edit list that trims the video (an editor's or a phone's trim, kept without
             # re-encoding) shows fewer frames than the track holds; FFmpeg shows only those.
-            shown = round(float(self._stream.duration * self.time_base) * float(self.fps))
             self.declared_frames = min(self.declared_frames, max(shown, 1))
-        self.expected_frames: int = self.declared_frames  # best guess, for progress bars
-        if not self.expected_frames:
-            if self._stream.duration:
-                seconds = float(self._stream.duration * self.time_base)
-            else:
-                seconds = (self._container.duration or 0) / 1_000_000
-            self.expected_frames = round(seconds * float(self.fps))
+        self.expected_frames: int = self.declared_frames or shown  # best guess, for progress bars
         self.has_audio = bool(self._container.streams.audio)
         # what the file says of itself (when and where it was shot, its title), for the output;
         # not the container's own technical tags
@@ -522,21 +520,20 @@ class Images:
     def __init__(self, paths: Path | str | Sequence[Path | str],
                  on_unreadable: Callable[[InputError], None] | None = None) -> None:
         given = [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
-        self.path = given[0]
         self.on_unreadable = on_unreadable
         self.files: list[Path] = []
         seen: set[Path] = set()
         for path in given:
             for file in self._listing(path):
-                if file.resolve() not in seen:
-                    seen.add(file.resolve())
+                real = file.resolve()
+                if real not in seen:
+                    seen.add(real)
                     self.files.append(file)
 
     @staticmethod
     def _listing(path: Path) -> list[Path]:
         if not path.exists() and glob.has_magic(str(path)):
-            found = sorted(Path(p) for p in glob.glob(str(path)))
-            files = [p for p in found if p.is_file() and p.suffix.lower() in IMAGE_EXTS]
+            files = sorted(p for p in map(Path, glob.glob(str(path))) if _image_file(p))  # glob skips hidden names
             if not files:
                 raise InputError(f"cannot read images '{path}': no image matches it")
             return files
@@ -544,8 +541,7 @@ class Images:
             raise InputError(f"cannot read images '{path}': no such file or folder")
         if path.is_dir():
             # hidden files left out: macOS copies leave '._photo.jpg' (resource forks, not images) beside each photo
-            files = sorted(p for p in path.iterdir()
-                           if p.suffix.lower() in IMAGE_EXTS and not p.name.startswith(".") and p.is_file())
+            files = sorted(p for p in path.iterdir() if _image_file(p) and not p.name.startswith("."))
             if not files:
                 raise InputError(f"cannot read images '{path}': the folder has no images")
             return files
@@ -577,6 +573,11 @@ class Images:
         for path in self.files:
             groups.setdefault(path.stem, []).append(path)
         return [g for g in groups.values() if len(g) > 1]
+
+
+def _image_file(path: Path) -> bool:
+    """Whether a folder's or a pattern's entry is an image to parse: a file named as one."""
+    return path.suffix.lower() in IMAGE_EXTS and path.is_file()
 
 
 # Names of video files, for the hint when one is given as an image
