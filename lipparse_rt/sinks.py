@@ -127,8 +127,12 @@ class _AudioCopy:
         ctx = self._src.codec_context
         self._copy = ctx.name in MP4_AUDIO
         self._bsf = None
+        self._packets = self._in.demux(self._src)
+        self._pending = None
         adts = self._copy and ctx.name == "aac" and not ctx.extradata  # its configuration in each packet (MPEG-TS)
-        config = _adts_config(source, track) if adts else None
+        if adts:  # the first packet's header says it; the packet is kept to be muxed first
+            self._pending = next((p for p in self._packets if p.size), None)
+        config = _adts_config(bytes(self._pending) if self._pending is not None else b"") if adts else None
         if adts and config is None:
             self._copy = False  # no configuration to give the MP4: re-encoded
         try:
@@ -146,8 +150,6 @@ class _AudioCopy:
         except Exception:
             self._in.close()
             raise
-        self._packets = self._in.demux(self._src)
-        self._pending = None
         self._done = False
         self._bad = 0  # audio packets that would not decode (damaged): skipped, said once at the end
         self._shift = 0  # source ticks added to every packet since the timestamps last went back
@@ -215,15 +217,11 @@ class _AudioCopy:
                         Path(self._in.name).name)
 
 
-def _adts_config(source: Path, track: int) -> bytes | None:
+def _adts_config(first: bytes) -> bytes | None:
     """The MP4's AudioSpecificConfig (2 bytes) for an AAC track whose packets carry ADTS headers
-    (MPEG-TS, raw .aac), from its first packet; None where that packet has no ADTS header or its
-    channels are described in-band (channel configuration 0)."""
-    import av
-
-    with av.open(str(source)) as c:
-        first = next((p for p in c.demux(c.streams.audio[track]) if p.size), None)
-    head = bytes(first)[:4] if first is not None else b""
+    (MPEG-TS, raw .aac), from its first packet's bytes; None where that packet has no ADTS header
+    or its channels are described in-band (channel configuration 0)."""
+    head = first[:4]
     if len(head) < 4 or head[0] != 0xFF or head[1] & 0xF0 != 0xF0:
         return None
     profile, rate_index = head[2] >> 6, (head[2] >> 2) & 0x0F
