@@ -92,6 +92,25 @@ def read_mask(path: Path) -> U8:
     return mask
 
 
+def id_mask(below: int) -> NDArray[np.bool_]:
+    """256 flags, one per label id: true for ids 0..below-1 and for IGNORE (255)."""
+    mask = np.zeros(256, bool)
+    mask[:below] = True
+    mask[IGNORE] = True
+    return mask
+
+
+def ids_outside(label: U8, known: NDArray[np.bool_]) -> NDArray[np.intp]:
+    """The ids a label map holds that `known` (from `id_mask`) does not, in order."""
+    return np.flatnonzero(~known & (np.bincount(label.ravel(), minlength=256) > 0))
+
+
+def ids_text(ids) -> str:
+    """Label ids for a message, the first eight: '27, 31, 33, ...'."""
+    ids = list(ids)
+    return ", ".join(map(str, ids[:8])) + (", ..." if len(ids) > 8 else "")
+
+
 PNG_PALETTE = 3  # the colour type byte of a PNG's IHDR for an indexed-colour image
 
 

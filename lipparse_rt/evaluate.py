@@ -12,7 +12,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .classes import NAMES
-from .data import IGNORE, find_pairs, read_mask
+from .data import find_pairs, id_mask, ids_outside, ids_text, read_mask
 from .engine import Engine, fit_size, scale_ids
 from .errors import InputError
 from .metrics import protocol_confusion, scores, side_errors, Scores, class_names
@@ -115,16 +115,14 @@ class LabelIds:
 
     def __init__(self, protocol: str) -> None:
         self.protocol = protocol
-        self.scored = np.zeros(256, bool)
-        self.scored[:22 if protocol == "ccp" else len(NAMES)] = True
-        self.scored[IGNORE] = True
+        self.scored = id_mask(22 if protocol == "ccp" else len(NAMES))  # ccp: with CCP's skin and shoe, 20 and 21
         self.maps = 0  # label maps checked
         self.holding = 0  # of them, those holding an id not scored
         self.found: dict[int, Path] = {}  # id -> the first map holding it
 
     def check(self, label: NDArray[np.uint8], path: Path) -> None:
         self.maps += 1
-        odd = np.flatnonzero(~self.scored & (np.bincount(label.ravel(), minlength=256) > 0))
+        odd = ids_outside(label, self.scored)
         self.holding += bool(odd.size)
         for i in odd:
             self.found.setdefault(int(i), path)
@@ -135,9 +133,8 @@ class LabelIds:
         ids = sorted(self.found)
         hint = ("CCP's unsided skin (20) and shoes (21): --protocol ccp scores them" if set(ids) <= {20, 21} and
                 self.protocol == "lip" else "are these labels LIP ids?")
-        shown = ", ".join(map(str, ids[:8])) + (", ..." if len(ids) > 8 else "")
         log.warning("%d of %d label maps hold ids the %s protocol does not score (%s; %d first in '%s'): those "
-                    "pixels are left out; %s", self.holding, self.maps, self.protocol, shown, ids[0],
+                    "pixels are left out; %s", self.holding, self.maps, self.protocol, ids_text(ids), ids[0],
                     self.found[ids[0]], hint)
 
 

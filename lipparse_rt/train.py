@@ -19,8 +19,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .classes import FLIP_LUT, NUM_CLASSES
-from .data import (IGNORE, PASTE_ANCHORS, AugmentConfig, PasteItem, augment, find_pairs, paste, paste_items, read_image,
-                   read_mask, recolour_garments, remove_person, replace_background)
+from .data import (IGNORE, PASTE_ANCHORS, AugmentConfig, PasteItem, augment, find_pairs, id_mask, ids_outside, ids_text,
+                   paste, paste_items, read_image, read_mask, recolour_garments, remove_person, replace_background)
 from .errors import InputError, WeightsError
 from .export import config_of, iterations, load_checkpoint, read_checkpoint
 from .model import OUTPUT_STRIDE, LipNet, LipNetConfig, Preprocess
@@ -207,15 +207,12 @@ def _check_label_ids(spec: DatasetSpec, pairs: list[tuple[Path, Path]], sample: 
     """Refuse label maps of other ids than LIP's (0-19), CCP's partial skin and shoe (20, 21) and
     255, judged on `sample` maps spread over the folder: the loss leaves other ids out, so a
     folder of another label set (CCP's own 59 labels) would train on a part of it, silently."""
-    known = np.zeros(256, bool)
-    known[:max(PARTIAL_SETS) + 1] = True
-    known[IGNORE] = True
+    known = id_mask(max(PARTIAL_SETS) + 1)
     for _, lab in pairs[:: max(1, len(pairs) // sample)][:sample]:
-        odd = np.flatnonzero(~known & (np.bincount(read_mask(lab).ravel(), minlength=256) > 0))
+        odd = ids_outside(read_mask(lab), known)
         if odd.size:
-            shown = ", ".join(map(str, odd[:8])) + (", ..." if odd.size > 8 else "")
-            raise InputError(f"cannot train on '{lab.parent}': its label maps hold ids that are not LIP ids ({shown} in "
-                             f"'{lab.name}'); give the folder of LIP ids (ROOT:labels=NAME)")
+            raise InputError(f"cannot train on '{lab.parent}': its label maps hold ids that are not LIP ids "
+                             f"({ids_text(odd)} in '{lab.name}'); give the folder of LIP ids (ROOT:labels=NAME)")
 
 
 class _Source:
