@@ -60,14 +60,11 @@ ZoomOpt = Annotated[bool, typer.Option(
                    "\"Person zoom\").")]
 
 
-def _on_sigterm(signum: int, frame: object) -> None:
-    raise Interrupted()
-
-
-def _on_sigint(signum: int, frame: object) -> None:
-    # Not KeyboardInterrupt: typer turns that into a silent exit 130 wherever a command does not
-    # catch it itself (eval, quantize, bench...), and the user is told nothing.
-    raise Interrupted(130)
+def _on_signal(signum: int, frame: object) -> None:
+    """SIGTERM and SIGINT stop a run with the shell's code for them (143, 130). For SIGINT, not
+    KeyboardInterrupt: typer turns that into a silent exit 130 wherever a command does not catch
+    it itself (eval, quantize, bench...), and the user is told nothing."""
+    raise Interrupted(128 + signum)
 
 
 def _print_version(value: bool) -> None:
@@ -92,7 +89,7 @@ def main(
         force=True,
     )
     try:
-        signal.signal(signal.SIGTERM, _on_sigterm)
+        signal.signal(signal.SIGTERM, _on_signal)
     except ValueError:  # not the main thread (an embedding host); keep its handlers
         pass
 
@@ -861,7 +858,7 @@ def run() -> None:
     limit_arenas()  # before any thread allocates a frame (see heap.py)
     before = signal.getsignal(signal.SIGINT)
     if before is signal.default_int_handler:  # not where SIGINT is ignored (a job started with `&`)
-        signal.signal(signal.SIGINT, _on_sigint)
+        signal.signal(signal.SIGINT, _on_signal)
     try:
         app(prog_name="lipparse-rt")  # also under `python -m lipparse_rt`
     except (KeyboardInterrupt, Interrupted) as exc:  # outside a run's own handling (a second signal in its clean-up)
