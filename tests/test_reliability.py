@@ -164,17 +164,8 @@ def test_a_trimmed_video_is_not_taken_for_a_damaged_one(tmp_path, tiny_weights, 
     import av
 
     monkeypatch.setenv("LIPPARSE_WEIGHTS", str(tiny_weights))
-    src = tmp_path / "trimmed.mp4"
-    with av.open(str(src), "w") as c:
-        s = c.add_stream("libx264", rate=25)
-        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
-        for i in range(-50, 75):  # the first two seconds trimmed away: the muxer's edit list skips them
-            f = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 255 if i < 0 else 0, np.uint8), format="bgr24")
-            f.pts, f.time_base = i, Fraction(1, 25)
-            for p in s.encode(f):
-                c.mux(p)
-        for p in s.encode(None):
-            c.mux(p)
+    # the first two seconds trimmed away: the muxer's edit list skips the frames before 0
+    src = make_video(tmp_path / "trimmed.mp4", n=125, fps=25, pts=list(range(-50, 75)))
     with av.open(str(src)) as c:
         assert c.streams.video[0].frames == 125  # what the header holds
     r = runner.invoke(app, ["video", str(src), "--out", str(tmp_path / "o.mp4")])
