@@ -67,10 +67,7 @@ class VideoFile:
             raise InputError(f"cannot read video '{self.path}': no frame rate")
         self.fps: Fraction = Fraction(rate)
         self.time_base: Fraction = Fraction(self._stream.time_base or Fraction(1, 90000))
-        self.rotation, self.interlaced, transfer = self._first_frame()  # rotation: degrees counterclockwise
-        # HDR (PQ, HLG): made SDR at decoding, as an SDR screen should show it (hdr.py)
-        self.hdr: str | None = {PQ: "PQ", HLG: "HLG"}.get(transfer)
-        self._transfer = transfer
+        self.rotation, self.interlaced, self._transfer = self._first_frame()  # rotation: degrees counterclockwise
         w, h = self._stream.codec_context.width, self._stream.codec_context.height
         self.stored = (w, h)  # the decoder's frame size
         self.pixel_aspect = pixel_aspect(self._stream)  # width / height of one stored pixel
@@ -115,6 +112,12 @@ class VideoFile:
             # Frame threads: ~10% faster decoding up to 1080p; above it they hold many more
             # frames (+65% decoder memory at 4K) and were slower than FFmpeg's default there.
             self._stream.thread_type = "AUTO"
+
+    @property
+    def hdr(self) -> str | None:
+        """'PQ' or 'HLG' for HDR video, made SDR at decoding as an SDR screen should show it
+        (hdr.py); None for SDR."""
+        return {PQ: "PQ", HLG: "HLG"}.get(self._transfer)
 
     def describe(self) -> str:
         """The size as shown, and how the stored frames are made so ('854x480 (stored 720x480,
