@@ -143,8 +143,11 @@ class VideoFile:
                 angle, interlaced = round(getattr(frame, "rotation", 0) or 0), interlaced or bool(frame.interlaced_frame)
                 transfer = frame.color_trc if frame.color_trc not in (None, 2) else transfer  # 2: unspecified
                 break
-        except av.FFmpegError:
-            pass
+        except av.FFmpegError as exc:  # not even a first frame: nothing of it can be parsed
+            codec = self._stream.codec_context.name or "unknown codec"
+            self._container.close()
+            raise InputError(f"cannot read video '{self.path}': its picture ({codec}) cannot be decoded "
+                             f"({exc.strerror or exc})") from exc
         # Back to the start by opening the file again, not by seeking: a raw H.264/HEVC stream (a
         # Raspberry Pi's, a DVR's) cannot seek, and a still image read as a video seeks "fine" and
         # then gives no frame.

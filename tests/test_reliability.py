@@ -188,6 +188,32 @@ def test_video_with_no_frames(tmp_path, tiny_weights, monkeypatch):
     assert not out.exists()
 
 
+def test_video_whose_picture_cannot_be_decoded(tmp_path, tiny_weights, monkeypatch):
+    """A video stream whose data its decoder refuses from the first packet (an animated WebP,
+    which FFmpeg reads as a 0x0 stream; a damaged MJPEG recording): one line naming the codec,
+    exit 2 and no output. Before 2026-12-05 the run started: the WebP ended in `error:
+    ArgumentError: ... avcodec_open2("libx264")` (exit 1, the writer opened at 0x0), this file in
+    a summary of 0 frames and a warning of a `truncated or damaged file`."""
+    import av
+
+    monkeypatch.setenv("LIPPARSE_WEIGHTS", str(tiny_weights))
+    bad = tmp_path / "bad.mkv"
+    rng = np.random.default_rng(0)
+    with av.open(str(bad), "w") as c:
+        s = c.add_stream("mjpeg", rate=25)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuvj420p"
+        for i in range(5):
+            p = av.Packet(rng.integers(0, 256, 2000, dtype=np.uint8).tobytes())
+            p.stream, p.pts, p.dts, p.time_base, p.is_keyframe = s, i, i, Fraction(1, 25), True
+            c.mux(p)
+    out = tmp_path / "o.mp4"
+    r = runner.invoke(app, ["video", str(bad), "--out", str(out)])
+    assert r.exit_code == 2, r.output
+    assert r.stderr.strip().splitlines()[-1].startswith("error: cannot read video")
+    assert "picture (mjpeg) cannot be decoded" in r.stderr
+    assert not out.exists()
+
+
 def test_portrait_video_is_upright(tmp_path, tiny_weights, monkeypatch):
     import av
 
