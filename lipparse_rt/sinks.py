@@ -125,11 +125,12 @@ class _AudioCopy:
         self._src = self._in.streams.audio[track]
         self._out = out
         ctx = self._src.codec_context
-        self._copy = ctx.name in MP4_AUDIO
+        codec = ctx.codec.canonical_name  # the format's name, not its decoder's ('mp3', not 'mp3float')
+        self._copy = codec in MP4_AUDIO
         self._bsf = None
         self._packets = self._in.demux(self._src)
         self._pending = None
-        adts = self._copy and ctx.name == "aac" and not ctx.extradata  # its configuration in each packet (MPEG-TS)
+        adts = self._copy and codec == "aac" and not ctx.extradata  # its configuration in each packet (MPEG-TS)
         if adts:  # the first packet's header says it; the packet is kept to be muxed first
             self._pending = next((p for p in self._packets if p.size), None)
         config = _adts_config(bytes(self._pending) if self._pending is not None else b"") if adts else None

@@ -138,6 +138,21 @@ def test_audio_the_mp4_cannot_hold_is_reencoded_to_aac(tmp_path):
     assert 0.95 < len(samples) / rate < 1.2  # the second of sound, and AAC's priming
 
 
+def test_mp3_is_copied_as_it_is(tmp_path):
+    """MP3 (an AVI's from an old camera or an Xvid copy, a screen recorder's) is one of the codecs the
+    MP4 takes: its packets are copied. Its decoder is named `mp3float`, and by that name it was
+    re-encoded to AAC before 2026-12-05 (a second lossy generation)."""
+    import av
+
+    src = _video_with_audio(tmp_path / "old.avi", "libmp3lame", 44100, "stereo")
+    _copy(src, tmp_path / "out.mp4")
+    with av.open(str(src)) as a, av.open(str(tmp_path / "out.mp4")) as b:
+        assert b.streams.audio[0].codec_context.codec.canonical_name == "mp3"
+        sent = [bytes(p) for p in a.demux(audio=0) if p.size]
+        kept = [bytes(p) for p in b.demux(audio=0) if p.size]
+    assert len(sent) > 30 and kept == sent
+
+
 def test_studio_audio_is_reencoded_at_a_rate_and_layout_aac_takes(tmp_path):
     # 192 kHz PCM (a studio recorder's) was `error: ArgumentError: avcodec_open2("aac")` before
     # any frame was written (AAC tops out at 96 kHz); six unnamed PCM channels became stereo.
