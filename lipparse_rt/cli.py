@@ -32,7 +32,7 @@ _state = {"debug": False}
 
 # Options shared by the commands that run the model.
 Weights = Annotated[Optional[Path], typer.Option(
-    "--weights", "-w", help="ONNX weights (default: the shipped weights/lipnet.onnx, or $LIPPARSE_WEIGHTS).")]
+    "--weights", "-w", readable=False, help="ONNX weights (default: the shipped weights/lipnet.onnx, or $LIPPARSE_WEIGHTS).")]
 Size = Annotated[int, typer.Option(
     "--size", help="Model input: the long side in pixels, a multiple of 16 up to 2048 (0 = the size stored in the weights).")]
 Provider = Annotated[str, typer.Option(
@@ -186,7 +186,7 @@ def _summary(stats, label: str) -> None:
 
 @app.command()
 def video(
-    input: Path = typer.Argument(..., help="Input video file (anything FFmpeg reads)."),
+    input: Path = typer.Argument(..., readable=False, help="Input video file (anything FFmpeg reads)."),
     out_path: Optional[Path] = typer.Option(None, "--out", "-o", help="Output MP4 (H.264; the input's sound, every track, and its date and place tags kept)."),
     masks: Optional[Path] = typer.Option(None, "--masks", help="Also write one index PNG of LIP ids per frame here."),
     show: bool = typer.Option(False, "--show", help="Also show the result live in a window (q or Esc stops the run; what was parsed is kept)."),
@@ -362,7 +362,7 @@ def webcam(
 
 @app.command()
 def image(
-    paths: list[Path] = typer.Argument(..., help="Images, folders of images, or patterns such as 'photos/*.jpg'.",
+    paths: list[Path] = typer.Argument(..., readable=False, help="Images, folders of images, or patterns such as 'photos/*.jpg'.",
                                        show_default=False),
     out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="Write overlays here (PNG, named by the input's stem; one of that name is replaced, an input image never)."),
     masks: Optional[Path] = typer.Option(None, "--masks", help="Write masks here: one 8-bit PNG of LIP ids per image, full size, named by stem."),
@@ -384,7 +384,7 @@ def image(
     import cv2
 
     from .pipeline import render_frame
-    from .sinks import MaskWriter, check_image_outputs
+    from .sinks import MaskWriter, check_image_outputs, output_folder
     from .sources import Images
     from .zoom import Zoom
 
@@ -405,11 +405,11 @@ def image(
             raise InputError(f"{len(group)} images share the name '{group[0].stem}' "
                              f"({', '.join(p.name for p in group)}): their outputs would overwrite each other")
         check_image_outputs(images.files, out_dir, masks)
-        engine = _engine(weights, provider, size, flip=flip, int8=int8, scales=_scales(scales), face=face)
-        zoomer = Zoom(engine) if zoom else None
         mask_writer = MaskWriter(masks) if masks is not None else None
         if out_dir is not None:
-            MaskWriter(out_dir)  # same folder checks
+            output_folder(out_dir, "overlays")
+        engine = _engine(weights, provider, size, flip=flip, int8=int8, scales=_scales(scales), face=face)
+        zoomer = Zoom(engine) if zoom else None
         n = 0
         where = (f", masks in {masks}" if masks else "") + (f", overlays in {out_dir}" if out_dir else "")
         try:

@@ -363,6 +363,8 @@ class Engine:
 
         if not path.is_file():
             raise WeightsError(f"cannot read weights '{path}': no such file")
+        if not os.access(path, os.R_OK):
+            raise WeightsError(f"cannot read weights '{path}': permission denied")
         try:
             with contextlib.redirect_stdout(io.StringIO()):
                 return ort.InferenceSession(model if model is not None else str(path), self._options(),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import glob
 import logging
+import os
 import sys
 import threading
 import time
@@ -44,6 +45,8 @@ def _check_file(path: Path, what: str) -> None:
         raise InputError(f"cannot read {what} '{path}': no such file")
     if path.is_dir():
         raise InputError(f"cannot read {what} '{path}': it is a directory")
+    if not os.access(path, os.R_OK):
+        raise InputError(f"cannot read {what} '{path}': permission denied")
 
 
 class VideoFile:
@@ -597,6 +600,7 @@ def read_image_any(path: Path) -> U8:
     Upright as a photo viewer shows it: a phone's portrait JPEG is stored sideways with an EXIF
     orientation, which OpenCV applies unless asked for the file "unchanged".
     """
+    _check_file(Path(path), "image")
     data = np.fromfile(str(path), np.uint8)
     img = cv2.imdecode(data, cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR) if data.size else None
     if img is None and Path(path).suffix.lower() in HEIF_EXTS:

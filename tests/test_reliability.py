@@ -7,6 +7,7 @@ import sys
 import time
 from fractions import Fraction
 
+import cv2
 import numpy as np
 import pytest
 from typer.testing import CliRunner
@@ -273,6 +274,51 @@ def test_unwritable_output_folder(tmp_path, video10, tiny_weights, monkeypatch):
     blocker.write_text("x")
     r = runner.invoke(app, ["video", str(video10), "--out", str(blocker / "sub" / "o.mp4")])
     assert r.exit_code == 3 and "cannot create folder" in r.stderr
+
+
+def _without_root(args, weights):
+    """Run the CLI where file permissions hold: as this user, or, as root (who reads anything), in
+    a user namespace where root's powers over files are gone (`unshare -U`)."""
+    cmd = [sys.executable, "-m", "lipparse_rt.cli", *map(str, args)]
+    if os.geteuid() == 0:
+        cmd = ["unshare", "-U", *cmd]
+    env = dict(os.environ, LIPPARSE_WEIGHTS=str(weights))
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_unreadable_inputs_are_one_line(tmp_path, video10, tiny_weights):
+    """A video, an image or weights the user may not read: `permission denied`, not `not a video
+    file` (the webcam's file camera), `not an image file` or `not a valid ONNX model`; an image in
+    a folder is skipped with a warning, and the overlay folder is named as such. Before 2026-12-05
+    the video and a single image were a usage box, and an image in a folder `PermissionError`."""
+    locked = tmp_path / "locked.mp4"
+    locked.write_bytes(video10.read_bytes())
+    weights = tmp_path / "w.onnx"
+    weights.write_bytes(tiny_weights.read_bytes())
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("a.png", "b.png"):
+        cv2.imwrite(str(photos / name), np.full((32, 24, 3), 90, np.uint8))
+    for path in (locked, weights, photos / "b.png"):
+        path.chmod(0)
+    probe_run = _without_root(["video", locked, "--out", tmp_path / "o.mp4"], tiny_weights)
+    assert probe_run.returncode == 2, probe_run.stderr
+    assert probe_run.stderr.strip().splitlines()[-1] == f"error: cannot read video '{locked}': permission denied"
+    r = _without_root(["webcam", "--camera", locked, "--no-show", "--out", tmp_path / "w.mp4"], tiny_weights)
+    assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].endswith("permission denied"), r.stderr
+    r = _without_root(["image", photos / "b.png", "--out", tmp_path / "one"], tiny_weights)
+    assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].endswith("b.png': permission denied"), r.stderr
+    r = _without_root(["image", photos, "--out", tmp_path / "all"], tiny_weights)
+    assert r.returncode == 2, r.stderr
+    assert "permission denied; skipped" in r.stderr and (tmp_path / "all" / "a.png").exists()
+    r = _without_root(["image", photos / "a.png", "--out", tmp_path / "w", "--weights", weights], tiny_weights)
+    assert r.returncode == 4 and r.stderr.strip().splitlines()[-1] == \
+        f"error: cannot read weights '{weights}': permission denied", r.stderr
+    shut = tmp_path / "shut"
+    shut.mkdir(mode=0o555)
+    r = _without_root(["image", photos / "a.png", "--out", shut], tiny_weights)
+    assert r.returncode == 3 and r.stderr.strip().splitlines()[-1] == \
+        f"error: cannot write overlays to '{shut}': not writable", r.stderr
 
 
 def test_output_equal_to_input_is_refused(tmp_path, video10, tiny_weights, monkeypatch):
