@@ -277,11 +277,11 @@ def test_unwritable_output_folder(tmp_path, video10, tiny_weights, monkeypatch):
 
 
 def _without_root(args, weights):
-    """Run the CLI where file permissions hold: as this user, or, as root (who reads anything), in
-    a user namespace where root's powers over files are gone (`unshare -U`)."""
+    """Run the CLI where file permissions hold: as this user, or, as root (who reads and writes
+    anything), without root's two capabilities over files (util-linux's `setpriv`)."""
     cmd = [sys.executable, "-m", "lipparse_rt.cli", *map(str, args)]
     if os.geteuid() == 0:
-        cmd = ["unshare", "-U", *cmd]
+        cmd = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", *cmd]
     env = dict(os.environ, LIPPARSE_WEIGHTS=str(weights))
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
 
