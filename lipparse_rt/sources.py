@@ -49,6 +49,29 @@ def _check_file(path: Path, what: str) -> None:
         raise InputError(f"cannot read {what} '{path}': permission denied")
 
 
+def mp4_without_index(path: Path) -> bool:
+    """Whether `path` is an MP4/MOV whose top-level boxes hold media ('mdat') but no index ('moov',
+    nor the 'moof' fragments that carry one in pieces): what a recording cut off before its end
+    leaves, since a camera writes the index last."""
+    seen = set()
+    with open(path, "rb") as f:
+        size = f.seek(0, 2)
+        at = 0
+        while at + 8 <= size and len(seen) < 64:
+            f.seek(at)
+            head = f.read(16)
+            length, kind = int.from_bytes(head[:4], "big"), head[4:8]
+            if length == 1 and len(head) == 16:  # a 64-bit size follows
+                length = int.from_bytes(head[8:16], "big")
+            elif length == 0:  # to the end of the file
+                length = size - at
+            if length < 8 or not kind.isalpha():
+                break
+            seen.add(kind)
+            at += length
+    return b"ftyp" in seen and b"mdat" in seen and not seen & {b"moov", b"moof"}
+
+
 class VideoFile:
     """Every frame of a video file, in order, decoded by PyAV (FFmpeg); nothing is dropped."""
 
@@ -60,6 +83,11 @@ class VideoFile:
         try:
             self._open()
         except (av.FFmpegError, UnicodeDecodeError) as exc:
+            if mp4_without_index(self.path):
+                raise InputError(f"cannot read video '{self.path}': an MP4 without its index (no 'moov'): a "
+                                 "recording cut off before it was finished (a phone or camera that lost power "
+                                 "or space); it needs repair first, e.g. untrunc with a good file from the same "
+                                 "camera") from exc
             raise InputError(f"cannot read video '{self.path}': not a video file") from exc
         if not self._container.streams.video:
             self._container.close()

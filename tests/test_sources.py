@@ -31,6 +31,25 @@ def test_video_file_errors(tmp_path):
         VideoFile(txt)
 
 
+def test_a_recording_cut_off_before_its_index_is_named_so(tmp_path):
+    """A phone or camera that lost power mid-recording leaves an MP4 of media without its index
+    ('moov', written last): FFmpeg cannot read it, and `not a video file` sent users looking for
+    the wrong fault (before 2026-12-05). A whole file, and a file with its index first, are read."""
+    whole = make_video(tmp_path / "whole.mp4", n=30)
+    data = whole.read_bytes()
+    moov = data.rfind(b"moov") - 4
+    assert moov > data.find(b"mdat") > 0  # this muxer writes the index last, as cameras do
+    for name, cut in (("cut.mp4", data[:moov]), ("half.mp4", data[:moov // 2])):
+        (tmp_path / name).write_bytes(cut)
+        with pytest.raises(InputError, match=r"cut\.mp4|half\.mp4") as caught:
+            VideoFile(tmp_path / name)
+        assert "without its index (no 'moov'): a recording cut off" in str(caught.value)
+    assert sum(1 for _ in VideoFile(whole)) == 30
+    (tmp_path / "junk.mp4").write_bytes(b"\0\0\0\x10ftypisom" + bytes(64))  # no media: not a recording
+    with pytest.raises(InputError, match="not a video file"):
+        VideoFile(tmp_path / "junk.mp4")
+
+
 class FakeCapture:
     """Emits numbered frames as fast as asked; each read blocks until the test lets it go."""
 
