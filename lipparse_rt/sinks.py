@@ -106,30 +106,79 @@ def aac_settings(rate: int | None, layout) -> tuple[int, str]:
     raise ValueError(f"FFmpeg's AAC encoder takes no layout for these {channels} channels, nor stereo")
 
 
-class _AudioCopy:
-    """Feeds one audio track of a source file into an output container, in step with the video.
+class _TrackCopy:
+    """One sound or subtitle track of a source file, muxed into an output container in step with
+    the video: the packets that start before the video's time (`feed_until`). Timestamps that go
+    back (recordings joined end to end, as `cat a.ts b.ts` joins them) continue after the last
+    packet, as the video's do (`VideoWriter`). Subclasses mux each packet (`_mux`) and finish the
+    track (`_finish`)."""
 
-    Audio the MP4 takes as it is is copied packet for packet (AAC with its configuration in each
-    packet, ADTS, as MPEG-TS carries it, through FFmpeg's `aac_adtstoasc`); anything else is
-    re-encoded to AAC at the rate and channel layout nearest the source's that AAC takes
-    (`aac_settings`), from the source's first timestamp. Timestamps that go back (recordings
-    joined end to end, as `cat a.ts b.ts` joins them) continue after the last packet, as the
-    video's do (`VideoWriter`).
-    """
-
-    def __init__(self, source: Path, out, track: int = 0) -> None:  # out: av.container.OutputContainer
+    def __init__(self, source: Path, out, kind: str, track: int) -> None:  # out: av.container.OutputContainer
         import av
-        from av.bitstream import BitStreamFilterContext
 
         self._in = av.open(str(source))
-        self._src = self._in.streams.audio[track]
+        self._src = getattr(self._in.streams, kind)[track]
         self._out = out
+        self._packets = self._in.demux(self._src)
+        self._pending = None
+        self._done = False
+        self._shift = 0  # source ticks added to every packet since the timestamps last went back
+        self._last: tuple[int, int] | None = None  # (dts, end) of the last packet, shifted, in source ticks
+
+    def _keep_names(self, stream) -> None:
+        """Which track is which, in a film's several languages: its language and title."""
+        for key in ("language", "title"):
+            if self._src.metadata.get(key):
+                stream.metadata[key] = self._src.metadata[key]
+
+    def _mux(self, packet) -> None:
+        raise NotImplementedError
+
+    def _finish(self) -> None:
+        """Flush what the track holds back (encoders, filters); say what was lost."""
+
+    def feed_until(self, t: float) -> None:
+        """Mux source packets that start before `t` seconds (of the output)."""
+        while not self._done:
+            if self._pending is None:
+                self._pending = next(self._packets, None)
+                if self._pending is None:
+                    self._done = True
+                    break
+            pkt = self._pending
+            if pkt.size and pkt.dts is not None:
+                if self._last is not None and pkt.dts + self._shift < self._last[0]:  # the timestamps went back
+                    self._shift = self._last[1] - pkt.dts
+                self._last = (pkt.dts + self._shift, pkt.dts + self._shift + (pkt.duration or 0))
+            if pkt.pts is not None and pkt.size and float((pkt.pts + self._shift) * pkt.time_base) > t:
+                break
+            self._pending = None
+            if pkt.size:
+                self._mux(pkt)
+
+    def close(self, until: float = float("inf")) -> None:
+        """Mux the packets left that start before `until` seconds (of the output), and finish."""
+        try:
+            self.feed_until(until)
+            self._finish()
+        finally:
+            self._in.close()
+
+
+class _AudioCopy(_TrackCopy):
+    """One audio track. Audio the MP4 takes as it is is copied packet for packet (AAC with its
+    configuration in each packet, ADTS, as MPEG-TS carries it, through FFmpeg's `aac_adtstoasc`);
+    anything else is re-encoded to AAC at the rate and channel layout nearest the source's that
+    AAC takes (`aac_settings`), from the source's first timestamp."""
+
+    def __init__(self, source: Path, out, track: int = 0) -> None:  # out: av.container.OutputContainer
+        from av.bitstream import BitStreamFilterContext
+
+        super().__init__(source, out, "audio", track)
         ctx = self._src.codec_context
         codec = ctx.codec.canonical_name  # the format's name, not its decoder's ('mp3', not 'mp3float')
         self._copy = codec in MP4_AUDIO
         self._bsf = None
-        self._packets = self._in.demux(self._src)
-        self._pending = None
         adts = self._copy and codec == "aac" and not ctx.extradata  # its configuration in each packet (MPEG-TS)
         if adts:  # the first packet's header says it; the packet is kept to be muxed first
             self._pending = next((p for p in self._packets if p.size), None)
@@ -145,16 +194,11 @@ class _AudioCopy:
             else:
                 rate, layout = aac_settings(ctx.sample_rate, ctx.layout)
                 self.stream = out.add_stream("aac", rate=rate, layout=layout)
-            for key in ("language", "title"):  # which track is which, in a film's several languages
-                if self._src.metadata.get(key):
-                    self.stream.metadata[key] = self._src.metadata[key]
+            self._keep_names(self.stream)
         except Exception:
             self._in.close()
             raise
-        self._done = False
         self._bad = 0  # audio packets that would not decode (damaged): skipped, said once at the end
-        self._shift = 0  # source ticks added to every packet since the timestamps last went back
-        self._last: tuple[int, int] | None = None  # (dts, end) of the last packet, shifted, in source ticks
         self._t: Fraction | None = None  # re-encoding: the next sample's time, in seconds
 
     def _mux(self, packet) -> None:
@@ -183,28 +227,7 @@ class _AudioCopy:
                 for p in self.stream.encode(frame):
                     self._out.mux(p)
 
-    def feed_until(self, t: float) -> None:
-        """Mux source audio packets that start before `t` seconds (of the output)."""
-        while not self._done:
-            if self._pending is None:
-                self._pending = next(self._packets, None)
-                if self._pending is None:
-                    self._done = True
-                    break
-            pkt = self._pending
-            if pkt.size and pkt.dts is not None:
-                if self._last is not None and pkt.dts + self._shift < self._last[0]:  # the timestamps went back
-                    self._shift = self._last[1] - pkt.dts
-                self._last = (pkt.dts + self._shift, pkt.dts + self._shift + (pkt.duration or 0))
-            if pkt.pts is not None and pkt.size and float((pkt.pts + self._shift) * pkt.time_base) > t:
-                break
-            self._pending = None
-            if pkt.size:
-                self._mux(pkt)
-
-    def close(self, until: float = float("inf")) -> None:
-        """Mux the packets left that start before `until` seconds (of the output), and finish."""
-        self.feed_until(until)
+    def _finish(self) -> None:
         if self._bsf is not None:
             for p in self._bsf.filter(None):
                 p.stream = self.stream
@@ -212,7 +235,6 @@ class _AudioCopy:
         if not self._copy:
             for p in self.stream.encode(None):
                 self._out.mux(p)
-        self._in.close()
         if self._bad:
             log.warning("%d damaged audio packet(s) of '%s' could not be decoded: silent there", self._bad,
                         Path(self._in.name).name)
