@@ -187,7 +187,7 @@ def _summary(stats, label: str) -> None:
 @app.command()
 def video(
     input: Path = typer.Argument(..., readable=False, help="Input video file (anything FFmpeg reads)."),
-    out_path: Optional[Path] = typer.Option(None, "--out", "-o", help="Output MP4 (H.264; the input's sound, every track, and its date and place tags kept)."),
+    out_path: Optional[Path] = typer.Option(None, "--out", "-o", help="Output MP4 (H.264; the input's sound, every track, its text subtitles, and its date and place tags kept)."),
     masks: Optional[Path] = typer.Option(None, "--masks", help="Also write one index PNG of LIP ids per frame here."),
     show: bool = typer.Option(False, "--show", help="Also show the result live in a window (q or Esc stops the run; what was parsed is kept)."),
     force: bool = typer.Option(False, "--force", "-f", help="Overwrite an existing output, and an earlier run's frame masks in --masks."),
@@ -224,9 +224,9 @@ def video(
             window = stack.enter_context(Window()) if show else None
             writer = None
             if out_path is not None:
-                writer = stack.enter_context(VideoWriter(out_path, src.fps, src.width, src.height, src.time_base,
-                                                         audio_from=input if src.has_audio else None, preset=preset,
-                                                         metadata=src.metadata))
+                writer = stack.enter_context(VideoWriter(
+                    out_path, src.fps, src.width, src.height, src.time_base, preset=preset, metadata=src.metadata,
+                    tracks_from=input if src.has_audio or src.has_subtitles else None))
             mask_writer = stack.enter_context(MaskWriter(masks)) if masks is not None else None
             mh, mw = engine.model_shape(src.height, src.width)
             err.print(f"{input.name}: {src.describe()} @ {float(src.fps):.2f} FPS -> model {mw}x{mh} on {engine.mode}"

@@ -6,6 +6,7 @@ on `close()`.
 
 from __future__ import annotations
 
+import html
 import logging
 import os
 import re
@@ -33,6 +34,18 @@ MP4_AUDIO = {"aac", "mp3", "opus", "alac", "flac", "ac3", "eac3"}
 # AAC's own channel configurations, by channel count: what a source of unnamed channels (a
 # Matroska file's "6 channels" of PCM) is encoded as.
 AAC_LAYOUTS = {1: "mono", 2: "stereo", 3: "3.0", 4: "4.0", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
+
+# Subtitles: FFmpeg's codec property of text (not picture) subtitles; markup that an MP4 text
+# sample would show as it is (SubRip's and WebVTT's <i>, <font ...>, <v Name>; ASS's {\\an8}); and
+# the ASS header FFmpeg's mov_text encoder takes its default style from
+TEXT_SUBTITLE = 1 << 17
+SUBTITLE_MARKUP = re.compile(r"<[^>]*>|\{[^}]*\}")
+ASS_HEADER = ("[Script Info]\nScriptType: v4.00+\nPlayResX: 384\nPlayResY: 288\n\n[V4+ Styles]\n"
+              "Format: Name, Fontname, Fontsize, PrimaryColour, SecondaryColour, OutlineColour, BackColour, Bold, "
+              "Italic, Underline, StrikeOut, ScaleX, ScaleY, Spacing, Angle, BorderStyle, Outline, Shadow, Alignment, "
+              "MarginL, MarginR, MarginV, Encoding\n"
+              "Style: Default,Arial,16,&Hffffff,&Hffffff,&H0,&H0,0,0,0,0,100,100,0,0,1,1,0,2,10,10,10,0\n\n"
+              "[Events]\nFormat: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text\n").encode()
 
 # Names the MP4 VideoWriter writes may take: the ISO media family, which players recognise as such.
 MP4_SUFFIXES = (".mp4", ".m4v", ".mov")
@@ -240,6 +253,56 @@ class _AudioCopy(_TrackCopy):
                         Path(self._in.name).name)
 
 
+class _SubtitleCopy(_TrackCopy):
+    """One subtitle track, as the MP4's own text subtitles (mov_text, which players show):
+    copied where it is mov_text already; other text subtitles (SubRip, ASS/SSA, WebVTT: a film's
+    MKV) have each cue's text carried over, without its styling. Subtitles stored as pictures
+    (Blu-ray PGS, DVD, DVB) the MP4 cannot hold: ValueError (the caller leaves the track out)."""
+
+    def __init__(self, source: Path, out, track: int = 0) -> None:  # out: av.container.OutputContainer
+        super().__init__(source, out, "subtitles", track)
+        codec = self._src.codec_context.codec
+        self._codec = codec.canonical_name
+        try:
+            if not codec.properties & TEXT_SUBTITLE:
+                raise ValueError(f"{self._codec} subtitles are pictures, which an MP4 cannot hold")
+            if self._codec == "mov_text":
+                self.stream = out.add_stream_from_template(self._src)
+            else:
+                self.stream = out.add_stream("mov_text")
+                self.stream.codec_context.subtitle_header = ASS_HEADER  # the MP4's default style comes from it
+                self.stream.codec_context.time_base = self._src.time_base
+            self._keep_names(self.stream)
+        except Exception:
+            self._in.close()
+            raise
+
+    def _mux(self, packet) -> None:
+        import av
+
+        data = bytes(packet) if self._codec == "mov_text" else mov_text_sample(bytes(packet), self._codec)
+        if data[:2] == b"\0\0":  # no text: the muxer fills the time between cues itself
+            return
+        out = av.Packet(data)
+        start = packet.pts if packet.pts is not None else packet.dts
+        out.pts = out.dts = None if start is None else start + self._shift
+        out.duration, out.time_base, out.stream = packet.duration, packet.time_base, self.stream
+        self._out.mux(out)
+
+
+def mov_text_sample(payload: bytes, codec: str) -> bytes:
+    """One cue of a text subtitle track (FFmpeg's packet of `codec`: 'subrip', 'ass', 'webvtt',
+    ...) as an MP4 text sample: its text, without markup, after its length in two bytes."""
+    text = payload.decode("utf-8", "replace")
+    if codec == "ass":  # ReadOrder, Layer, Style, Name, MarginL, MarginR, MarginV, Effect, Text
+        text = text.split(",", 8)[-1].replace("\\N", "\n").replace("\\n", "\n").replace("\\h", " ")
+    text = SUBTITLE_MARKUP.sub("", text.replace("\r\n", "\n"))
+    if codec == "webvtt":
+        text = html.unescape(text)
+    data = text.strip("\n").encode("utf-8")[:0xFFFF]
+    return len(data).to_bytes(2, "big") + data
+
+
 def _adts_config(first: bytes) -> bytes | None:
     """The MP4's AudioSpecificConfig (2 bytes) for an AAC track whose packets carry ADTS headers
     (MPEG-TS, raw .aac), from its first packet's bytes; None where that packet has no ADTS header
@@ -271,13 +334,15 @@ def check_image_outputs(inputs: list[Path], overlays: Path | None, masks: Path |
 
 
 class VideoWriter:
-    """H.264 (libx264, yuv420p) in a fragmented MP4 that browsers play; audio of `audio_from` kept.
+    """H.264 (libx264, yuv420p) in a fragmented MP4 that browsers play; the sound and subtitle
+    tracks of `tracks_from` kept.
 
     Fragmented ('frag_keyframe+empty_moov'): what was written before a crash or `kill -9`
     still plays, up to the last keyframe (one every 2 s). The header waits for the first
     fragment ('delay_moov') so that it can hold each track's start: a video that starts after
     its sound (a clip cut from a longer recording) keeps that offset, where each track would
-    otherwise start at 0 and the picture run ahead of the sound. Every audio track is kept.
+    otherwise start at 0 and the picture run ahead of the sound. Every audio track is kept, and
+    every subtitle track the MP4 can hold (`_SubtitleCopy`).
 
     Args:
         time_base: the source's time base; with it, `write(..., pts)` keeps the source's
@@ -291,7 +356,7 @@ class VideoWriter:
     """
 
     def __init__(self, path: Path, fps: Fraction, width: int, height: int,
-                 time_base: Fraction | None = None, audio_from: Path | None = None,
+                 time_base: Fraction | None = None, tracks_from: Path | None = None,
                  crf: int = 22, preset: str = "superfast", metadata: dict[str, str] | None = None) -> None:
         import av
 
@@ -327,13 +392,20 @@ class VideoWriter:
             self._fps = Fraction(fps)
             self._t0: Fraction | None = None
             self._shift = Fraction(0)  # seconds added to the source's timestamps since they last went back
-            self._audio: list[_AudioCopy] = []
-            for track in range(_audio_tracks(audio_from) if audio_from else 0):
+            self._tracks: list[_TrackCopy] = []
+            audio, subtitles = _track_counts(tracks_from) if tracks_from else (0, 0)
+            for track in range(audio):
                 try:
-                    self._audio.append(_AudioCopy(audio_from, self._out, track))
+                    self._tracks.append(_AudioCopy(tracks_from, self._out, track))
                 except (av.FFmpegError, ValueError) as exc:  # a codec this FFmpeg cannot decode or re-encode
                     log.warning("the audio of '%s' cannot be kept (%s): the video is written without it",
-                                Path(audio_from).name, exc)
+                                Path(tracks_from).name, exc)
+            for track in range(subtitles):
+                try:
+                    self._tracks.append(_SubtitleCopy(tracks_from, self._out, track))
+                except (av.FFmpegError, ValueError, AttributeError) as exc:  # pictures; a PyAV without subtitle_header
+                    log.warning("subtitle track %d of '%s' cannot be kept (%s): the video is written without it",
+                                track + 1, Path(tracks_from).name, exc)
         except Exception:
             self._out.close()
             raise
@@ -349,8 +421,8 @@ class VideoWriter:
         self.close()
 
     def stop_sound_with_picture(self) -> None:
-        """The run stopped before the end of the video (Ctrl-C, q, a failure): the sound is
-        written up to the last frame written, not to the end of the input's."""
+        """The run stopped before the end of the video (Ctrl-C, q, a failure): the sound (and
+        the subtitles) are written up to the last frame written, not to the end of the input's."""
         self._sound_until_picture = True
 
     def _out_pts(self, pts: int | None) -> int:
@@ -399,8 +471,8 @@ class VideoWriter:
         frame.pts = pts
         frame.time_base = self._tb
         try:
-            for audio in self._audio:
-                audio.feed_until(float(pts * self._tb))
+            for track in self._tracks:
+                track.feed_until(float(pts * self._tb))
             for packet in self._stream.encode(frame):
                 self._out.mux(packet)
         except (av.FFmpegError, OSError) as exc:
@@ -416,8 +488,8 @@ class VideoWriter:
             for packet in self._stream.encode(None):
                 out.mux(packet)
             end = (self._last_pts or 0) * self._tb + 1 / self._fps  # the last frame's end
-            for audio in self._audio:
-                audio.close(float(end) if self._sound_until_picture else float("inf"))
+            for track in self._tracks:
+                track.close(float(end) if self._sound_until_picture else float("inf"))
         finally:
             out.close()
             if self.frames == 0:  # nothing playable: leave no empty file behind
@@ -435,11 +507,12 @@ def fit_into(bgr: U8, w: int, h: int) -> U8:
     return out
 
 
-def _audio_tracks(path: Path) -> int:
+def _track_counts(path: Path) -> tuple[int, int]:
+    """How many sound and subtitle tracks the file at `path` holds."""
     import av
 
     with av.open(str(path)) as c:
-        return len(c.streams.audio)
+        return len(c.streams.audio), len(c.streams.subtitles)
 
 
 FRAME_MASK = re.compile(r"\d{6,}\.png")  # `video --masks`: one per frame, named by its index

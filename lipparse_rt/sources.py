@@ -120,6 +120,7 @@ class VideoFile:
             self.declared_frames = min(self.declared_frames, max(shown, 1))
         self.expected_frames: int = self.declared_frames or shown  # best guess, for progress bars
         self.has_audio = bool(self._container.streams.audio)
+        self.has_subtitles = bool(self._container.streams.subtitles)
         # what the file says of itself (when and where it was shot, its title), for the output;
         # not the container's own technical tags
         self.metadata = {k: v for k, v in self._container.metadata.items() if k.lower() not in TECHNICAL_TAGS}

@@ -14,7 +14,7 @@ from conftest import make_video, probe
 
 def _copy(src_path, out_path):
     with VideoFile(src_path) as src, VideoWriter(out_path, src.fps, src.width, src.height, src.time_base,
-                                                 audio_from=src_path if src.has_audio else None) as w:
+                                                 tracks_from=src_path if src.has_audio or src.has_subtitles else None) as w:
         for f in src:
             w.write(f.image, f.pts)
 
@@ -493,10 +493,102 @@ def test_a_run_that_fails_writes_the_sound_up_to_its_last_frame(tmp_path):
     src = make_video(tmp_path / "in.mp4", n=100, fps=25, audio=True)  # 4 s of picture and sound
     with pytest.raises(RuntimeError):
         with VideoFile(src) as v, VideoWriter(tmp_path / "o.mp4", v.fps, v.width, v.height, v.time_base,
-                                              audio_from=src) as w:
+                                              tracks_from=src) as w:
             for f in v:
                 if f.index == 25:
                     raise RuntimeError("the model failed")
                 w.write(f.image, f.pts)
     audio = _packets(tmp_path / "o.mp4", "audio")
     assert probe(tmp_path / "o.mp4")["frames"] == 25 and 0.9 < audio[-1][0] < 1.05  # one second, not four
+
+
+def _video_with_subtitles(tmp_path):
+    """Two seconds of 64x48 video at 25 FPS in an MKV, as a film's: an English SubRip track (in
+    italics), a French ASS one (styled, two lines) and a German one in Blu-ray's PGS (pictures;
+    segments made by hand, enough for FFmpeg to know the codec)."""
+    import struct
+
+    import av
+
+    (tmp_path / "en.srt").write_text("1\n00:00:00,200 --> 00:00:00,800\n<i>Hello</i> there\n\n"
+                                     "2\n00:00:01,200 --> 00:00:01,900\nSecond cue\n")
+    (tmp_path / "fr.ass").write_text(
+        "[Script Info]\nScriptType: v4.00+\n\n[V4+ Styles]\nFormat: Name, Fontname, Fontsize, PrimaryColour, "
+        "SecondaryColour, OutlineColour, BackColour, Bold, Italic, Underline, StrikeOut, ScaleX, ScaleY, Spacing, "
+        "Angle, BorderStyle, Outline, Shadow, Alignment, MarginL, MarginR, MarginV, Encoding\nStyle: Default,Arial,20,"
+        "&H00FFFFFF,&H000000FF,&H0,&H0,0,0,0,0,100,100,0,0,1,2,2,2,10,10,10,1\n\n[Events]\nFormat: Layer, Start, End, "
+        "Style, Name, MarginL, MarginR, MarginV, Effect, Text\n"
+        "Dialogue: 0,0:00:00.30,0:00:00.90,Default,,0,0,0,,{\\i1}Bonjour{\\i0}, toi\\Nligne deux\n")
+    (tmp_path / "de.sup").write_bytes(b"".join(b"PG" + struct.pack(">II", t, t) + b"\x80\0\0" for t in (9000, 90000)))
+    path = tmp_path / "film.mkv"
+    inputs = [av.open(str(tmp_path / name)) for name in ("en.srt", "fr.ass", "de.sup")]
+    with av.open(str(path), "w") as c:
+        v = c.add_stream("libx264", rate=25)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        tracks = []
+        for src, lang in zip(inputs, ("eng", "fra", "deu")):
+            tracks.append(c.add_stream_from_template(src.streams.subtitles[0]))
+            tracks[-1].metadata["language"] = lang
+        for i in range(50):
+            f = av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="bgr24")
+            f.pts = i
+            for p in v.encode(f):
+                c.mux(p)
+        for p in v.encode(None):
+            c.mux(p)
+        for src, track in zip(inputs, tracks):
+            for p in src.demux(src.streams.subtitles[0]):
+                if p.size:
+                    p.stream = track
+                    c.mux(p)
+    for src in inputs:
+        src.close()
+    return path
+
+
+def _cues(path):
+    """Each subtitle track of an MP4: (language, [(start s, end s, text), ...]), cues with text only."""
+    import av
+
+    tracks = []
+    with av.open(str(path)) as c:
+        for s in c.streams.subtitles:
+            assert s.codec_context.name == "mov_text"
+            tracks.append((s.metadata.get("language"), []))
+        for p in c.demux(c.streams.subtitles):
+            data = bytes(p)
+            if len(data) > 2:
+                tb = p.time_base
+                tracks[p.stream.index - 1][1].append((float(p.pts * tb), float((p.pts + p.duration) * tb),
+                                                      data[2:2 + int.from_bytes(data[:2], "big")].decode()))
+    return tracks
+
+
+def test_text_subtitles_are_kept_as_the_mp4s_own_and_picture_ones_said(tmp_path, caplog):
+    """A film's subtitles reach the output: SubRip and ASS become the MP4's text subtitles (their
+    text, times and language; markup off, which players would show as it is); Blu-ray's PGS
+    (pictures) cannot go in an MP4 and is said. An MP4's own come through again unchanged. Before
+    2026-12-05 every subtitle track was dropped, without a word."""
+    src = _video_with_subtitles(tmp_path)
+    with caplog.at_level("WARNING"):
+        _copy(src, tmp_path / "out.mp4")
+    expected = [("eng", [(0.2, 0.8, "Hello there"), (1.2, 1.9, "Second cue")]),
+                ("fra", [(0.3, 0.9, "Bonjour, toi\nligne deux")])]
+    assert _cues(tmp_path / "out.mp4") == expected
+    assert probe(tmp_path / "out.mp4")["frames"] == 50
+    assert "subtitle track 3 of 'film.mkv' cannot be kept (hdmv_pgs_subtitle subtitles are pictures" in caplog.text
+    _copy(tmp_path / "out.mp4", tmp_path / "again.mp4")
+    assert _cues(tmp_path / "again.mp4") == expected
+
+
+def test_a_run_stopped_early_keeps_the_subtitles_up_to_its_last_frame(tmp_path):
+    src = _video_with_subtitles(tmp_path)
+    with VideoFile(src) as v, VideoWriter(tmp_path / "o.mp4", v.fps, v.width, v.height, v.time_base,
+                                          tracks_from=src) as w:
+        for f in v:
+            if f.index == 25:  # one second in: Ctrl-C, q in the window
+                w.stop_sound_with_picture()
+                break
+            w.write(f.image, f.pts)
+    assert [cues for _, cues in _cues(tmp_path / "o.mp4")] == [[(0.2, 0.8, "Hello there")],
+                                                               [(0.3, 0.9, "Bonjour, toi\nligne deux")]]
