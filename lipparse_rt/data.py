@@ -129,7 +129,7 @@ def _palette_indices(path: Path) -> U8 | None:
     import av
 
     try:
-        with av.open(str(path)) as c:
+        with av.open(f"file:{path}") as c:
             frame = next(c.decode(video=0))
         if frame.format.name != "pal8":
             return None

@@ -129,7 +129,8 @@ class _TrackCopy:
     def __init__(self, source: Path, out, kind: str, track: int) -> None:  # out: av.container.OutputContainer
         import av
 
-        self._in = av.open(str(source))
+        self._name = Path(source).name
+        self._in = av.open(f"file:{source}")  # 'file:': a colon in the name is not a protocol
         self._src = getattr(self._in.streams, kind)[track]
         self._out = out
         self._packets = self._in.demux(self._src)
@@ -250,7 +251,7 @@ class _AudioCopy(_TrackCopy):
                 self._out.mux(p)
         if self._bad:
             log.warning("%d damaged audio packet(s) of '%s' could not be decoded: silent there", self._bad,
-                        Path(self._in.name).name)
+                        self._name)
 
 
 class _SubtitleCopy(_TrackCopy):
@@ -365,7 +366,7 @@ class VideoWriter:
         self._refitted = False  # a frame of another size than the first has come (and was fitted in)
         self._w, self._h = width - width % 2, height - height % 2
         try:
-            self._out = av.open(str(self.path), "w", format="mp4", options={
+            self._out = av.open(f"file:{self.path}", "w", format="mp4", options={
                 "movflags": "frag_keyframe+empty_moov+default_base_moof+delay_moov"})
         except (av.FFmpegError, OSError) as exc:
             raise OutputError(f"cannot write '{self.path}': {exc}") from exc
@@ -511,7 +512,7 @@ def _track_counts(path: Path) -> tuple[int, int]:
     """How many sound and subtitle tracks the file at `path` holds."""
     import av
 
-    with av.open(str(path)) as c:
+    with av.open(f"file:{path}") as c:
         return len(c.streams.audio), len(c.streams.subtitles)
 
 

@@ -133,7 +133,8 @@ class VideoFile:
         """Open the file and its main video stream, at its start."""
         import av
 
-        self._container = av.open(str(self.path))
+        # 'file:': a name with a colon ('take:1.mp4') is a file, not a protocol FFmpeg would look for
+        self._container = av.open(f"file:{self.path}")
         if not self._container.streams.video:
             return
         # the main picture, as players choose it (FFmpeg's best stream): not a cover image, nor a

@@ -215,6 +215,19 @@ def test_video_whose_picture_cannot_be_decoded(tmp_path, tiny_weights, monkeypat
     assert not out.exists()
 
 
+def test_a_name_with_a_colon_is_a_file(tmp_path, tiny_weights, monkeypatch):
+    """`take:1.mp4` (a camera's or a script's name) given as a relative path: FFmpeg reads the part
+    before the colon as a protocol. Before 2026-12-05: `cannot read video 'take:1.mp4': not a video
+    file`, and an output of such a name could not be written."""
+    monkeypatch.setenv("LIPPARSE_WEIGHTS", str(tiny_weights))
+    monkeypatch.chdir(tmp_path)
+    make_video(tmp_path / "take:1.mp4", n=6, audio=True)
+    r = runner.invoke(app, ["video", "take:1.mp4", "--out", "parsed:1.mp4"])
+    assert r.exit_code == 0, r.output
+    info = probe(tmp_path / "parsed:1.mp4")
+    assert info["frames"] == 6 and info["types"] == ["video", "audio"]
+
+
 def test_portrait_video_is_upright(tmp_path, tiny_weights, monkeypatch):
     import av
 
