@@ -257,13 +257,15 @@ class _AudioCopy(_TrackCopy):
 class _SubtitleCopy(_TrackCopy):
     """One subtitle track, as the MP4's own text subtitles (mov_text, which players show):
     copied where it is mov_text already; other text subtitles (SubRip, ASS/SSA, WebVTT: a film's
-    MKV) have each cue's text carried over, without its styling. Subtitles stored as pictures
-    (Blu-ray PGS, DVD, DVB) the MP4 cannot hold: ValueError (the caller leaves the track out)."""
+    MKV) have each cue's text carried over, without its styling, and cues that overlap (two
+    speakers at once) shown together (`CueTimeline`). Subtitles stored as pictures (Blu-ray PGS,
+    DVD, DVB) the MP4 cannot hold: ValueError (the caller leaves the track out)."""
 
     def __init__(self, source: Path, out, track: int = 0) -> None:  # out: av.container.OutputContainer
         super().__init__(source, out, "subtitles", track)
         codec = self._src.codec_context.codec
         self._codec = codec.canonical_name
+        self._cues = CueTimeline()
         try:
             if not codec.properties & TEXT_SUBTITLE:
                 raise ValueError(f"{self._codec} subtitles are pictures, which an MP4 cannot hold")
@@ -279,28 +281,83 @@ class _SubtitleCopy(_TrackCopy):
             raise
 
     def _mux(self, packet) -> None:
+        start = packet.pts if packet.pts is not None else packet.dts
+        if start is None:  # a cue with no time cannot be placed
+            return
+        start += self._shift
+        if self._codec == "mov_text":  # one text at a time already, its styling kept
+            if bytes(packet)[:2] != b"\0\0":  # no text: the muxer fills the time between cues itself
+                self._write(bytes(packet), start, packet.duration)
+            return
+        text = cue_text(bytes(packet), self._codec)
+        if text:
+            # a cue without a duration is shown for 3 s (or until the next one starts)
+            end = start + (packet.duration or round(3 / self._src.time_base))
+            for a, b, shown in self._cues.add(start, end, text):
+                self._write(mov_text_sample(shown), a, b - a)
+
+    def _finish(self) -> None:
+        for a, b, shown in self._cues.flush():
+            self._write(mov_text_sample(shown), a, b - a)
+
+    def _write(self, data: bytes, start: int, duration: int | None) -> None:
         import av
 
-        data = bytes(packet) if self._codec == "mov_text" else mov_text_sample(bytes(packet), self._codec)
-        if data[:2] == b"\0\0":  # no text: the muxer fills the time between cues itself
-            return
         out = av.Packet(data)
-        start = packet.pts if packet.pts is not None else packet.dts
-        out.pts = out.dts = None if start is None else start + self._shift
-        out.duration, out.time_base, out.stream = packet.duration, packet.time_base, self.stream
+        out.pts = out.dts = start
+        out.duration, out.time_base, out.stream = duration, self._src.time_base, self.stream
         self._out.mux(out)
 
 
-def mov_text_sample(payload: bytes, codec: str) -> bytes:
-    """One cue of a text subtitle track (FFmpeg's packet of `codec`: 'subrip', 'ass', 'webvtt',
-    ...) as an MP4 text sample: its text, without markup, after its length in two bytes."""
+class CueTimeline:
+    """Subtitle cues, which may overlap (two speakers at once; a cue still shown when the next
+    starts), made one text at a time, as an MP4's text subtitles show them: each stretch of time
+    shows every cue running then, one per line, in the order they came. `add` cues in order of
+    their start; it and `flush` give the stretches that are over, as (start, end, text)."""
+
+    def __init__(self) -> None:
+        self._running: list[tuple[int, str]] = []  # (end, text), in the order they came
+        self._t = 0  # where the next stretch starts
+
+    def add(self, start: int, end: int, text: str) -> list[tuple[int, int, str]]:
+        done = self._until(start)
+        self._t = max(self._t, start)
+        self._running.append((end, text))
+        return done
+
+    def flush(self) -> list[tuple[int, int, str]]:
+        return self._until(None)
+
+    def _until(self, t: int | None) -> list[tuple[int, int, str]]:
+        """The stretches up to `t` (None: to the end of every cue)."""
+        done = []
+        while self._running:
+            first_end = min(end for end, _ in self._running)
+            stop = first_end if t is None else min(first_end, t)
+            if stop > self._t:
+                done.append((self._t, stop, "\n".join(text for _, text in self._running)))
+                self._t = stop
+            if t is not None and first_end > t:
+                break
+            self._running = [(end, text) for end, text in self._running if end > first_end]
+        return done
+
+
+def cue_text(payload: bytes, codec: str) -> str:
+    """The text of one cue of a text subtitle track (FFmpeg's packet of `codec`: 'subrip', 'ass',
+    'webvtt', ...), without markup (which an MP4's text sample would show as it is)."""
     text = payload.decode("utf-8", "replace")
     if codec == "ass":  # ReadOrder, Layer, Style, Name, MarginL, MarginR, MarginV, Effect, Text
         text = text.split(",", 8)[-1].replace("\\N", "\n").replace("\\n", "\n").replace("\\h", " ")
     text = SUBTITLE_MARKUP.sub("", text.replace("\r\n", "\n"))
     if codec == "webvtt":
         text = html.unescape(text)
-    data = text.strip("\n").encode("utf-8")[:0xFFFF]
+    return text.strip("\n")
+
+
+def mov_text_sample(text: str) -> bytes:
+    """`text` as an MP4 text sample: its length in two bytes, then UTF-8."""
+    data = text.encode("utf-8")[:0xFFFF]
     return len(data).to_bytes(2, "big") + data
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from lipparse_rt.errors import DisplayError, OutputError
-from lipparse_rt.sinks import MaskWriter, VideoWriter, Window, check_output, encoder_threads
+from lipparse_rt.sinks import CueTimeline, MaskWriter, VideoWriter, Window, check_output, encoder_threads
 from lipparse_rt.sources import VideoFile
 
 from conftest import make_video, probe
@@ -511,7 +511,8 @@ def _video_with_subtitles(tmp_path):
     import av
 
     (tmp_path / "en.srt").write_text("1\n00:00:00,200 --> 00:00:00,800\n<i>Hello</i> there\n\n"
-                                     "2\n00:00:01,200 --> 00:00:01,900\nSecond cue\n")
+                                     "2\n00:00:01,200 --> 00:00:01,900\nSecond cue\n\n"
+                                     "3\n00:00:01,200 --> 00:00:01,900\nOther speaker\n")  # two at once
     (tmp_path / "fr.ass").write_text(
         "[Script Info]\nScriptType: v4.00+\n\n[V4+ Styles]\nFormat: Name, Fontname, Fontsize, PrimaryColour, "
         "SecondaryColour, OutlineColour, BackColour, Bold, Italic, Underline, StrikeOut, ScaleX, ScaleY, Spacing, "
@@ -566,13 +567,14 @@ def _cues(path):
 
 def test_text_subtitles_are_kept_as_the_mp4s_own_and_picture_ones_said(tmp_path, caplog):
     """A film's subtitles reach the output: SubRip and ASS become the MP4's text subtitles (their
-    text, times and language; markup off, which players would show as it is); Blu-ray's PGS
+    text, times and language; markup off, which players would show as it is; two speakers at
+    once shown together, where the MP4 shows one cue at a time); Blu-ray's PGS
     (pictures) cannot go in an MP4 and is said. An MP4's own come through again unchanged. Before
     2026-12-05 every subtitle track was dropped, without a word."""
     src = _video_with_subtitles(tmp_path)
     with caplog.at_level("WARNING"):
         _copy(src, tmp_path / "out.mp4")
-    expected = [("eng", [(0.2, 0.8, "Hello there"), (1.2, 1.9, "Second cue")]),
+    expected = [("eng", [(0.2, 0.8, "Hello there"), (1.2, 1.9, "Second cue\nOther speaker")]),
                 ("fra", [(0.3, 0.9, "Bonjour, toi\nligne deux")])]
     assert _cues(tmp_path / "out.mp4") == expected
     assert probe(tmp_path / "out.mp4")["frames"] == 50
@@ -592,3 +594,16 @@ def test_a_run_stopped_early_keeps_the_subtitles_up_to_its_last_frame(tmp_path):
             w.write(f.image, f.pts)
     assert [cues for _, cues in _cues(tmp_path / "o.mp4")] == [[(0.2, 0.8, "Hello there")],
                                                                [(0.3, 0.9, "Bonjour, toi\nligne deux")]]
+
+
+def test_overlapping_cues_are_shown_together_one_text_at_a_time():
+    """An MP4 shows one text at a time: cues that overlap become stretches showing each cue then
+    running, in the order they came (hand-computed). Without this, the MP4 muxer gave the first
+    of two cues at one time a duration of 0 (never shown) and moved a cue that overlapped the
+    one before to its end."""
+    timeline = CueTimeline()
+    done = []
+    for start, end, text in [(200, 800, "one"), (200, 800, "two"), (500, 1500, "three"), (2000, 2500, "four")]:
+        done += timeline.add(start, end, text)
+    assert done == [(200, 500, "one\ntwo"), (500, 800, "one\ntwo\nthree"), (800, 1500, "three")]  # over at 2000
+    assert timeline.flush() == [(2000, 2500, "four")]
