@@ -572,7 +572,8 @@ class Images:
     @staticmethod
     def _listing(path: Path) -> list[Path]:
         if not path.exists() and glob.has_magic(str(path)):
-            files = sorted(p for p in map(Path, glob.glob(str(path))) if _image_file(p))  # glob skips hidden names
+            # glob skips hidden names; '**' goes into subfolders, at any depth
+            files = sorted(p for p in map(Path, glob.glob(str(path), recursive=True)) if _image_file(p))
             if not files:
                 raise InputError(f"cannot read images '{path}': no image matches it")
             return files
@@ -582,7 +583,10 @@ class Images:
             # hidden files left out: macOS copies leave '._photo.jpg' (resource forks, not images) beside each photo
             files = sorted(p for p in path.iterdir() if _image_file(p) and not p.name.startswith("."))
             if not files:
-                raise InputError(f"cannot read images '{path}': the folder has no images")
+                folders = sum(1 for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+                hint = (f" (it holds {folders} folder{'s' if folders > 1 else ''}: give them, or a pattern such as "
+                        f"'{path / '**' / '*.jpg'}')") if folders else ""
+                raise InputError(f"cannot read images '{path}': the folder has no images" + hint)
             return files
         return [path]
 

@@ -409,6 +409,17 @@ def test_image_takes_several_paths_and_patterns(tmp_path, tiny_weights, monkeypa
     (d / "bad.jpg").write_bytes(b"not a jpeg")
     r = runner.invoke(app, ["image", str(d / "a.jpg"), str(d / "bad.jpg"), "--masks", str(tmp_path / "m4")])
     assert r.exit_code == 2 and written(tmp_path / "m4") == ["a.png"] and "1 of 2 image(s) could not be read" in r.output
+    # an album of folders (before 2026-12-05 a plain `the folder has no images`, and '**' matched one level)
+    (tmp_path / "album" / "2024" / "summer").mkdir(parents=True)
+    (tmp_path / "album" / "2023").mkdir()
+    for name in ("2024/summer/e.jpg", "2023/f.jpg"):
+        cv2.imwrite(str(tmp_path / "album" / name), np.full((30, 20, 3), 90, np.uint8))
+    r = runner.invoke(app, ["image", str(tmp_path / "album"), "--masks", str(tmp_path / "m5")])
+    assert r.exit_code == 2 and r.output.strip().splitlines()[-1] == (
+        f"error: cannot read images '{tmp_path / 'album'}': the folder has no images (it holds 2 folders: give "
+        f"them, or a pattern such as '{tmp_path / 'album' / '**' / '*.jpg'}')")
+    r = runner.invoke(app, ["image", str(tmp_path / "album" / "**" / "*.jpg"), "--masks", str(tmp_path / "m5")])
+    assert r.exit_code == 0 and written(tmp_path / "m5") == ["e.png", "f.png"], r.output
 
 
 def test_images_sharing_a_name_are_refused_before_anything_is_written(tmp_path, tiny_weights, monkeypatch):
