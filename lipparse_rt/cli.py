@@ -444,9 +444,11 @@ def info(
     provider: Provider = "auto",
     int8: Int8 = None,
 ) -> None:
-    """Print version, weights and their metadata, ONNX Runtime and its providers."""
+    """Print version, weights and their metadata, ONNX Runtime and its providers, and what reads video."""
     import json
 
+    import av
+    import cv2
     import onnxruntime as ort
 
     from .sources import heif_reader
@@ -468,6 +470,8 @@ def info(
     fused = f" ({engine.fused} SE gates kept in ONNX Runtime's blocked layout)" if engine.fused else ""
     out.print(f"provider in use: {engine.provider}{fused}")
     out.print(f"HEIC photos: {heif_reader() or 'not readable (pip install pillow-heif)'}")
+    # what decodes and encodes video here: a file that plays elsewhere and not here depends on it
+    out.print(f"video: PyAV {av.__version__} (FFmpeg {getattr(av, 'ffmpeg_version_info', '?')}), OpenCV {cv2.__version__}")
 
 
 @app.command()

@@ -1,3 +1,4 @@
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -132,6 +133,7 @@ def test_info_names_provider_and_parameters():
     assert "provider in use: cpu" in r.stdout and "parameters" in r.stdout
     assert "SE gates kept in ONNX Runtime" in r.stdout  # on the CPU, nchwc.py's rewrite is on
     assert "HEIC photos: pillow-heif " in r.stdout  # the 'test' extra holds it
+    assert re.search(r"video: PyAV \d+\.\d+\S* \(FFmpeg \S+\), OpenCV \d", r.stdout)  # for bug reports
 
 
 def test_info_says_how_to_read_heic_where_nothing_can(monkeypatch):
