@@ -391,6 +391,9 @@ def open_capture(spec: str) -> cv2.VideoCapture | FileCapture:
         raise CameraError(f"cannot open camera {target}: /dev/video{target} does not exist ({here})")
     level = cvlog.getLogLevel()
     cvlog.setLogLevel(cvlog.LOG_LEVEL_SILENT)  # OpenCV's own multi-line warnings; we say one line
+    # and its FFmpeg's ('[tcp @ 0x...] Connection to tcp://... failed', each retry of a lost
+    # stream): read once, at OpenCV's first FFmpeg capture; a value the user set is kept
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
     try:
         cap = cv2.VideoCapture(target)
     finally:

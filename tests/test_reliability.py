@@ -341,6 +341,26 @@ def test_output_equal_to_input_is_refused(tmp_path, video10, tiny_weights, monke
     assert probe(video10)["frames"] == 10
 
 
+def test_a_stream_that_does_not_answer_is_one_line_without_ffmpegs_own(tmp_path, tiny_weights):
+    """OpenCV's FFmpeg printed its own lines for a stream URL that does not answer, and again for
+    each retry of a lost one (`[tcp @ 0x...] Connection to tcp://... failed: Connection refused`),
+    before 2026-12-05; what the user sees is the app's one line."""
+    import socket
+
+    with socket.socket() as sock:  # a local port with nobody listening: refused at once
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if k != "OPENCV_FFMPEG_LOGLEVEL"}
+    env["LIPPARSE_WEIGHTS"] = str(tiny_weights)
+    r = subprocess.run([sys.executable, "-m", "lipparse_rt.cli", "webcam", "--camera", f"http://127.0.0.1:{port}/video",
+                        "--no-show", "--out", str(tmp_path / "o.mp4")], env=env, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 5
+    lines = [line for line in r.stderr.splitlines() if line.strip() and not line.startswith((" ", "INFO"))]
+    assert lines == [f"error: cannot open stream 'http://127.0.0.1:{port}/video': nothing answers there, or it is "
+                     "not a video stream"], r.stderr
+
+
 def test_absent_camera_is_one_line(tmp_path, tiny_weights, monkeypatch):
     monkeypatch.setenv("LIPPARSE_WEIGHTS", str(tiny_weights))
     r = runner.invoke(app, ["webcam", "--camera", "63", "--no-show", "--out", str(tmp_path / "o.mp4")])
