@@ -377,6 +377,9 @@ class FileCapture:
         self._src.close()
 
 
+STREAM_TIMEOUT_S = 5.0  # a network camera that sends nothing for this long is lost
+
+
 def open_capture(spec: str) -> cv2.VideoCapture | FileCapture:
     """Open an OpenCV capture from an index ('0'), a device path or a URL; a local video file
     opens as a `FileCapture`."""
@@ -395,9 +398,17 @@ def open_capture(spec: str) -> cv2.VideoCapture | FileCapture:
     # stream): read once, at OpenCV's first FFmpeg capture; a value the user set is kept
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
     try:
-        cap = cv2.VideoCapture(target)
+        if isinstance(target, str) and "://" in target:
+            # A stream that stops sending (a phone's camera app asleep, a network gone) is lost after
+            # STREAM_TIMEOUT_S and reconnected, not waited on for OpenCV's 30 s
+            ms = round(STREAM_TIMEOUT_S * 1000)
+            cap = cv2.VideoCapture(target, cv2.CAP_ANY, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, 2 * ms,
+                                                         cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms])
+        else:
+            cap = cv2.VideoCapture(target)
     finally:
-        cvlog.setLogLevel(level)
+        # OpenCV's warnings of a read that timed out, each a line: the HUD says the camera is lost
+        cvlog.setLogLevel(min(level, cvlog.LOG_LEVEL_ERROR))
     if not cap.isOpened():
         cap.release()
         if "://" in spec:
@@ -469,12 +480,13 @@ class Camera:
         return cap
 
     def close(self) -> None:
-        """Stop the reader thread and release the capture."""
+        """Stop the reader thread; it releases the capture. A read blocked on a stream that sends
+        nothing is not waited for past a second: the thread releases the capture when the read
+        returns (releasing it under a read in progress crashed the process)."""
         self._stop.set()
         with self._cond:
             self._cond.notify_all()
-        self._thread.join(timeout=5)
-        self._cap.release()
+        self._thread.join(timeout=1)
 
     @property
     def grabbed(self) -> int:
@@ -526,6 +538,7 @@ class Camera:
         except Exception as exc:  # keep it for the consumer; the thread must end cleanly
             self.error = f"camera '{self.spec}' failed: {exc}"
         finally:
+            self._cap.release()  # here, by the only thread that reads it
             with self._cond:
                 self.ended = True
                 self._cond.notify_all()

@@ -498,6 +498,100 @@ def test_a_video_served_over_http_plays_at_its_rate_and_ends(tmp_path):
     assert took >= 0.3  # ten frames at 25 FPS take 0.4 s when paced
 
 
+def test_a_network_camera_that_stops_sending_is_reconnected_soon(monkeypatch):
+    """An MJPEG camera over HTTP (a phone's camera app, an IP camera) that keeps its connection
+    open but sends nothing: lost after `STREAM_TIMEOUT_S` and reconnected. Before 2026-12-05 each
+    read waited OpenCV's 30 s, with a WARN line from OpenCV each time."""
+    import http.server
+    import time
+
+    import cv2
+
+    import lipparse_rt.sources as sources
+
+    monkeypatch.setattr(sources, "STREAM_TIMEOUT_S", 1.0)
+    quit_ = threading.Event()
+    connections = []
+
+    class Stalls(http.server.BaseHTTPRequestHandler):  # 5 frames on each connection, then silence
+        def do_GET(self):
+            connections.append(1)
+            self.send_response(200)
+            self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=f")
+            self.end_headers()
+            jpg = cv2.imencode(".jpg", np.full((48, 64, 3), 90, np.uint8))[1].tobytes()
+            for _ in range(5):
+                self.wfile.write(b"--f\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpg)
+                                 + jpg + b"\r\n")
+                time.sleep(0.02)
+            quit_.wait(60)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Stalls)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        seen = 0
+        with Camera(f"http://127.0.0.1:{server.server_address[1]}/video", reconnect_s=5.0) as cam:
+            assert not cam.recording
+            deadline = time.perf_counter() + 8
+            while len(connections) < 3 and time.perf_counter() < deadline:
+                seen += cam.read(timeout=0.2) is not None
+    finally:
+        quit_.set()
+        server.shutdown()
+    assert len(connections) >= 3 and seen >= 3, (len(connections), seen)  # two stalls, each followed by frames
+
+
+CLOSE_UNDER_A_BLOCKED_READ = """
+import http.server, threading, time
+import cv2, numpy as np
+import lipparse_rt.sources as sources
+sources.STREAM_TIMEOUT_S = 30.0  # a read blocked far longer than close() waits
+quit_ = threading.Event()
+class Stalls(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=f")
+        self.end_headers()
+        jpg = cv2.imencode(".jpg", np.full((48, 64, 3), 90, np.uint8))[1].tobytes()
+        for _ in range(5):
+            self.wfile.write(b"--f\\r\\nContent-Type: image/jpeg\\r\\nContent-Length: %d\\r\\n\\r\\n" % len(jpg) + jpg + b"\\r\\n")
+        quit_.wait(60)
+    def log_message(self, *a):
+        pass
+srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Stalls)
+srv.daemon_threads = True
+threading.Thread(target=srv.serve_forever, daemon=True).start()
+cam = sources.Camera(f"http://127.0.0.1:{srv.server_address[1]}/v")
+t = time.time()
+while time.time() - t < 2:
+    cam.read(0.2)
+t = time.time()
+cam.close()
+took = time.time() - t
+quit_.set()  # the stream ends: the read returns, into a capture released under it before the fix
+time.sleep(1)
+print(f"closed in {took:.2f} s")
+"""
+
+
+def test_closing_a_camera_blocked_on_a_silent_stream_neither_crashes_nor_hangs():
+    """q (or Ctrl-C) while a network camera sends nothing: before 2026-12-05 `close` waited 5 s,
+    then released the capture while the reader thread was inside its read (undefined behaviour:
+    in the test above, on that code, the process died of a segmentation fault, two runs in two).
+    The reader thread now releases it itself, and `close` waits at most a second."""
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-c", CLOSE_UNDER_A_BLOCKED_READ], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    took = float(r.stdout.split("closed in ")[1].split()[0])
+    assert took < 1.5, r.stdout
+
+
 def test_a_still_image_read_as_a_video_gives_its_one_frame(tmp_path):
     """FFmpeg reads a JPEG as a one-frame video; seeking it back to the start after the first
     look 'works' and then gives nothing ('it has no frames' before 2026-12-04): it is reopened."""
