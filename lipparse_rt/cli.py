@@ -180,7 +180,7 @@ def _summary(stats, label: str) -> None:
     line = (f"{label}: {_frames(stats.frames_out)} in {stats.wall_s:.1f} s, end-to-end {stats.fps:.1f} FPS, "
             f"model-only {stats.model_fps:.1f} FPS ({stats.model_ms_median:.1f} ms/frame)")
     if stats.dropped:
-        line += f", {stats.dropped} stale frames dropped"
+        line += f", {stats.dropped} stale frame{'s' * (stats.dropped != 1)} dropped"
     out.print(line, highlight=False, soft_wrap=True)
 
 

@@ -84,6 +84,17 @@ def test_a_one_frame_video_is_one_frame_in_the_summary(tmp_path, tiny_weights, m
     assert "in.mp4: 1 frame in " in r.stdout  # not "1 frames"
 
 
+def test_the_summary_counts_stale_frames_in_words(capsys):
+    from types import SimpleNamespace
+
+    from lipparse_rt.cli import _summary
+
+    for dropped, words in ((1, "1 stale frame dropped"), (7, "7 stale frames dropped")):
+        _summary(SimpleNamespace(frames_out=30, wall_s=1.0, fps=30.0, model_fps=90.0, model_ms_median=11.1,
+                                 dropped=dropped), "camera 0")
+        assert capsys.readouterr().out.strip().endswith(words)
+
+
 def test_image_masks_are_lip_ids_at_full_size(tmp_path):
     d = tmp_path / "imgs"
     d.mkdir()
