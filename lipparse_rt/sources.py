@@ -8,6 +8,7 @@ from __future__ import annotations
 import glob
 import logging
 import os
+import re
 import sys
 import threading
 import time
@@ -40,8 +41,18 @@ class Frame:
     pts: int | None = None  # presentation timestamp in the source's time base, if known
 
 
+def _as_url(path: Path) -> str | None:
+    """The URL a missing path was given as ('https://x/a.mp4', which Path folds to 'https:/x/a.mp4')."""
+    match = re.match(r"([a-z][a-z0-9+.-]+):/+(.*)", str(path))  # not a drive letter (c:/)
+    return f"{match[1]}://{match[2]}" if match and not path.exists() else None
+
+
 def _check_file(path: Path, what: str) -> None:
     if not path.exists():
+        url = _as_url(path)
+        if url:
+            raise InputError(f"cannot read {what} '{url}': it is a URL, and this reads files (download it first)"
+                             + ("; `webcam --camera URL` parses a stream live" if what == "video" else ""))
         raise InputError(f"cannot read {what} '{path}': no such file")
     if path.is_dir():
         raise InputError(f"cannot read {what} '{path}': it is a directory")
@@ -594,6 +605,9 @@ class Images:
                 raise InputError(f"cannot read images '{path}': no image matches it")
             return files
         if not path.exists():
+            if _as_url(path):
+                raise InputError(f"cannot read images '{_as_url(path)}': it is a URL, and this reads files "
+                                 "(download it first)")
             raise InputError(f"cannot read images '{path}': no such file or folder")
         if path.is_dir():
             # hidden files left out: macOS copies leave '._photo.jpg' (resource forks, not images) beside each photo

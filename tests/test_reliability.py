@@ -215,6 +215,20 @@ def test_video_whose_picture_cannot_be_decoded(tmp_path, tiny_weights, monkeypat
     assert not out.exists()
 
 
+def test_a_url_given_for_a_file_says_so(tmp_path, tiny_weights, monkeypatch):
+    """`video https://.../clip.mp4` was `no such file` about 'https:/...' (one slash: Path folds
+    them) before 2026-12-05; a Windows drive (`c:/x.jpg`) is not taken for a URL."""
+    monkeypatch.setenv("LIPPARSE_WEIGHTS", str(tiny_weights))
+    r = runner.invoke(app, ["video", "https://example.com/clip.mp4", "--out", str(tmp_path / "o.mp4")])
+    assert r.exit_code == 2 and r.stderr.strip().splitlines()[-1] == (
+        "error: cannot read video 'https://example.com/clip.mp4': it is a URL, and this reads files (download it "
+        "first); `webcam --camera URL` parses a stream live")
+    r = runner.invoke(app, ["image", "https://example.com/a.jpg", "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2 and "'https://example.com/a.jpg': it is a URL" in r.stderr
+    r = runner.invoke(app, ["image", "c:/nowhere/a.jpg", "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2 and r.stderr.strip().endswith("no such file or folder")
+
+
 def test_a_name_with_a_colon_is_a_file(tmp_path, tiny_weights, monkeypatch):
     """`take:1.mp4` (a camera's or a script's name) given as a relative path: FFmpeg reads the part
     before the colon as a protocol. Before 2026-12-05: `cannot read video 'take:1.mp4': not a video
