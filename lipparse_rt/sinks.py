@@ -291,7 +291,7 @@ class _SubtitleCopy(_TrackCopy):
             return
         text = cue_text(bytes(packet), self._codec)
         if text:
-            # a cue without a duration is shown for 3 s (or until the next one starts)
+            # a cue without a duration is shown for 3 s
             end = start + (packet.duration or round(3 / self._src.time_base))
             for a, b, shown in self._cues.add(start, end, text):
                 self._write(mov_text_sample(shown), a, b - a)

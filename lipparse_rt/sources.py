@@ -493,7 +493,7 @@ class Camera:
     def close(self) -> None:
         """Stop the reader thread; it releases the capture. A read blocked on a stream that sends
         nothing is not waited for past a second: the thread releases the capture when the read
-        returns (releasing it under a read in progress crashed the process)."""
+        returns (releasing it under a read in progress is undefined: it crashed the process in a test)."""
         self._stop.set()
         with self._cond:
             self._cond.notify_all()
