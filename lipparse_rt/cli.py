@@ -325,9 +325,9 @@ def webcam(
         engine = _engine(weights, provider, size, flip=flip, int8=int8)
         with ExitStack() as stack:
             cam = stack.enter_context(Camera(camera, size=wanted))
-            if wanted and cam.is_file:
-                err.print(f"warning: --resolution is for cameras: '{camera}' plays at its own size", highlight=False,
-                          soft_wrap=True)
+            if wanted and (cam.is_file or cam.network):
+                err.print(f"warning: --resolution is for cameras: '{camera}' "
+                          + ("plays" if cam.recording else "comes") + " at its own size", highlight=False, soft_wrap=True)
             elif wanted and cam.width and (cam.width, cam.height) != wanted:
                 err.print(f"warning: camera {camera} gives {cam.width}x{cam.height}, not the {wanted[0]}x{wanted[1]} "
                           "asked for (its nearest mode)", highlight=False, soft_wrap=True)

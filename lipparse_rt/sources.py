@@ -442,8 +442,8 @@ class Camera:
         finite: a failed read ends the source (default: for a recording, a file here or a URL
             with a frame count).
         size: the frame size (width, height) to ask a camera for, at every (re)opening; the
-            camera picks its nearest mode (`width`, `height`: what it gives). A file plays at
-            its own size.
+            camera picks its nearest mode (`width`, `height`: what it gives). A file, and a
+            stream or video over the network, come at their own size.
     """
 
     def __init__(self, spec: str, reconnect_s: float = 5.0,
@@ -455,11 +455,12 @@ class Camera:
             raise CameraError(f"cannot open camera '{spec}': no such device, stream or file")
         self._opener = opener
         self._reconnect_s = reconnect_s
-        self._size = None if self.is_file else size
+        self.network = "://" in spec  # a stream or a video served over the network: it sends its own size
+        self._size = None if self.is_file or self.network else size
         self._cap = self._open()
         # A recording (a file, here or served over HTTP: it has a frame count; a live stream has
         # none) plays at its own frame rate and ends at its last frame, not reopened as a lost camera.
-        self.recording = self.is_file or ("://" in spec and self._cap.get(cv2.CAP_PROP_FRAME_COUNT) > 0)
+        self.recording = self.is_file or (self.network and self._cap.get(cv2.CAP_PROP_FRAME_COUNT) > 0)
         self.finite = self.recording if finite is None else finite  # a failed read is the end, not a loss
         fps = self._cap.get(cv2.CAP_PROP_FPS)
         self.fps = fps if 1 <= fps <= 240 else 30.0

@@ -131,6 +131,29 @@ def test_webcam_resolution_is_checked_and_a_file_camera_keeps_its_size(tmp_path)
     assert probe(out)["size"] == (160, 120)
 
 
+def test_webcam_resolution_with_a_video_over_http_says_it_plays_at_its_own_size(tmp_path):
+    """Before 2026-12-05 the size was asked of the stream, and the warning read `camera
+    http://... gives 160x120, not the 1280x720 asked for (its nearest mode)`."""
+    import functools
+    import http.server
+    import threading
+
+    make_video(tmp_path / "cam.mp4", n=10, fps=60)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    handler.log_message = lambda *a, **k: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/cam.mp4"
+    try:
+        r = runner.invoke(app, ["webcam", "--camera", url, "--no-show", "--out", str(tmp_path / "rec.mp4"),
+                                "--resolution", "1280x720"])
+    finally:
+        server.shutdown()
+    assert r.exit_code == 0, r.output
+    assert f"warning: --resolution is for cameras: '{url}' plays at its own size" in r.stderr
+    assert "nearest mode" not in r.stderr and probe(tmp_path / "rec.mp4")["size"] == (160, 120)
+
+
 def test_webcam_without_display_says_so(monkeypatch, tmp_path):
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
