@@ -103,6 +103,9 @@ class VideoFile:
         if not self._container.streams.video:
             self._container.close()
             raise InputError(f"cannot read video '{self.path}': it has no video stream")
+        if all(s.disposition & ATTACHED_PICTURE for s in self._container.streams.video):
+            self._container.close()  # a song's or a podcast's cover: no video to parse
+            raise InputError(f"cannot read video '{self.path}': it has no video stream, only a cover picture")
         rate = self._stream.average_rate or self._stream.guessed_rate
         if not rate:
             self._container.close()
@@ -251,6 +254,8 @@ class VideoFile:
         if index == 0 and self.error is None:
             raise InputError(f"cannot read video '{self.path}': it has no frames")
 
+
+ATTACHED_PICTURE = 1024  # FFmpeg's AV_DISPOSITION_ATTACHED_PIC: a cover image stored as a video stream
 
 # Container tags that describe the file's format, not the recording: not carried to the output
 # ("timecode" would make the MP4 muxer add a timecode track beside the picture)

@@ -242,6 +242,36 @@ def test_a_name_with_a_colon_is_a_file(tmp_path, tiny_weights, monkeypatch):
     assert info["frames"] == 6 and info["types"] == ["video", "audio"]
 
 
+def test_a_song_with_a_cover_picture_is_not_a_video(tmp_path, tiny_weights, monkeypatch):
+    """An MP3 (or a podcast's M4A) holds its cover as a one-picture video stream: before 2026-12-05
+    `video song.mp3` parsed the cover as one frame "@ 90000.00 FPS" and wrote it with the song."""
+    import av
+
+    monkeypatch.setenv("LIPPARSE_WEIGHTS", str(tiny_weights))
+    song = tmp_path / "song.mp3"
+    with av.open(str(song), "w") as c:
+        a = c.add_stream("libmp3lame", rate=44100, layout="mono")
+        v = c.add_stream("mjpeg", rate=1)
+        v.width, v.height, v.pix_fmt = 64, 64, "yuvj420p"
+        v.disposition = av.stream.Disposition.attached_pic
+        cover = av.Packet(cv2.imencode(".jpg", np.full((64, 64, 3), 128, np.uint8))[1].tobytes())
+        cover.stream, cover.pts, cover.dts, cover.time_base, cover.is_keyframe = v, 0, 0, Fraction(1, 1), True
+        c.mux(cover)
+        for k in range(0, 44100, 1152):
+            f = av.AudioFrame.from_ndarray(np.zeros((1, 1152), np.float32), format="fltp", layout="mono")
+            f.sample_rate, f.pts = 44100, k
+            for p in a.encode(f):
+                c.mux(p)
+        for p in a.encode(None):
+            c.mux(p)
+    out = tmp_path / "o.mp4"
+    r = runner.invoke(app, ["video", str(song), "--out", str(out)])
+    assert r.exit_code == 2, r.output
+    assert r.stderr.strip().splitlines()[-1] == (f"error: cannot read video '{song}': it has no video stream, "
+                                                 "only a cover picture")
+    assert not out.exists()
+
+
 def test_portrait_video_is_upright(tmp_path, tiny_weights, monkeypatch):
     import av
 
