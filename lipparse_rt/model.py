@@ -19,7 +19,7 @@ torch only: no files, cameras or ONNX Runtime here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F

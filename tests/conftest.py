@@ -86,6 +86,50 @@ def make_video(path: Path, n: int = 10, size: tuple[int, int] = (160, 120), fps:
     return path
 
 
+def mux_black_frames(container, stream, n: int) -> None:
+    """Encode `n` black frames of `stream`'s size (pts 0..n-1 in its rate) into `container`, and flush."""
+    import av
+
+    for i in range(n):
+        f = av.VideoFrame.from_ndarray(np.zeros((stream.height, stream.width, 3), np.uint8), format="bgr24")
+        f.pts = i
+        for p in stream.encode(f):
+            container.mux(p)
+    for p in stream.encode(None):
+        container.mux(p)
+
+
+def stalling_mjpeg_server(quit_, frames: int = 5, connections: list | None = None):
+    """A local MJPEG camera over HTTP (a phone's camera app, an IP camera) that sends `frames`
+    frames on each connection, then keeps it open and silent until `quit_` is set. Started on
+    its own thread; `shutdown()` it."""
+    import http.server
+    import threading
+    import time
+
+    class Stalls(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            if connections is not None:
+                connections.append(1)
+            self.send_response(200)
+            self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=f")
+            self.end_headers()
+            jpg = cv2.imencode(".jpg", np.full((48, 64, 3), 90, np.uint8))[1].tobytes()
+            for _ in range(frames):
+                self.wfile.write(b"--f\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpg)
+                                 + jpg + b"\r\n")
+                time.sleep(0.02)
+            quit_.wait(60)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Stalls)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
 def probe(path: Path) -> dict:
     """Frame count, average rate, pts list and stream types of a media file."""
     import av

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from lipparse_rt.cli import app
 
-from conftest import make_video, probe
+from conftest import make_video, mux_black_frames, probe
 
 runner = CliRunner()
 
@@ -281,13 +281,7 @@ def test_portrait_video_is_upright(tmp_path, tiny_weights, monkeypatch):
         s = c.add_stream("libx264", rate=10)
         s.width, s.height, s.pix_fmt = 160, 96, "yuv420p"
         s.set_display_rotation(90)  # a phone held upright
-        for i in range(5):
-            f = av.VideoFrame.from_ndarray(np.zeros((96, 160, 3), np.uint8), format="bgr24")
-            f.pts = i
-            for p in s.encode(f):
-                c.mux(p)
-        for p in s.encode(None):
-            c.mux(p)
+        mux_black_frames(c, s, 5)
     r = runner.invoke(app, ["video", str(src), "--out", str(tmp_path / "o.mp4")])
     assert r.exit_code == 0, r.output
     info = probe(tmp_path / "o.mp4")

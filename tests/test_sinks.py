@@ -9,7 +9,7 @@ from lipparse_rt.errors import DisplayError, OutputError
 from lipparse_rt.sinks import CueTimeline, MaskWriter, VideoWriter, Window, check_output, encoder_threads
 from lipparse_rt.sources import VideoFile
 
-from conftest import make_video, probe
+from conftest import make_video, mux_black_frames, probe
 
 
 def _copy(src_path, out_path):
@@ -93,13 +93,7 @@ def _video_with_audio(path, codec, rate, layout, damaged=()):
         v = c.add_stream("libx264", rate=25)
         v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
         a = c.add_stream(codec, rate=rate, layout=layout)
-        for i in range(25):
-            f = av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="bgr24")
-            f.pts = i
-            for p in v.encode(f):
-                c.mux(p)
-        for p in v.encode(None):
-            c.mux(p)
+        mux_black_frames(c, v, 25)
         channels = len(av.AudioLayout(layout).channels)
         tone = (np.sin(2 * np.pi * 440 * np.arange(rate) / rate) * 8000).astype(np.int16)
         step = a.codec_context.frame_size or rate // 50
@@ -530,13 +524,7 @@ def _video_with_subtitles(tmp_path):
         for src, lang in zip(inputs, ("eng", "fra", "deu")):
             tracks.append(c.add_stream_from_template(src.streams.subtitles[0]))
             tracks[-1].metadata["language"] = lang
-        for i in range(50):
-            f = av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="bgr24")
-            f.pts = i
-            for p in v.encode(f):
-                c.mux(p)
-        for p in v.encode(None):
-            c.mux(p)
+        mux_black_frames(c, v, 50)
         for src, track in zip(inputs, tracks):
             for p in src.demux(src.streams.subtitles[0]):
                 if p.size:

@@ -1,5 +1,6 @@
 import threading
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -7,7 +8,7 @@ import pytest
 from lipparse_rt.errors import CameraError, InputError
 from lipparse_rt.sources import Camera, Deinterlace, Images, VideoFile, even, pixel_aspect, read_image_any, square_size
 
-from conftest import make_video
+from conftest import make_video, stalling_mjpeg_server
 
 
 def test_video_file_yields_every_frame_in_order(tmp_path):
@@ -502,36 +503,13 @@ def test_a_network_camera_that_stops_sending_is_reconnected_soon(monkeypatch):
     """An MJPEG camera over HTTP (a phone's camera app, an IP camera) that keeps its connection
     open but sends nothing: lost after `STREAM_TIMEOUT_S` and reconnected. Before 2026-12-05 each
     read waited OpenCV's 30 s, with a WARN line from OpenCV each time."""
-    import http.server
     import time
-
-    import cv2
 
     import lipparse_rt.sources as sources
 
     monkeypatch.setattr(sources, "STREAM_TIMEOUT_S", 1.0)
-    quit_ = threading.Event()
-    connections = []
-
-    class Stalls(http.server.BaseHTTPRequestHandler):  # 5 frames on each connection, then silence
-        def do_GET(self):
-            connections.append(1)
-            self.send_response(200)
-            self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=f")
-            self.end_headers()
-            jpg = cv2.imencode(".jpg", np.full((48, 64, 3), 90, np.uint8))[1].tobytes()
-            for _ in range(5):
-                self.wfile.write(b"--f\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpg)
-                                 + jpg + b"\r\n")
-                time.sleep(0.02)
-            quit_.wait(60)
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Stalls)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    quit_, connections = threading.Event(), []
+    server = stalling_mjpeg_server(quit_, connections=connections)
     try:
         seen = 0
         with Camera(f"http://127.0.0.1:{server.server_address[1]}/video", reconnect_s=5.0) as cam:
@@ -546,26 +524,14 @@ def test_a_network_camera_that_stops_sending_is_reconnected_soon(monkeypatch):
 
 
 CLOSE_UNDER_A_BLOCKED_READ = """
-import http.server, threading, time
-import cv2, numpy as np
+import sys, threading, time
+sys.path.insert(0, sys.argv[1])
+from conftest import stalling_mjpeg_server
 import lipparse_rt.sources as sources
 sources.STREAM_TIMEOUT_S = 30.0  # a read blocked far longer than close() waits
 quit_ = threading.Event()
-class Stalls(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        self.send_response(200)
-        self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=f")
-        self.end_headers()
-        jpg = cv2.imencode(".jpg", np.full((48, 64, 3), 90, np.uint8))[1].tobytes()
-        for _ in range(5):
-            self.wfile.write(b"--f\\r\\nContent-Type: image/jpeg\\r\\nContent-Length: %d\\r\\n\\r\\n" % len(jpg) + jpg + b"\\r\\n")
-        quit_.wait(60)
-    def log_message(self, *a):
-        pass
-srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Stalls)
-srv.daemon_threads = True
-threading.Thread(target=srv.serve_forever, daemon=True).start()
-cam = sources.Camera(f"http://127.0.0.1:{srv.server_address[1]}/v")
+server = stalling_mjpeg_server(quit_)
+cam = sources.Camera(f"http://127.0.0.1:{server.server_address[1]}/v")
 t = time.time()
 while time.time() - t < 2:
     cam.read(0.2)
@@ -586,7 +552,8 @@ def test_closing_a_camera_blocked_on_a_silent_stream_neither_crashes_nor_hangs()
     import subprocess
     import sys
 
-    r = subprocess.run([sys.executable, "-c", CLOSE_UNDER_A_BLOCKED_READ], capture_output=True, text=True, timeout=120)
+    r = subprocess.run([sys.executable, "-c", CLOSE_UNDER_A_BLOCKED_READ, str(Path(__file__).parent)],
+                       capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
     took = float(r.stdout.split("closed in ")[1].split()[0])
     assert took < 1.5, r.stdout
