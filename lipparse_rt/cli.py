@@ -703,8 +703,9 @@ def eval_cmd(
         err.print(f"interrupted: {done[0]} of {done[1] or '?'} images scored; no scores (they need every image)",
                   highlight=False, soft_wrap=True)
         raise typer.Exit(getattr(exc, "exit_code", 130)) from None
-    out.print(f"{data} ({split or 'all'}, {result.images} images, protocol {protocol}, size {engine.input_size}"
-              f"{_how(engine, flip, zoom)}; {engine.weights.name} on {engine.provider})", highlight=False)
+    out.print(f"{data} ({split or 'all'}, {result.images} image{'s' * (result.images != 1)}, protocol {protocol}, "
+              f"size {engine.input_size}{_how(engine, flip, zoom)}; {engine.weights.name} on {engine.provider})",
+              highlight=False)
     out.print(markdown_table(result.scores, result.names, images=result.images_per_class()), highlight=False)
     iou, recall, precision = person_scores(result.confusion)
     out.print(f"person vs background (all person classes merged): IoU {100 * iou:.1f}, recall {100 * recall:.1f}, "

@@ -42,6 +42,28 @@ def _pick(root: Path, names: tuple[str, ...], given: str | None, what: str) -> P
     raise InputError(f"cannot find {what} in '{root}': expected a sub-folder named one of {', '.join(names)}")
 
 
+def _lip_layout(root: Path, split: str | None) -> tuple[Path, Path, Path | None] | None:
+    """The images, labels and stem list of the LIP dataset's own layout, as it is downloaded
+    (`TrainVal_images/val_images`, `TrainVal_parsing_annotations/val_segmentations`,
+    `TrainVal_images/val_id.txt`) or flattened as parsing repositories keep it (`val_images`,
+    `val_segmentations`, `val_id.txt`); None for any other folder. A split is needed: InputError."""
+    for images, labels in ((root / "TrainVal_images", root / "TrainVal_parsing_annotations"), (root, root)):
+        found = sorted(p.name[:-len("_segmentations")] for p in labels.glob("*_segmentations") if p.is_dir())
+        if not found:
+            continue
+        if split is None or split not in found:
+            raise InputError(f"cannot read dataset '{root}': it is laid out as LIP is downloaded; name the split "
+                             f"to read ({' or '.join(found)})" if split is None else
+                             f"cannot read split '{split}' of '{root}': LIP's layout there has "
+                             f"{', '.join(found)}")
+        img_dir, lab_dir = images / f"{split}_images", labels / f"{split}_segmentations"
+        if not img_dir.is_dir():
+            raise InputError(f"cannot read images folder '{img_dir}': no such folder")
+        ids = images / f"{split}_id.txt"
+        return img_dir, lab_dir, ids if ids.is_file() else None
+    return None
+
+
 def find_pairs(
     root: Path, split: str | None = None, images: str | None = None, labels: str | None = None
 ) -> list[tuple[Path, Path]]:
@@ -54,11 +76,15 @@ def find_pairs(
     root = Path(root)
     if not root.is_dir():
         raise InputError(f"cannot read dataset '{root}': no such folder")
-    img_dir = _pick(root, IMAGE_DIRS, images, "images")
-    lab_dir = _pick(root, LABEL_DIRS, labels, "labels")
+    lip = _lip_layout(root, split) if images is None and labels is None else None
+    if lip is not None:  # the LIP dataset as it is downloaded
+        img_dir, lab_dir, split_file = lip
+    else:
+        img_dir = _pick(root, IMAGE_DIRS, images, "images")
+        lab_dir = _pick(root, LABEL_DIRS, labels, "labels")
+        split_file = root / f"{split}.txt" if split is not None else None
     by_stem = {p.stem: p for p in img_dir.iterdir() if p.suffix.lower() in IMAGE_EXTS}
-    if split is not None:
-        split_file = root / f"{split}.txt"
+    if split_file is not None:
         if not split_file.is_file():
             raise InputError(f"cannot read split '{split_file}': no such file")
         stems = [s.strip() for s in split_file.read_text().split() if s.strip()]

@@ -330,6 +330,17 @@ def test_eval_against_reports_the_difference_with_its_interval(tmp_path, tiny_we
     assert "difference +0.00 points [+0.00, +0.00]: within noise" in miou  # the same weights on both sides
 
 
+def test_eval_scores_lip_as_it_is_downloaded(tmp_path, tiny_weights):
+    from test_data import _lip_as_downloaded
+
+    root = _lip_as_downloaded(tmp_path / "LIP")
+    r = runner.invoke(app, ["eval", "--data", str(root), "--split", "val", "--weights", str(tiny_weights)])
+    assert r.exit_code == 0, r.output
+    assert "(val, 1 image, protocol lip" in r.stdout and "| **mIoU** |" in r.stdout, r.stdout  # val_id.txt's one
+    r = runner.invoke(app, ["eval", "--data", str(root), "--weights", str(tiny_weights)])
+    assert "name the split to read (train or val)" in _one_line_error(r, 2)
+
+
 def test_eval_refuses_a_bad_against_or_dataset_before_scoring_anything(tmp_path, tiny_weights, monkeypatch):
     from conftest import make_lip_folder
 

@@ -49,6 +49,37 @@ def test_find_pairs_matches_stems_and_split(tmp_path):
         find_pairs(tmp_path, "test")
 
 
+def _lip_as_downloaded(root, flat=False):
+    """LIP's own layout with two val photos (one of them listed in val_id.txt) and one train photo:
+    as downloaded (TrainVal_images/..., TrainVal_parsing_annotations/...), or flattened as parsing
+    repositories keep it (val_images, val_segmentations, val_id.txt)."""
+    for split, stems in (("val", ("100034_483681", "100142_449784")), ("train", ("77_471474",))):
+        images = root / (f"{split}_images" if flat else f"TrainVal_images/{split}_images")
+        labels = root / (f"{split}_segmentations" if flat else f"TrainVal_parsing_annotations/{split}_segmentations")
+        images.mkdir(parents=True)
+        labels.mkdir(parents=True)
+        for stem in stems:
+            cv2.imwrite(str(images / f"{stem}.jpg"), np.full((40, 30, 3), 128, np.uint8))
+            cv2.imwrite(str(labels / f"{stem}.png"), np.full((40, 30), 5, np.uint8))
+        (images.parent / f"{split}_id.txt").write_text(stems[0] + "\n")
+    return root
+
+
+@pytest.mark.parametrize("flat", [False, True], ids=["as-downloaded", "flattened"])
+def test_find_pairs_reads_lip_as_it_is_downloaded(tmp_path, flat):
+    """Before 2026-12-05 the LIP dataset itself (the classes this app parses) was `cannot find
+    images in 'LIP': expected a sub-folder named one of image, images, JPEGImages`."""
+    root = _lip_as_downloaded(tmp_path / "LIP", flat)
+    pairs = find_pairs(root, "val")
+    assert [(i.name, lab.name) for i, lab in pairs] == [("100034_483681.jpg", "100034_483681.png")]  # val_id.txt
+    assert "val_images" in str(pairs[0][0]) and "val_segmentations" in str(pairs[0][1])
+    assert [i.name for i, _ in find_pairs(root, "train")] == ["77_471474.jpg"]
+    with pytest.raises(InputError, match=r"laid out as LIP is downloaded; name the split to read \(train or val\)"):
+        find_pairs(root)
+    with pytest.raises(InputError, match="LIP's layout there has train, val"):
+        find_pairs(root, "test")
+
+
 def test_augment_scale_range_sets_how_much_of_the_crop_is_labelled():
     """A crop of a scale s image holds s^2 of its area in labels up to s = 1, and is full above it."""
     rng = np.random.default_rng(2)
