@@ -18,8 +18,9 @@ from .errors import InputError
 
 U8 = NDArray[np.uint8]
 
-IMAGE_DIRS = ("image", "images", "JPEGImages")
-LABEL_DIRS = ("parse", "labels_lip_sided", "labels", "labels_lip", "SegmentationClass")
+# the usual names (CIHP, LIP's multi-person sibling of the same 20 classes: Images, Category_ids)
+IMAGE_DIRS = ("image", "images", "JPEGImages", "Images")
+LABEL_DIRS = ("parse", "labels_lip_sided", "labels", "labels_lip", "SegmentationClass", "Category_ids")
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 IGNORE = 255
 DATA_ENV = "LIPPARSE_DATA"
@@ -82,7 +83,8 @@ def find_pairs(
     else:
         img_dir = _pick(root, IMAGE_DIRS, images, "images")
         lab_dir = _pick(root, LABEL_DIRS, labels, "labels")
-        split_file = root / f"{split}.txt" if split is not None else None
+        split_file = None if split is None else next(
+            (f for f in (root / f"{split}.txt", root / f"{split}_id.txt") if f.is_file()), root / f"{split}.txt")
     by_stem = {p.stem: p for p in img_dir.iterdir() if p.suffix.lower() in IMAGE_EXTS}
     if split_file is not None:
         if not split_file.is_file():

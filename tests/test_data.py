@@ -80,6 +80,21 @@ def test_find_pairs_reads_lip_as_it_is_downloaded(tmp_path, flat):
         find_pairs(root, "test")
 
 
+def test_find_pairs_reads_cihp_as_it_is_downloaded(tmp_path):
+    """CIHP (LIP's multi-person sibling, the same 20 classes): `Validation/Images`, its class maps
+    in `Category_ids` (not `Categories`, their colours, nor the instance maps), `val_id.txt`."""
+    root = tmp_path / "instance-level_human_parsing" / "Validation"
+    for folder in ("Images", "Categories", "Category_ids", "Human_ids"):
+        (root / folder).mkdir(parents=True)
+    for stem in ("0000001", "0000002"):
+        cv2.imwrite(str(root / "Images" / f"{stem}.jpg"), np.zeros((8, 8, 3), np.uint8))
+        for folder in ("Categories", "Category_ids", "Human_ids"):
+            cv2.imwrite(str(root / folder / f"{stem}.png"), np.full((8, 8), 7, np.uint8))
+    (root / "val_id.txt").write_text("0000002\n")
+    assert [(i.parent.name, lab.parent.name) for i, lab in find_pairs(root)] == [("Images", "Category_ids")] * 2
+    assert [i.stem for i, _ in find_pairs(root, "val")] == ["0000002"]
+
+
 def test_augment_scale_range_sets_how_much_of_the_crop_is_labelled():
     """A crop of a scale s image holds s^2 of its area in labels up to s = 1, and is full above it."""
     rng = np.random.default_rng(2)
