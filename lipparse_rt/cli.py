@@ -61,10 +61,18 @@ ZoomOpt = Annotated[bool, typer.Option(
 
 
 def _on_signal(signum: int, frame: object) -> None:
-    """SIGTERM and SIGINT stop a run with the shell's code for them (143, 130). For SIGINT, not
+    """SIGTERM, SIGINT and SIGHUP (the terminal closed, an SSH session dropped) stop a run with
+    the shell's code for them (143, 130, 129): what was done is finished and kept. For SIGINT, not
     KeyboardInterrupt: typer turns that into a silent exit 130 wherever a command does not catch
     it itself (eval, quantize, bench...), and the user is told nothing."""
     raise Interrupted(128 + signum)
+
+
+def _stop_signals() -> list[int]:
+    """SIGTERM, and SIGHUP where the system has it, unless ignored (`nohup` ignores SIGHUP: then
+    the run goes on, as asked)."""
+    sigs = [signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
+    return [sig for sig in sigs if signal.getsignal(sig) is not signal.SIG_IGN]
 
 
 def _print_version(value: bool) -> None:
@@ -89,7 +97,8 @@ def main(
         force=True,
     )
     try:
-        signal.signal(signal.SIGTERM, _on_signal)
+        for sig in _stop_signals():
+            signal.signal(sig, _on_signal)
     except ValueError:  # not the main thread (an embedding host); keep its handlers
         pass
 
@@ -522,9 +531,9 @@ def train(
                           model=LipNetConfig(decoder_stride=decoder_stride))
         import threading
 
-        stop = threading.Event()  # Ctrl-C / SIGTERM: finish the step, write a checkpoint, end
-        signal.signal(signal.SIGINT, lambda *_: stop.set())
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        stop = threading.Event()  # Ctrl-C, SIGTERM, SIGHUP: finish the step, write a checkpoint, end
+        for sig in [signal.SIGINT, *_stop_signals()]:
+            signal.signal(sig, lambda *_: stop.set())
         path = run_train(cfg, resume=resume, init=init, should_stop=stop.is_set)
     except LipParseError as exc:
         _fail(exc)

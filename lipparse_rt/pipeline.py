@@ -88,7 +88,7 @@ class RunStats:
     wall_s: float = 0.0
     model_spans: list[tuple[float, float]] = field(default_factory=list)  # each parse's (start, end), s
     latency_ms: list[float] = field(default_factory=list)
-    interrupted: int = 0  # exit code of the signal that stopped the run (130 Ctrl-C, 143 SIGTERM)
+    interrupted: int = 0  # exit code of the signal that stopped the run (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP)
     stopped: bool = False  # the user quit (q, Esc, window closed)
     source_error: str | None = None
     streams: int = 1  # frames parsed at once

@@ -58,8 +58,11 @@ def _wait_for_frames(path, proc, min_frames=60, timeout=60):
     raise AssertionError("the run wrote no frames in time: " + (proc.stderr.read() if proc.poll() is not None else ""))
 
 
-@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)],
+                         ids=["SIGINT", "SIGTERM", "SIGHUP"])
 def test_interrupt_finalises_output(tmp_path, long_video, tiny_weights, sig, code):
+    # SIGHUP: the terminal closed or the SSH session dropped; before 2026-12-05 it killed the
+    # process (the MP4 played to its last fragment, without the rest of its sound)
     out = tmp_path / "o.mp4"
     proc = _cli("video", long_video, "--out", out, env_weights=tiny_weights)
     _wait_for_frames(out, proc)
@@ -80,6 +83,35 @@ def test_interrupt_finalises_output(tmp_path, long_video, tiny_weights, sig, cod
                 kind = p.stream.type
                 ends[kind] = max(ends.get(kind, 0.0), float(p.pts * p.time_base))
     assert abs(ends["audio"] - ends["video"]) < 0.1, ends
+
+
+def test_a_hangup_stops_training_with_a_checkpoint_and_nohup_keeps_it_going(tmp_path):
+    """The SSH session that started a long `train` drops: SIGHUP finishes the step and writes the
+    checkpoint that --resume continues from (before 2026-12-05 it killed the run since its last
+    checkpoint). Under `nohup` (SIGHUP ignored) no stop signal is taken over."""
+    pytest.importorskip("torch")
+    from conftest import make_lip_folder
+
+    from lipparse_rt.cli import _stop_signals
+
+    data = make_lip_folder(tmp_path / "d", range(4))
+    run = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "lipparse_rt.cli", "train", "--data", str(data), "--iters",
+                             "100000", "--size", "32", "--batch", "2", "--out", str(run), "--ckpt-every", "100000",
+                             "--bn-batches", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (run / "log.csv").exists():  # the training loop has started
+        assert proc.poll() is None and time.time() < deadline, proc.stderr.read() if proc.poll() is not None else "slow"
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGHUP)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "stopped: continue with the same command and --resume" in err and (run / "last.pt").is_file()
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        assert signal.SIGHUP not in _stop_signals() and signal.SIGTERM in _stop_signals()
+    finally:
+        signal.signal(signal.SIGHUP, previous)
 
 
 def test_a_sigterm_outside_a_run_is_interrupted_not_an_error(tmp_path, monkeypatch, capsys):
