@@ -352,7 +352,9 @@ def webcam(
                 h, w = frame.image.shape[:2]
                 writer = stack.enter_context(VideoWriter(out_path, Fraction(round(cam.fps * 1000), 1000), w, h,
                                                          time_base=Fraction(1, 1000)))
-            shape = f" ({cam.width}x{cam.height}, {cam.fps:g} FPS)" if cam.width else ""
+            # a live stream's rate is FFmpeg's guess (25 for MJPEG over HTTP): not said; the HUD measures it
+            rate = "" if cam.network and not cam.recording else f", {cam.fps:g} FPS"
+            shape = f" ({cam.width}x{cam.height}{rate})" if cam.width else ""
             err.print(f"camera {camera}{shape} on {engine.mode}, model long side {engine.input_size}"
                       + (", person zoom" if zoom else ""), highlight=False)
             if show:
