@@ -48,6 +48,8 @@ def _as_url(path: Path) -> str | None:
 
 
 def _check_file(path: Path, what: str) -> None:
+    if str(path) == "-":  # a file is read more than once (its first frame, then each sound track)
+        raise InputError(f"cannot read {what} from a pipe ('-'): give a file")
     if not path.exists():
         url = _as_url(path)
         if url:

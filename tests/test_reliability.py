@@ -259,6 +259,8 @@ def test_a_url_given_for_a_file_says_so(tmp_path, tiny_weights, monkeypatch):
     assert r.exit_code == 2 and "'https://example.com/a.jpg': it is a URL" in r.stderr
     r = runner.invoke(app, ["image", "c:/nowhere/a.jpg", "--out", str(tmp_path / "o")])
     assert r.exit_code == 2 and r.stderr.strip().endswith("no such file or folder")
+    r = runner.invoke(app, ["video", "-", "--out", str(tmp_path / "o.mp4")])  # `ffmpeg ... - | lipparse-rt video -`
+    assert r.exit_code == 2 and r.stderr.strip().splitlines()[-1] == "error: cannot read video from a pipe ('-'): give a file"
 
 
 def test_a_name_with_a_colon_is_a_file(tmp_path, tiny_weights, monkeypatch):
