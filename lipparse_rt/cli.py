@@ -32,7 +32,8 @@ _state = {"debug": False}
 
 # Options shared by the commands that run the model.
 Weights = Annotated[Optional[Path], typer.Option(
-    "--weights", "-w", readable=False, help="ONNX weights (default: the shipped weights/lipnet.onnx, or $LIPPARSE_WEIGHTS).")]
+    "--weights", "-w", readable=False,  # unreadable weights: the engine's one line, not a usage box
+    help="ONNX weights (default: the shipped weights/lipnet.onnx, or $LIPPARSE_WEIGHTS).")]
 Size = Annotated[int, typer.Option(
     "--size", help="Model input: the long side in pixels, a multiple of 16 up to 2048 (0 = the size stored in the weights).")]
 Provider = Annotated[str, typer.Option(
@@ -335,8 +336,9 @@ def webcam(
         with ExitStack() as stack:
             cam = stack.enter_context(Camera(camera, size=wanted))
             if wanted and (cam.is_file or cam.network):
-                err.print(f"warning: --resolution is for cameras: '{camera}' "
-                          + ("plays" if cam.recording else "comes") + " at its own size", highlight=False, soft_wrap=True)
+                comes = "plays" if cam.recording else "comes"
+                err.print(f"warning: --resolution is for cameras: '{camera}' {comes} at its own size", highlight=False,
+                          soft_wrap=True)
             elif wanted and cam.width and (cam.width, cam.height) != wanted:
                 err.print(f"warning: camera {camera} gives {cam.width}x{cam.height}, not the {wanted[0]}x{wanted[1]} "
                           "asked for (its nearest mode)", highlight=False, soft_wrap=True)
@@ -373,8 +375,8 @@ def webcam(
 
 @app.command()
 def image(
-    paths: list[Path] = typer.Argument(..., readable=False, help="Images, folders of images, or patterns such as 'photos/*.jpg'.",
-                                       show_default=False),
+    paths: list[Path] = typer.Argument(..., readable=False, show_default=False,
+                                       help="Images, folders of images, or patterns such as 'photos/*.jpg'."),
     out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="Write overlays here (PNG, named by the input's stem; one of that name is replaced, an input image never)."),
     masks: Optional[Path] = typer.Option(None, "--masks", help="Write masks here: one 8-bit PNG of LIP ids per image, full size, named by stem."),
     weights: Weights = None,
@@ -482,7 +484,8 @@ def info(
     out.print(f"provider in use: {engine.provider}{fused}")
     out.print(f"HEIC photos: {heif_reader() or 'not readable (pip install pillow-heif)'}")
     # what decodes and encodes video here: a file that plays elsewhere and not here depends on it
-    out.print(f"video: PyAV {av.__version__} (FFmpeg {getattr(av, 'ffmpeg_version_info', '?')}), OpenCV {cv2.__version__}")
+    ffmpeg = getattr(av, "ffmpeg_version_info", "?")
+    out.print(f"video: PyAV {av.__version__} (FFmpeg {ffmpeg}), OpenCV {cv2.__version__}")
 
 
 @app.command()
