@@ -197,7 +197,7 @@ def _summary(stats, label: str) -> None:
 @app.command()
 def video(
     input: Path = typer.Argument(..., readable=False, help="Input video file (anything FFmpeg reads)."),
-    out_path: Optional[Path] = typer.Option(None, "--out", "-o", help="Output MP4 (H.264; the input's sound, every track, its text subtitles, and its date and place tags kept)."),
+    out_path: Optional[Path] = typer.Option(None, "--out", "-o", help="Output MP4 (H.264; the input's sound, every track, its text subtitles, and its date and place tags kept), or an existing folder: FOLDER/<input's name>.mp4."),
     masks: Optional[Path] = typer.Option(None, "--masks", help="Also write one index PNG of LIP ids per frame here."),
     show: bool = typer.Option(False, "--show", help="Also show the result live in a window (q or Esc stops the run; what was parsed is kept)."),
     force: bool = typer.Option(False, "--force", "-f", help="Overwrite an existing output, and an earlier run's frame masks in --masks."),
@@ -223,6 +223,8 @@ def video(
             raise InputError("nothing to do: give --out FILE, --masks DIR or --show")
         if preset not in X264_PRESETS:
             raise InputError(f"unknown preset '{preset}': use one of {', '.join(X264_PRESETS)}")
+        if out_path is not None and out_path.is_dir():  # a folder: the input's name in it, as a shell loop wants
+            out_path = out_path / f"{input.stem}.mp4"
         if out_path is not None:
             check_output(out_path, force, (input,))
         if masks is not None:

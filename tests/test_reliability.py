@@ -406,6 +406,19 @@ def test_unreadable_inputs_are_one_line(tmp_path, video10, tiny_weights):
         f"error: cannot write overlays to '{shut}': not writable", r.stderr
 
 
+def test_video_out_a_folder_writes_the_inputs_name_in_it(tmp_path, video10, tiny_weights, monkeypatch):
+    """`for f in clips/*.mkv; do lipparse-rt video "$f" --out parsed; done`: an existing folder
+    takes the input's name (before 2026-12-05: `the output is an H.264 MP4; name it .mp4 ...`);
+    the input's own folder would replace the input: refused."""
+    monkeypatch.setenv("LIPPARSE_WEIGHTS", str(tiny_weights))
+    (tmp_path / "parsed").mkdir()
+    r = runner.invoke(app, ["video", str(video10), "--out", str(tmp_path / "parsed")])
+    assert r.exit_code == 0, r.output
+    assert probe(tmp_path / "parsed" / f"{video10.stem}.mp4")["frames"] == 10
+    r = runner.invoke(app, ["video", str(video10), "--out", str(video10.parent), "--force"])
+    assert r.exit_code == 3 and "is the input" in r.stderr and probe(video10)["frames"] == 10
+
+
 def test_output_equal_to_input_is_refused(tmp_path, video10, tiny_weights, monkeypatch):
     monkeypatch.setenv("LIPPARSE_WEIGHTS", str(tiny_weights))
     r = runner.invoke(app, ["video", str(video10), "--out", str(video10), "--force"])
