@@ -291,7 +291,8 @@ def webcam(
     camera: str = typer.Option("0", "--camera", "-c", help="Camera index, device path, stream URL, or a video file played at its own rate."),
     mirror: bool = typer.Option(True, "--mirror/--no-mirror", help="Mirror the display (the model always sees the camera's own frame)."),
     show: bool = typer.Option(True, "--show/--no-show", help="Open a window (q or Esc quits)."),
-    out_path: Optional[Path] = typer.Option(None, "--out", "-o", help="Also record what is shown to this MP4."),
+    out_path: Optional[Path] = typer.Option(None, "--out", "-o", help="Also record what is shown to this MP4 (or, in "
+                                            "an existing folder, to lipparse-<date>-<time>.mp4)."),
     force: bool = typer.Option(False, "--force", "-f", help="Overwrite an existing recording."),
     weights: Weights = None,
     int8: Int8 = None,
@@ -329,6 +330,8 @@ def webcam(
         if not show and out_path is None:
             raise InputError("nothing to do: with --no-show give --out FILE")
         wanted = _resolution(resolution)
+        if out_path is not None and out_path.is_dir():  # a folder: a recording named by when it starts
+            out_path = out_path / f"lipparse-{time.strftime('%Y%m%d-%H%M%S')}.mp4"
         if out_path is not None:
             check_output(out_path, force)
         shots = Snapshots(snapshots or Path(".")) if show else None

@@ -119,6 +119,15 @@ def test_webcam_with_a_file_camera_records(tmp_path, zoom):
     assert 1 <= probe(out)["frames"] <= 30
 
 
+def test_webcam_out_a_folder_records_to_a_file_named_by_its_start(tmp_path):
+    cam = make_video(tmp_path / "cam.mp4", n=10, fps=60)
+    (tmp_path / "recordings").mkdir()
+    r = runner.invoke(app, ["webcam", "--camera", str(cam), "--no-show", "--out", str(tmp_path / "recordings")])
+    assert r.exit_code == 0, r.output
+    (rec,) = (tmp_path / "recordings").iterdir()
+    assert re.fullmatch(r"lipparse-\d{8}-\d{6}\.mp4", rec.name) and probe(rec)["frames"] >= 1
+
+
 def test_webcam_resolution_is_checked_and_a_file_camera_keeps_its_size(tmp_path):
     cam = make_video(tmp_path / "cam.mp4", n=10, fps=60)
     out = tmp_path / "rec.mp4"
