@@ -94,7 +94,10 @@ def find_pairs(
         stems = sorted(by_stem)
     pairs = [(by_stem[s], lab_dir / f"{s}.png") for s in stems if s in by_stem and (lab_dir / f"{s}.png").is_file()]
     if not pairs:
-        raise InputError(f"cannot read dataset '{root}': no image has a label PNG of the same stem")
+        lossy = sorted({f.suffix.lower() for f in lab_dir.iterdir() if f.suffix.lower() in (".jpg", ".jpeg")})
+        hint = (f" ('{lab_dir.name}' holds {'/'.join(lossy)} files: label maps must be PNG, as JPEG's "
+                "compression changes the ids at every edge)") if lossy else ""
+        raise InputError(f"cannot read dataset '{root}': no image has a label PNG of the same stem" + hint)
     return pairs
 
 

@@ -47,6 +47,14 @@ def test_find_pairs_matches_stems_and_split(tmp_path):
     assert read_mask(find_pairs(tmp_path)[0][1]).max() == 3
     with pytest.raises(InputError, match="no such file"):
         find_pairs(tmp_path, "test")
+    jpeg = tmp_path / "jpeg"  # label maps saved as JPEG: lossy, so refused with the reason
+    (jpeg / "images").mkdir(parents=True)
+    (jpeg / "labels").mkdir()
+    cv2.imwrite(str(jpeg / "images" / "a.jpg"), np.zeros((8, 8, 3), np.uint8))
+    cv2.imwrite(str(jpeg / "labels" / "a.jpg"), np.zeros((8, 8), np.uint8))
+    with pytest.raises(InputError, match=r"no image has a label PNG of the same stem \('labels' holds \.jpg files: "
+                                         "label maps must be PNG"):
+        find_pairs(jpeg)
 
 
 def _lip_as_downloaded(root, flat=False):
