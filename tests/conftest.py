@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from fractions import Fraction
 from pathlib import Path
 
@@ -99,13 +101,15 @@ def mux_black_frames(container, stream, n: int) -> None:
         container.mux(p)
 
 
-def stalling_mjpeg_server(quit_, frames: int = 5, connections: list | None = None):
+@contextlib.contextmanager
+def mjpeg_camera(frames: int = 5, connections: list | None = None):
     """A local MJPEG camera over HTTP (a phone's camera app, an IP camera) that sends `frames`
-    frames on each connection, then keeps it open and silent until `quit_` is set. Started on
-    its own thread; `shutdown()` it."""
+    frames on each connection, then keeps it open and silent until the event it gives is set (or
+    the block ends). Yields (its URL, that event)."""
     import http.server
-    import threading
     import time
+
+    quit_ = threading.Event()
 
     class Stalls(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
@@ -124,10 +128,37 @@ def stalling_mjpeg_server(quit_, frames: int = 5, connections: list | None = Non
         def log_message(self, *args):
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Stalls)
+    with _serving(Stalls) as base:
+        try:
+            yield f"{base}/video", quit_
+        finally:
+            quit_.set()
+
+
+@contextlib.contextmanager
+def served_folder(folder: Path):
+    """`folder` served over HTTP on a local port (a video a user plays from a web server). Yields
+    the base URL."""
+    import functools
+    import http.server
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    handler.log_message = lambda *a, **k: None
+    with _serving(handler) as base:
+        yield base
+
+
+@contextlib.contextmanager
+def _serving(handler):
+    import http.server
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
 
 
 def probe(path: Path) -> dict:

@@ -143,19 +143,11 @@ def test_webcam_resolution_is_checked_and_a_file_camera_keeps_its_size(tmp_path)
 def test_webcam_on_a_live_stream_does_not_state_a_guessed_rate(tmp_path):
     """An MJPEG camera over HTTP has no frame rate: the status line said FFmpeg's guess, `25 FPS`,
     for a camera sending 30 (before 2026-12-05)."""
-    import threading
+    from conftest import mjpeg_camera
 
-    from conftest import stalling_mjpeg_server
-
-    quit_ = threading.Event()
-    server = stalling_mjpeg_server(quit_, frames=50)
-    url = f"http://127.0.0.1:{server.server_address[1]}/video"
-    try:
+    with mjpeg_camera(frames=50) as (url, _):
         r = runner.invoke(app, ["webcam", "--camera", url, "--no-show", "--out", str(tmp_path / "rec.mp4"),
                                 "--max-frames", "5"])
-    finally:
-        quit_.set()
-        server.shutdown()
     assert r.exit_code == 0, r.output
     assert f"camera {url} (64x48) on cpu" in r.stderr, r.stderr
     assert probe(tmp_path / "rec.mp4")["frames"] == 5
@@ -164,21 +156,13 @@ def test_webcam_on_a_live_stream_does_not_state_a_guessed_rate(tmp_path):
 def test_webcam_resolution_with_a_video_over_http_says_it_plays_at_its_own_size(tmp_path):
     """Before 2026-12-05 the size was asked of the stream, and the warning read `camera
     http://... gives 160x120, not the 1280x720 asked for (its nearest mode)`."""
-    import functools
-    import http.server
-    import threading
+    from conftest import served_folder
 
     make_video(tmp_path / "cam.mp4", n=10, fps=60)
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
-    handler.log_message = lambda *a, **k: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}/cam.mp4"
-    try:
+    with served_folder(tmp_path) as base:
+        url = f"{base}/cam.mp4"
         r = runner.invoke(app, ["webcam", "--camera", url, "--no-show", "--out", str(tmp_path / "rec.mp4"),
                                 "--resolution", "1280x720"])
-    finally:
-        server.shutdown()
     assert r.exit_code == 0, r.output
     assert f"warning: --resolution is for cameras: '{url}' plays at its own size" in r.stderr
     assert "nearest mode" not in r.stderr and probe(tmp_path / "rec.mp4")["size"] == (160, 120)

@@ -8,7 +8,7 @@ import pytest
 from lipparse_rt.errors import CameraError, InputError
 from lipparse_rt.sources import Camera, Deinterlace, Images, VideoFile, even, pixel_aspect, read_image_any, square_size
 
-from conftest import make_video, stalling_mjpeg_server
+from conftest import make_video, mjpeg_camera, served_folder
 
 
 def test_video_file_yields_every_frame_in_order(tmp_path):
@@ -471,18 +471,12 @@ def test_a_stream_url_that_does_not_answer_is_named_a_stream():
 def test_a_video_served_over_http_plays_at_its_rate_and_ends(tmp_path):
     """A URL with a frame count is a recording: played at its own rate and ended at its last frame
     (before 2026-12-04 it was read as fast as it came and reopened at its end, over and over)."""
-    import functools
-    import http.server
     import time
 
     make_video(tmp_path / "clip.mp4", n=10, fps=25)
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
-    handler.log_message = lambda *a, **k: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    with served_folder(tmp_path) as base:
         t0 = time.perf_counter()
-        with Camera(f"http://127.0.0.1:{server.server_address[1]}/clip.mp4", reconnect_s=5.0) as cam:
+        with Camera(f"{base}/clip.mp4", reconnect_s=5.0) as cam:
             assert cam.recording and cam.finite
             seen = []
             while True:
@@ -493,8 +487,6 @@ def test_a_video_served_over_http_plays_at_its_rate_and_ends(tmp_path):
                 if f is not None:
                     seen.append(f.index)
         took = time.perf_counter() - t0
-    finally:
-        server.shutdown()
     assert 0 < len(seen) <= 10 and seen == sorted(seen) and max(seen) <= 9  # never read past its end
     assert took >= 0.3  # ten frames at 25 FPS take 0.4 s when paced
 
@@ -508,38 +500,32 @@ def test_a_network_camera_that_stops_sending_is_reconnected_soon(monkeypatch):
     import lipparse_rt.sources as sources
 
     monkeypatch.setattr(sources, "STREAM_TIMEOUT_S", 1.0)
-    quit_, connections = threading.Event(), []
-    server = stalling_mjpeg_server(quit_, connections=connections)
-    try:
-        seen = 0
-        with Camera(f"http://127.0.0.1:{server.server_address[1]}/video", reconnect_s=5.0) as cam:
+    connections, seen = [], 0
+    with mjpeg_camera(connections=connections) as (url, _):
+        with Camera(url, reconnect_s=5.0) as cam:
             assert not cam.recording
             deadline = time.perf_counter() + 8
             while len(connections) < 3 and time.perf_counter() < deadline:
                 seen += cam.read(timeout=0.2) is not None
-    finally:
-        quit_.set()
-        server.shutdown()
     assert len(connections) >= 3 and seen >= 3, (len(connections), seen)  # two stalls, each followed by frames
 
 
 CLOSE_UNDER_A_BLOCKED_READ = """
-import sys, threading, time
+import sys, time
 sys.path.insert(0, sys.argv[1])
-from conftest import stalling_mjpeg_server
+from conftest import mjpeg_camera
 import lipparse_rt.sources as sources
 sources.STREAM_TIMEOUT_S = 30.0  # a read blocked far longer than close() waits
-quit_ = threading.Event()
-server = stalling_mjpeg_server(quit_)
-cam = sources.Camera(f"http://127.0.0.1:{server.server_address[1]}/v")
-t = time.time()
-while time.time() - t < 2:
-    cam.read(0.2)
-t = time.time()
-cam.close()
-took = time.time() - t
-quit_.set()  # the stream ends: the read returns, into a capture released under it before the fix
-time.sleep(1)
+with mjpeg_camera() as (url, quit_):
+    cam = sources.Camera(url)
+    t = time.time()
+    while time.time() - t < 2:
+        cam.read(0.2)
+    t = time.time()
+    cam.close()
+    took = time.time() - t
+    quit_.set()  # the stream ends: the read returns, into a capture released under it before the fix
+    time.sleep(1)
 print(f"closed in {took:.2f} s")
 """
 
