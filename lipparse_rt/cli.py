@@ -17,7 +17,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from . import __version__
-from .errors import InputError, Interrupted, LipParseError, ModelError, OutputError
+from .errors import DisplayError, InputError, Interrupted, LipParseError, ModelError, OutputError
 from .heap import limit_arenas
 
 app = typer.Typer(
@@ -280,8 +280,11 @@ def video(
     if stats.stopped:  # q, Esc or the window closed: the user's choice, so no error, but said
         of = f" of {src.declared_frames}" if src.declared_frames > stats.frames_out else ""
         parsed = f"{stats.frames_out}{of} frames" if of else _frames(stats.frames_out)
-        err.print(f"stopped in the window: {parsed} parsed" + (f" and written to {out_path}" if out_path else ""),
-                  highlight=False, soft_wrap=True)
+        kept = f"{parsed} parsed" + (f" and written to {out_path}" if out_path else "")
+        if window is not None and window.lost:  # not the user's choice: an error, with what was kept
+            err.print(f"error: the display was lost (its X connection broke): {kept}", highlight=False, soft_wrap=True)
+            raise typer.Exit(DisplayError.exit_code)
+        err.print(f"stopped in the window: {kept}", highlight=False, soft_wrap=True)
     if damaged:
         raise typer.Exit(2)
 
@@ -324,8 +327,6 @@ def webcam(
 
     try:
         if show and not has_display():
-            from .errors import DisplayError
-
             raise DisplayError("cannot open a window: no display (set DISPLAY, or use --no-show with --out FILE)")
         if not show and out_path is None:
             raise InputError("nothing to do: with --no-show give --out FILE")
@@ -376,6 +377,10 @@ def webcam(
         out.print(f"capture-to-display latency p50 {p50:.1f} ms, p95 {p95:.1f} ms", highlight=False)
     if stats.interrupted:
         raise typer.Exit(stats.interrupted)
+    if window is not None and window.lost:
+        kept = f": {_frames(writer.frames)} recorded to {out_path}" if writer is not None else ""
+        err.print(f"error: the display was lost (its X connection broke){kept}", highlight=False, soft_wrap=True)
+        raise typer.Exit(DisplayError.exit_code)
 
 
 @app.command()

@@ -688,6 +688,8 @@ class Window:
         self.title = title
         self._screen = None
         self._closed = False
+        self._lost: list[bool] = []  # set by Xlib when the display goes away (`_watch_x11`)
+        self._x11_handlers = None
 
     def __enter__(self) -> "Window":
         return self
@@ -701,6 +703,7 @@ class Window:
         fit = min(1.0, 0.95 * sizes[0][0] / w, 0.9 * sizes[0][1] / h)
         self._screen = pg.display.set_mode((max(1, round(w * fit)), max(1, round(h * fit))), pg.RESIZABLE)
         pg.display.set_caption(self.title)
+        self._x11_handlers = _watch_x11(pg, self._lost)
 
     def show(self, bgr: U8) -> int:
         """Show a frame; return the key code of the first key pressed since the last call (-1 for none)."""
@@ -726,12 +729,53 @@ class Window:
             elif event.type == pg.KEYDOWN and key < 0:
                 key = event.key  # ASCII for letters and Esc (27), larger for other keys
                 key = {pg.K_KP_PLUS: ord("+"), pg.K_KP_MINUS: ord("-")}.get(key, key)  # the keypad's as the others
+        if self._lost:  # the display went away during this frame: the window is gone, and SDL is not called again
+            self._closed = True
+            import atexit
+
+            atexit.unregister(pg.quit)  # SDL's clean-up spins for ever on a display that is gone
+            return -1
         return key
 
+    @property
+    def lost(self) -> bool:
+        """True when the display went away under the window (an SSH session's X forwarding dropped,
+        the X server stopped): `closed` is then true too."""
+        return bool(self._lost)
+
     def closed(self) -> bool:
-        """True when the user closed the window."""
+        """True when the user closed the window, or the display went away (`lost`)."""
         return self._closed
 
     def close(self) -> None:
         """Close the window."""
-        self._pg.display.quit()
+        if not self._lost:
+            self._pg.display.quit()
+
+
+def _watch_x11(pg, lost: list) -> tuple | None:
+    """Where SDL draws through X11: Xlib's answer to a display that goes away (a dropped SSH
+    session's X forwarding, an X server stopped) becomes `lost.append(True)`, where it would print
+    `X connection to :0 broken` and call exit(1), leaving the output unfinished. Needs libX11 1.7's
+    XSetIOErrorExitHandler; elsewhere (Wayland, macOS, Windows, an older libX11) nothing is set.
+    Returns the handlers, which must stay referenced while the window lives."""
+    import ctypes
+
+    try:
+        if pg.display.get_driver() != "x11":
+            return None
+        lib = ctypes.CDLL("libX11.so.6")
+        set_exit = lib.XSetIOErrorExitHandler
+        capsule = pg.display.get_wm_info()["display"]
+        pointer = ctypes.pythonapi.PyCapsule_GetPointer
+        pointer.restype, pointer.argtypes = ctypes.c_void_p, [ctypes.py_object, ctypes.c_char_p]
+        display = pointer(capsule, b"display")
+    except (OSError, AttributeError, KeyError, ValueError, TypeError, pg.error) as exc:
+        log.debug("display loss not watched: %s", exc)
+        return None
+    on_error = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p)(lambda _: 0)  # Xlib's own message: we say one line
+    on_exit = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)(lambda _d, _u: lost.append(True))
+    set_exit.argtypes = [ctypes.c_void_p, type(on_exit), ctypes.c_void_p]
+    lib.XSetIOErrorHandler(on_error)
+    set_exit(display, on_exit, None)
+    return on_error, on_exit

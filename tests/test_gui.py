@@ -16,7 +16,7 @@ from lipparse_rt.render import overlay
 from lipparse_rt.sinks import VideoWriter
 from lipparse_rt.sources import VideoFile
 
-from conftest import probe  # noqa: F401
+from conftest import probe
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEMO = os.path.join(ROOT, "demos", "astronaut.mp4")
@@ -28,7 +28,8 @@ if not shutil.which("Xvfb") or not shutil.which("xdotool"):
 
 
 @pytest.fixture()
-def display():
+def xserver():
+    """A virtual X server: (its display, its process)."""
     for n in range(90, 120):
         if not os.path.exists(f"/tmp/.X11-unix/X{n}") and not os.path.exists(f"/tmp/.X{n}-lock"):
             break
@@ -38,9 +39,15 @@ def display():
         if os.path.exists(f"/tmp/.X11-unix/X{n}"):
             break
         time.sleep(0.05)
-    yield f":{n}"
-    proc.terminate()
-    proc.wait(5)
+    yield f":{n}", proc
+    if proc.poll() is None:
+        proc.terminate()
+        proc.wait(5)
+
+
+@pytest.fixture()
+def display(xserver):
+    return xserver[0]
 
 
 def _grab(disp: str, path) -> np.ndarray:
@@ -152,3 +159,29 @@ def test_webcam_window_shows_overlay_legend_hud_and_q_quits(tmp_path, display):
     present = np.unique(app.run(seen))
     swatch_hits = sum(int((np.abs(leg - PALETTE_BGR[c].astype(int)).max(2) < 8).sum() > 20) for c in present if c)
     assert swatch_hits >= 1
+
+
+def test_video_show_when_the_display_goes_away_finalises_the_output(tmp_path, xserver, tiny_weights):
+    """The display goes away under `video --show` (an SSH session's X forwarding dropped, the X
+    server stopped): the run stops, the MP4 is finalised with every frame parsed, and one line
+    says so (exit 6). Before 2026-12-05 Xlib printed `X connection to :90 broken` and exited the
+    process at once: the MP4 played to its last complete fragment, its sound and last frames lost."""
+    from conftest import make_video
+
+    disp, server = xserver
+    src = make_video(tmp_path / "long.mp4", n=3000, size=(160, 120), fps=25, audio=True)
+    out = tmp_path / "o.mp4"
+    env = dict(os.environ, DISPLAY=disp, LIPPARSE_WEIGHTS=str(tiny_weights))
+    proc = subprocess.Popen([sys.executable, "-m", "lipparse_rt.cli", "video", str(src), "--show", "--out", str(out)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while not _window_ids(env) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    assert proc.poll() is None and _window_ids(env), "no window: " + (proc.stderr.read() if proc.poll() else "")
+    time.sleep(1)
+    server.kill()
+    _, err = proc.communicate(timeout=60)
+    last = err.strip().splitlines()[-1]
+    assert proc.returncode == 6 and last.startswith("error: the display was lost (its X connection broke): "), err
+    parsed = int(last.split(": ")[2].split(" of ")[0])
+    assert 0 < parsed < 3000 and probe(out)["frames"] == parsed  # finalised: every frame parsed is there
