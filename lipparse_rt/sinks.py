@@ -758,7 +758,8 @@ def _watch_x11(pg, lost: list) -> tuple | None:
     session's X forwarding, an X server stopped) becomes `lost.append(True)`, where it would print
     `X connection to :0 broken` and call exit(1), leaving the output unfinished. Needs libX11 1.7's
     XSetIOErrorExitHandler; elsewhere (Wayland, macOS, Windows, an older libX11) nothing is set.
-    Returns the handlers, which must stay referenced while the window lives."""
+    Returns the handlers; they also stay referenced here for the process's life, as Xlib keeps
+    its I/O error handler after the window has gone."""
     import ctypes
 
     try:
@@ -778,4 +779,8 @@ def _watch_x11(pg, lost: list) -> tuple | None:
     set_exit.argtypes = [ctypes.c_void_p, type(on_exit), ctypes.c_void_p]
     lib.XSetIOErrorHandler(on_error)
     set_exit(display, on_exit, None)
+    _X11_HANDLERS[:] = [on_error, on_exit]
     return on_error, on_exit
+
+
+_X11_HANDLERS: list = []  # the handlers Xlib was last given (`_watch_x11`): never freed under it
