@@ -281,7 +281,7 @@ def video(
         of = f" of {src.declared_frames}" if src.declared_frames > stats.frames_out else ""
         parsed = f"{stats.frames_out}{of} frames" if of else _frames(stats.frames_out)
         kept = f"{parsed} parsed" + (f" and written to {out_path}" if out_path else "")
-        if window is not None and window.lost:  # not the user's choice: an error, with what was kept
+        if getattr(window, "lost", False):  # not the user's choice: an error, with what was kept
             err.print(f"error: the display was lost (its X connection broke): {kept}", highlight=False, soft_wrap=True)
             raise typer.Exit(DisplayError.exit_code)
         err.print(f"stopped in the window: {kept}", highlight=False, soft_wrap=True)
@@ -377,7 +377,7 @@ def webcam(
         out.print(f"capture-to-display latency p50 {p50:.1f} ms, p95 {p95:.1f} ms", highlight=False)
     if stats.interrupted:
         raise typer.Exit(stats.interrupted)
-    if window is not None and window.lost:
+    if getattr(window, "lost", False):
         kept = f": {_frames(writer.frames)} recorded to {out_path}" if writer is not None else ""
         err.print(f"error: the display was lost (its X connection broke){kept}", highlight=False, soft_wrap=True)
         raise typer.Exit(DisplayError.exit_code)
