@@ -35,10 +35,9 @@ MP4_AUDIO = {"aac", "mp3", "opus", "alac", "flac", "ac3", "eac3"}
 # Matroska file's "6 channels" of PCM) is encoded as.
 AAC_LAYOUTS = {1: "mono", 2: "stereo", 3: "3.0", 4: "4.0", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
 
-# Subtitles: FFmpeg's codec property of text (not picture) subtitles; markup that an MP4 text
-# sample would show as it is (SubRip's and WebVTT's <i>, <font ...>, <v Name>; ASS's {\\an8}); and
-# the ASS header FFmpeg's mov_text encoder takes its default style from
-TEXT_SUBTITLE = 1 << 17
+# Subtitles: markup that an MP4 text sample would show as it is (SubRip's and WebVTT's <i>,
+# <font ...>, <v Name>; ASS's {\\an8}); and the ASS header FFmpeg's mov_text encoder takes its
+# default style from
 SUBTITLE_MARKUP = re.compile(r"<[^>]*>|\{[^}]*\}")
 ASS_HEADER = ("[Script Info]\nScriptType: v4.00+\nPlayResX: 384\nPlayResY: 288\n\n[V4+ Styles]\n"
               "Format: Name, Fontname, Fontsize, PrimaryColour, SecondaryColour, OutlineColour, BackColour, Bold, "
@@ -267,7 +266,7 @@ class _SubtitleCopy(_TrackCopy):
         self._codec = codec.canonical_name
         self._cues = CueTimeline()
         try:
-            if not codec.properties & TEXT_SUBTITLE:
+            if not codec.text_sub:
                 raise ValueError(f"{self._codec} subtitles are pictures, which an MP4 cannot hold")
             if self._codec == "mov_text":
                 self.stream = out.add_stream_from_template(self._src)

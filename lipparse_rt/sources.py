@@ -48,7 +48,7 @@ def _as_url(path: Path) -> str | None:
 
 
 def _check_file(path: Path, what: str) -> None:
-    if str(path) == "-":  # a file is read more than once (its first frame, then each sound track)
+    if str(path) == "-":  # a file is read more than once (its first frame, then each sound and subtitle track)
         raise InputError(f"cannot read {what} from a pipe ('-'): give a file")
     if not path.exists():
         url = _as_url(path)
@@ -105,7 +105,7 @@ class VideoFile:
         if not self._container.streams.video:
             self._container.close()
             raise InputError(f"cannot read video '{self.path}': it has no video stream")
-        if all(s.disposition & ATTACHED_PICTURE for s in self._container.streams.video):
+        if all(s.disposition & av.stream.Disposition.attached_pic for s in self._container.streams.video):
             self._container.close()  # a song's or a podcast's cover: no video to parse
             raise InputError(f"cannot read video '{self.path}': it has no video stream, only a cover picture")
         rate = self._stream.average_rate or self._stream.guessed_rate
@@ -256,8 +256,6 @@ class VideoFile:
         if index == 0 and self.error is None:
             raise InputError(f"cannot read video '{self.path}': it has no frames")
 
-
-ATTACHED_PICTURE = 1024  # FFmpeg's AV_DISPOSITION_ATTACHED_PIC: a cover image stored as a video stream
 
 # Container tags that describe the file's format, not the recording: not carried to the output
 # ("timecode" would make the MP4 muxer add a timecode track beside the picture)
@@ -458,11 +456,11 @@ class Camera:
                  size: tuple[int, int] | None = None) -> None:
         self.spec = spec
         self.is_file = Path(spec).is_file()
-        if not self.is_file and not spec.isdigit() and "://" not in spec and not spec.startswith("/dev/"):
+        self.network = "://" in spec  # a stream or a video served over the network: it sends its own size
+        if not self.is_file and not spec.isdigit() and not self.network and not spec.startswith("/dev/"):
             raise CameraError(f"cannot open camera '{spec}': no such device, stream or file")
         self._opener = opener
         self._reconnect_s = reconnect_s
-        self.network = "://" in spec  # a stream or a video served over the network: it sends its own size
         self._size = None if self.is_file or self.network else size
         self._cap = self._open()
         # A recording (a file, here or served over HTTP: it has a frame count; a live stream has
@@ -613,9 +611,9 @@ class Images:
                 raise InputError(f"cannot read images '{path}': no image matches it")
             return files
         if not path.exists():
-            if _as_url(path):
-                raise InputError(f"cannot read images '{_as_url(path)}': it is a URL, and this reads files "
-                                 "(download it first)")
+            url = _as_url(path)
+            if url:
+                raise InputError(f"cannot read images '{url}': it is a URL, and this reads files (download it first)")
             raise InputError(f"cannot read images '{path}': no such file or folder")
         if path.is_dir():
             # hidden files left out: macOS copies leave '._photo.jpg' (resource forks, not images) beside each photo

@@ -8,7 +8,7 @@ import pytest
 from lipparse_rt.errors import CameraError, InputError
 from lipparse_rt.sources import Camera, Deinterlace, Images, VideoFile, even, pixel_aspect, read_image_any, square_size
 
-from conftest import make_video, mjpeg_camera, served_folder
+from conftest import make_video, mjpeg_camera, mux_black_frames, served_folder
 
 
 def test_video_file_yields_every_frame_in_order(tmp_path):
@@ -589,14 +589,8 @@ def test_the_main_picture_is_read_not_a_small_track_before_it(tmp_path):
         cover.width, cover.height, cover.pix_fmt = 32, 32, "yuvj420p"
         main = c.add_stream("libx264", rate=25)
         main.width, main.height, main.pix_fmt = 64, 48, "yuv420p"
-        for stream, n, (w, h) in ((cover, 1, (32, 32)), (main, 25, (64, 48))):
-            for i in range(n):
-                f = av.VideoFrame.from_ndarray(np.zeros((h, w, 3), np.uint8), format="bgr24")
-                f.pts = i
-                for p in stream.encode(f):
-                    c.mux(p)
-            for p in stream.encode(None):
-                c.mux(p)
+        mux_black_frames(c, cover, 1)
+        mux_black_frames(c, main, 25)
     with VideoFile(path) as v:
         assert (v.width, v.height) == (64, 48) and len(list(v)) == 25
 
