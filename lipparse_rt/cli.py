@@ -6,9 +6,9 @@ import logging
 import signal
 import sys
 import time
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Callable, Iterator, Optional
 
 import typer
 from rich.console import Console
@@ -194,11 +194,50 @@ def _summary(stats, label: str) -> None:
     out.print(line, highlight=False, soft_wrap=True)
 
 
+def _video_jobs(inputs: list[Path], out_path: Optional[Path], masks: Optional[Path],
+                force: bool) -> list[tuple[Path, Optional[Path], Optional[Path]]]:
+    """Each video the inputs name (files, folders, patterns) with its output and masks folder,
+    checked before anything is parsed. `--out` a folder: FOLDER/<input's name>.mp4; several
+    videos (or a folder's, a pattern's) need one (made where missing), and their frame masks go to
+    a folder each, MASKS/<input's name>/."""
+    from .sinks import MP4_SUFFIXES, check_output, clear_frame_masks, output_folder
+    from .sources import video_files
+
+    given = inputs
+    inputs = video_files(given)
+    several = len(inputs) > 1 or any(p.is_dir() or p not in inputs for p in given)  # a folder, a pattern: a batch
+    if several and (out_path is not None or masks is not None):
+        by_stem: dict[str, list[Path]] = {}
+        for path in inputs:
+            by_stem.setdefault(path.stem, []).append(path)
+        group = next((g for g in by_stem.values() if len(g) > 1), None)
+        if group:
+            raise InputError(f"{len(group)} videos share the name '{group[0].stem}' "
+                             f"({', '.join(str(p) for p in group)}): their outputs would overwrite each other")
+    if several and out_path is not None and not out_path.is_dir():
+        if out_path.suffix.lower() in MP4_SUFFIXES or out_path.exists():
+            raise OutputError(f"cannot write {len(inputs)} videos to '{out_path}': give --out a folder")
+        output_folder(out_path, "videos")
+    jobs = []
+    for path in inputs:
+        out = out_path / f"{path.stem}.mp4" if out_path is not None and out_path.is_dir() else out_path
+        frame_masks = masks / path.stem if several and masks is not None else masks
+        if out is not None:
+            check_output(out, force, tuple(inputs))
+        if frame_masks is not None:
+            clear_frame_masks(frame_masks, force)
+        jobs.append((path, out, frame_masks))
+    return jobs
+
+
 @app.command()
 def video(
-    input: Path = typer.Argument(..., readable=False, help="Input video file (anything FFmpeg reads)."),
-    out_path: Optional[Path] = typer.Option(None, "--out", "-o", help="Output MP4 (H.264; the input's sound, every track, its text subtitles, and its date and place tags kept), or an existing folder: FOLDER/<input's name>.mp4."),
-    masks: Optional[Path] = typer.Option(None, "--masks", help="Also write one index PNG of LIP ids per frame here."),
+    inputs: list[Path] = typer.Argument(..., readable=False, show_default=False,
+                                        help="Video files (anything FFmpeg reads), folders of videos, or patterns "
+                                             "such as 'clips/*.mp4'; several are parsed one after another, the "
+                                             "model loaded once, and --out is then a folder."),
+    out_path: Optional[Path] = typer.Option(None, "--out", "-o", help="Output MP4 (H.264; the input's sound, every track, its text subtitles, and its date and place tags kept), or a folder: FOLDER/<input's name>.mp4 (made for several inputs)."),
+    masks: Optional[Path] = typer.Option(None, "--masks", help="Also write one index PNG of LIP ids per frame here (for several inputs, in a folder for each: MASKS/<input's name>/)."),
     show: bool = typer.Option(False, "--show", help="Also show the result live in a window (q or Esc stops the run; what was parsed is kept)."),
     force: bool = typer.Option(False, "--force", "-f", help="Overwrite an existing output, and an earlier run's frame masks in --masks."),
     weights: Weights = None,
@@ -214,59 +253,105 @@ def video(
     """Parse every frame of a video and write an overlay video (and/or masks)."""
     from .engine import plan_streams
     from .pipeline import queue_depth, run_file, search_workers
-    from .sinks import X264_PRESETS, MaskWriter, VideoWriter, Window, check_output, clear_frame_masks
+    from .sinks import X264_PRESETS, MaskWriter, VideoWriter, Window
     from .sources import VideoFile
     from .zoom import Zoom
 
+    engine = window = None
+    unreadable: list[str] = []
+    damaged_any = False
+    frames_total, wall_total, parsed = 0, 0.0, 0
     try:
         if out_path is None and masks is None and not show:
             raise InputError("nothing to do: give --out FILE, --masks DIR or --show")
         if preset not in X264_PRESETS:
             raise InputError(f"unknown preset '{preset}': use one of {', '.join(X264_PRESETS)}")
-        if out_path is not None and out_path.is_dir():  # a folder: the input's name in it, as a shell loop wants
-            out_path = out_path / f"{input.stem}.mp4"
-        if out_path is not None:
-            check_output(out_path, force, (input,))
-        if masks is not None:
-            clear_frame_masks(masks, force)
-        with ExitStack() as stack:
-            src = stack.enter_context(VideoFile(input))
-            streams, threads = plan_streams(streams)
-            engine = _engine(weights, provider, size, threads, flip, int8)
-            window = stack.enter_context(Window()) if show else None
-            writer = None
-            if out_path is not None:
-                writer = stack.enter_context(VideoWriter(
-                    out_path, src.fps, src.width, src.height, src.time_base, preset=preset, metadata=src.metadata,
-                    tracks_from=input if src.has_audio or src.has_subtitles else None))
-            mask_writer = stack.enter_context(MaskWriter(masks)) if masks is not None else None
-            mh, mw = engine.model_shape(src.height, src.width)
-            err.print(f"{input.name}: {src.describe()} @ {float(src.fps):.2f} FPS -> model {mw}x{mh} on {engine.mode}"
-                      + (", person zoom" if zoom else ""), highlight=False)
-            with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                          TextColumn("{task.fields[fps]:>6.1f} frames/s"), TimeElapsedColumn(), TimeRemainingColumn(),
-                          console=err, transient=False) as progress:
-                task = progress.add_task("parsing", total=src.expected_frames or None, fps=0.0)
-                t0 = time.perf_counter()
-
-                def on_frame(n: int) -> None:
-                    dt = time.perf_counter() - t0
-                    progress.update(task, completed=n, fps=n / dt if dt > 0 else 0.0)
-
+        jobs = _video_jobs(inputs, out_path, masks, force)
+        with ExitStack() as run_stack, _between_videos(len(jobs), lambda: parsed):
+            for k, (input, out_file, frame_masks) in enumerate(jobs):
                 try:
-                    stats = run_file(src, engine, writer, mask_writer, window, alpha, on_frame,
-                                     depth=queue_depth(src.width, src.height), streams=streams,
-                                     zoom=Zoom(engine, workers=search_workers(src.width, src.height, streams))
-                                     if zoom else None)  # the search in line: no frame is late in a file, and
-                    # the search frame gets the enlarged parse (BENCHMARKS.md, "zoom"); its strips at once up to 1080p
-                except ModelError as exc:  # what was written is kept (the writer closes on the way out)
-                    kept = f"; {_frames(writer.frames)} written to {writer.path}" if writer is not None else ""
-                    raise ModelError(f"{exc}{kept}") from exc
-                progress.update(task, total=stats.frames_out)
-                if writer is not None and (stats.interrupted or stats.stopped):
-                    writer.stop_sound_with_picture()  # not the rest of the input's sound after the last frame
+                    src = VideoFile(input)
+                except InputError as exc:
+                    if len(jobs) == 1:
+                        raise
+                    unreadable.append(str(exc))  # the others are parsed; the exit code says it at the end
+                    err.print(f"warning: {exc}; skipped", highlight=False, soft_wrap=True)
+                    continue
+                with ExitStack() as stack:
+                    stack.enter_context(src)
+                    if engine is None:  # loaded once, after the first input proved readable
+                        streams, threads = plan_streams(streams)
+                        engine = _engine(weights, provider, size, threads, flip, int8)
+                    if show and window is None:
+                        window = run_stack.enter_context(Window())
+                    writer = None
+                    if out_file is not None:
+                        writer = stack.enter_context(VideoWriter(
+                            out_file, src.fps, src.width, src.height, src.time_base, preset=preset,
+                            metadata=src.metadata,
+                            tracks_from=input if src.has_audio or src.has_subtitles else None))
+                    mask_writer = stack.enter_context(MaskWriter(frame_masks)) if frame_masks is not None else None
+                    mh, mw = engine.model_shape(src.height, src.width)
+                    err.print(f"{input.name}: {src.describe()} @ {float(src.fps):.2f} FPS -> model {mw}x{mh} on "
+                              f"{engine.mode}" + (", person zoom" if zoom else ""), highlight=False)
+                    title = "parsing" if len(jobs) == 1 else f"parsing {k + 1}/{len(jobs)}"
+                    with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
+                                  MofNCompleteColumn(), TextColumn("{task.fields[fps]:>6.1f} frames/s"),
+                                  TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=False) as progress:
+                        task = progress.add_task(title, total=src.expected_frames or None, fps=0.0)
+                        t0 = time.perf_counter()
+
+                        def on_frame(n: int) -> None:
+                            dt = time.perf_counter() - t0
+                            progress.update(task, completed=n, fps=n / dt if dt > 0 else 0.0)
+
+                        try:
+                            stats = run_file(src, engine, writer, mask_writer, window, alpha, on_frame,
+                                             depth=queue_depth(src.width, src.height), streams=streams,
+                                             zoom=Zoom(engine, workers=search_workers(src.width, src.height, streams))
+                                             if zoom else None)  # the search in line: no frame is late in a file,
+                            # and the search frame gets the enlarged parse (BENCHMARKS.md, "zoom"); its strips at
+                            # once up to 1080p
+                        except ModelError as exc:  # what was written is kept (the writer closes on the way out)
+                            kept = f"; {_frames(writer.frames)} written to {writer.path}" if writer is not None else ""
+                            raise ModelError(f"{exc}{kept}") from exc
+                        progress.update(task, total=stats.frames_out)
+                        if writer is not None and (stats.interrupted or stats.stopped):
+                            writer.stop_sound_with_picture()  # not the rest of the input's sound after the last frame
+                parsed += 1
+                frames_total += stats.frames_out
+                wall_total += stats.wall_s
+                left = len(jobs) - k - 1
+                damaged_any |= _video_outcome(stats, src, input, out_file, window, left)
     except LipParseError as exc:
         _fail(exc)
+    if len(jobs) > 1:
+        where = f", written to {out_path}" if out_path is not None else ""
+        out.print(f"{parsed} of {len(jobs)} videos parsed: {_frames(frames_total)} in {wall_total:.1f} s{where}",
+                  highlight=False, soft_wrap=True)
+    if unreadable:
+        err.print(f"warning: {len(unreadable)} of {len(jobs)} videos could not be read (listed above)", highlight=False)
+    if damaged_any or unreadable:
+        raise typer.Exit(2)
+
+
+@contextmanager
+def _between_videos(total: int, parsed: Callable[[], int]) -> Iterator[None]:
+    """Ctrl-C or SIGTERM between two of several videos (opening one, loading the model) stops the
+    rest, and says how many were parsed; within a video the run handles it itself."""
+    try:
+        yield
+    except (KeyboardInterrupt, Interrupted) as exc:
+        if total == 1:
+            raise
+        err.print(f"interrupted: {parsed()} of {total} videos parsed", highlight=False)
+        raise typer.Exit(getattr(exc, "exit_code", 130)) from None
+
+
+def _video_outcome(stats, src, input: Path, out_path: Optional[Path], window, left: int) -> bool:
+    """Say how one video's run ended: its summary, a damaged file's warning, an interruption or a
+    stop in the window (with the inputs `left` not parsed), exiting where the run ends here.
+    Return whether the file was damaged."""
     _summary(stats, input.name)
     damaged = stats.source_error
     if not damaged and not stats.interrupted and not stats.stopped and src.declared_frames > stats.frames_out:
@@ -274,19 +359,21 @@ def video(
     if damaged:
         err.print(f"warning: {input}: {damaged} (truncated or damaged file); {_frames(stats.frames_out)} written",
                   highlight=False)
+    rest = f"; {left} more video{'s' * (left != 1)} not parsed" if left else ""
     if stats.interrupted:
-        err.print(f"interrupted: {_frames(stats.frames_out)} written" + (f" to {out_path}" if out_path else ""))
+        err.print(f"interrupted: {_frames(stats.frames_out)} written" + (f" to {out_path}" if out_path else "") + rest,
+                  highlight=False, soft_wrap=True)
         raise typer.Exit(stats.interrupted)
     if stats.stopped:  # q, Esc or the window closed: the user's choice, so no error, but said
         of = f" of {src.declared_frames}" if src.declared_frames > stats.frames_out else ""
         parsed = f"{stats.frames_out}{of} frames" if of else _frames(stats.frames_out)
-        kept = f"{parsed} parsed" + (f" and written to {out_path}" if out_path else "")
+        kept = f"{parsed} parsed" + (f" and written to {out_path}" if out_path else "") + rest
         if getattr(window, "lost", False):  # not the user's choice: an error, with what was kept
             err.print(f"error: the display was lost (its X connection broke): {kept}", highlight=False, soft_wrap=True)
             raise typer.Exit(DisplayError.exit_code)
         err.print(f"stopped in the window: {kept}", highlight=False, soft_wrap=True)
-    if damaged:
-        raise typer.Exit(2)
+        raise typer.Exit(2 if damaged else 0)
+    return bool(damaged)
 
 
 @app.command()

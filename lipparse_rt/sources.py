@@ -29,6 +29,10 @@ log = logging.getLogger(__name__)
 U8 = NDArray[np.uint8]
 HEIF_EXTS = (".heic", ".heif")  # iPhone photos: read through pillow-heif (the 'heic' extra)
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".avif", *HEIF_EXTS)
+# what a folder's videos are named (a file given by name is read by its content, whatever its name)
+VIDEO_EXTS = (".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".wmv", ".asf", ".flv", ".f4v", ".mpg", ".mpeg",
+              ".m2v", ".vob", ".ts", ".mts", ".m2ts", ".3gp", ".3g2", ".ogv", ".mxf", ".dv", ".y4m", ".h264",
+              ".264", ".h265", ".265", ".hevc")
 
 
 @dataclass(frozen=True)
@@ -596,35 +600,11 @@ class Images:
         self.files: list[Path] = []
         seen: set[Path] = set()
         for path in given:
-            for file in self._listing(path):
+            for file in listing(path, IMAGE_EXTS, "images"):
                 real = file.resolve()
                 if real not in seen:
                     seen.add(real)
                     self.files.append(file)
-
-    @staticmethod
-    def _listing(path: Path) -> list[Path]:
-        if not path.exists() and glob.has_magic(str(path)):
-            # glob skips hidden names; '**' goes into subfolders, at any depth
-            files = sorted(p for p in map(Path, glob.glob(str(path), recursive=True)) if _image_file(p))
-            if not files:
-                raise InputError(f"cannot read images '{path}': no image matches it")
-            return files
-        if not path.exists():
-            url = _as_url(path)
-            if url:
-                raise InputError(f"cannot read images '{url}': it is a URL, and this reads files (download it first)")
-            raise InputError(f"cannot read images '{path}': no such file or folder")
-        if path.is_dir():
-            # hidden files left out: macOS copies leave '._photo.jpg' (resource forks, not images) beside each photo
-            files = sorted(p for p in path.iterdir() if _image_file(p) and not p.name.startswith("."))
-            if not files:
-                folders = sum(1 for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
-                hint = (f" (it holds {folders} folder{'s' if folders > 1 else ''}: give them, or a pattern such as "
-                        f"'{path / '**' / '*.jpg'}')") if folders else ""
-                raise InputError(f"cannot read images '{path}': the folder has no images" + hint)
-            return files
-        return [path]
 
     def __enter__(self) -> "Images":
         return self
@@ -654,9 +634,54 @@ class Images:
         return [g for g in groups.values() if len(g) > 1]
 
 
-def _image_file(path: Path) -> bool:
-    """Whether a folder's or a pattern's entry is an image to parse: a file named as one."""
-    return path.suffix.lower() in IMAGE_EXTS and path.is_file()
+def listing(path: Path, exts: Sequence[str], what: str) -> list[Path]:
+    """The files `path` names: itself; a folder's files named with one of `exts` (sorted, hidden
+    ones left out: a Mac's copies leave '._photo.jpg', resource forks, beside each file); or, for
+    a pattern the shell passed through unexpanded ('photos/*.jpg'; '**' goes into subfolders at
+    any depth), the files matching it that are named so. `what` ('images', 'videos') words the
+    errors: nothing there, nothing matching, a folder of folders."""
+    def named(p: Path) -> bool:
+        return p.suffix.lower() in exts and p.is_file()
+
+    if not path.exists() and glob.has_magic(str(path)):
+        files = sorted(p for p in map(Path, glob.glob(str(path), recursive=True)) if named(p))
+        if not files:
+            raise InputError(f"cannot read {what} '{path}': no {what[:-1]} matches it")
+        return files
+    if not path.exists():
+        url = _as_url(path)
+        if url:
+            raise InputError(f"cannot read {what} '{url}': it is a URL, and this reads files (download it first)")
+        raise InputError(f"cannot read {what} '{path}': no such file or folder")
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if named(p) and not p.name.startswith("."))
+        if not files:
+            folders = sum(1 for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+            hint = (f" (it holds {folders} folder{'s' if folders > 1 else ''}: give them, or a pattern such as "
+                    f"'{path / '**' / ('*' + exts[0])}')") if folders else ""
+            raise InputError(f"cannot read {what} '{path}': the folder has no {what}" + hint)
+        return files
+    return [path]
+
+
+def video_files(paths: Sequence[Path]) -> list[Path]:
+    """The videos the paths name: files as given (read by content, whatever their name), a
+    folder's videos (by name: VIDEO_EXTS), and patterns; each file once, in the order given."""
+    files: list[Path] = []
+    seen: set[Path] = set()
+    for path in paths:
+        wildcard = not path.exists() and (glob.has_magic(str(path)) and (glob.glob(str(path), recursive=True)
+                                                                        or re.search(r"[*?]", str(path))))
+        if path.is_file() or not (path.is_dir() or wildcard):
+            found = [path]  # the file itself ('clip [take 2].mp4' too): a missing one is VideoFile's to report
+        else:
+            found = listing(path, VIDEO_EXTS, "videos")
+        for file in found:
+            real = file.resolve()
+            if real not in seen:
+                seen.add(real)
+                files.append(file)
+    return files
 
 
 # Names of video files, for the hint when one is given as an image

@@ -555,3 +555,120 @@ def test_video_keeps_when_and_where_the_input_was_shot(tmp_path, tiny_weights, m
                      {"movflags": "use_metadata_tags"})  # an iPhone's own location tag
     with VideoFile(iphone) as v:
         assert v.metadata["location"] == "+37.3349-122.0090+030.000/"  # under the name the MP4 writes
+
+
+def test_several_videos_are_parsed_into_a_folder_with_the_model_loaded_once(tmp_path, monkeypatch):
+    """`video clips/*.mp4 --out parsed` (what a shell passes): before 2026-12-05 typer refused the
+    second name ('Got unexpected extra argument'), so users looped, loading the model each time."""
+    import lipparse_rt.cli as cli
+
+    loads = []
+    real_engine = cli._engine
+    monkeypatch.setattr(cli, "_engine", lambda *a, **k: loads.append(1) or real_engine(*a, **k))
+    (tmp_path / "clips").mkdir()
+    a = make_video(tmp_path / "clips" / "a.mp4", n=4)
+    b = make_video(tmp_path / "clips" / "b.mkv", n=6)
+    bad = tmp_path / "clips" / "c.mp4"
+    bad.write_text("not a video")
+    out, m = tmp_path / "parsed", tmp_path / "m"  # neither exists yet: the output folder is made
+    r = runner.invoke(app, ["video", str(a), str(bad), str(b), "--out", str(out), "--masks", str(m)])
+    assert r.exit_code == 2, r.output  # one input could not be read: the others are parsed, and the code says so
+    assert f"warning: cannot read video '{bad}': not a video file; skipped" in r.stderr
+    assert "1 of 3 videos could not be read" in r.stderr
+    assert "2 of 3 videos parsed: 10 frames" in r.stdout
+    assert len(loads) == 1
+    assert probe(out / "a.mp4")["frames"] == 4 and probe(out / "b.mp4")["frames"] == 6
+    assert sorted(p.name for p in out.iterdir()) == ["a.mp4", "b.mp4"]
+    assert len(list((m / "a").glob("*.png"))) == 4 and len(list((m / "b").glob("*.png"))) == 6  # a folder each
+    # a second run refuses to overwrite, before any video is parsed
+    r = runner.invoke(app, ["video", str(a), str(b), "--out", str(out)])
+    assert r.exit_code == 3 and "parsed/a.mp4': it exists (use --force" in r.stderr, r.output
+    assert runner.invoke(app, ["video", str(a), str(b), "--out", str(out), "--force"]).exit_code == 0
+
+
+def test_several_videos_need_an_output_folder_and_distinct_names(tmp_path):
+    (tmp_path / "x").mkdir()
+    a = make_video(tmp_path / "a.mp4", n=2)
+    b = make_video(tmp_path / "x" / "a.mkv", n=2)
+    c = make_video(tmp_path / "c.mp4", n=2)
+    line = _one_line_error(runner.invoke(app, ["video", str(a), str(c), "--out", str(tmp_path / "o.mp4")]), 3)
+    assert line == f"error: cannot write 2 videos to '{tmp_path / 'o.mp4'}': give --out a folder"
+    line = _one_line_error(runner.invoke(app, ["video", str(a), str(b), "--out", str(tmp_path / "o")]), 2)
+    assert line == (f"error: 2 videos share the name 'a' ({a}, {b}): their outputs would overwrite each other")
+    assert not (tmp_path / "o").exists()  # nothing made before the refusal
+
+
+def test_sigterm_in_the_second_of_three_videos_keeps_what_was_parsed_and_says_what_was_not(tmp_path, monkeypatch):
+    import os
+    import signal
+
+    import lipparse_rt.pipeline as pipeline
+
+    n = 120  # at 640x480 the encoder takes a good part of a second: the signal lands mid-run
+    clips = [make_video(tmp_path / f"v{i}.mp4", n=n, size=(640, 480)) for i in range(3)]
+    real_run_file, runs = pipeline.run_file, []
+
+    def run_file(src, engine, writer, masks, window, alpha, on_frame, **kw):
+        runs.append(src.path.name)
+        sent = []
+
+        def tick(done):
+            on_frame(done)
+            if len(runs) == 2 and 0 < done < n and not sent:
+                sent.append(done)
+                os.kill(os.getpid(), signal.SIGTERM)  # the CLI's handler stops the run, as `kill` would
+        return real_run_file(src, engine, writer, masks, window, alpha, tick, **kw)
+
+    monkeypatch.setattr(pipeline, "run_file", run_file)
+    before = signal.getsignal(signal.SIGTERM)
+    try:
+        r = runner.invoke(app, ["video", *map(str, clips), "--out", str(tmp_path / "o")])
+    finally:
+        signal.signal(signal.SIGTERM, before)
+    assert r.exit_code == 143, r.output
+    assert runs == ["v0.mp4", "v1.mp4"]  # the third never started
+    kept = probe(tmp_path / "o" / "v1.mp4")["frames"]
+    assert 0 < kept < n and probe(tmp_path / "o" / "v0.mp4")["frames"] == n
+    assert re.search(rf"interrupted: {kept} frames written to .*v1\.mp4; 1 more video not parsed", r.stderr), r.stderr
+    assert not (tmp_path / "o" / "v2.mp4").exists()
+
+
+def test_sigterm_between_two_videos_says_how_many_were_parsed(tmp_path, monkeypatch):
+    import lipparse_rt.sources as sources
+    from lipparse_rt.errors import Interrupted
+
+    clips = [make_video(tmp_path / f"v{i}.mp4", n=3) for i in range(3)]
+    real, opened = sources.VideoFile, []
+
+    def video_file(path):
+        opened.append(path)
+        if len(opened) == 2:
+            raise Interrupted(143)  # as the CLI's handler raises it while the second file opens
+        return real(path)
+
+    monkeypatch.setattr(sources, "VideoFile", video_file)
+    r = runner.invoke(app, ["video", *map(str, clips), "--out", str(tmp_path / "o")])
+    assert r.exit_code == 143, r.output
+    assert "interrupted: 1 of 3 videos parsed" in r.stderr
+    assert probe(tmp_path / "o" / "v0.mp4")["frames"] == 3 and not (tmp_path / "o" / "v1.mp4").exists()
+
+
+def test_a_folder_or_a_pattern_of_videos_is_parsed_video_by_video(tmp_path):
+    clips = tmp_path / "clips"
+    (clips / "old").mkdir(parents=True)
+    make_video(clips / "a.mp4", n=3)
+    make_video(clips / "b.MOV", n=2)
+    (clips / "notes.txt").write_text("not a video, and not named as one")
+    (clips / "._a.mp4").write_bytes(b"\0" * 64)  # a Mac's resource fork: left out, not warned about
+    r = runner.invoke(app, ["video", str(clips), "--out", str(tmp_path / "p")])
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in (tmp_path / "p").iterdir()) == ["a.mp4", "b.mp4"]
+    assert "2 of 2 videos parsed: 5 frames" in r.stdout
+    r = runner.invoke(app, ["video", str(clips / "*.mp4"), "--masks", str(tmp_path / "m")])  # a pattern, unexpanded
+    assert r.exit_code == 0, r.output
+    assert [p.name for p in (tmp_path / "m").iterdir()] == ["a"] and len(list((tmp_path / "m" / "a").iterdir())) == 3
+    line = _one_line_error(runner.invoke(app, ["video", str(clips / "old"), "--out", str(tmp_path / "q")]), 2)
+    assert line == f"error: cannot read videos '{clips / 'old'}': the folder has no videos"
+    line = _one_line_error(runner.invoke(app, ["video", str(tmp_path), "--out", str(tmp_path / "q")]), 2)
+    assert line.endswith(f"the folder has no videos (it holds 3 folders: give them, or a pattern such as "
+                         f"'{tmp_path / '**' / '*.mp4'}')")
