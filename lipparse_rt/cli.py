@@ -561,7 +561,7 @@ def info(
     import cv2
     import onnxruntime as ort
 
-    from .sources import heif_reader
+    from .sources import cameras_here, heif_reader
 
     try:
         engine = _engine(weights, provider, 0, int8=int8)
@@ -583,6 +583,8 @@ def info(
     # what decodes and encodes video here: a file that plays elsewhere and not here depends on it
     ffmpeg = getattr(av, "ffmpeg_version_info", "?")
     out.print(f"video: PyAV {av.__version__} (FFmpeg {ffmpeg}), OpenCV {cv2.__version__}")
+    if sys.platform.startswith("linux"):  # which index `webcam --camera` wants: a UVC camera has two nodes
+        out.print("cameras (webcam --camera N): " + cameras_here().replace("cameras here: ", ""))
 
 
 @app.command()

@@ -365,9 +365,71 @@ def square_pixels(img: U8, size: tuple[int, int]) -> U8:
 DEV = Path("/dev")  # where Linux's V4L2 cameras appear, as videoN
 
 
-def video_devices() -> list[int]:
-    """The indices N of the /dev/videoN devices present (Linux), in order."""
-    return sorted(int(p.name[5:]) for p in DEV.glob("video*") if p.name[5:].isdigit())
+SYS_V4L = Path("/sys/class/video4linux")  # each device's name and node index (Linux)
+VIDIOC_QUERYCAP = 0x80685600  # _IOR('V', 0, struct v4l2_capability): 104 bytes
+_CAP_PICTURE = 0x1 | 0x1000  # V4L2_CAP_VIDEO_CAPTURE, V4L2_CAP_VIDEO_CAPTURE_MPLANE
+_CAP_DEVICE_CAPS = 0x80000000  # device_caps holds this node's own capabilities
+
+
+@dataclass(frozen=True)
+class VideoNode:
+    """A /dev/videoN device node (Linux)."""
+
+    index: int
+    name: str  # the camera's name ('HD Pro Webcam C920'); '' where the system does not say
+    picture: bool  # it gives pictures; a UVC camera's second node gives only metadata
+
+    def __str__(self) -> str:
+        return f"{self.index} ({self.name})" if self.name else str(self.index)
+
+
+def video_nodes() -> list[VideoNode]:
+    """The /dev/videoN nodes present (Linux), in order, with their names and whether they give
+    pictures: asked of the device (VIDIOC_QUERYCAP), else read from sysfs, where a device's
+    first node (index 0) is the one that gives its pictures."""
+    nodes = []
+    for n in sorted(int(p.name[5:]) for p in DEV.glob("video*") if p.name[5:].isdigit()):
+        name, picture = _query_caps(DEV / f"video{n}")
+        if picture is None:
+            name = name or _sys_text(SYS_V4L / f"video{n}" / "name")
+            picture = _sys_text(SYS_V4L / f"video{n}" / "index") in ("", "0")
+        nodes.append(VideoNode(n, name, picture))
+    return nodes
+
+
+def _query_caps(path: Path) -> tuple[str, bool | None]:
+    """A V4L2 node's name and whether it gives pictures, asked of its driver; ('', None) where
+    it cannot be asked (not a V4L2 device, no permission)."""
+    import fcntl
+    import struct
+
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_NONBLOCK)
+    except OSError:
+        return "", None
+    try:
+        buf = bytearray(104)
+        fcntl.ioctl(fd, VIDIOC_QUERYCAP, buf, True)
+    except OSError:
+        return "", None
+    finally:
+        os.close(fd)
+    name = bytes(buf[16:48]).split(b"\0")[0].decode(errors="replace").strip()
+    caps, node_caps = struct.unpack_from("=II", buf, 84)
+    return name, bool((node_caps if caps & _CAP_DEVICE_CAPS else caps) & _CAP_PICTURE)
+
+
+def _sys_text(path: Path) -> str:
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return ""
+
+
+def cameras_here() -> str:
+    """'cameras here: 0 (Integrated Camera), 2 (HD Pro Webcam C920)': the nodes that give pictures."""
+    found = [str(node) for node in video_nodes() if node.picture]
+    return f"cameras here: {', '.join(found)}" if found else "no /dev/video* camera here"
 
 
 class FileCapture:
@@ -409,9 +471,7 @@ def open_capture(spec: str) -> cv2.VideoCapture | FileCapture:
         return FileCapture(spec)
     target: int | str = int(spec) if spec.isdigit() else spec
     if isinstance(target, int) and sys.platform.startswith("linux") and not (DEV / f"video{target}").exists():
-        found = video_devices()
-        here = f"cameras here: {', '.join(map(str, found))}" if found else "no /dev/video* device here"
-        raise CameraError(f"cannot open camera {target}: /dev/video{target} does not exist ({here})")
+        raise CameraError(f"cannot open camera {target}: /dev/video{target} does not exist ({cameras_here()})")
     level = cvlog.getLogLevel()
     cvlog.setLogLevel(cvlog.LOG_LEVEL_SILENT)  # OpenCV's own multi-line warnings; we say one line
     # and its FFmpeg's ('[tcp @ 0x...] Connection to tcp://... failed', each retry of a lost
@@ -433,8 +493,21 @@ def open_capture(spec: str) -> cv2.VideoCapture | FileCapture:
         cap.release()
         if "://" in spec:
             raise CameraError(f"cannot open stream '{spec}': nothing answers there, or it is not a video stream")
+        node = _metadata_node(target)
+        if node is not None:  # a UVC camera's second node: `--camera 1` for the USB camera beside a laptop's
+            raise CameraError(f"cannot open camera '{spec}': /dev/video{node.index} gives no picture (it is the "
+                              f"metadata node of {repr(node.name) if node.name else 'a camera'}; {cameras_here()})")
         raise CameraError(f"cannot open camera '{spec}': the device is busy, absent or not a camera")
     return cap
+
+
+def _metadata_node(target: int | str) -> VideoNode | None:
+    """The /dev/videoN node that `target` (an index or the node's path) names, where it gives no
+    picture (Linux)."""
+    match = re.fullmatch(r"(?:/dev/video)?(\d+)", str(target))
+    if not sys.platform.startswith("linux") or not match:
+        return None
+    return next((n for n in video_nodes() if n.index == int(match[1]) and not n.picture), None)
 
 
 class Camera:

@@ -245,12 +245,88 @@ def test_a_missing_camera_index_names_the_ones_there(monkeypatch, tmp_path):
 
     monkeypatch.setattr(sources.sys, "platform", "linux")
     monkeypatch.setattr(sources, "DEV", tmp_path)
-    with pytest.raises(CameraError, match=r"/dev/video1 does not exist \(no /dev/video\* device here\)"):
+    monkeypatch.setattr(sources, "SYS_V4L", tmp_path / "sys")  # none: each node counted as a camera
+    with pytest.raises(CameraError, match=r"/dev/video1 does not exist \(no /dev/video\* camera here\)"):
         sources.open_capture("1")
     for name in ("video2", "video0", "video10", "vhci"):
         (tmp_path / name).touch()
     with pytest.raises(CameraError, match=r"cannot open camera 1: /dev/video1 does not exist \(cameras here: 0, 2, 10\)"):
         sources.open_capture("1")
+
+
+def _laptop_and_usb_camera(monkeypatch, tmp_path) -> None:
+    """A laptop's camera (video0, its metadata video1) and a USB camera (video2, video3) as Linux
+    shows them: the /dev nodes (plain files here, so they cannot be asked: sysfs says) and sysfs."""
+    from lipparse_rt import sources
+
+    monkeypatch.setattr(sources.sys, "platform", "linux")
+    monkeypatch.setattr(sources, "DEV", tmp_path / "dev")
+    monkeypatch.setattr(sources, "SYS_V4L", tmp_path / "sys")
+    for n, name, index in [(0, "Integrated Camera", 0), (1, "Integrated Camera", 1),
+                           (2, "HD Pro Webcam C920", 0), (3, "HD Pro Webcam C920", 1)]:
+        (tmp_path / "sys" / f"video{n}").mkdir(parents=True)
+        (tmp_path / "sys" / f"video{n}" / "name").write_text(name + "\n")
+        (tmp_path / "sys" / f"video{n}" / "index").write_text(f"{index}\n")
+        (tmp_path / "dev").mkdir(exist_ok=True)
+        (tmp_path / "dev" / f"video{n}").touch()
+
+
+def test_a_cameras_metadata_node_is_named_as_such_with_the_cameras_there(monkeypatch, tmp_path):
+    """`--camera 1` for the USB camera beside a laptop's: /dev/video1 is the laptop camera's
+    metadata node, and OpenCV's refusal read 'busy, absent or not a camera'."""
+    from lipparse_rt import sources
+
+    _laptop_and_usb_camera(monkeypatch, tmp_path)
+    monkeypatch.setattr(sources.cv2, "VideoCapture", lambda *a: type("Refused", (), {
+        "isOpened": lambda self: False, "release": lambda self: None})())
+    here = "cameras here: 0 (Integrated Camera), 2 (HD Pro Webcam C920)"
+    for spec in ("1", "/dev/video1"):
+        with pytest.raises(CameraError) as exc:
+            sources.open_capture(spec)
+        assert str(exc.value) == (f"cannot open camera '{spec}': /dev/video1 gives no picture (it is the metadata "
+                                  f"node of 'Integrated Camera'; {here})")
+    with pytest.raises(CameraError, match=r"the device is busy, absent or not a camera$"):
+        sources.open_capture("2")  # a camera's picture node that will not open: as before
+    with pytest.raises(CameraError) as exc:
+        sources.open_capture("5")
+    assert str(exc.value) == f"cannot open camera 5: /dev/video5 does not exist ({here})"
+
+
+def test_a_nodes_capabilities_are_read_from_its_driver_where_it_answers(monkeypatch, tmp_path):
+    """VIDIOC_QUERYCAP's struct v4l2_capability: the card's name at 16, capabilities at 84 and the
+    node's own at 88 (used where capabilities has V4L2_CAP_DEVICE_CAPS); sysfs is not read."""
+    import fcntl
+    import os
+    import struct
+
+    from lipparse_rt import sources
+
+    _laptop_and_usb_camera(monkeypatch, tmp_path)
+    answers = {0: 0x1, 1: 0x00800000, 2: 0x1000, 3: 0x00800000}  # capture; metadata; multi-planar capture
+
+    def ioctl(fd, request, buf, mutate):
+        assert request == sources.VIDIOC_QUERYCAP and len(buf) == 104 and mutate
+        n = int(os.readlink(f"/proc/self/fd/{fd}")[-1])
+        buf[0:6] = b"uvcvid"
+        buf[16:16 + 9] = f"Cam {n} \0x".encode()
+        struct.pack_into("=III", buf, 84, 0x84a00001, answers[n], 0)
+        return 0
+
+    monkeypatch.setattr(fcntl, "ioctl", ioctl)
+    (tmp_path / "sys" / "video1" / "index").write_text("0\n")  # sysfs would have it a camera: not asked
+    assert [(v.index, v.name, v.picture) for v in sources.video_nodes()] == [
+        (0, "Cam 0", True), (1, "Cam 1", False), (2, "Cam 2", True), (3, "Cam 3", False)]
+
+
+def test_info_names_the_cameras_there(monkeypatch, tmp_path, tiny_weights):
+    from typer.testing import CliRunner
+
+    from lipparse_rt.cli import app
+
+    _laptop_and_usb_camera(monkeypatch, tmp_path)
+    r = CliRunner().invoke(app, ["info", "--weights", str(tiny_weights)])
+    assert r.exit_code == 0, r.output
+    assert "cameras (webcam --camera N): 0 (Integrated Camera), 2 (HD Pro Webcam C920)" in r.stdout
 
 
 def test_busy_camera_is_a_camera_error(monkeypatch):
