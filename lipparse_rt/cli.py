@@ -201,7 +201,7 @@ def _video_jobs(inputs: list[Path], out_path: Optional[Path], masks: Optional[Pa
     videos (or a folder's, a pattern's) need one (made where missing), and their frame masks go to
     a folder each, MASKS/<input's name>/."""
     from .sinks import MP4_SUFFIXES, check_output, clear_frame_masks, output_folder
-    from .sources import video_files
+    from .sources import pipe_name, video_files
 
     given = inputs
     inputs = video_files(given)
@@ -209,7 +209,7 @@ def _video_jobs(inputs: list[Path], out_path: Optional[Path], masks: Optional[Pa
     if several and (out_path is not None or masks is not None):
         by_stem: dict[str, list[Path]] = {}
         for path in inputs:
-            by_stem.setdefault(path.stem, []).append(path)
+            by_stem.setdefault(Path(pipe_name(path)).stem, []).append(path)
         group = next((g for g in by_stem.values() if len(g) > 1), None)
         if group:
             raise InputError(f"{len(group)} videos share the name '{group[0].stem}' "
@@ -220,8 +220,9 @@ def _video_jobs(inputs: list[Path], out_path: Optional[Path], masks: Optional[Pa
         output_folder(out_path, "videos")
     jobs = []
     for path in inputs:
-        out = out_path / f"{path.stem}.mp4" if out_path is not None and out_path.is_dir() else out_path
-        frame_masks = masks / path.stem if several and masks is not None else masks
+        stem = Path(pipe_name(path)).stem  # '-': stdin
+        out = out_path / f"{stem}.mp4" if out_path is not None and out_path.is_dir() else out_path
+        frame_masks = masks / stem if several and masks is not None else masks
         if out is not None:
             check_output(out, force, tuple(inputs))
         if frame_masks is not None:
@@ -234,8 +235,9 @@ def _video_jobs(inputs: list[Path], out_path: Optional[Path], masks: Optional[Pa
 def video(
     inputs: list[Path] = typer.Argument(..., readable=False, show_default=False,
                                         help="Video files (anything FFmpeg reads), folders of videos, or patterns "
-                                             "such as 'clips/*.mp4'; several are parsed one after another, the "
-                                             "model loaded once, and --out is then a folder."),
+                                             "such as 'clips/*.mp4' ('-': standard input, read to its end first); "
+                                             "several are parsed one after another, the model loaded once, and "
+                                             "--out is then a folder."),
     out_path: Optional[Path] = typer.Option(None, "--out", "-o", help="Output MP4 (H.264; the input's sound, every track, its text subtitles, and its date and place tags kept), or a folder: FOLDER/<input's name>.mp4 (made for several inputs)."),
     masks: Optional[Path] = typer.Option(None, "--masks", help="Also write one index PNG of LIP ids per frame here (for several inputs, in a folder for each: MASKS/<input's name>/)."),
     show: bool = typer.Option(False, "--show", help="Also show the result live in a window (q or Esc stops the run; what was parsed is kept)."),
@@ -254,7 +256,7 @@ def video(
     from .engine import plan_streams
     from .pipeline import queue_depth, run_file, search_workers
     from .sinks import X264_PRESETS, MaskWriter, VideoWriter, Window
-    from .sources import VideoFile
+    from .sources import VideoFile, pipe_name
     from .zoom import Zoom
 
     engine = window = None
@@ -269,16 +271,16 @@ def video(
         jobs = _video_jobs(inputs, out_path, masks, force)
         with ExitStack() as run_stack, _between_videos(len(jobs), lambda: parsed):
             for k, (input, out_file, frame_masks) in enumerate(jobs):
-                try:
-                    src = VideoFile(input)
-                except InputError as exc:
-                    if len(jobs) == 1:
-                        raise
-                    unreadable.append(str(exc))  # the others are parsed; the exit code says it at the end
-                    err.print(f"warning: {exc}; skipped", highlight=False, soft_wrap=True)
-                    continue
                 with ExitStack() as stack:
-                    stack.enter_context(src)
+                    try:
+                        path = stack.enter_context(_spooled(input))  # a pipe's stream, kept in a file
+                        src = stack.enter_context(VideoFile(path, shown=str(input)))
+                    except InputError as exc:
+                        if len(jobs) == 1:
+                            raise
+                        unreadable.append(str(exc))  # the others are parsed; the exit code says it at the end
+                        err.print(f"warning: {exc}; skipped", highlight=False, soft_wrap=True)
+                        continue
                     if engine is None:  # loaded once, after the first input proved readable
                         streams, threads = plan_streams(streams)
                         engine = _engine(weights, provider, size, threads, flip, int8)
@@ -289,10 +291,10 @@ def video(
                         writer = stack.enter_context(VideoWriter(
                             out_file, src.fps, src.width, src.height, src.time_base, preset=preset,
                             metadata=src.metadata,
-                            tracks_from=input if src.has_audio or src.has_subtitles else None))
+                            tracks_from=path if src.has_audio or src.has_subtitles else None))
                     mask_writer = stack.enter_context(MaskWriter(frame_masks)) if frame_masks is not None else None
                     mh, mw = engine.model_shape(src.height, src.width)
-                    err.print(f"{input.name}: {src.describe()} @ {float(src.fps):.2f} FPS -> model {mw}x{mh} on "
+                    err.print(f"{pipe_name(input)}: {src.describe()} @ {float(src.fps):.2f} FPS -> model {mw}x{mh} on "
                               f"{engine.mode}" + (", person zoom" if zoom else ""), highlight=False)
                     title = "parsing" if len(jobs) == 1 else f"parsing {k + 1}/{len(jobs)}"
                     with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
@@ -336,6 +338,24 @@ def video(
 
 
 @contextmanager
+def _spooled(path: Path) -> Iterator[Path]:
+    """`sources.spooled` with a line and a byte count while a pipe's stream is read."""
+    from rich.progress import DownloadColumn, TransferSpeedColumn
+
+    from .sources import is_pipe, pipe_name, spooled
+
+    if not is_pipe(path):
+        yield path
+        return
+    with ExitStack() as stack:
+        with Progress(TextColumn(f"reading {pipe_name(path)} (a pipe) to the end first"), DownloadColumn(),
+                      TransferSpeedColumn(), console=err, transient=True) as progress:
+            task = progress.add_task("", total=None)
+            kept = stack.enter_context(spooled(path, lambda n: progress.update(task, completed=n)))
+        yield kept  # the file is removed when the stack closes
+
+
+@contextmanager
 def _between_videos(total: int, parsed: Callable[[], int]) -> Iterator[None]:
     """Ctrl-C or SIGTERM between two of several videos (opening one, loading the model) stops the
     rest, and says how many were parsed; within a video the run handles it itself."""
@@ -352,7 +372,9 @@ def _video_outcome(stats, src, input: Path, out_path: Optional[Path], window, le
     """Say how one video's run ended: its summary, a damaged file's warning, an interruption or a
     stop in the window (with the inputs `left` not parsed), exiting where the run ends here.
     Return whether the file was damaged."""
-    _summary(stats, input.name)
+    from .sources import pipe_name
+
+    _summary(stats, pipe_name(input))
     damaged = stats.source_error
     if not damaged and not stats.interrupted and not stats.stopped and src.declared_frames > stats.frames_out:
         damaged = f"only {stats.frames_out} of the {src.declared_frames} frames its header announces could be decoded"

@@ -9,9 +9,13 @@ import glob
 import logging
 import os
 import re
+import shutil
+import stat
 import sys
+import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -21,7 +25,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from .errors import CameraError, InputError
+from .errors import CameraError, InputError, OutputError
 from .hdr import HLG, PQ, ToSdr
 
 log = logging.getLogger(__name__)
@@ -52,7 +56,7 @@ def _as_url(path: Path) -> str | None:
 
 
 def _check_file(path: Path, what: str) -> None:
-    if str(path) == "-":  # a file is read more than once (its first frame, then each sound and subtitle track)
+    if str(path) == PIPE:  # `video` reads a pipe through `spooled`
         raise InputError(f"cannot read {what} from a pipe ('-'): give a file")
     if not path.exists():
         url = _as_url(path)
@@ -64,6 +68,73 @@ def _check_file(path: Path, what: str) -> None:
         raise InputError(f"cannot read {what} '{path}': it is a directory")
     if not os.access(path, os.R_OK):
         raise InputError(f"cannot read {what} '{path}': permission denied")
+
+
+PIPE = "-"  # standard input, as a file name
+
+
+def is_pipe(path: Path) -> bool:
+    """Whether `path` is a stream that can be read only once: '-' (standard input), a FIFO (a
+    named pipe; /dev/fd/N from a shell's `<(...)`) or a socket."""
+    if str(path) == PIPE:
+        return True
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+
+
+def pipe_name(path: Path) -> str:
+    """What a video is called in lines and output names: 'stdin' for '-', else its file name."""
+    return "stdin" if str(path) == PIPE else Path(path).name
+
+
+@contextmanager
+def spooled(path: Path, on_bytes: Callable[[int], None] | None = None) -> Iterator[Path]:
+    """`path` itself; or, for a pipe (`is_pipe`), its whole stream copied into a temporary file
+    named after it (`pipe_name`), removed afterwards. FFmpeg reads a video more than once (its
+    first frame, then each sound and subtitle track), and a pipe gives its bytes once; nor can
+    the MP4 a phone or `yt-dlp -o -` sends be read before its index, which comes last.
+    `on_bytes` is told the bytes copied so far."""
+    if not is_pipe(path):
+        yield path
+        return
+    shown = str(path)
+    stdin = shown == PIPE
+    if stdin and (sys.stdin is None or sys.stdin.isatty()):
+        raise InputError("cannot read video from '-' (standard input): it is a terminal; pipe a video in, "
+                         "or give a file")
+    folder = Path(tempfile.mkdtemp(prefix="lipparse-pipe-"))
+    target = folder / pipe_name(path)
+    try:
+        total = 0
+        try:
+            src = sys.stdin.buffer if stdin else open(path, "rb")
+        except OSError as exc:
+            raise InputError(f"cannot read video '{shown}': {exc.strerror}") from exc
+        try:
+            with open(target, "wb") as dst:
+                while chunk := src.read(1 << 20):
+                    try:
+                        dst.write(chunk)
+                    except OSError as exc:
+                        raise OutputError(f"cannot keep the video from '{shown}' in '{folder}' (a pipe is read "
+                                          f"into a file first): {exc.strerror}; set TMPDIR to a folder with "
+                                          "room") from exc
+                    total += len(chunk)
+                    if on_bytes is not None:
+                        on_bytes(total)
+        except OSError as exc:
+            raise InputError(f"cannot read video '{shown}': {exc.strerror or exc}") from exc
+        finally:
+            if not stdin:
+                src.close()
+        if not total:
+            raise InputError(f"cannot read video '{shown}': the pipe gave nothing")
+        yield target
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def mp4_without_index(path: Path) -> bool:
@@ -92,30 +163,31 @@ def mp4_without_index(path: Path) -> bool:
 class VideoFile:
     """Every frame of a video file, in order, decoded by PyAV (FFmpeg); nothing is dropped."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, shown: str | None = None) -> None:
         import av
 
         self.path = Path(path)
+        self.shown = shown or str(path)  # the name errors give: a pipe's, where `path` holds its stream
         _check_file(self.path, "video")
         try:
             self._open()
         except (av.FFmpegError, UnicodeDecodeError) as exc:
             if mp4_without_index(self.path):
-                raise InputError(f"cannot read video '{self.path}': an MP4 without its index (no 'moov'): a "
+                raise InputError(f"cannot read video '{self.shown}': an MP4 without its index (no 'moov'): a "
                                  "recording cut off before it was finished (a phone or camera that lost power "
                                  "or space); it needs repair first, e.g. untrunc with a good file from the same "
                                  "camera") from exc
-            raise InputError(f"cannot read video '{self.path}': not a video file") from exc
+            raise InputError(f"cannot read video '{self.shown}': not a video file") from exc
         if not self._container.streams.video:
             self._container.close()
-            raise InputError(f"cannot read video '{self.path}': it has no video stream")
+            raise InputError(f"cannot read video '{self.shown}': it has no video stream")
         if all(s.disposition & av.stream.Disposition.attached_pic for s in self._container.streams.video):
             self._container.close()  # a song's or a podcast's cover: no video to parse
-            raise InputError(f"cannot read video '{self.path}': it has no video stream, only a cover picture")
+            raise InputError(f"cannot read video '{self.shown}': it has no video stream, only a cover picture")
         rate = self._stream.average_rate or self._stream.guessed_rate
         if not rate:
             self._container.close()
-            raise InputError(f"cannot read video '{self.path}': no frame rate")
+            raise InputError(f"cannot read video '{self.shown}': no frame rate")
         self.fps: Fraction = Fraction(rate)
         self.time_base: Fraction = Fraction(self._stream.time_base or Fraction(1, 90000))
         self.rotation, self.interlaced, self._transfer = self._first_frame()  # rotation: degrees counterclockwise
@@ -199,7 +271,7 @@ class VideoFile:
         except av.FFmpegError as exc:  # not even a first frame: nothing of it can be parsed
             codec = self._stream.codec_context.name or "unknown codec"
             self._container.close()
-            raise InputError(f"cannot read video '{self.path}': its picture ({codec}) cannot be decoded "
+            raise InputError(f"cannot read video '{self.shown}': its picture ({codec}) cannot be decoded "
                              f"({exc.strerror or exc})") from exc
         # Back to the start by opening the file again, not by seeking: a raw H.264/HEVC stream (a
         # Raspberry Pi's, a DVR's) cannot seek, and a still image read as a video seeks "fine" and
@@ -258,7 +330,7 @@ class VideoFile:
             self.error = f"decoding stopped after frame {index}: {exc}"
             log.warning("video '%s': %s", self.path, self.error)
         if index == 0 and self.error is None:
-            raise InputError(f"cannot read video '{self.path}': it has no frames")
+            raise InputError(f"cannot read video '{self.shown}': it has no frames")
 
 
 # Container tags that describe the file's format, not the recording: not carried to the output

@@ -640,11 +640,11 @@ def test_sigterm_between_two_videos_says_how_many_were_parsed(tmp_path, monkeypa
     clips = [make_video(tmp_path / f"v{i}.mp4", n=3) for i in range(3)]
     real, opened = sources.VideoFile, []
 
-    def video_file(path):
+    def video_file(path, **kw):
         opened.append(path)
         if len(opened) == 2:
             raise Interrupted(143)  # as the CLI's handler raises it while the second file opens
-        return real(path)
+        return real(path, **kw)
 
     monkeypatch.setattr(sources, "VideoFile", video_file)
     r = runner.invoke(app, ["video", *map(str, clips), "--out", str(tmp_path / "o")])

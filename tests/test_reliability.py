@@ -259,8 +259,36 @@ def test_a_url_given_for_a_file_says_so(tmp_path, tiny_weights, monkeypatch):
     assert r.exit_code == 2 and "'https://example.com/a.jpg': it is a URL" in r.stderr
     r = runner.invoke(app, ["image", "c:/nowhere/a.jpg", "--out", str(tmp_path / "o")])
     assert r.exit_code == 2 and r.stderr.strip().endswith("no such file or folder")
-    r = runner.invoke(app, ["video", "-", "--out", str(tmp_path / "o.mp4")])  # `ffmpeg ... - | lipparse-rt video -`
-    assert r.exit_code == 2 and r.stderr.strip().splitlines()[-1] == "error: cannot read video from a pipe ('-'): give a file"
+
+
+def test_a_video_from_a_pipe_is_read_to_its_end_then_parsed_with_its_sound(tmp_path, tiny_weights, monkeypatch):
+    """`yt-dlp -o - URL | lipparse-rt video - --out o.mp4`, `ffmpeg ... -f matroska - | ...`, a
+    named pipe, a shell's `<(...)`. Before 2026-12-05 `-` was refused ('give a file'), and a named
+    pipe hung or ended in `InvalidDataError`: FFmpeg reads a video more than once."""
+    import tempfile
+    import threading
+
+    monkeypatch.setenv("LIPPARSE_WEIGHTS", str(tiny_weights))
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    src = make_video(tmp_path / "in.mp4", n=12, audio=True)  # an MP4's index comes last: unreadable as it streams
+    r = runner.invoke(app, ["video", "-", "--out", str(tmp_path / "o.mp4")], input=src.read_bytes())
+    assert r.exit_code == 0, r.output
+    assert "stdin: 12 frames" in r.stdout
+    got = probe(tmp_path / "o.mp4")
+    assert got["frames"] == 12 and got["types"] == ["video", "audio"]
+    assert not any((tmp_path / "tmp").iterdir())  # the stream's copy is removed
+    fifo = tmp_path / "cam"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=lambda: fifo.write_bytes(src.read_bytes()), daemon=True)
+    writer.start()  # another process's end of the pipe
+    r = runner.invoke(app, ["video", str(fifo), "--out", str(tmp_path)])  # a folder: named after the pipe
+    writer.join(10)
+    assert r.exit_code == 0, r.output
+    assert probe(tmp_path / "cam.mp4")["frames"] == 12
+    r = runner.invoke(app, ["video", "-", "--out", str(tmp_path / "e.mp4")], input=b"")
+    assert r.exit_code == 2 and r.stderr.strip().splitlines()[-1] == "error: cannot read video '-': the pipe gave nothing"
+    assert not (tmp_path / "e.mp4").exists()
 
 
 def test_a_name_with_a_colon_is_a_file(tmp_path, tiny_weights, monkeypatch):
