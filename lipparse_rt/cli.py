@@ -400,7 +400,7 @@ def _video_outcome(stats, src, input: Path, out_path: Optional[Path], window, le
 
 @app.command()
 def webcam(
-    camera: str = typer.Option("0", "--camera", "-c", help="Camera index, device path, stream URL, or a video file played at its own rate."),
+    camera: str = typer.Option("0", "--camera", "-c", help="Camera index, device path, stream URL, a live stream piped in ('-' or a named pipe: `rpicam-vid -t 0 --inline -o - | lipparse-rt webcam --camera -`), or a video file played at its own rate."),
     mirror: bool = typer.Option(True, "--mirror/--no-mirror", help="Mirror the display (the model always sees the camera's own frame)."),
     show: bool = typer.Option(True, "--show/--no-show", help="Open a window (q or Esc quits)."),
     out_path: Optional[Path] = typer.Option(None, "--out", "-o", help="Also record what is shown to this MP4 (or, in "
@@ -450,7 +450,7 @@ def webcam(
         engine = _engine(weights, provider, size, flip=flip, int8=int8)
         with ExitStack() as stack:
             cam = stack.enter_context(Camera(camera, size=wanted))
-            if wanted and (cam.is_file or cam.network):
+            if wanted and (cam.is_file or cam.network or cam.pipe):
                 comes = "plays" if cam.recording else "comes"
                 err.print(f"warning: --resolution is for cameras: '{camera}' {comes} at its own size", highlight=False,
                           soft_wrap=True)
@@ -470,7 +470,7 @@ def webcam(
                 writer = stack.enter_context(VideoWriter(out_path, Fraction(round(cam.fps * 1000), 1000), w, h,
                                                          time_base=Fraction(1, 1000)))
             # a live stream's rate is FFmpeg's guess (25 for MJPEG over HTTP): not said; the HUD measures it
-            rate = "" if cam.network and not cam.recording else f", {cam.fps:g} FPS"
+            rate = "" if (cam.network or cam.pipe) and not cam.recording else f", {cam.fps:g} FPS"
             shape = f" ({cam.width}x{cam.height}{rate})" if cam.width else ""
             err.print(f"camera {camera}{shape} on {engine.mode}, model long side {engine.input_size}"
                       + (", person zoom" if zoom else ""), highlight=False)

@@ -541,6 +541,12 @@ def open_capture(spec: str) -> cv2.VideoCapture | FileCapture:
 
     if Path(spec).is_file():
         return FileCapture(spec)
+    if is_pipe(Path(spec)):  # read once, as it comes, by FFmpeg ('pipe:0': standard input)
+        cap = cv2.VideoCapture("pipe:0" if spec == PIPE else spec, cv2.CAP_FFMPEG)
+        if not cap.isOpened():
+            cap.release()
+            raise CameraError(f"cannot open camera '{spec}': the pipe gave no video stream")
+        return cap
     target: int | str = int(spec) if spec.isdigit() else spec
     if isinstance(target, int) and sys.platform.startswith("linux") and not (DEV / f"video{target}").exists():
         raise CameraError(f"cannot open camera {target}: /dev/video{target} does not exist ({cameras_here()})")
@@ -606,16 +612,21 @@ class Camera:
         self.spec = spec
         self.is_file = Path(spec).is_file()
         self.network = "://" in spec  # a stream or a video served over the network: it sends its own size
-        if not self.is_file and not spec.isdigit() and not self.network and not spec.startswith("/dev/"):
+        # a live stream piped in ('-', a named pipe: `rpicam-vid -t 0 --inline -o - | ...`): its own
+        # size and rate; it cannot be reopened, so its end is the end
+        self.pipe = not self.is_file and is_pipe(Path(spec))
+        if not (self.is_file or self.pipe or spec.isdigit() or self.network or spec.startswith("/dev/")):
             raise CameraError(f"cannot open camera '{spec}': no such device, stream or file")
+        if spec == PIPE and (sys.stdin is None or sys.stdin.isatty()):
+            raise CameraError("cannot open camera '-' (standard input): it is a terminal; pipe a video stream in")
         self._opener = opener
         self._reconnect_s = reconnect_s
-        self._size = None if self.is_file or self.network else size
+        self._size = None if self.is_file or self.network or self.pipe else size
         self._cap = self._open()
         # A recording (a file, here or served over HTTP: it has a frame count; a live stream has
         # none) plays at its own frame rate and ends at its last frame, not reopened as a lost camera.
         self.recording = self.is_file or (self.network and self._cap.get(cv2.CAP_PROP_FRAME_COUNT) > 0)
-        self.finite = self.recording if finite is None else finite  # a failed read is the end, not a loss
+        self.finite = (self.recording or self.pipe) if finite is None else finite  # a failed read: the end, not a loss
         fps = self._cap.get(cv2.CAP_PROP_FPS)
         self.fps = fps if 1 <= fps <= 240 else 30.0
         self.width = int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH))  # as the capture reports it (0: unknown)

@@ -168,6 +168,59 @@ def test_webcam_resolution_with_a_video_over_http_says_it_plays_at_its_own_size(
     assert "nearest mode" not in r.stderr and probe(tmp_path / "rec.mp4")["size"] == (160, 120)
 
 
+LIVE_PRODUCER = """
+import sys, time
+import av, numpy as np
+path, frames, fps = sys.argv[1], int(sys.argv[2]), 30
+with av.open(path, "w", format="matroska", options={"live": "1", "cluster_time_limit": "100"}) as c:
+    v = c.add_stream("libx264", rate=fps, options={"preset": "ultrafast", "tune": "zerolatency"})
+    v.width, v.height, v.pix_fmt = 160, 120, "yuv420p"
+    for i in range(frames):
+        img = np.zeros((120, 160, 3), np.uint8)
+        img[:, (i * 5) % 150:(i * 5) % 150 + 10] = 255
+        for packet in v.encode(av.VideoFrame.from_ndarray(img, format="bgr24")):
+            c.mux(packet)
+        time.sleep(1 / fps)
+    for packet in v.encode(None):
+        c.mux(packet)
+"""  # a camera program writing a live stream into a pipe (`rpicam-vid -o -`, `ffmpeg -f v4l2 ... -`)
+
+
+def test_webcam_on_a_live_stream_piped_in(tmp_path):
+    """`rpicam-vid -t 0 --inline -o - | lipparse-rt webcam --camera -` (a Raspberry Pi's camera,
+    which OpenCV cannot open), or a named pipe: before 2026-12-05 `cannot open camera 'cam': no
+    such device, stream or file`. The stream comes at its own size and rate; it ends with the pipe."""
+    import os
+
+    fifo = tmp_path / "cam"
+    os.mkfifo(fifo)
+    producer = subprocess.Popen([sys.executable, "-c", LIVE_PRODUCER, str(fifo), "90"])  # 3 s at 30 FPS
+    try:
+        r = runner.invoke(app, ["webcam", "--camera", str(fifo), "--no-show", "--out", str(tmp_path / "rec.mp4"),
+                                "--resolution", "1280x720"])
+    finally:
+        producer.kill()
+        producer.wait()
+    assert r.exit_code == 0, r.output
+    said = " ".join(r.stderr.split())  # long names wrap
+    assert f"warning: --resolution is for cameras: '{fifo}' comes at its own size" in said
+    assert f"camera {fifo} (160x120) on cpu" in said  # no rate stated: the HUD measures it
+    assert probe(tmp_path / "rec.mp4")["frames"] >= 10  # live: parsed as they came, the stale ones dropped
+    # standard input, through a process of its own (its file descriptor 0 is the pipe)
+    make_video(tmp_path / "clip.mkv", n=30)
+    with open(tmp_path / "clip.mkv", "rb") as stdin:
+        done = subprocess.run([sys.executable, "-m", "lipparse_rt", "webcam", "--camera", "-", "--no-show",
+                               "--out", str(tmp_path / "rec2.mp4")], stdin=stdin, capture_output=True, text=True,
+                              timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "camera - (160x120) on cpu" in done.stderr and probe(tmp_path / "rec2.mp4")["frames"] >= 1
+    done = subprocess.run([sys.executable, "-m", "lipparse_rt", "webcam", "--camera", "-", "--no-show",
+                           "--out", str(tmp_path / "rec3.mp4")], stdin=subprocess.DEVNULL, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 5 and done.stderr.strip().splitlines()[-1] == (
+        "error: cannot open camera '-': the pipe gave no video stream")
+
+
 def test_webcam_without_display_says_so(monkeypatch, tmp_path):
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
