@@ -201,7 +201,7 @@ def _video_jobs(inputs: list[Path], out_path: Optional[Path], masks: Optional[Pa
     videos (or a folder's, a pattern's) need one (made where missing), and their frame masks go to
     a folder each, MASKS/<input's name>/."""
     from .sinks import MP4_SUFFIXES, check_output, clear_frame_masks, output_folder
-    from .sources import pipe_name, video_files
+    from .sources import stem_of, video_files
 
     given = inputs
     inputs = video_files(given)
@@ -209,10 +209,10 @@ def _video_jobs(inputs: list[Path], out_path: Optional[Path], masks: Optional[Pa
     if several and (out_path is not None or masks is not None):
         by_stem: dict[str, list[Path]] = {}
         for path in inputs:
-            by_stem.setdefault(Path(pipe_name(path)).stem, []).append(path)
+            by_stem.setdefault(stem_of(path), []).append(path)
         group = next((g for g in by_stem.values() if len(g) > 1), None)
         if group:
-            raise InputError(f"{len(group)} videos share the name '{group[0].stem}' "
+            raise InputError(f"{len(group)} videos share the name '{stem_of(group[0])}' "
                              f"({', '.join(str(p) for p in group)}): their outputs would overwrite each other")
     if several and out_path is not None and not out_path.is_dir():
         if out_path.suffix.lower() in MP4_SUFFIXES or out_path.exists():
@@ -220,7 +220,7 @@ def _video_jobs(inputs: list[Path], out_path: Optional[Path], masks: Optional[Pa
         output_folder(out_path, "videos")
     jobs = []
     for path in inputs:
-        stem = Path(pipe_name(path)).stem  # '-': stdin
+        stem = stem_of(path)  # '-': stdin
         out = out_path / f"{stem}.mp4" if out_path is not None and out_path.is_dir() else out_path
         frame_masks = masks / stem if several and masks is not None else masks
         if out is not None:
@@ -495,7 +495,7 @@ def webcam(
 @app.command()
 def image(
     paths: list[Path] = typer.Argument(..., readable=False, show_default=False,
-                                       help="Images, folders of images, or patterns such as 'photos/*.jpg'."),
+                                       help="Images, folders of images, or patterns such as 'photos/*.jpg' ('-': standard input)."),
     out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="Write overlays here (PNG, named by the input's stem; one of that name is replaced, an input image never)."),
     masks: Optional[Path] = typer.Option(None, "--masks", help="Write masks here: one 8-bit PNG of LIP ids per image, full size, named by stem."),
     weights: Weights = None,
@@ -517,7 +517,7 @@ def image(
 
     from .pipeline import render_frame
     from .sinks import MaskWriter, check_image_outputs, output_folder
-    from .sources import Images
+    from .sources import Images, is_pipe, stem_of
     from .zoom import Zoom
 
     try:
@@ -529,12 +529,12 @@ def image(
             unreadable.append(str(exc))
             err.print(f"warning: {exc}; skipped", highlight=False, soft_wrap=True)
 
-        one_file = len(paths) == 1 and paths[0].is_file()
+        one_file = len(paths) == 1 and (paths[0].is_file() or is_pipe(paths[0]))
         images = Images(paths, on_unreadable=None if one_file else skip)  # one file: an error
         clashes = images.same_names()
         if clashes:
             group = clashes[0]
-            raise InputError(f"{len(group)} images share the name '{group[0].stem}' "
+            raise InputError(f"{len(group)} images share the name '{stem_of(group[0])}' "
                              f"({', '.join(p.name for p in group)}): their outputs would overwrite each other")
         check_image_outputs(images.files, out_dir, masks)
         mask_writer = MaskWriter(masks) if masks is not None else None
@@ -551,9 +551,9 @@ def image(
                 for img_path, bgr in images:
                     ids = zoomer.run_still(bgr) if zoomer else engine.run(bgr)
                     if mask_writer is not None:
-                        mask_writer.write(ids, img_path.stem)
+                        mask_writer.write(ids, stem_of(img_path))
                     if out_dir is not None:
-                        target = out_dir / f"{img_path.stem}.png"
+                        target = out_dir / f"{stem_of(img_path)}.png"
                         if not cv2.imwrite(str(target), render_frame(bgr, ids, alpha)):
                             raise OutputError(f"cannot write overlay '{target}'")
                     n += 1

@@ -33,7 +33,8 @@ log = logging.getLogger(__name__)
 U8 = NDArray[np.uint8]
 HEIF_EXTS = (".heic", ".heif")  # iPhone photos: read through pillow-heif (the 'heic' extra)
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".avif", *HEIF_EXTS)
-# what a folder's videos are named (a file given by name is read by its content, whatever its name)
+# what a folder's videos are named (a file given by name is read by its content, whatever its name),
+# and the names that get the hint to use `video` when given to `image`
 VIDEO_EXTS = (".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".wmv", ".asf", ".flv", ".f4v", ".mpg", ".mpeg",
               ".m2v", ".vob", ".ts", ".mts", ".m2ts", ".3gp", ".3g2", ".ogv", ".mxf", ".dv", ".y4m", ".h264",
               ".264", ".h265", ".265", ".hevc")
@@ -90,8 +91,13 @@ def pipe_name(path: Path) -> str:
     return "stdin" if str(path) == PIPE else Path(path).name
 
 
+def stem_of(path: Path) -> str:
+    """The name outputs take from an input: its stem, 'stdin' for '-'."""
+    return Path(pipe_name(path)).stem
+
+
 @contextmanager
-def spooled(path: Path, on_bytes: Callable[[int], None] | None = None) -> Iterator[Path]:
+def spooled(path: Path, on_bytes: Callable[[int], None] | None = None, what: str = "video") -> Iterator[Path]:
     """`path` itself; or, for a pipe (`is_pipe`), its whole stream copied into a temporary file
     named after it (`pipe_name`), removed afterwards. FFmpeg reads a video more than once (its
     first frame, then each sound and subtitle track), and a pipe gives its bytes once; nor can
@@ -103,8 +109,8 @@ def spooled(path: Path, on_bytes: Callable[[int], None] | None = None) -> Iterat
     shown = str(path)
     stdin = shown == PIPE
     if stdin and (sys.stdin is None or sys.stdin.isatty()):
-        raise InputError("cannot read video from '-' (standard input): it is a terminal; pipe a video in, "
-                         "or give a file")
+        raise InputError(f"cannot read {what} from '-' (standard input): it is a terminal; pipe {'an' if what[0] in 'aeiou' else 'a'} {what} "
+                         "in, or give a file")
     folder = Path(tempfile.mkdtemp(prefix="lipparse-pipe-"))
     target = folder / pipe_name(path)
     try:
@@ -112,26 +118,26 @@ def spooled(path: Path, on_bytes: Callable[[int], None] | None = None) -> Iterat
         try:
             src = sys.stdin.buffer if stdin else open(path, "rb")
         except OSError as exc:
-            raise InputError(f"cannot read video '{shown}': {exc.strerror}") from exc
+            raise InputError(f"cannot read {what} '{shown}': {exc.strerror}") from exc
         try:
             with open(target, "wb") as dst:
                 while chunk := src.read(1 << 20):
                     try:
                         dst.write(chunk)
                     except OSError as exc:
-                        raise OutputError(f"cannot keep the video from '{shown}' in '{folder}' (a pipe is read "
+                        raise OutputError(f"cannot keep the {what} from '{shown}' in '{folder}' (a pipe is read "
                                           f"into a file first): {exc.strerror}; set TMPDIR to a folder with "
                                           "room") from exc
                     total += len(chunk)
                     if on_bytes is not None:
                         on_bytes(total)
         except OSError as exc:
-            raise InputError(f"cannot read video '{shown}': {exc.strerror or exc}") from exc
+            raise InputError(f"cannot read {what} '{shown}': {exc.strerror or exc}") from exc
         finally:
             if not stdin:
                 src.close()
         if not total:
-            raise InputError(f"cannot read video '{shown}': the pipe gave nothing")
+            raise InputError(f"cannot read {what} '{shown}': the pipe gave nothing")
         yield target
     finally:
         shutil.rmtree(folder, ignore_errors=True)
@@ -756,7 +762,7 @@ class Images:
         self.files: list[Path] = []
         seen: set[Path] = set()
         for path in given:
-            for file in listing(path, IMAGE_EXTS, "images"):
+            for file in [path] if is_pipe(path) else listing(path, IMAGE_EXTS, "images"):
                 real = file.resolve()
                 if real not in seen:
                     seen.add(real)
@@ -774,7 +780,8 @@ class Images:
     def __iter__(self) -> Iterator[tuple[Path, U8]]:
         for path in self.files:
             try:
-                img = read_image_any(path)
+                with spooled(path, what="image") as real:  # a pipe's bytes, kept in a file
+                    img = read_image_any(real, shown=str(path))
             except InputError as exc:
                 if self.on_unreadable is None:
                     raise
@@ -786,7 +793,7 @@ class Images:
         """Groups of images sharing a stem (`a.jpg`, `a.png`): their outputs would have one name."""
         groups: dict[str, list[Path]] = {}
         for path in self.files:
-            groups.setdefault(path.stem, []).append(path)
+            groups.setdefault(stem_of(path), []).append(path)
         return [g for g in groups.values() if len(g) > 1]
 
 
@@ -840,12 +847,8 @@ def video_files(paths: Sequence[Path]) -> list[Path]:
     return files
 
 
-# Names of video files, for the hint when one is given as an image
-VIDEO_EXTS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ts", ".mts", ".m2ts", ".3gp", ".mpg", ".mpeg",
-              ".wmv", ".flv", ".ogv", ".h264", ".hevc")
 
-
-def read_image_any(path: Path) -> U8:
+def read_image_any(path: Path, shown: str | None = None) -> U8:
     """Read any common image as HxWx3 uint8 BGR (grey, 16-bit and alpha images converted).
 
     Upright as a photo viewer shows it: a phone's portrait JPEG is stored sideways with an EXIF
@@ -858,8 +861,8 @@ def read_image_any(path: Path) -> U8:
         img = _read_heif(Path(path))
     if img is None:
         video = Path(path).suffix.lower() in VIDEO_EXTS
-        raise InputError(f"cannot read image '{path}': " + ("it is a video (parse it with lipparse-rt video)" if video
-                                                             else "not an image file"))
+        raise InputError(f"cannot read image '{shown or path}': " + (
+            "it is a video (parse it with lipparse-rt video)" if video else "not an image file"))
     if img.dtype == np.uint16:
         img = (img >> 8).astype(np.uint8)
     elif img.dtype != np.uint8:

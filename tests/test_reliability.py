@@ -711,3 +711,17 @@ def test_a_sigterm_while_the_model_runs_stops_image_as_an_interruption(tmp_path,
     assert r.exit_code == 143, r.output
     assert r.stderr.strip().splitlines()[-1] == f"interrupted: 1 of 3 image(s) parsed, masks in {tmp_path / 'm'}"
     assert [p.name for p in (tmp_path / "m").iterdir()] == ["a.png"]
+
+
+def test_an_image_from_a_pipe_is_parsed_as_stdin(tmp_path, tiny_weights, monkeypatch):
+    """`curl -s URL | lipparse-rt image - --out o`: before 2026-12-05 `no such file or folder`."""
+    monkeypatch.setenv("LIPPARSE_WEIGHTS", str(tiny_weights))
+    photo = np.full((90, 60, 3), 128, np.uint8)
+    ok, data = cv2.imencode(".jpg", photo)
+    r = runner.invoke(app, ["image", "-", "--out", str(tmp_path / "o"), "--masks", str(tmp_path / "m")],
+                      input=data.tobytes())
+    assert r.exit_code == 0, r.output
+    assert cv2.imread(str(tmp_path / "o" / "stdin.png")).shape == (90, 60, 3)
+    assert cv2.imread(str(tmp_path / "m" / "stdin.png"), cv2.IMREAD_UNCHANGED).shape == (90, 60)
+    r = runner.invoke(app, ["image", "-", "--out", str(tmp_path / "o2")], input=b"hello")
+    assert r.exit_code == 2 and r.stderr.strip().splitlines()[-1] == "error: cannot read image '-': not an image file"
