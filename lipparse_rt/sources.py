@@ -576,6 +576,9 @@ def open_capture(spec: str) -> cv2.VideoCapture | FileCapture:
     if not cap.isOpened():
         cap.release()
         if "://" in spec:
+            if _web_page(spec):  # a YouTube or Twitch page, a camera's own web interface
+                raise CameraError(f"cannot open stream '{spec}': it is a web page, not a video stream (pipe the "
+                                  "stream in instead: yt-dlp -o - URL | lipparse-rt webcam --camera -)")
             raise CameraError(f"cannot open stream '{spec}': nothing answers there, or it is not a video stream")
         node = _metadata_node(target)
         if node is not None:  # a UVC camera's second node: `--camera 1` for the USB camera beside a laptop's
@@ -583,6 +586,20 @@ def open_capture(spec: str) -> cv2.VideoCapture | FileCapture:
                               f"metadata node of {repr(node.name) if node.name else 'a camera'}; {cameras_here()})")
         raise CameraError(f"cannot open camera '{spec}': the device is busy, absent or not a camera")
     return cap
+
+
+def _web_page(url: str, timeout: float = 3.0) -> bool:
+    """Whether an http(s) URL that FFmpeg could not open as a stream answers with a web page."""
+    import urllib.request
+
+    if not url.lower().startswith(("http://", "https://")):
+        return False
+    try:
+        request = urllib.request.Request(url, headers={"User-Agent": "lipparse-rt"})
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
+            return answer.headers.get_content_type() in ("text/html", "application/xhtml+xml")
+    except (OSError, ValueError):
+        return False
 
 
 def _metadata_node(target: int | str) -> VideoNode | None:

@@ -221,6 +221,21 @@ def test_webcam_on_a_live_stream_piped_in(tmp_path):
         "error: cannot open camera '-': the pipe gave no video stream")
 
 
+def test_webcam_on_a_web_page_says_to_pipe_its_stream_in(tmp_path):
+    """`webcam --camera https://www.youtube.com/watch?v=...`: a page, not a stream. Before
+    2026-12-05 `nothing answers there, or it is not a video stream`, which it did."""
+    from conftest import served_folder
+
+    (tmp_path / "live.html").write_text("<!doctype html><title>Live</title><video src='x.m3u8'></video>")
+    with served_folder(tmp_path) as base:
+        r = runner.invoke(app, ["webcam", "--camera", f"{base}/live.html", "--no-show", "--out", str(tmp_path / "r.mp4")])
+        gone = runner.invoke(app, ["webcam", "--camera", f"{base}/none.mp4", "--no-show", "--out", str(tmp_path / "r.mp4")])
+    assert _one_line_error(r, 5) == (f"error: cannot open stream '{base}/live.html': it is a web page, not a video "
+                                     "stream (pipe the stream in instead: yt-dlp -o - URL | lipparse-rt webcam "
+                                     "--camera -)")
+    assert _one_line_error(gone, 5).endswith("nothing answers there, or it is not a video stream")
+
+
 def test_webcam_without_display_says_so(monkeypatch, tmp_path):
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
