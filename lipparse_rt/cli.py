@@ -14,11 +14,12 @@ import typer
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from . import __version__
 from .errors import DisplayError, InputError, Interrupted, LipParseError, ModelError, OutputError
 from .heap import limit_arenas
+from .progress import progress
 
 app = typer.Typer(
     add_completion=False,
@@ -297,15 +298,15 @@ def video(
                     err.print(f"{pipe_name(input)}: {src.describe()} @ {float(src.fps):.2f} FPS -> model {mw}x{mh} on "
                               f"{engine.mode}" + (", person zoom" if zoom else ""), highlight=False)
                     title = "parsing" if len(jobs) == 1 else f"parsing {k + 1}/{len(jobs)}"
-                    with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
+                    with progress(err, TextColumn("[progress.description]{task.description}"), BarColumn(),
                                   MofNCompleteColumn(), TextColumn("{task.fields[fps]:>6.1f} frames/s"),
-                                  TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=False) as progress:
-                        task = progress.add_task(title, total=src.expected_frames or None, fps=0.0)
+                                  TimeElapsedColumn(), TimeRemainingColumn(), unit="frames", transient=False) as bar:
+                        task = bar.add_task(title, total=src.expected_frames or None, fps=0.0)
                         t0 = time.perf_counter()
 
                         def on_frame(n: int) -> None:
                             dt = time.perf_counter() - t0
-                            progress.update(task, completed=n, fps=n / dt if dt > 0 else 0.0)
+                            bar.update(task, completed=n, fps=n / dt if dt > 0 else 0.0)
 
                         try:
                             stats = run_file(src, engine, writer, mask_writer, window, alpha, on_frame,
@@ -317,7 +318,7 @@ def video(
                         except ModelError as exc:  # what was written is kept (the writer closes on the way out)
                             kept = f"; {_frames(writer.frames)} written to {writer.path}" if writer is not None else ""
                             raise ModelError(f"{exc}{kept}") from exc
-                        progress.update(task, total=stats.frames_out)
+                        bar.update(task, total=stats.frames_out)
                         if writer is not None and (stats.interrupted or stats.stopped):
                             writer.stop_sound_with_picture()  # not the rest of the input's sound after the last frame
                 parsed += 1
@@ -348,10 +349,10 @@ def _spooled(path: Path) -> Iterator[Path]:
         yield path
         return
     with ExitStack() as stack:
-        with Progress(TextColumn(f"reading {pipe_name(path)} (a pipe) to the end first"), DownloadColumn(),
-                      TransferSpeedColumn(), console=err, transient=True) as progress:
-            task = progress.add_task("", total=None)
-            kept = stack.enter_context(spooled(path, lambda n: progress.update(task, completed=n)))
+        with progress(err, TextColumn("[progress.description]{task.description}"), DownloadColumn(),
+                      TransferSpeedColumn(), unit="bytes") as bar:
+            task = bar.add_task(f"reading {pipe_name(path)} (a pipe) to its end first", total=None)
+            kept = stack.enter_context(spooled(path, lambda n: bar.update(task, completed=n)))
         yield kept  # the file is removed when the stack closes
 
 
@@ -545,9 +546,9 @@ def image(
         n = 0
         where = (f", masks in {masks}" if masks else "") + (f", overlays in {out_dir}" if out_dir else "")
         try:
-            with Progress(TextColumn("parsing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                          console=err, transient=True) as progress:
-                task = progress.add_task("parsing", total=len(images))
+            with progress(err, TextColumn("parsing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                          unit="images") as bar:
+                task = bar.add_task("parsing", total=len(images))
                 for img_path, bgr in images:
                     ids = zoomer.run_still(bgr) if zoomer else engine.run(bgr)
                     if mask_writer is not None:
@@ -557,7 +558,7 @@ def image(
                         if not cv2.imwrite(str(target), render_frame(bgr, ids, alpha)):
                             raise OutputError(f"cannot write overlay '{target}'")
                     n += 1
-                    progress.advance(task)
+                    bar.advance(task)
         except (KeyboardInterrupt, Interrupted) as exc:  # Ctrl-C, SIGTERM: what is done is kept, and said
             err.print(f"interrupted: {n} of {len(images)} image(s) parsed{where}", highlight=False, soft_wrap=True)
             raise typer.Exit(getattr(exc, "exit_code", 130)) from None
@@ -754,11 +755,11 @@ def quantize(
         check_weights(model)
         check_writable(out_path)
         images = calibration_images(calib, count)
-        with Progress(TextColumn("calibrating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=err, transient=True) as progress:
-            task = progress.add_task("calibrating", total=len(images))
+        with progress(err, TextColumn("calibrating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      unit="images") as bar:
+            task = bar.add_task("calibrating", total=len(images))
             run_quantize(model, out_path, images, size, float_stages,
-                         on_image=lambda i, n: progress.update(task, completed=i), percentile=percentile)
+                         on_image=lambda i, n: bar.update(task, completed=i), percentile=percentile)
     except LipParseError as exc:
         _fail(exc)
     out.print(f"wrote {out_path}")
@@ -817,11 +818,11 @@ def eval_cmd(
         def score(eng, title: str):
             def on_image(i: int, n: int) -> None:
                 done[:] = i, n
-                progress.update(task, completed=i, total=n)
+                bar.update(task, completed=i, total=n)
 
-            with Progress(TextColumn(title), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                          console=err, transient=True) as progress:
-                task = progress.add_task(title, total=None)
+            with progress(err, TextColumn(title), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                          unit="images") as bar:
+                task = bar.add_task(title, total=None)
                 return evaluate(eng, data, split, labels, protocol, limit, on_image=on_image, flip_tta=flip, zoom=zoom)
 
         find_pairs(data, split, labels=labels)  # a missing folder or split says so before any model loads
@@ -872,10 +873,10 @@ def _eval_empty(source: Path, frames: Optional[str], weights: Optional[Path], in
         ranges = parse_ranges(frames) if frames is not None else None
         results = []
         for engine in _scoring_engines(weights, int8, against, provider, size, _scales(scales), face):
-            with Progress(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), console=err, transient=True) as progress:
-                task = progress.add_task("scoring", total=sum(hi - lo + 1 for lo, hi in ranges) if ranges else None)
+            with progress(err, TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), unit="frames") as bar:
+                task = bar.add_task("scoring", total=sum(hi - lo + 1 for lo, hi in ranges) if ranges else None)
                 results.append((engine, empty_scenes(engine, source, ranges, flip_tta=flip, zoom=zoom,
-                                                     on_frame=lambda i: progress.update(task, completed=i))))
+                                                     on_frame=lambda i: bar.update(task, completed=i))))
     except LipParseError as exc:
         _fail(exc)
     engine, first = results[0]
