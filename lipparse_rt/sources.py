@@ -275,7 +275,8 @@ class VideoFile:
                 transfer = frame.color_trc if frame.color_trc not in (None, 2) else transfer  # 2: unspecified
                 break
         except av.FFmpegError as exc:  # not even a first frame: nothing of it can be parsed
-            codec = self._stream.codec_context.name or "unknown codec"
+            context = self._stream.codec_context  # the codec's own name ('av1'), not its decoder's ('libdav1d')
+            codec = getattr(context.codec, "canonical_name", None) or context.name or "unknown codec"
             self._container.close()
             raise InputError(f"cannot read video '{self.shown}': its picture ({codec}) cannot be decoded "
                              f"({exc.strerror or exc})") from exc
