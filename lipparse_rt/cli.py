@@ -187,8 +187,8 @@ def _frames(n: int) -> str:
     return f"{n} frame" + "s" * (n != 1)
 
 
-def _summary(stats, label: str) -> None:
-    line = (f"{label}: {_frames(stats.frames_out)} in {stats.wall_s:.1f} s, end-to-end {stats.fps:.1f} FPS, "
+def _summary(stats, label: str, which: str = "") -> None:
+    line = (f"{label}: {which}{_frames(stats.frames_out)} in {stats.wall_s:.1f} s, end-to-end {stats.fps:.1f} FPS, "
             f"model-only {stats.model_fps:.1f} FPS ({stats.model_ms_median:.1f} ms/frame)")
     if stats.dropped:
         line += f", {stats.dropped} stale frame{'s' * (stats.dropped != 1)} dropped"
@@ -252,6 +252,7 @@ def video(
     alpha: Alpha = 0.5,
     preset: str = typer.Option("superfast", "--preset", help="x264 preset: ultrafast..veryslow (slower = smaller file)."),
     streams: int = typer.Option(0, "--streams", min=0, help="Frames parsed at once, one per core by default (0)."),
+    max_frames: int = typer.Option(0, "--max-frames", min=0, help="Parse only the first this many frames of each video, its sound and subtitles cut with them (a preview; 0 = every frame)."),
 ) -> None:
     """Parse every frame of a video and write an overlay video (and/or masks)."""
     from .engine import plan_streams
@@ -301,7 +302,8 @@ def video(
                     with progress(err, TextColumn("[progress.description]{task.description}"), BarColumn(),
                                   MofNCompleteColumn(), TextColumn("{task.fields[fps]:>6.1f} frames/s"),
                                   TimeElapsedColumn(), TimeRemainingColumn(), unit="frames", transient=False) as bar:
-                        task = bar.add_task(title, total=src.expected_frames or None, fps=0.0)
+                        expected = min(src.expected_frames, max_frames or src.expected_frames)
+                        task = bar.add_task(title, total=expected or max_frames or None, fps=0.0)
                         t0 = time.perf_counter()
 
                         def on_frame(n: int) -> None:
@@ -312,20 +314,21 @@ def video(
                             stats = run_file(src, engine, writer, mask_writer, window, alpha, on_frame,
                                              depth=queue_depth(src.width, src.height), streams=streams,
                                              zoom=Zoom(engine, workers=search_workers(src.width, src.height, streams))
-                                             if zoom else None)  # the search in line: no frame is late in a file,
+                                             if zoom else None, max_frames=max_frames)  # the search in line: no frame is late in a file,
                             # and the search frame gets the enlarged parse (BENCHMARKS.md, "zoom"); its strips at
                             # once up to 1080p
                         except ModelError as exc:  # what was written is kept (the writer closes on the way out)
                             kept = f"; {_frames(writer.frames)} written to {writer.path}" if writer is not None else ""
                             raise ModelError(f"{exc}{kept}") from exc
                         bar.update(task, total=stats.frames_out)
-                        if writer is not None and (stats.interrupted or stats.stopped):
+                        cut = bool(max_frames) and stats.frames_in == max_frames  # a preview: what follows not read
+                        if writer is not None and (stats.interrupted or stats.stopped or cut):
                             writer.stop_sound_with_picture()  # not the rest of the input's sound after the last frame
                 parsed += 1
                 frames_total += stats.frames_out
                 wall_total += stats.wall_s
                 left = len(jobs) - k - 1
-                damaged_any |= _video_outcome(stats, src, input, out_file, window, left)
+                damaged_any |= _video_outcome(stats, src, input, out_file, window, left, cut)
     except LipParseError as exc:
         _fail(exc)
     if len(jobs) > 1:
@@ -369,15 +372,15 @@ def _between_videos(total: int, parsed: Callable[[], int]) -> Iterator[None]:
         raise typer.Exit(getattr(exc, "exit_code", 130)) from None
 
 
-def _video_outcome(stats, src, input: Path, out_path: Optional[Path], window, left: int) -> bool:
-    """Say how one video's run ended: its summary, a damaged file's warning, an interruption or a
-    stop in the window (with the inputs `left` not parsed), exiting where the run ends here.
-    Return whether the file was damaged."""
+def _video_outcome(stats, src, input: Path, out_path: Optional[Path], window, left: int, cut: bool = False) -> bool:
+    """Say how one video's run ended: its summary (`cut`: the first frames only, --max-frames), a
+    damaged file's warning, an interruption or a stop in the window (with the inputs `left` not
+    parsed), exiting where the run ends here. Return whether the file was damaged."""
     from .sources import pipe_name
 
-    _summary(stats, pipe_name(input))
+    _summary(stats, pipe_name(input), "the first " if cut else "")
     damaged = stats.source_error
-    if not damaged and not stats.interrupted and not stats.stopped and src.declared_frames > stats.frames_out:
+    if not damaged and not (stats.interrupted or stats.stopped or cut) and src.declared_frames > stats.frames_out:
         damaged = f"only {stats.frames_out} of the {src.declared_frames} frames its header announces could be decoded"
     if damaged:
         err.print(f"warning: {input}: {damaged} (truncated or damaged file); {_frames(stats.frames_out)} written",

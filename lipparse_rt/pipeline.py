@@ -237,6 +237,7 @@ def run_file(
     depth: int = 3,
     streams: int = 1,
     zoom: Zoom | None = None,
+    max_frames: int = 0,
 ) -> RunStats:
     """Parse every frame of a file source; nothing is dropped (bounded queues give back-pressure).
 
@@ -252,6 +253,7 @@ def run_file(
         depth: frames each queue holds (see `queue_depth`).
         streams: frames parsed at once (see `engine.plan_streams`).
         zoom: parse through a crop around the people (`zoom.Zoom`, made on `engine`).
+        max_frames: stop after the first this many frames (0: every frame).
     """
     stats = RunStats(streams=max(1, streams))
     stop = threading.Event()
@@ -276,6 +278,8 @@ def run_file(
             for frame in frames:
                 stats.frames_in += 1
                 if not _put(q_ids, (frame, pool.submit(parse, frame.image)), stop):
+                    return
+                if stats.frames_in == max_frames:  # the rest not even decoded
                     return
         finally:
             _put(q_ids, _END, stop)

@@ -742,3 +742,21 @@ def test_a_folder_or_a_pattern_of_videos_is_parsed_video_by_video(tmp_path):
     line = _one_line_error(runner.invoke(app, ["video", str(tmp_path), "--out", str(tmp_path / "q")]), 2)
     assert line.endswith(f"the folder has no videos (it holds 3 folders: give them, or a pattern such as "
                          f"'{tmp_path / '**' / '*.mp4'}')")
+
+
+def test_video_max_frames_parses_a_preview_with_its_sound_cut_to_it(tmp_path):
+    """`video film.mkv --out preview.mp4 --max-frames 300`: the first frames of a long video, to
+    try the model on before an hour's run; the rest is not even decoded."""
+    import av
+
+    src = make_video(tmp_path / "in.mp4", n=50, audio=True)
+    r = runner.invoke(app, ["video", str(src), "--out", str(tmp_path / "o.mp4"), "--max-frames", "10"])
+    assert r.exit_code == 0, r.output
+    assert "in.mp4: the first 10 frames in" in r.stdout and "warning" not in r.stderr  # not a damaged file
+    got = probe(tmp_path / "o.mp4")
+    assert got["frames"] == 10 and got["types"] == ["video", "audio"]
+    with av.open(str(tmp_path / "o.mp4")) as c:
+        sound = c.streams.audio[0]
+        assert float(sound.duration * sound.time_base) < 0.4 + 0.1  # 10 frames at 25 FPS, and one AAC frame
+    r = runner.invoke(app, ["video", str(src), "--out", str(tmp_path / "all.mp4"), "--max-frames", "80"])
+    assert r.exit_code == 0 and "in.mp4: 50 frames in" in r.stdout and probe(tmp_path / "all.mp4")["frames"] == 50
