@@ -256,10 +256,8 @@ def video(
 ) -> None:
     """Parse every frame of a video and write an overlay video (and/or masks)."""
     from .engine import plan_streams
-    from .pipeline import queue_depth, run_file, search_workers
-    from .sinks import X264_PRESETS, MaskWriter, VideoWriter, Window
-    from .sources import VideoFile, pipe_name
-    from .zoom import Zoom
+    from .sinks import X264_PRESETS, Window
+    from .sources import VideoFile
 
     engine = window = None
     unreadable: list[str] = []
@@ -288,42 +286,10 @@ def video(
                         engine = _engine(weights, provider, size, threads, flip, int8)
                     if show and window is None:
                         window = run_stack.enter_context(Window())
-                    writer = None
-                    if out_file is not None:
-                        writer = stack.enter_context(VideoWriter(
-                            out_file, src.fps, src.width, src.height, src.time_base, preset=preset,
-                            metadata=src.metadata,
-                            tracks_from=path if src.has_audio or src.has_subtitles else None))
-                    mask_writer = stack.enter_context(MaskWriter(frame_masks)) if frame_masks is not None else None
-                    mh, mw = engine.model_shape(src.height, src.width)
-                    err.print(f"{pipe_name(input)}: {src.describe()} @ {float(src.fps):.2f} FPS -> model {mw}x{mh} on "
-                              f"{engine.mode}" + (", person zoom" if zoom else ""), highlight=False)
                     title = "parsing" if len(jobs) == 1 else f"parsing {k + 1}/{len(jobs)}"
-                    with progress(err, TextColumn("[progress.description]{task.description}"), BarColumn(),
-                                  MofNCompleteColumn(), TextColumn("{task.fields[fps]:>6.1f} frames/s"),
-                                  TimeElapsedColumn(), TimeRemainingColumn(), unit="frames", transient=False) as bar:
-                        expected = min(src.expected_frames, max_frames or src.expected_frames)
-                        task = bar.add_task(title, total=expected or max_frames or None, fps=0.0)
-                        t0 = time.perf_counter()
-
-                        def on_frame(n: int) -> None:
-                            dt = time.perf_counter() - t0
-                            bar.update(task, completed=n, fps=n / dt if dt > 0 else 0.0)
-
-                        try:
-                            stats = run_file(src, engine, writer, mask_writer, window, alpha, on_frame,
-                                             depth=queue_depth(src.width, src.height), streams=streams,
-                                             zoom=Zoom(engine, workers=search_workers(src.width, src.height, streams))
-                                             if zoom else None, max_frames=max_frames)  # the search in line: no frame is late in a file,
-                            # and the search frame gets the enlarged parse (BENCHMARKS.md, "zoom"); its strips at
-                            # once up to 1080p
-                        except ModelError as exc:  # what was written is kept (the writer closes on the way out)
-                            kept = f"; {_frames(writer.frames)} written to {writer.path}" if writer is not None else ""
-                            raise ModelError(f"{exc}{kept}") from exc
-                        bar.update(task, total=stats.frames_out)
-                        cut = bool(max_frames) and stats.frames_in == max_frames  # a preview: what follows not read
-                        if writer is not None and (stats.interrupted or stats.stopped or cut):
-                            writer.stop_sound_with_picture()  # not the rest of the input's sound after the last frame
+                    stats, cut = _parse_video(stack, src, input, path, out_file, frame_masks, engine, window, title,
+                                              alpha=alpha, preset=preset, streams=streams, zoom=zoom,
+                                              max_frames=max_frames)
                 parsed += 1
                 frames_total += stats.frames_out
                 wall_total += stats.wall_s
@@ -339,6 +305,54 @@ def video(
         err.print(f"warning: {len(unreadable)} of {len(jobs)} videos could not be read (listed above)", highlight=False)
     if damaged_any or unreadable:
         raise typer.Exit(2)
+
+
+def _parse_video(stack: ExitStack, src, input: Path, path: Path, out_file: Optional[Path], frame_masks: Optional[Path],
+                 engine, window, title: str, *, alpha: float, preset: str, streams: int, zoom: bool,
+                 max_frames: int) -> tuple:
+    """One video of `video`: its writers (on `stack`), a status line, the run with its progress.
+    `path` holds the video (a pipe's copy, where `input` is a pipe). Return the run's stats and
+    whether --max-frames cut it short."""
+    from .pipeline import queue_depth, run_file, search_workers
+    from .sinks import MaskWriter, VideoWriter
+    from .sources import pipe_name
+    from .zoom import Zoom
+
+    writer = None
+    if out_file is not None:
+        writer = stack.enter_context(VideoWriter(
+            out_file, src.fps, src.width, src.height, src.time_base, preset=preset, metadata=src.metadata,
+            tracks_from=path if src.has_audio or src.has_subtitles else None))
+    mask_writer = stack.enter_context(MaskWriter(frame_masks)) if frame_masks is not None else None
+    mh, mw = engine.model_shape(src.height, src.width)
+    err.print(f"{pipe_name(input)}: {src.describe()} @ {float(src.fps):.2f} FPS -> model {mw}x{mh} on {engine.mode}"
+              + (", person zoom" if zoom else ""), highlight=False)
+    # the search in line: no frame is late in a file, and the search frame gets the enlarged parse
+    # (BENCHMARKS.md, "zoom"); its strips at once up to 1080p
+    zoomer = Zoom(engine, workers=search_workers(src.width, src.height, streams)) if zoom else None
+    with progress(err, TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[fps]:>6.1f} frames/s"), TimeElapsedColumn(), TimeRemainingColumn(),
+                  unit="frames", transient=False) as bar:
+        expected = min(src.expected_frames, max_frames or src.expected_frames)
+        task = bar.add_task(title, total=expected or max_frames or None, fps=0.0)
+        t0 = time.perf_counter()
+
+        def on_frame(n: int) -> None:
+            dt = time.perf_counter() - t0
+            bar.update(task, completed=n, fps=n / dt if dt > 0 else 0.0)
+
+        try:
+            stats = run_file(src, engine, writer, mask_writer, window, alpha, on_frame,
+                             depth=queue_depth(src.width, src.height), streams=streams, zoom=zoomer,
+                             max_frames=max_frames)
+        except ModelError as exc:  # what was written is kept (the writer closes on the way out)
+            kept = f"; {_frames(writer.frames)} written to {writer.path}" if writer is not None else ""
+            raise ModelError(f"{exc}{kept}") from exc
+        bar.update(task, total=stats.frames_out)
+    cut = bool(max_frames) and stats.frames_in == max_frames  # a preview: what follows not read
+    if writer is not None and (stats.interrupted or stats.stopped or cut):
+        writer.stop_sound_with_picture()  # not the rest of the input's sound after the last frame
+    return stats, cut
 
 
 @contextmanager
