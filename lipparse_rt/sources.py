@@ -589,9 +589,6 @@ def open_capture(spec: str) -> cv2.VideoCapture | FileCapture:
     if not cap.isOpened():
         cap.release()
         if "://" in spec:
-            if _web_page(spec):  # a YouTube or Twitch page, a camera's own web interface
-                raise CameraError(f"cannot open stream '{spec}': it is a web page, not a video stream (pipe the "
-                                  "stream in instead: yt-dlp -o - URL | lipparse-rt webcam --camera -)")
             raise CameraError(f"cannot open stream '{spec}': nothing answers there, or it is not a video stream")
         node = _metadata_node(target)
         if node is not None:  # a UVC camera's second node: `--camera 1` for the USB camera beside a laptop's
@@ -658,7 +655,13 @@ class Camera:
         self._opener = opener
         self._reconnect_s = reconnect_s
         self._size = None if self.is_file or self.network or self.pipe else size
-        self._cap = self._open()
+        try:
+            self._cap = self._open()
+        except CameraError:  # asked at the first opening only, not at each reconnection
+            if self.network and _web_page(spec):  # a YouTube or Twitch page, a camera's own web interface
+                raise CameraError(f"cannot open stream '{spec}': it is a web page, not a video stream (pipe the "
+                                  "stream in instead: yt-dlp -o - URL | lipparse-rt webcam --camera -)") from None
+            raise
         # A recording (a file, here or served over HTTP: it has a frame count; a live stream has
         # none) plays at its own frame rate and ends at its last frame, not reopened as a lost camera.
         self.recording = self.is_file or (self.network and self._cap.get(cv2.CAP_PROP_FRAME_COUNT) > 0)
