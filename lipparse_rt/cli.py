@@ -139,6 +139,18 @@ def _scales(text: str) -> tuple[float, ...]:
     return () if scales == (1.0,) else scales
 
 
+def _start(text: str | None) -> float:
+    """`video --start`: seconds from '90', '1:30', '1:02:03.5'; 0 where not given."""
+    from .sources import parse_clock
+
+    if text is None:
+        return 0.0
+    try:
+        return parse_clock(text)
+    except ValueError:
+        raise InputError(f"--start takes seconds or [H:]M:SS (e.g. 90 or 1:30), not {text!r}") from None
+
+
 def _resolution(text: str | None) -> tuple[int, int] | None:
     """'1280x720' -> (1280, 720); None -> None."""
     if text is None:
@@ -252,7 +264,8 @@ def video(
     alpha: Alpha = 0.5,
     preset: str = typer.Option("superfast", "--preset", help="x264 preset: ultrafast..veryslow (slower = smaller file)."),
     streams: int = typer.Option(0, "--streams", min=0, help="Frames parsed at once, one per core by default (0)."),
-    max_frames: int = typer.Option(0, "--max-frames", min=0, help="Parse only the first this many frames of each video, its sound and subtitles cut with them (a preview; 0 = every frame)."),
+    start: Optional[str] = typer.Option(None, "--start", help="Begin this far into each video: seconds or [H:]M:SS (e.g. 1:30); its sound and subtitles begin there too."),
+    max_frames: int = typer.Option(0, "--max-frames", min=0, help="Parse only the first this many frames of each video (from --start), its sound and subtitles cut with them (a preview; 0 = every frame)."),
 ) -> None:
     """Parse every frame of a video and write an overlay video (and/or masks)."""
     from .engine import plan_streams
@@ -268,13 +281,14 @@ def video(
             raise InputError("nothing to do: give --out FILE, --masks DIR or --show")
         if preset not in X264_PRESETS:
             raise InputError(f"unknown preset '{preset}': use one of {', '.join(X264_PRESETS)}")
+        start_s = _start(start)
         jobs = _video_jobs(inputs, out_path, masks, force)
         with ExitStack() as run_stack, _between_videos(len(jobs), lambda: parsed):
             for k, (input, out_file, frame_masks) in enumerate(jobs):
                 with ExitStack() as stack:
                     try:
                         path = stack.enter_context(_spooled(input))  # a pipe's stream, kept in a file
-                        src = stack.enter_context(VideoFile(path, shown=str(input)))
+                        src = stack.enter_context(VideoFile(path, shown=str(input), start=start_s))
                     except InputError as exc:
                         if len(jobs) == 1:
                             raise
@@ -315,18 +329,18 @@ def _parse_video(stack: ExitStack, src, input: Path, path: Path, out_file: Optio
     whether --max-frames cut it short."""
     from .pipeline import queue_depth, run_file, search_workers
     from .sinks import MaskWriter, VideoWriter
-    from .sources import pipe_name
+    from .sources import clock, pipe_name
     from .zoom import Zoom
 
     writer = None
     if out_file is not None:
         writer = stack.enter_context(VideoWriter(
             out_file, src.fps, src.width, src.height, src.time_base, preset=preset, metadata=src.metadata,
-            tracks_from=path if src.has_audio or src.has_subtitles else None))
+            tracks_from=path if src.has_audio or src.has_subtitles else None, start=bool(src.start)))
     mask_writer = stack.enter_context(MaskWriter(frame_masks)) if frame_masks is not None else None
     mh, mw = engine.model_shape(src.height, src.width)
     err.print(f"{pipe_name(input)}: {src.describe()} @ {float(src.fps):.2f} FPS -> model {mw}x{mh} on {engine.mode}"
-              + (", person zoom" if zoom else ""), highlight=False)
+              + (", person zoom" if zoom else "") + (f", from {clock(src.start)}" if src.start else ""), highlight=False)
     # the search in line: no frame is late in a file, and the search frame gets the enlarged parse
     # (BENCHMARKS.md, "zoom"); its strips at once up to 1080p
     zoomer = Zoom(engine, workers=search_workers(src.width, src.height, streams)) if zoom else None

@@ -132,10 +132,13 @@ class _TrackCopy:
         self._in = av.open(f"file:{source}")  # 'file:': a colon in the name is not a protocol
         self._src = getattr(self._in.streams, kind)[track]
         self._out = out
-        self._packets = self._in.demux(self._src)
+        self._packets = self._in.demux(self._src)  # from the file's start: demuxing is cheap (~1 us a packet)
         self._pending = None
         self._done = False
-        self._shift = 0  # source ticks added to every packet since the timestamps last went back
+        # source ticks added to every packet: where the output begins taken off (`begin_at`), and,
+        # since the timestamps last went back, what makes them go on
+        self._start: Fraction | None = None
+        self._shift = 0
         self._last: tuple[int, int] | None = None  # (dts, end) of the last packet, shifted, in source ticks
 
     def _keep_names(self, stream) -> None:
@@ -143,6 +146,12 @@ class _TrackCopy:
         for key in ("language", "title"):
             if self._src.metadata.get(key):
                 stream.metadata[key] = self._src.metadata[key]
+
+    def begin_at(self, t: Fraction) -> None:
+        """Begin the track at `t` seconds of the source, where the output's picture begins (`video
+        --start`): what comes before left out, and `t` made the output's 0. Before any `feed_until`."""
+        self._start = t
+        self._shift = -round(t / self._src.time_base)
 
     def _mux(self, packet) -> None:
         raise NotImplementedError
@@ -220,6 +229,8 @@ class _AudioCopy(_TrackCopy):
                 if self._shift:
                     p.pts = None if p.pts is None else p.pts + self._shift
                     p.dts = None if p.dts is None else p.dts + self._shift
+                if self._start is not None and p.pts is not None and p.pts < 0:  # before the picture's start
+                    continue
                 p.stream = self.stream
                 self._out.mux(p)
         else:
@@ -234,7 +245,11 @@ class _AudioCopy(_TrackCopy):
                 # timestamps counted on from the source's first, sample by sample: the source's
                 # start kept, and no gap or overlap where its own stamps jitter or go back
                 if self._t is None:
-                    self._t = Fraction(frame.pts * frame.time_base) if frame.pts is not None else Fraction(0)
+                    at = Fraction(frame.pts * frame.time_base) if frame.pts is not None else Fraction(0)
+                    at += self._shift * self._src.time_base  # where the output begins taken off
+                    if self._start is not None and at < 0:  # before it
+                        continue
+                    self._t = at
                 frame.pts, frame.time_base = round(self._t * frame.sample_rate), Fraction(1, frame.sample_rate)
                 self._t += Fraction(frame.samples, frame.sample_rate)
                 for p in self.stream.encode(frame):
@@ -285,8 +300,11 @@ class _SubtitleCopy(_TrackCopy):
             return
         start += self._shift
         if self._codec == "mov_text":  # one text at a time already, its styling kept
-            if bytes(packet)[:2] != b"\0\0":  # no text: the muxer fills the time between cues itself
-                self._write(bytes(packet), start, packet.duration)
+            duration = packet.duration
+            if start < 0 and duration:  # shown from the video's --start on, what is left of it
+                start, duration = 0, duration + start
+            if bytes(packet)[:2] != b"\0\0" and start >= 0 and (duration is None or duration > 0):
+                self._write(bytes(packet), start, duration)  # no text: the muxer fills the time between cues
             return
         text = cue_text(bytes(packet), self._codec)
         if text:
@@ -410,11 +428,16 @@ class VideoWriter:
             files about half the size for ~6% less end-to-end FPS.
         metadata: the source's own tags (`VideoFile.metadata`): when and where it was shot
             (`creation_time`, `location`), its title; a phone's gallery sorts and maps by them.
+        start: the source's first frames were left out (`video --start`): the first frame
+            written makes the output's 0, its time taken off every timestamp, the picture's and
+            the kept tracks', and what comes before it in the tracks left out. False: the
+            source's timestamps kept as they are.
     """
 
     def __init__(self, path: Path, fps: Fraction, width: int, height: int,
                  time_base: Fraction | None = None, tracks_from: Path | None = None,
-                 crf: int = 22, preset: str = "superfast", metadata: dict[str, str] | None = None) -> None:
+                 crf: int = 22, preset: str = "superfast", metadata: dict[str, str] | None = None,
+                 start: bool = False) -> None:
         import av
 
         self.path = Path(path)
@@ -449,6 +472,7 @@ class VideoWriter:
             self._fps = Fraction(fps)
             self._t0: Fraction | None = None
             self._shift = Fraction(0)  # seconds added to the source's timestamps since they last went back
+            self._begin = start  # the first frame's time is yet to be taken off (`start`)
             self._tracks: list[_TrackCopy] = []
             audio, subtitles = _track_counts(tracks_from) if tracks_from else (0, 0)
             for track in range(audio):
@@ -495,6 +519,11 @@ class VideoWriter:
         if pts is None or self._src_tb is None:
             out = 0 if self._last_pts is None else self._last_pts + step
         else:
+            if self._begin:  # the first frame written is the output's 0, and the kept tracks' (`start`)
+                self._begin = False
+                self._shift = -pts * self._src_tb
+                for track in self._tracks:
+                    track.begin_at(pts * self._src_tb)
             t = pts * self._src_tb + self._shift
             if self._t0 is None:
                 self._t0 = t

@@ -143,6 +143,27 @@ def spooled(path: Path, on_bytes: Callable[[int], None] | None = None, what: str
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def clock(seconds: float) -> str:
+    """'1:30', '1:02:03.5', '12.25 s' for `--start` and its messages."""
+    if seconds < 60:
+        return f"{seconds:g} s"
+    whole, frac = divmod(seconds, 1)
+    h, rest = divmod(int(whole), 3600)
+    text = f"{h}:{rest // 60:02d}:{rest % 60:02d}" if h else f"{rest // 60}:{rest % 60:02d}"
+    return text + (f"{frac:.3f}".rstrip("0")[1:] if frac else "")
+
+
+def parse_clock(text: str) -> float:
+    """Seconds from '90', '1:30', '1:02:03.5' (ValueError otherwise)."""
+    parts = text.strip().split(":")
+    if not 1 <= len(parts) <= 3 or any(not p or not re.fullmatch(r"\d+(\.\d*)?", p) for p in parts):
+        raise ValueError(text)
+    seconds = 0.0
+    for p in parts:
+        seconds = seconds * 60 + float(p)
+    return seconds
+
+
 def mp4_without_index(path: Path) -> bool:
     """Whether `path` is an MP4/MOV whose top-level boxes hold media ('mdat') but no index ('moov',
     nor the 'moof' fragments that carry one in pieces): what a recording cut off before its end
@@ -169,11 +190,12 @@ def mp4_without_index(path: Path) -> bool:
 class VideoFile:
     """Every frame of a video file, in order, decoded by PyAV (FFmpeg); nothing is dropped."""
 
-    def __init__(self, path: Path, shown: str | None = None) -> None:
+    def __init__(self, path: Path, shown: str | None = None, start: float = 0.0) -> None:
         import av
 
         self.path = Path(path)
         self.shown = shown or str(path)  # the name errors give: a pipe's, where `path` holds its stream
+        self.start = max(0.0, float(start))  # seconds after the first frame where reading begins
         _check_file(self.path, "video")
         try:
             self._open()
@@ -217,6 +239,11 @@ class VideoFile:
             # re-encoding) shows fewer frames than the track holds; FFmpeg shows only those.
             self.declared_frames = min(self.declared_frames, max(shown, 1))
         self.expected_frames: int = self.declared_frames or shown  # best guess, for progress bars
+        skipped = round(self.start * float(self.fps))  # the frames before --start
+        self.declared_frames = max(0, self.declared_frames - skipped) if self.declared_frames else 0
+        self.expected_frames = max(0, self.expected_frames - skipped)
+        # where reading begins, in the source's seconds (0: at its own start, its timestamps kept)
+        self._start_time = float(self._first_pts * self.time_base) + self.start if self.start else 0.0
         self.has_audio = bool(self._container.streams.audio)
         self.has_subtitles = bool(self._container.streams.subtitles)
         # what the file says of itself (when and where it was shot, its title), for the output;
@@ -269,8 +296,12 @@ class VideoFile:
 
         angle, interlaced = 0, self._stream.codec_context.field_order in FIELD_ORDERS
         transfer = self._stream.codec_context.color_trc
+        self._first_pts = self._stream.start_time or 0  # the first frame's timestamp, where it has one
+        self._timed = False  # whether frames have timestamps (a raw H.264 stream's have none)
         try:
             for frame in self._container.decode(self._stream):
+                self._timed = frame.pts is not None
+                self._first_pts = frame.pts if self._timed else self._first_pts
                 angle, interlaced = round(getattr(frame, "rotation", 0) or 0), interlaced or bool(frame.interlaced_frame)
                 transfer = frame.color_trc if frame.color_trc not in (None, 2) else transfer  # 2: unspecified
                 break
@@ -296,6 +327,32 @@ class VideoFile:
     def close(self) -> None:
         """Release the file."""
         self._container.close()
+
+    def _from_start(self) -> Iterator:
+        """`_decoded` from `_start_time`: the demuxer sought to the keyframe before it (decoding
+        from the file's start to an hour in would take minutes), the frames before it dropped.
+        Where seeking gives no frame (a raw H.264 stream cannot seek; a still image read as a
+        video seeks "fine" and then gives nothing), the file is read again from its start."""
+        import av
+
+        edge = self._start_time - 0.5 / float(self.fps)  # a frame within half a frame of the start is kept
+        if not self._timed:  # no timestamps to seek by: the frames counted from the start
+            first = float(self._first_pts * self.time_base)
+            yield from (vf for n, vf in enumerate(self._decoded()) if first + n / float(self.fps) >= edge)
+            return
+        try:
+            self._container.seek(round(self._start_time / self.time_base), stream=self._stream, backward=True)
+        except av.FFmpegError:
+            pass  # read from the start
+        decoded = 0
+        for vf in self._decoded():
+            decoded += 1
+            if vf.pts is None or vf.pts * self.time_base >= edge:
+                yield vf
+        if not decoded:  # sought "fine", and nothing came
+            self._container.close()
+            self._open()
+            yield from (vf for vf in self._decoded() if vf.pts is None or vf.pts * self.time_base >= edge)
 
     def _decoded(self) -> Iterator:
         """The stream's frames (PyAV's), in order; interlaced ones made progressive (`Deinterlace`),
@@ -323,7 +380,7 @@ class VideoFile:
         index = 0
         sdr = ToSdr(self._transfer) if self.hdr else None
         try:
-            for vf in self._decoded():
+            for vf in self._from_start() if self.start else self._decoded():
                 # one swscale thread: its automatic threads (PyAV >= 17) cost ~50% more CPU
                 # per 640x480 frame, CPU that the pipeline's other stages need
                 img = sdr.bgr(vf) if sdr else vf.to_ndarray(format="bgr24", threads=1)
@@ -337,6 +394,9 @@ class VideoFile:
             self.error = f"decoding stopped after frame {index}: {exc}"
             log.warning("video '%s': %s", self.path, self.error)
         if index == 0 and self.error is None:
+            if self.start:
+                raise InputError(f"cannot read video '{self.shown}': it has no frame {clock(self.start)} after its "
+                                 "start (--start)")
             raise InputError(f"cannot read video '{self.shown}': it has no frames")
 
 

@@ -760,3 +760,50 @@ def test_video_max_frames_parses_a_preview_with_its_sound_cut_to_it(tmp_path):
         assert float(sound.duration * sound.time_base) < 0.4 + 0.1  # 10 frames at 25 FPS, and one AAC frame
     r = runner.invoke(app, ["video", str(src), "--out", str(tmp_path / "all.mp4"), "--max-frames", "80"])
     assert r.exit_code == 0 and "in.mp4: 50 frames in" in r.stdout and probe(tmp_path / "all.mp4")["frames"] == 50
+
+
+def test_video_start_begins_there_with_its_sound_and_subtitles(tmp_path):
+    """`video film.mkv --out scene.mp4 --start 1:30 [--max-frames 300]`: a scene of a long video.
+    Its frames from there on, its timestamps, sound and subtitles moved to begin at 0."""
+    import av
+
+    from test_sinks import _cues, _video_with_subtitles
+
+    src = make_video(tmp_path / "in.mp4", n=50, audio=True)  # 2 s at 25 FPS
+    r = runner.invoke(app, ["video", str(src), "--out", str(tmp_path / "o.mp4"), "--start", "0:01", "--alpha", "0"])
+    assert r.exit_code == 0, r.output
+    assert "in.mp4: 25 frames in" in r.stdout and "warning" not in r.stderr  # not taken for a short file
+    with av.open(str(src)) as a, av.open(str(tmp_path / "o.mp4")) as b:
+        frames_in = [f.to_ndarray(format="gray").astype(int)[80:] for f in a.decode(video=0)]  # below the legend
+        frames_out = [(f.pts, f.to_ndarray(format="gray").astype(int)[80:]) for f in b.decode(video=0)]
+    assert len(frames_out) == 25 and frames_out[0][0] == 0
+    for k in (0, 1, 12, 24):  # each is the input's frame 25 + k, not a neighbour
+        diffs = [np.abs(frames_out[k][1] - f).mean() for f in frames_in]
+        assert int(np.argmin(diffs)) == 25 + k
+    with av.open(str(tmp_path / "o.mp4")) as c:
+        sound = c.streams.audio[0]
+        first = next(c.demux(sound))
+        assert 0 <= float(first.pts * first.time_base) < 0.05  # the packet across the start left out, no more
+        assert 0.9 < float(sound.duration * sound.time_base) < 1.1
+    r = runner.invoke(app, ["video", str(src), "--out", str(tmp_path / "p.mp4"), "--start", "1.5", "--max-frames", "5"])
+    assert r.exit_code == 0 and probe(tmp_path / "p.mp4")["frames"] == 5, r.output
+    # subtitles: a cue running at the start is shown from 0 for what is left of it; one over is left out
+    film = _video_with_subtitles(tmp_path)
+    r = runner.invoke(app, ["video", str(film), "--out", str(tmp_path / "s.mp4"), "--start", "0.4"])  # frame 10
+    assert r.exit_code == 0, r.output
+    (en, en_cues), (fr, fr_cues) = _cues(tmp_path / "s.mp4")
+    assert [(round(a, 2), round(b, 2), t) for a, b, t in en_cues] == [
+        (0.0, 0.4, "Hello there"), (0.8, 1.5, "Second cue\nOther speaker")]
+    assert [(round(a, 2), round(b, 2), t) for a, b, t in fr_cues] == [(0.0, 0.5, "Bonjour, toi\nligne deux")]
+    # the MP4's own subtitles (copied as they are), moved the same way; a start between two frames
+    # begins at the nearer (0.23 s: the frame at 0.24)
+    r = runner.invoke(app, ["video", str(tmp_path / "s.mp4"), "--out", str(tmp_path / "s2.mp4"), "--start", "0.23"])
+    assert r.exit_code == 0, r.output
+    assert [(round(a, 2), round(b, 2), t) for a, b, t in _cues(tmp_path / "s2.mp4")[0][1]] == [
+        (0.0, 0.16, "Hello there"), (0.56, 1.26, "Second cue\nOther speaker")]
+    # past the end, and not a time
+    line = _one_line_error(runner.invoke(app, ["video", str(src), "--out", str(tmp_path / "q.mp4"), "--start", "3"]), 2)
+    assert line == f"error: cannot read video '{src}': it has no frame 3 s after its start (--start)"
+    assert not (tmp_path / "q.mp4").exists()
+    line = _one_line_error(runner.invoke(app, ["video", str(src), "--out", str(tmp_path / "q.mp4"), "--start", "1:x"]), 2)
+    assert line == "error: --start takes seconds or [H:]M:SS (e.g. 90 or 1:30), not '1:x'"
