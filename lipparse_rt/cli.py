@@ -248,7 +248,8 @@ def _video_jobs(inputs: list[Path], out_path: Optional[Path], masks: Optional[Pa
 def video(
     inputs: list[Path] = typer.Argument(..., readable=False, show_default=False,
                                         help="Video files (anything FFmpeg reads), folders of videos, or patterns "
-                                             "such as 'clips/*.mp4' ('-': standard input, read to its end first); "
+                                             "such as 'clips/*.mp4' ('-': standard input, read to its end first; "
+                                             "an http(s) URL: downloaded first); "
                                              "several are parsed one after another, the model loaded once, and "
                                              "--out is then a folder."),
     out_path: Optional[Path] = typer.Option(None, "--out", "-o", help="Output MP4 (H.264; the input's sound, every track, its text subtitles, and its date and place tags kept), or a folder: FOLDER/<input's name>.mp4 (made for several inputs)."),
@@ -270,7 +271,7 @@ def video(
     """Parse every frame of a video and write an overlay video (and/or masks)."""
     from .engine import plan_streams
     from .sinks import X264_PRESETS, Window
-    from .sources import VideoFile
+    from .sources import VideoFile, given_as
 
     engine = window = None
     unreadable: list[str] = []
@@ -288,7 +289,7 @@ def video(
                 with ExitStack() as stack:
                     try:
                         path = stack.enter_context(_spooled(input))  # a pipe's stream, kept in a file
-                        src = stack.enter_context(VideoFile(path, shown=str(input), start=start_s))
+                        src = stack.enter_context(VideoFile(path, shown=given_as(input), start=start_s))
                     except InputError as exc:
                         if len(jobs) == 1:
                             raise
@@ -374,15 +375,17 @@ def _spooled(path: Path) -> Iterator[Path]:
     """`sources.spooled` with a line and a byte count while a pipe's stream is read."""
     from rich.progress import DownloadColumn, TransferSpeedColumn
 
-    from .sources import is_pipe, pipe_name, spooled
+    from .sources import is_pipe, pipe_name, spooled, web_url
 
-    if not is_pipe(path):
+    url = web_url(path)
+    if not (url or is_pipe(path)):
         yield path
         return
     with ExitStack() as stack:
         with progress(err, TextColumn("[progress.description]{task.description}"), DownloadColumn(),
                       TransferSpeedColumn(), unit="bytes") as bar:
-            task = bar.add_task(f"reading {pipe_name(path)} (a pipe) to its end first", total=None)
+            task = bar.add_task(f"downloading {url}" if url else f"reading {pipe_name(path)} (a pipe) to its end first",
+                                total=None)
             kept = stack.enter_context(spooled(path, lambda n: bar.update(task, completed=n)))
         yield kept  # the file is removed when the stack closes
 
@@ -527,7 +530,7 @@ def webcam(
 @app.command()
 def image(
     paths: list[Path] = typer.Argument(..., readable=False, show_default=False,
-                                       help="Images, folders of images, or patterns such as 'photos/*.jpg' ('-': standard input)."),
+                                       help="Images, folders of images, or patterns such as 'photos/*.jpg' ('-': standard input; an http(s) URL: downloaded first)."),
     out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="Write overlays here (PNG, named by the input's stem; one of that name is replaced, an input image never)."),
     masks: Optional[Path] = typer.Option(None, "--masks", help="Write masks here: one 8-bit PNG of LIP ids per image, full size, named by stem."),
     weights: Weights = None,
@@ -549,7 +552,7 @@ def image(
 
     from .pipeline import render_frame
     from .sinks import MaskWriter, check_image_outputs, output_folder
-    from .sources import Images, is_pipe, stem_of
+    from .sources import Images, is_pipe, stem_of, web_url
     from .zoom import Zoom
 
     try:
@@ -561,7 +564,7 @@ def image(
             unreadable.append(str(exc))
             err.print(f"warning: {exc}; skipped", highlight=False, soft_wrap=True)
 
-        one_file = len(paths) == 1 and (paths[0].is_file() or is_pipe(paths[0]))
+        one_file = len(paths) == 1 and (paths[0].is_file() or is_pipe(paths[0]) or bool(web_url(paths[0])))
         images = Images(paths, on_unreadable=None if one_file else skip)  # one file: an error
         clashes = images.same_names()
         if clashes:

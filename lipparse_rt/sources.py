@@ -56,13 +56,24 @@ def _as_url(path: Path) -> str | None:
     return f"{match[1]}://{match[2]}" if match and not path.exists() else None
 
 
+def web_url(path: Path) -> str | None:
+    """The http(s) URL `path` was given as, which `spooled` downloads; None for anything else."""
+    url = _as_url(Path(path))
+    return url if url and url.split(":", 1)[0].lower() in ("http", "https") else None
+
+
+def given_as(path: Path) -> str:
+    """An input as the user gave it, for messages: a URL with its '//' (which Path folds)."""
+    return web_url(path) or str(path)
+
+
 def _check_file(path: Path, what: str) -> None:
     if str(path) == PIPE:  # `video` reads a pipe through `spooled`
         raise InputError(f"cannot read {what} from a pipe ('-'): give a file")
     if not path.exists():
         url = _as_url(path)
-        if url:
-            raise InputError(f"cannot read {what} '{url}': it is a URL, and this reads files (download it first)"
+        if url:  # not http(s), which `spooled` downloads: a live stream's (rtsp://, rtmp://...)
+            raise InputError(f"cannot read {what} '{url}': it is a URL of a kind this does not download"
                              + ("; `webcam --camera URL` parses a stream live" if what == "video" else ""))
         raise InputError(f"cannot read {what} '{path}': no such file")
     if path.is_dir():
@@ -72,6 +83,7 @@ def _check_file(path: Path, what: str) -> None:
 
 
 PIPE = "-"  # standard input, as a file name
+DOWNLOAD_TIMEOUT_S = 15.0  # a server that sends nothing for this long has failed the download
 
 
 def is_pipe(path: Path) -> bool:
@@ -87,8 +99,17 @@ def is_pipe(path: Path) -> bool:
 
 
 def pipe_name(path: Path) -> str:
-    """What a video is called in lines and output names: 'stdin' for '-', else its file name."""
-    return "stdin" if str(path) == PIPE else Path(path).name
+    """What an input is called in lines and output names: 'stdin' for '-', a URL's file name
+    ('clip.mp4' of 'https://host/v/clip.mp4?x=1', else its host), else its file name."""
+    if str(path) == PIPE:
+        return "stdin"
+    url = web_url(path)
+    if url:
+        from urllib.parse import unquote, urlparse
+
+        parts = urlparse(url)
+        return Path(unquote(parts.path)).name or parts.hostname or "download"
+    return Path(path).name
 
 
 def stem_of(path: Path) -> str:
@@ -103,6 +124,11 @@ def spooled(path: Path, on_bytes: Callable[[int], None] | None = None, what: str
     first frame, then each sound and subtitle track), and a pipe gives its bytes once; nor can
     the MP4 a phone or `yt-dlp -o -` sends be read before its index, which comes last.
     `on_bytes` is told the bytes copied so far."""
+    url = web_url(path)
+    if url:
+        with _downloaded(url, on_bytes, what) as kept:
+            yield kept
+        return
     if not is_pipe(path):
         yield path
         return
@@ -162,6 +188,49 @@ def parse_clock(text: str) -> float:
     for p in parts:
         seconds = seconds * 60 + float(p)
     return seconds
+
+
+@contextmanager
+def _downloaded(url: str, on_bytes: Callable[[int], None] | None, what: str) -> Iterator[Path]:
+    """An http(s) URL's file, downloaded into a temporary folder under its own name (`pipe_name`),
+    removed afterwards. A web page (a YouTube page, a share link's) is said as such."""
+    import urllib.error
+    import urllib.request
+
+    folder = Path(tempfile.mkdtemp(prefix="lipparse-download-"))
+    target = folder / pipe_name(Path(url))
+    try:
+        try:
+            answer = urllib.request.urlopen(urllib.request.Request(url, headers={"User-Agent": "lipparse-rt"}),
+                                            timeout=DOWNLOAD_TIMEOUT_S)
+        except urllib.error.HTTPError as exc:
+            raise InputError(f"cannot read {what} '{url}': the server answered {exc.code} {exc.reason}") from None
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise InputError(f"cannot read {what} '{url}': cannot reach it ({reason})") from None
+        with answer:
+            if answer.headers.get_content_type() in ("text/html", "application/xhtml+xml"):
+                raise InputError(f"cannot read {what} '{url}': it is a web page, not a{'n' * (what[0] in 'aeiou')} "
+                                 f"{what} (for a video site: yt-dlp -o - URL | lipparse-rt {what} - ...)")
+            total = 0
+            try:
+                with open(target, "wb") as dst:
+                    while chunk := answer.read(1 << 20):
+                        try:
+                            dst.write(chunk)
+                        except OSError as exc:
+                            raise OutputError(f"cannot keep the {what} from '{url}' in '{folder}': {exc.strerror}; "
+                                              "set TMPDIR to a folder with room") from exc
+                        total += len(chunk)
+                        if on_bytes is not None:
+                            on_bytes(total)
+            except (OSError, ValueError) as exc:  # the connection dropped, a timeout
+                raise InputError(f"cannot read {what} '{url}': the download broke off ({exc})") from None
+        if not total:
+            raise InputError(f"cannot read {what} '{url}': the server sent nothing")
+        yield target
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def mp4_without_index(path: Path) -> bool:
@@ -855,7 +924,7 @@ class Images:
         self.files: list[Path] = []
         seen: set[Path] = set()
         for path in given:
-            for file in [path] if is_pipe(path) else listing(path, IMAGE_EXTS, "images"):
+            for file in [path] if is_pipe(path) or web_url(path) else listing(path, IMAGE_EXTS, "images"):
                 real = file.resolve()
                 if real not in seen:
                     seen.add(real)
@@ -873,8 +942,8 @@ class Images:
     def __iter__(self) -> Iterator[tuple[Path, U8]]:
         for path in self.files:
             try:
-                with spooled(path, what="image") as real:  # a pipe's bytes, kept in a file
-                    img = read_image_any(real, shown=str(path))
+                with spooled(path, what="image") as real:  # a pipe's or a URL's bytes, kept in a file
+                    img = read_image_any(real, shown=given_as(path))
             except InputError as exc:
                 if self.on_unreadable is None:
                     raise
@@ -899,15 +968,15 @@ def listing(path: Path, exts: Sequence[str], what: str) -> list[Path]:
     def named(p: Path) -> bool:
         return p.suffix.lower() in exts and p.is_file()
 
+    url = _as_url(path)  # http(s) ones are downloaded (`spooled`) and do not come here
+    if url:
+        raise InputError(f"cannot read {what} '{url}': it is a URL of a kind this does not download")
     if not path.exists() and glob.has_magic(str(path)):
         files = sorted(p for p in map(Path, glob.glob(str(path), recursive=True)) if named(p))
         if not files:
             raise InputError(f"cannot read {what} '{path}': no {what[:-1]} matches it")
         return files
     if not path.exists():
-        url = _as_url(path)
-        if url:
-            raise InputError(f"cannot read {what} '{url}': it is a URL, and this reads files (download it first)")
         raise InputError(f"cannot read {what} '{path}': no such file or folder")
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if named(p) and not p.name.startswith("."))
@@ -926,8 +995,8 @@ def video_files(paths: Sequence[Path]) -> list[Path]:
     files: list[Path] = []
     seen: set[Path] = set()
     for path in paths:
-        wildcard = not path.exists() and (glob.has_magic(str(path)) and (glob.glob(str(path), recursive=True)
-                                                                        or re.search(r"[*?]", str(path))))
+        wildcard = not path.exists() and not web_url(path) and glob.has_magic(str(path)) and bool(
+            glob.glob(str(path), recursive=True) or re.search(r"[*?]", str(path)))  # a URL's '?' is its query
         if path.is_file() or not (path.is_dir() or wildcard):
             found = [path]  # the file itself ('clip [take 2].mp4' too): a missing one is VideoFile's to report
         else:

@@ -247,19 +247,48 @@ def test_video_whose_picture_cannot_be_decoded(tmp_path, tiny_weights, monkeypat
     assert not out.exists()
 
 
-def test_a_url_given_for_a_file_says_so(tmp_path, tiny_weights, monkeypatch):
-    """`video https://.../clip.mp4` was `no such file` about 'https:/...' (one slash: Path folds
-    them) before 2026-12-05; a Windows drive (`c:/x.jpg`) is not taken for a URL."""
-    monkeypatch.setenv("LIPPARSE_WEIGHTS", str(tiny_weights))
-    r = runner.invoke(app, ["video", "https://example.com/clip.mp4", "--out", str(tmp_path / "o.mp4")])
-    assert r.exit_code == 2 and r.stderr.strip().splitlines()[-1] == (
-        "error: cannot read video 'https://example.com/clip.mp4': it is a URL, and this reads files (download it "
-        "first); `webcam --camera URL` parses a stream live")
-    r = runner.invoke(app, ["image", "https://example.com/a.jpg", "--out", str(tmp_path / "o")])
-    assert r.exit_code == 2 and "'https://example.com/a.jpg': it is a URL" in r.stderr
-    r = runner.invoke(app, ["image", "c:/nowhere/a.jpg", "--out", str(tmp_path / "o")])
-    assert r.exit_code == 2 and r.stderr.strip().endswith("no such file or folder")
+def test_a_url_is_downloaded_then_parsed(tmp_path, tiny_weights, monkeypatch):
+    """`video https://.../clip.mp4` and `image https://.../a.jpg`: before 2026-12-05 one line said
+    to download it first (and before 2026-12-05 again, `no such file` about 'https:/...', one
+    slash: Path folds them). Now the file is downloaded into a temporary folder, parsed, and the
+    copy removed; a page, a missing file or a server that does not answer is one line."""
+    import tempfile
 
+    from conftest import served_folder
+
+    monkeypatch.setenv("LIPPARSE_WEIGHTS", str(tiny_weights))
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    site = tmp_path / "site"
+    site.mkdir()
+    make_video(site / "clip.mp4", n=12, audio=True)
+    ok, jpg = cv2.imencode(".jpg", np.full((90, 60, 3), 128, np.uint8))
+    (site / "a.jpg").write_bytes(jpg.tobytes())
+    (site / "watch.html").write_text("<!doctype html><title>a video site</title>")
+    (tmp_path / "out").mkdir()
+    with served_folder(site) as base:
+        r = runner.invoke(app, ["video", f"{base}/clip.mp4?download=1", "--out", str(tmp_path / "out")])
+        assert r.exit_code == 0, r.output
+        got = probe(tmp_path / "out" / "clip.mp4")  # named after the URL's file, its query left out
+        assert got["frames"] == 12 and got["types"] == ["video", "audio"]
+        r = runner.invoke(app, ["image", f"{base}/a.jpg", "--masks", str(tmp_path / "m")])
+        assert r.exit_code == 0, r.output
+        assert cv2.imread(str(tmp_path / "m" / "a.png"), cv2.IMREAD_UNCHANGED).shape == (90, 60)
+        assert not any((tmp_path / "tmp").iterdir())  # the copies removed
+        r = runner.invoke(app, ["video", f"{base}/gone.mp4", "--out", str(tmp_path / "o.mp4")])
+        assert r.exit_code == 2 and r.stderr.strip().splitlines()[-1] == (
+            f"error: cannot read video '{base}/gone.mp4': the server answered 404 File not found")
+        r = runner.invoke(app, ["video", f"{base}/watch.html", "--out", str(tmp_path / "o.mp4")])
+        assert r.exit_code == 2 and r.stderr.strip().splitlines()[-1] == (
+            f"error: cannot read video '{base}/watch.html': it is a web page, not a video (for a video site: "
+            "yt-dlp -o - URL | lipparse-rt video - ...)")
+    r = runner.invoke(app, ["video", "rtsp://127.0.0.1:9/live", "--out", str(tmp_path / "o.mp4")])
+    assert r.exit_code == 2 and r.stderr.strip().splitlines()[-1] == (
+        "error: cannot read video 'rtsp://127.0.0.1:9/live': it is a URL of a kind this does not download; "
+        "`webcam --camera URL` parses a stream live")
+    r = runner.invoke(app, ["image", "c:/nowhere/a.jpg", "--out", str(tmp_path / "o")])  # a drive, not a URL
+    assert r.exit_code == 2 and r.stderr.strip().endswith("no such file or folder")
+    assert not (tmp_path / "o.mp4").exists()
 
 def test_a_video_from_a_pipe_is_read_to_its_end_then_parsed_with_its_sound(tmp_path, tiny_weights, monkeypatch):
     """`yt-dlp -o - URL | lipparse-rt video - --out o.mp4`, `ffmpeg ... -f matroska - | ...`, a
