@@ -214,7 +214,8 @@ def _video_jobs(inputs: list[Path], out_path: Optional[Path], masks: Optional[Pa
     videos (or a folder's, a pattern's) need one (made where missing), and their frame masks go to
     a folder each, MASKS/<input's name>/."""
     from .sinks import MP4_SUFFIXES, check_output, clear_frame_masks, output_folder
-    from .sources import stem_of, video_files
+    from .fetch import stem_of
+    from .sources import video_files
 
     given = inputs
     inputs = video_files(given)
@@ -271,7 +272,8 @@ def video(
     """Parse every frame of a video and write an overlay video (and/or masks)."""
     from .engine import plan_streams
     from .sinks import X264_PRESETS, Window
-    from .sources import VideoFile, given_as
+    from .fetch import given_as
+    from .sources import VideoFile
 
     engine = window = None
     unreadable: list[str] = []
@@ -330,7 +332,8 @@ def _parse_video(stack: ExitStack, src, input: Path, path: Path, out_file: Optio
     whether --max-frames cut it short."""
     from .pipeline import queue_depth, run_file, search_workers
     from .sinks import MaskWriter, VideoWriter
-    from .sources import clock, pipe_name
+    from .fetch import pipe_name
+    from .sources import clock
     from .zoom import Zoom
 
     writer = None
@@ -372,10 +375,10 @@ def _parse_video(stack: ExitStack, src, input: Path, path: Path, out_file: Optio
 
 @contextmanager
 def _spooled(path: Path) -> Iterator[Path]:
-    """`sources.spooled` with a line and a byte count while a pipe's stream is read."""
+    """`fetch.spooled` with a line and a byte count while a pipe's stream is read or a URL downloaded."""
     from rich.progress import DownloadColumn, TransferSpeedColumn
 
-    from .sources import is_pipe, pipe_name, spooled, web_url
+    from .fetch import is_pipe, pipe_name, spooled, web_url
 
     url = web_url(path)
     if not (url or is_pipe(path)):
@@ -407,7 +410,7 @@ def _video_outcome(stats, src, input: Path, out_path: Optional[Path], window, le
     """Say how one video's run ended: its summary (`cut`: the first frames only, --max-frames), a
     damaged file's warning, an interruption or a stop in the window (with the inputs `left` not
     parsed), exiting where the run ends here. Return whether the file was damaged."""
-    from .sources import pipe_name
+    from .fetch import pipe_name
 
     _summary(stats, pipe_name(input), "the first " if cut else "")
     damaged = stats.source_error
@@ -552,7 +555,8 @@ def image(
 
     from .pipeline import render_frame
     from .sinks import MaskWriter, check_image_outputs, output_folder
-    from .sources import Images, is_pipe, stem_of, web_url
+    from .fetch import is_pipe, stem_of, web_url
+    from .sources import Images
     from .zoom import Zoom
 
     try:
@@ -618,7 +622,8 @@ def info(
     import cv2
     import onnxruntime as ort
 
-    from .sources import cameras_here, heif_reader
+    from .devices import cameras_here
+    from .sources import heif_reader
 
     try:
         engine = _engine(weights, provider, 0, int8=int8)

@@ -9,13 +9,9 @@ import glob
 import logging
 import os
 import re
-import shutil
-import stat
 import sys
-import tempfile
 import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -25,7 +21,10 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from .errors import CameraError, InputError, OutputError
+from . import devices
+from .devices import cameras_here, metadata_node
+from .errors import CameraError, InputError
+from .fetch import PIPE, as_url, given_as, is_pipe, spooled, stem_of, web_url
 from .hdr import HLG, PQ, ToSdr
 
 log = logging.getLogger(__name__)
@@ -50,28 +49,11 @@ class Frame:
     pts: int | None = None  # presentation timestamp in the source's time base, if known
 
 
-def _as_url(path: Path) -> str | None:
-    """The URL a missing path was given as ('https://x/a.mp4', which Path folds to 'https:/x/a.mp4')."""
-    match = re.match(r"([a-z][a-z0-9+.-]+):/+(.*)", str(path))  # not a drive letter (c:/)
-    return f"{match[1]}://{match[2]}" if match and not path.exists() else None
-
-
-def web_url(path: Path) -> str | None:
-    """The http(s) URL `path` was given as, which `spooled` downloads; None for anything else."""
-    url = _as_url(Path(path))
-    return url if url and url.split(":", 1)[0].lower() in ("http", "https") else None
-
-
-def given_as(path: Path) -> str:
-    """An input as the user gave it, for messages: a URL with its '//' (which Path folds)."""
-    return web_url(path) or str(path)
-
-
 def _check_file(path: Path, what: str) -> None:
     if str(path) == PIPE:  # `video` reads a pipe through `spooled`
         raise InputError(f"cannot read {what} from a pipe ('-'): give a file")
     if not path.exists():
-        url = _as_url(path)
+        url = as_url(path)
         if url:  # not http(s), which `spooled` downloads: a live stream's (rtsp://, rtmp://...)
             raise InputError(f"cannot read {what} '{url}': it is a URL of a kind this does not download"
                              + ("; `webcam --camera URL` parses a stream live" if what == "video" else ""))
@@ -80,93 +62,6 @@ def _check_file(path: Path, what: str) -> None:
         raise InputError(f"cannot read {what} '{path}': it is a directory")
     if not os.access(path, os.R_OK):
         raise InputError(f"cannot read {what} '{path}': permission denied")
-
-
-PIPE = "-"  # standard input, as a file name
-DOWNLOAD_TIMEOUT_S = 15.0  # a server that sends nothing for this long has failed the download
-
-
-def is_pipe(path: Path) -> bool:
-    """Whether `path` is a stream that can be read only once: '-' (standard input), a FIFO (a
-    named pipe; /dev/fd/N from a shell's `<(...)`) or a socket."""
-    if str(path) == PIPE:
-        return True
-    try:
-        mode = os.stat(path).st_mode
-    except OSError:
-        return False
-    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
-
-
-def pipe_name(path: Path) -> str:
-    """What an input is called in lines and output names: 'stdin' for '-', a URL's file name
-    ('clip.mp4' of 'https://host/v/clip.mp4?x=1', else its host), else its file name."""
-    if str(path) == PIPE:
-        return "stdin"
-    url = web_url(path)
-    if url:
-        from urllib.parse import unquote, urlparse
-
-        parts = urlparse(url)
-        return Path(unquote(parts.path)).name or parts.hostname or "download"
-    return Path(path).name
-
-
-def stem_of(path: Path) -> str:
-    """The name outputs take from an input: its stem, 'stdin' for '-'."""
-    return Path(pipe_name(path)).stem
-
-
-@contextmanager
-def spooled(path: Path, on_bytes: Callable[[int], None] | None = None, what: str = "video") -> Iterator[Path]:
-    """`path` itself; or, for a pipe (`is_pipe`), its whole stream copied into a temporary file
-    named after it (`pipe_name`), removed afterwards. FFmpeg reads a video more than once (its
-    first frame, then each sound and subtitle track), and a pipe gives its bytes once; nor can
-    the MP4 a phone or `yt-dlp -o -` sends be read before its index, which comes last.
-    `on_bytes` is told the bytes copied so far."""
-    url = web_url(path)
-    if url:
-        with _downloaded(url, on_bytes, what) as kept:
-            yield kept
-        return
-    if not is_pipe(path):
-        yield path
-        return
-    shown = str(path)
-    stdin = shown == PIPE
-    if stdin and (sys.stdin is None or sys.stdin.isatty()):
-        raise InputError(f"cannot read {what} from '-' (standard input): it is a terminal; pipe {'an' if what[0] in 'aeiou' else 'a'} {what} "
-                         "in, or give a file")
-    folder = Path(tempfile.mkdtemp(prefix="lipparse-pipe-"))
-    target = folder / pipe_name(path)
-    try:
-        total = 0
-        try:
-            src = sys.stdin.buffer if stdin else open(path, "rb")
-        except OSError as exc:
-            raise InputError(f"cannot read {what} '{shown}': {exc.strerror}") from exc
-        try:
-            with open(target, "wb") as dst:
-                while chunk := src.read(1 << 20):
-                    try:
-                        dst.write(chunk)
-                    except OSError as exc:
-                        raise OutputError(f"cannot keep the {what} from '{shown}' in '{folder}' (a pipe is read "
-                                          f"into a file first): {exc.strerror}; set TMPDIR to a folder with "
-                                          "room") from exc
-                    total += len(chunk)
-                    if on_bytes is not None:
-                        on_bytes(total)
-        except OSError as exc:
-            raise InputError(f"cannot read {what} '{shown}': {exc.strerror or exc}") from exc
-        finally:
-            if not stdin:
-                src.close()
-        if not total:
-            raise InputError(f"cannot read {what} '{shown}': the pipe gave nothing")
-        yield target
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def clock(seconds: float) -> str:
@@ -188,49 +83,6 @@ def parse_clock(text: str) -> float:
     for p in parts:
         seconds = seconds * 60 + float(p)
     return seconds
-
-
-@contextmanager
-def _downloaded(url: str, on_bytes: Callable[[int], None] | None, what: str) -> Iterator[Path]:
-    """An http(s) URL's file, downloaded into a temporary folder under its own name (`pipe_name`),
-    removed afterwards. A web page (a YouTube page, a share link's) is said as such."""
-    import urllib.error
-    import urllib.request
-
-    folder = Path(tempfile.mkdtemp(prefix="lipparse-download-"))
-    target = folder / pipe_name(Path(url))
-    try:
-        try:
-            answer = urllib.request.urlopen(urllib.request.Request(url, headers={"User-Agent": "lipparse-rt"}),
-                                            timeout=DOWNLOAD_TIMEOUT_S)
-        except urllib.error.HTTPError as exc:
-            raise InputError(f"cannot read {what} '{url}': the server answered {exc.code} {exc.reason}") from None
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise InputError(f"cannot read {what} '{url}': cannot reach it ({reason})") from None
-        with answer:
-            if answer.headers.get_content_type() in ("text/html", "application/xhtml+xml"):
-                raise InputError(f"cannot read {what} '{url}': it is a web page, not a{'n' * (what[0] in 'aeiou')} "
-                                 f"{what} (for a video site: yt-dlp -o - URL | lipparse-rt {what} - ...)")
-            total = 0
-            try:
-                with open(target, "wb") as dst:
-                    while chunk := answer.read(1 << 20):
-                        try:
-                            dst.write(chunk)
-                        except OSError as exc:
-                            raise OutputError(f"cannot keep the {what} from '{url}' in '{folder}': {exc.strerror}; "
-                                              "set TMPDIR to a folder with room") from exc
-                        total += len(chunk)
-                        if on_bytes is not None:
-                            on_bytes(total)
-            except (OSError, ValueError) as exc:  # the connection dropped, a timeout
-                raise InputError(f"cannot read {what} '{url}': the download broke off ({exc})") from None
-        if not total:
-            raise InputError(f"cannot read {what} '{url}': the server sent nothing")
-        yield target
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def mp4_without_index(path: Path) -> bool:
@@ -570,76 +422,6 @@ def square_pixels(img: U8, size: tuple[int, int]) -> U8:
     return cv2.resize(img, size, interpolation=cv2.INTER_LINEAR if grow else cv2.INTER_AREA)
 
 
-DEV = Path("/dev")  # where Linux's V4L2 cameras appear, as videoN
-
-
-SYS_V4L = Path("/sys/class/video4linux")  # each device's name and node index (Linux)
-VIDIOC_QUERYCAP = 0x80685600  # _IOR('V', 0, struct v4l2_capability): 104 bytes
-_CAP_PICTURE = 0x1 | 0x1000  # V4L2_CAP_VIDEO_CAPTURE, V4L2_CAP_VIDEO_CAPTURE_MPLANE
-_CAP_DEVICE_CAPS = 0x80000000  # device_caps holds this node's own capabilities
-
-
-@dataclass(frozen=True)
-class VideoNode:
-    """A /dev/videoN device node (Linux)."""
-
-    index: int
-    name: str  # the camera's name ('HD Pro Webcam C920'); '' where the system does not say
-    picture: bool  # it gives pictures; a UVC camera's second node gives only metadata
-
-    def __str__(self) -> str:
-        return f"{self.index} ({self.name})" if self.name else str(self.index)
-
-
-def video_nodes() -> list[VideoNode]:
-    """The /dev/videoN nodes present (Linux), in order, with their names and whether they give
-    pictures: asked of the device (VIDIOC_QUERYCAP), else read from sysfs, where a device's
-    first node (index 0) is the one that gives its pictures."""
-    nodes = []
-    for n in sorted(int(p.name[5:]) for p in DEV.glob("video*") if p.name[5:].isdigit()):
-        name, picture = _query_caps(DEV / f"video{n}")
-        if picture is None:
-            name = name or _sys_text(SYS_V4L / f"video{n}" / "name")
-            picture = _sys_text(SYS_V4L / f"video{n}" / "index") in ("", "0")
-        nodes.append(VideoNode(n, name, picture))
-    return nodes
-
-
-def _query_caps(path: Path) -> tuple[str, bool | None]:
-    """A V4L2 node's name and whether it gives pictures, asked of its driver; ('', None) where
-    it cannot be asked (not a V4L2 device, no permission)."""
-    import fcntl
-    import struct
-
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_NONBLOCK)
-    except OSError:
-        return "", None
-    try:
-        buf = bytearray(104)
-        fcntl.ioctl(fd, VIDIOC_QUERYCAP, buf, True)
-    except OSError:
-        return "", None
-    finally:
-        os.close(fd)
-    name = bytes(buf[16:48]).split(b"\0")[0].decode(errors="replace").strip()
-    caps, node_caps = struct.unpack_from("=II", buf, 84)
-    return name, bool((node_caps if caps & _CAP_DEVICE_CAPS else caps) & _CAP_PICTURE)
-
-
-def _sys_text(path: Path) -> str:
-    try:
-        return path.read_text().strip()
-    except OSError:
-        return ""
-
-
-def cameras_here() -> str:
-    """'cameras here: 0 (Integrated Camera), 2 (HD Pro Webcam C920)': the nodes that give pictures."""
-    found = [str(node) for node in video_nodes() if node.picture]
-    return f"cameras here: {', '.join(found)}" if found else "no /dev/video* camera here"
-
-
 class FileCapture:
     """A local video file as a camera: decoded by `VideoFile`, so that it is seen as `video` sees
     it (upright, square pixels, deinterlaced, HDR made SDR), behind the few
@@ -696,7 +478,7 @@ def open_capture(spec: str) -> cv2.VideoCapture | FileCapture:
             raise CameraError(f"cannot open camera '{spec}': the pipe gave no video stream")
         return cap
     target: int | str = int(spec) if spec.isdigit() else spec
-    if isinstance(target, int) and sys.platform.startswith("linux") and not (DEV / f"video{target}").exists():
+    if isinstance(target, int) and sys.platform.startswith("linux") and not (devices.DEV / f"video{target}").exists():
         raise CameraError(f"cannot open camera {target}: /dev/video{target} does not exist ({cameras_here()})")
     level = cvlog.getLogLevel()
     cvlog.setLogLevel(cvlog.LOG_LEVEL_SILENT)  # OpenCV's own multi-line warnings; we say one line
@@ -719,7 +501,7 @@ def open_capture(spec: str) -> cv2.VideoCapture | FileCapture:
         cap.release()
         if "://" in spec:
             raise CameraError(f"cannot open stream '{spec}': nothing answers there, or it is not a video stream")
-        node = _metadata_node(target)
+        node = metadata_node(target)
         if node is not None:  # a UVC camera's second node: `--camera 1` for the USB camera beside a laptop's
             raise CameraError(f"cannot open camera '{spec}': /dev/video{node.index} gives no picture (it is the "
                               f"metadata node of {repr(node.name) if node.name else 'a camera'}; {cameras_here()})")
@@ -739,15 +521,6 @@ def _web_page(url: str, timeout: float = 3.0) -> bool:
             return answer.headers.get_content_type() in ("text/html", "application/xhtml+xml")
     except (OSError, ValueError):
         return False
-
-
-def _metadata_node(target: int | str) -> VideoNode | None:
-    """The /dev/videoN node that `target` (an index or the node's path) names, where it gives no
-    picture (Linux)."""
-    match = re.fullmatch(r"(?:/dev/video)?(\d+)", str(target))
-    if not sys.platform.startswith("linux") or not match:
-        return None
-    return next((n for n in video_nodes() if n.index == int(match[1]) and not n.picture), None)
 
 
 class Camera:
@@ -968,7 +741,7 @@ def listing(path: Path, exts: Sequence[str], what: str) -> list[Path]:
     def named(p: Path) -> bool:
         return p.suffix.lower() in exts and p.is_file()
 
-    url = _as_url(path)  # http(s) ones are downloaded (`spooled`) and do not come here
+    url = as_url(path)  # http(s) ones are downloaded (`spooled`) and do not come here
     if url:
         raise InputError(f"cannot read {what} '{url}': it is a URL of a kind this does not download")
     if not path.exists() and glob.has_magic(str(path)):

@@ -271,7 +271,7 @@ def test_runtime_modules_do_not_import_torch(tmp_path):
         "    def find_spec(self, name, path=None, target=None):\n"
         "        if name == 'torch' or name.startswith('torch.'): raise ImportError('torch blocked')\n"
         "sys.meta_path.insert(0, Block())\n"
-        "for m in ['classes','errors','heap','data','metrics','evaluate','nchwc','engine','sources','sinks','render','pipeline','cli','quantize','bench']:\n"
+        "for m in ['classes','errors','heap','data','metrics','evaluate','nchwc','engine','fetch','devices','sources','sinks','render','pipeline','progress','cli','quantize','bench']:\n"
         "    importlib.import_module('lipparse_rt.' + m)\n"
         "from lipparse_rt.engine import Engine, EngineConfig, default_weights\n"
         "eng = Engine(EngineConfig(weights=default_weights(), provider='cpu'))\n"

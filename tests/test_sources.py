@@ -241,11 +241,11 @@ def test_a_file_camera_plays_at_its_own_size(tmp_path):
 
 
 def test_a_missing_camera_index_names_the_ones_there(monkeypatch, tmp_path):
-    from lipparse_rt import sources
+    from lipparse_rt import devices, sources
 
     monkeypatch.setattr(sources.sys, "platform", "linux")
-    monkeypatch.setattr(sources, "DEV", tmp_path)
-    monkeypatch.setattr(sources, "SYS_V4L", tmp_path / "sys")  # none: each node counted as a camera
+    monkeypatch.setattr(devices, "DEV", tmp_path)
+    monkeypatch.setattr(devices, "SYS_V4L", tmp_path / "sys")  # none: each node counted as a camera
     with pytest.raises(CameraError, match=r"/dev/video1 does not exist \(no /dev/video\* camera here\)"):
         sources.open_capture("1")
     for name in ("video2", "video0", "video10", "vhci"):
@@ -257,11 +257,11 @@ def test_a_missing_camera_index_names_the_ones_there(monkeypatch, tmp_path):
 def _laptop_and_usb_camera(monkeypatch, tmp_path) -> None:
     """A laptop's camera (video0, its metadata video1) and a USB camera (video2, video3) as Linux
     shows them: the /dev nodes (plain files here, so they cannot be asked: sysfs says) and sysfs."""
-    from lipparse_rt import sources
+    from lipparse_rt import devices, sources
 
     monkeypatch.setattr(sources.sys, "platform", "linux")
-    monkeypatch.setattr(sources, "DEV", tmp_path / "dev")
-    monkeypatch.setattr(sources, "SYS_V4L", tmp_path / "sys")
+    monkeypatch.setattr(devices, "DEV", tmp_path / "dev")
+    monkeypatch.setattr(devices, "SYS_V4L", tmp_path / "sys")
     for n, name, index in [(0, "Integrated Camera", 0), (1, "Integrated Camera", 1),
                            (2, "HD Pro Webcam C920", 0), (3, "HD Pro Webcam C920", 1)]:
         (tmp_path / "sys" / f"video{n}").mkdir(parents=True)
@@ -299,13 +299,13 @@ def test_a_nodes_capabilities_are_read_from_its_driver_where_it_answers(monkeypa
     import os
     import struct
 
-    from lipparse_rt import sources
+    from lipparse_rt import devices
 
     _laptop_and_usb_camera(monkeypatch, tmp_path)
     answers = {0: 0x1, 1: 0x00800000, 2: 0x1000, 3: 0x00800000}  # capture; metadata; multi-planar capture
 
     def ioctl(fd, request, buf, mutate):
-        assert request == sources.VIDIOC_QUERYCAP and len(buf) == 104 and mutate
+        assert request == devices.VIDIOC_QUERYCAP and len(buf) == 104 and mutate
         n = int(os.readlink(f"/proc/self/fd/{fd}")[-1])
         buf[0:6] = b"uvcvid"
         buf[16:16 + 9] = f"Cam {n} \0x".encode()
@@ -314,7 +314,7 @@ def test_a_nodes_capabilities_are_read_from_its_driver_where_it_answers(monkeypa
 
     monkeypatch.setattr(fcntl, "ioctl", ioctl)
     (tmp_path / "sys" / "video1" / "index").write_text("0\n")  # sysfs would have it a camera: not asked
-    assert [(v.index, v.name, v.picture) for v in sources.video_nodes()] == [
+    assert [(v.index, v.name, v.picture) for v in devices.video_nodes()] == [
         (0, "Cam 0", True), (1, "Cam 1", False), (2, "Cam 2", True), (3, "Cam 3", False)]
 
 

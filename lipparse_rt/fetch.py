@@ -1,0 +1,165 @@
+"""Inputs that are not files to open in place: standard input ('-'), a named pipe (a FIFO; a
+shell's `<(...)`), an http(s) URL. `spooled` gives each as a temporary file, removed afterwards
+(FFmpeg reads a video more than once; a pipe gives its bytes once); and the names the commands
+show and write outputs under. No model, no video decoding.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import stat
+import sys
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator
+
+from .errors import InputError, OutputError
+
+def as_url(path: Path) -> str | None:
+    """The URL a missing path was given as ('https://x/a.mp4', which Path folds to 'https:/x/a.mp4')."""
+    match = re.match(r"([a-z][a-z0-9+.-]+):/+(.*)", str(path))  # not a drive letter (c:/)
+    return f"{match[1]}://{match[2]}" if match and not path.exists() else None
+
+
+def web_url(path: Path) -> str | None:
+    """The http(s) URL `path` was given as, which `spooled` downloads; None for anything else."""
+    url = as_url(Path(path))
+    return url if url and url.split(":", 1)[0].lower() in ("http", "https") else None
+
+
+def given_as(path: Path) -> str:
+    """An input as the user gave it, for messages: a URL with its '//' (which Path folds)."""
+    return web_url(path) or str(path)
+
+
+PIPE = "-"  # standard input, as a file name
+DOWNLOAD_TIMEOUT_S = 15.0  # a server that sends nothing for this long has failed the download
+
+
+def is_pipe(path: Path) -> bool:
+    """Whether `path` is a stream that can be read only once: '-' (standard input), a FIFO (a
+    named pipe; /dev/fd/N from a shell's `<(...)`) or a socket."""
+    if str(path) == PIPE:
+        return True
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+
+
+def pipe_name(path: Path) -> str:
+    """What an input is called in lines and output names: 'stdin' for '-', a URL's file name
+    ('clip.mp4' of 'https://host/v/clip.mp4?x=1', else its host), else its file name."""
+    if str(path) == PIPE:
+        return "stdin"
+    url = web_url(path)
+    if url:
+        from urllib.parse import unquote, urlparse
+
+        parts = urlparse(url)
+        return Path(unquote(parts.path)).name or parts.hostname or "download"
+    return Path(path).name
+
+
+def stem_of(path: Path) -> str:
+    """The name outputs take from an input: its stem, 'stdin' for '-'."""
+    return Path(pipe_name(path)).stem
+
+
+@contextmanager
+def spooled(path: Path, on_bytes: Callable[[int], None] | None = None, what: str = "video") -> Iterator[Path]:
+    """`path` itself; or, for a pipe (`is_pipe`), its whole stream copied into a temporary file
+    named after it (`pipe_name`), removed afterwards. FFmpeg reads a video more than once (its
+    first frame, then each sound and subtitle track), and a pipe gives its bytes once; nor can
+    the MP4 a phone or `yt-dlp -o -` sends be read before its index, which comes last.
+    `on_bytes` is told the bytes copied so far."""
+    url = web_url(path)
+    if url:
+        with _downloaded(url, on_bytes, what) as kept:
+            yield kept
+        return
+    if not is_pipe(path):
+        yield path
+        return
+    shown = str(path)
+    stdin = shown == PIPE
+    if stdin and (sys.stdin is None or sys.stdin.isatty()):
+        raise InputError(f"cannot read {what} from '-' (standard input): it is a terminal; pipe {'an' if what[0] in 'aeiou' else 'a'} {what} "
+                         "in, or give a file")
+    folder = Path(tempfile.mkdtemp(prefix="lipparse-pipe-"))
+    target = folder / pipe_name(path)
+    try:
+        total = 0
+        try:
+            src = sys.stdin.buffer if stdin else open(path, "rb")
+        except OSError as exc:
+            raise InputError(f"cannot read {what} '{shown}': {exc.strerror}") from exc
+        try:
+            with open(target, "wb") as dst:
+                while chunk := src.read(1 << 20):
+                    try:
+                        dst.write(chunk)
+                    except OSError as exc:
+                        raise OutputError(f"cannot keep the {what} from '{shown}' in '{folder}' (a pipe is read "
+                                          f"into a file first): {exc.strerror}; set TMPDIR to a folder with "
+                                          "room") from exc
+                    total += len(chunk)
+                    if on_bytes is not None:
+                        on_bytes(total)
+        except OSError as exc:
+            raise InputError(f"cannot read {what} '{shown}': {exc.strerror or exc}") from exc
+        finally:
+            if not stdin:
+                src.close()
+        if not total:
+            raise InputError(f"cannot read {what} '{shown}': the pipe gave nothing")
+        yield target
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextmanager
+def _downloaded(url: str, on_bytes: Callable[[int], None] | None, what: str) -> Iterator[Path]:
+    """An http(s) URL's file, downloaded into a temporary folder under its own name (`pipe_name`),
+    removed afterwards. A web page (a YouTube page, a share link's) is said as such."""
+    import urllib.error
+    import urllib.request
+
+    folder = Path(tempfile.mkdtemp(prefix="lipparse-download-"))
+    target = folder / pipe_name(Path(url))
+    try:
+        try:
+            answer = urllib.request.urlopen(urllib.request.Request(url, headers={"User-Agent": "lipparse-rt"}),
+                                            timeout=DOWNLOAD_TIMEOUT_S)
+        except urllib.error.HTTPError as exc:
+            raise InputError(f"cannot read {what} '{url}': the server answered {exc.code} {exc.reason}") from None
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise InputError(f"cannot read {what} '{url}': cannot reach it ({reason})") from None
+        with answer:
+            if answer.headers.get_content_type() in ("text/html", "application/xhtml+xml"):
+                raise InputError(f"cannot read {what} '{url}': it is a web page, not a{'n' * (what[0] in 'aeiou')} "
+                                 f"{what} (for a video site: yt-dlp -o - URL | lipparse-rt {what} - ...)")
+            total = 0
+            try:
+                with open(target, "wb") as dst:
+                    while chunk := answer.read(1 << 20):
+                        try:
+                            dst.write(chunk)
+                        except OSError as exc:
+                            raise OutputError(f"cannot keep the {what} from '{url}' in '{folder}': {exc.strerror}; "
+                                              "set TMPDIR to a folder with room") from exc
+                        total += len(chunk)
+                        if on_bytes is not None:
+                            on_bytes(total)
+            except (OSError, ValueError) as exc:  # the connection dropped, a timeout
+                raise InputError(f"cannot read {what} '{url}': the download broke off ({exc})") from None
+        if not total:
+            raise InputError(f"cannot read {what} '{url}': the server sent nothing")
+        yield target
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
