@@ -93,25 +93,12 @@ def spooled(path: Path, on_bytes: Callable[[int], None] | None = None, what: str
     folder = Path(tempfile.mkdtemp(prefix="lipparse-pipe-"))
     target = folder / pipe_name(path)
     try:
-        total = 0
         try:
             src = sys.stdin.buffer if stdin else open(path, "rb")
         except OSError as exc:
             raise InputError(f"cannot read {what} '{shown}': {exc.strerror}") from exc
         try:
-            with open(target, "wb") as dst:
-                while chunk := src.read(1 << 20):
-                    try:
-                        dst.write(chunk)
-                    except OSError as exc:
-                        raise OutputError(f"cannot keep the {what} from '{shown}' in '{folder}' (a pipe is read "
-                                          f"into a file first): {exc.strerror}; set TMPDIR to a folder with "
-                                          "room") from exc
-                    total += len(chunk)
-                    if on_bytes is not None:
-                        on_bytes(total)
-        except OSError as exc:
-            raise InputError(f"cannot read {what} '{shown}': {exc.strerror or exc}") from exc
+            total = _copy_into(src, target, shown, what, on_bytes)
         finally:
             if not stdin:
                 src.close()
@@ -144,22 +131,37 @@ def _downloaded(url: str, on_bytes: Callable[[int], None] | None, what: str) -> 
             if answer.headers.get_content_type() in ("text/html", "application/xhtml+xml"):
                 raise InputError(f"cannot read {what} '{url}': it is a web page, not a{'n' * (what[0] in 'aeiou')} "
                                  f"{what} (for a video site: yt-dlp -o - URL | lipparse-rt {what} - ...)")
-            total = 0
-            try:
-                with open(target, "wb") as dst:
-                    while chunk := answer.read(1 << 20):
-                        try:
-                            dst.write(chunk)
-                        except OSError as exc:
-                            raise OutputError(f"cannot keep the {what} from '{url}' in '{folder}': {exc.strerror}; "
-                                              "set TMPDIR to a folder with room") from exc
-                        total += len(chunk)
-                        if on_bytes is not None:
-                            on_bytes(total)
-            except (OSError, ValueError) as exc:  # the connection dropped, a timeout
-                raise InputError(f"cannot read {what} '{url}': the download broke off ({exc})") from None
+            total = _copy_into(answer, target, url, what, on_bytes)
         if not total:
             raise InputError(f"cannot read {what} '{url}': the server sent nothing")
         yield target
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _copy_into(src, target: Path, shown: str, what: str, on_bytes: Callable[[int], None] | None) -> int:
+    """Copy the readable `src` (a pipe, a download) into `target` a MiB at a time, telling
+    `on_bytes` the bytes so far; return them. A read that fails (a pipe's error, a connection
+    dropped or timed out) is an InputError; a write that fails (a full disk), an OutputError."""
+    total = 0
+    try:
+        dst = open(target, "wb")
+    except OSError as exc:
+        raise OutputError(f"cannot keep the {what} from '{shown}' in '{target.parent}': {exc.strerror}") from exc
+    with dst:
+        while True:
+            try:
+                chunk = src.read(1 << 20)
+            except (OSError, ValueError) as exc:
+                raise InputError(f"cannot read {what} '{shown}': it broke off ({getattr(exc, 'strerror', None) or exc})") \
+                    from None
+            if not chunk:
+                return total
+            try:
+                dst.write(chunk)
+            except OSError as exc:
+                raise OutputError(f"cannot keep the {what} from '{shown}' in '{target.parent}' (it is read into a "
+                                  f"file first): {exc.strerror}; set TMPDIR to a folder with room") from exc
+            total += len(chunk)
+            if on_bytes is not None:
+                on_bytes(total)

@@ -1,0 +1,53 @@
+"""fetch.py: pipes and URLs made files, and the names outputs take from them."""
+
+import io
+import os
+from pathlib import Path
+
+import pytest
+
+from lipparse_rt.errors import InputError, OutputError
+from lipparse_rt.fetch import _copy_into, given_as, is_pipe, pipe_name, spooled, stem_of, web_url
+
+
+def test_names_of_pipes_and_urls():
+    assert pipe_name(Path("-")) == "stdin" and stem_of(Path("-")) == "stdin"
+    url = Path("https://cdn.example.com/v/My%20Clip.mp4?token=abc")  # as the shell gives it, folded by Path
+    assert web_url(url) == "https://cdn.example.com/v/My%20Clip.mp4?token=abc" == given_as(url)
+    assert pipe_name(url) == "My Clip.mp4" and stem_of(url) == "My Clip"
+    assert pipe_name(Path("https://example.com/")) == "example.com"
+    assert web_url(Path("rtsp://cam/live")) is None and web_url(Path("c:/x.jpg")) is None
+    assert stem_of(Path("clips/a.mp4")) == "a" and given_as(Path("clips/a.mp4")) == "clips/a.mp4"
+
+
+def test_a_fifo_is_a_pipe_and_a_file_is_not(tmp_path):
+    os.mkfifo(tmp_path / "f")
+    (tmp_path / "a.mp4").write_bytes(b"x")
+    assert is_pipe(tmp_path / "f") and is_pipe(Path("-"))
+    assert not is_pipe(tmp_path / "a.mp4") and not is_pipe(tmp_path / "missing")
+
+
+def test_copy_errors_say_which_side_failed(tmp_path):
+    """A full disk where the copy goes is the output's fault (exit 3, with TMPDIR to set); a
+    stream that breaks off, the input's (exit 2)."""
+    with pytest.raises(OutputError, match=r"cannot keep the video from '-' in '/dev' \(it is read into a file "
+                                          r"first\): No space left on device; set TMPDIR"):
+        _copy_into(io.BytesIO(b"x" * (2 << 20)), Path("/dev/full"), "-", "video", None)
+
+    class Broken(io.RawIOBase):
+        def read(self, n=-1):
+            raise ConnectionResetError(104, "Connection reset by peer")
+
+    with pytest.raises(InputError, match=r"cannot read image 'http://h/a.jpg': it broke off \(Connection reset"):
+        _copy_into(Broken(), tmp_path / "a", "http://h/a.jpg", "image", None)
+    seen = []
+    assert _copy_into(io.BytesIO(b"y" * (3 << 20)), tmp_path / "b", "-", "video", seen.append) == 3 << 20
+    assert seen == [1 << 20, 2 << 20, 3 << 20] and (tmp_path / "b").stat().st_size == 3 << 20
+
+
+def test_a_file_is_given_back_as_it_is(tmp_path):
+    f = tmp_path / "a.mp4"
+    f.write_bytes(b"x")
+    with spooled(f) as got:
+        assert got == f
+    assert f.exists()
