@@ -269,7 +269,7 @@ def video(
     start: Optional[str] = typer.Option(None, "--start", help="Begin this far into each video: seconds or [H:]M:SS (e.g. 1:30); its sound and subtitles begin there too."),
     max_frames: int = typer.Option(0, "--max-frames", min=0, help="Parse only the first this many frames of each video (from --start), its sound and subtitles cut with them (a preview; 0 = every frame)."),
 ) -> None:
-    """Parse every frame of a video and write an overlay video (and/or masks)."""
+    """Parse every frame of a video, or of several, and write an overlay video (and/or masks)."""
     from .engine import plan_streams
     from .sinks import X264_PRESETS, Window
     from .fetch import given_as
