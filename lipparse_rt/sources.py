@@ -449,6 +449,9 @@ class FileCapture:
         self._src.close()
 
 
+# A USB 2 camera sends raw YUYV at 30 FPS only up to about 640x480 (1280x720 would need 55 MB/s):
+# larger sizes are asked in its MJPEG modes, where it has them
+RAW_LARGEST = 640 * 480
 PIPE_PROBE = "probesize;32|analyzeduration;0"  # a live stream piped in is opened on its first frames
 STREAM_TIMEOUT_S = 5.0  # a network camera that sends nothing for this long is lost
 
@@ -593,6 +596,8 @@ class Camera:
     def _open(self) -> cv2.VideoCapture:
         cap = self._opener(self.spec)
         if self._size is not None:
+            if self._size[0] * self._size[1] > RAW_LARGEST:  # its compressed modes, before the size within them
+                cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*"MJPG"))
             cap.set(cv2.CAP_PROP_FRAME_WIDTH, self._size[0])
             cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self._size[1])
         return cap

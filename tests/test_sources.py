@@ -202,7 +202,7 @@ class ModesCapture(FakeCapture):
         import cv2
 
         self.asked[prop] = value
-        if len(self.asked) == 2:
+        if cv2.CAP_PROP_FRAME_WIDTH in self.asked and cv2.CAP_PROP_FRAME_HEIGHT in self.asked:
             w, h = self.asked[cv2.CAP_PROP_FRAME_WIDTH], self.asked[cv2.CAP_PROP_FRAME_HEIGHT]
             self.mode = min(self.MODES, key=lambda m: abs(m[0] - w) + abs(m[1] - h))
         return True
@@ -220,6 +220,25 @@ def test_camera_asks_for_a_frame_size_and_says_what_it_gives(size, gives):
     with Camera("0", reconnect_s=0, opener=lambda spec: fake, size=size) as cam:
         assert (cam.width, cam.height) == gives
     assert bool(fake.asked) == (size is not None)  # no size: the camera's own mode, untouched
+
+
+def test_a_camera_asked_for_more_than_640x480_is_asked_for_mjpeg_first():
+    """A USB 2 camera sends raw YUYV at 30 FPS only up to about 640x480 (1280x720 is 55 MB/s):
+    asked for 1280x720 in its default YUYV, a webcam gave 10 FPS or fewer. Its MJPEG modes give
+    30; OpenCV asks for the size within the format set before it."""
+    import cv2
+
+    for size, mjpeg in [((1280, 720), True), ((640, 480), False)]:
+        fake = ModesCapture(n=0)
+        fake.gate.release()
+        with Camera("0", reconnect_s=0, opener=lambda spec: fake, size=size):
+            pass
+        order = list(fake.asked)
+        if mjpeg:
+            assert fake.asked[cv2.CAP_PROP_FOURCC] == cv2.VideoWriter_fourcc(*"MJPG")
+            assert order.index(cv2.CAP_PROP_FOURCC) < order.index(cv2.CAP_PROP_FRAME_WIDTH)
+        else:  # raw frames cost no decoding: kept where the bus carries them
+            assert cv2.CAP_PROP_FOURCC not in fake.asked
 
 
 def test_a_reopened_camera_is_asked_for_the_size_again():
