@@ -213,21 +213,15 @@ def _video_jobs(inputs: list[Path], out_path: Optional[Path], masks: Optional[Pa
     checked before anything is parsed. `--out` a folder: FOLDER/<input's name>.mp4; several
     videos (or a folder's, a pattern's) need one (made where missing), and their frame masks go to
     a folder each, MASKS/<input's name>/."""
+    from .fetch import same_stems, stem_of
     from .sinks import MP4_SUFFIXES, check_output, clear_frame_masks, output_folder
-    from .fetch import stem_of
     from .sources import video_files
 
     given = inputs
     inputs = video_files(given)
     several = len(inputs) > 1 or any(p.is_dir() or p not in inputs for p in given)  # a folder, a pattern: a batch
     if several and (out_path is not None or masks is not None):
-        by_stem: dict[str, list[Path]] = {}
-        for path in inputs:
-            by_stem.setdefault(stem_of(path), []).append(path)
-        group = next((g for g in by_stem.values() if len(g) > 1), None)
-        if group:
-            raise InputError(f"{len(group)} videos share the name '{stem_of(group[0])}' "
-                             f"({', '.join(str(p) for p in group)}): their outputs would overwrite each other")
+        _refuse_same_names(same_stems(inputs), "videos", str)
     if several and out_path is not None and not out_path.is_dir():
         if out_path.suffix.lower() in MP4_SUFFIXES or out_path.exists():
             raise OutputError(f"cannot write {len(inputs)} videos to '{out_path}': give --out a folder")
@@ -243,6 +237,16 @@ def _video_jobs(inputs: list[Path], out_path: Optional[Path], masks: Optional[Pa
             clear_frame_masks(frame_masks, force)
         jobs.append((path, out, frame_masks))
     return jobs
+
+
+def _refuse_same_names(groups: list[list[Path]], what: str, shown: Callable[[Path], str]) -> None:
+    """InputError for the first group of inputs whose outputs would have one name."""
+    from .fetch import stem_of
+
+    if groups:
+        group = groups[0]
+        raise InputError(f"{len(group)} {what} share the name '{stem_of(group[0])}' "
+                         f"({', '.join(map(shown, group))}): their outputs would overwrite each other")
 
 
 @app.command()
@@ -271,8 +275,8 @@ def video(
 ) -> None:
     """Parse every frame of a video, or of several, and write an overlay video (and/or masks)."""
     from .engine import plan_streams
-    from .sinks import X264_PRESETS, Window
     from .fetch import given_as
+    from .sinks import X264_PRESETS, Window
     from .sources import VideoFile
 
     engine = window = None
@@ -378,12 +382,12 @@ def _spooled(path: Path) -> Iterator[Path]:
     """`fetch.spooled` with a line and a byte count while a pipe's stream is read or a URL downloaded."""
     from rich.progress import DownloadColumn, TransferSpeedColumn
 
-    from .fetch import is_pipe, pipe_name, spooled, web_url
+    from .fetch import copied_first, pipe_name, spooled, web_url
 
-    url = web_url(path)
-    if not (url or is_pipe(path)):
+    if not copied_first(path):
         yield path
         return
+    url = web_url(path)
     with ExitStack() as stack:
         with progress(err, TextColumn("[progress.description]{task.description}"), DownloadColumn(),
                       TransferSpeedColumn(), unit="bytes") as bar:
@@ -554,8 +558,8 @@ def image(
     import cv2
 
     from .pipeline import render_frame
+    from .fetch import copied_first, stem_of
     from .sinks import MaskWriter, check_image_outputs, output_folder
-    from .fetch import is_pipe, stem_of, web_url
     from .sources import Images
     from .zoom import Zoom
 
@@ -568,13 +572,9 @@ def image(
             unreadable.append(str(exc))
             err.print(f"warning: {exc}; skipped", highlight=False, soft_wrap=True)
 
-        one_file = len(paths) == 1 and (paths[0].is_file() or is_pipe(paths[0]) or bool(web_url(paths[0])))
+        one_file = len(paths) == 1 and (paths[0].is_file() or copied_first(paths[0]))
         images = Images(paths, on_unreadable=None if one_file else skip)  # one file: an error
-        clashes = images.same_names()
-        if clashes:
-            group = clashes[0]
-            raise InputError(f"{len(group)} images share the name '{stem_of(group[0])}' "
-                             f"({', '.join(p.name for p in group)}): their outputs would overwrite each other")
+        _refuse_same_names(images.same_names(), "images", lambda p: p.name)
         check_image_outputs(images.files, out_dir, masks)
         mask_writer = MaskWriter(masks) if masks is not None else None
         if out_dir is not None:

@@ -18,6 +18,7 @@ from typing import Callable, Iterator
 
 from .errors import InputError, OutputError
 
+
 def as_url(path: Path) -> str | None:
     """The URL a missing path was given as ('https://x/a.mp4', which Path folds to 'https:/x/a.mp4')."""
     match = re.match(r"([a-z][a-z0-9+.-]+):/+(.*)", str(path))  # not a drive letter (c:/)
@@ -37,6 +38,39 @@ def given_as(path: Path) -> str:
 
 PIPE = "-"  # standard input, as a file name
 DOWNLOAD_TIMEOUT_S = 15.0  # a server that sends nothing for this long has failed the download
+PAGE_TYPES = ("text/html", "application/xhtml+xml")  # what a web page is sent as
+
+
+def copied_first(path: Path) -> bool:
+    """Whether `spooled` copies `path` into a temporary file: a pipe, or an http(s) URL."""
+    return is_pipe(path) or web_url(path) is not None
+
+
+def stdin_is_a_terminal() -> bool:
+    """Whether '-' would read what the user types, not a pipe (or there is no standard input)."""
+    return sys.stdin is None or sys.stdin.isatty()
+
+
+def web_page(url: str, timeout: float = 3.0) -> bool:
+    """Whether `url` answers with a web page (a YouTube page, a camera's web interface); False
+    where it does not answer."""
+    try:
+        with _request(url, timeout) as answer:
+            return answer.headers.get_content_type() in PAGE_TYPES
+    except (OSError, ValueError):
+        return False
+
+
+def _request(url: str, timeout: float):
+    """`urllib`'s answer to a GET of `url` (raises as `urlopen` does)."""
+    import urllib.request
+
+    return urllib.request.urlopen(urllib.request.Request(url, headers={"User-Agent": "lipparse-rt"}), timeout=timeout)
+
+
+def _a(what: str) -> str:
+    """'a video', 'an image'."""
+    return ("an " if what[0] in "aeiou" else "a ") + what
 
 
 def is_pipe(path: Path) -> bool:
@@ -70,6 +104,15 @@ def stem_of(path: Path) -> str:
     return Path(pipe_name(path)).stem
 
 
+def same_stems(paths: list[Path]) -> list[list[Path]]:
+    """Groups of inputs whose outputs would have one name (`a.jpg` and `a.png`; `x/a.mp4` and
+    `a.mkv`), in the order given."""
+    groups: dict[str, list[Path]] = {}
+    for path in paths:
+        groups.setdefault(stem_of(path), []).append(path)
+    return [g for g in groups.values() if len(g) > 1]
+
+
 @contextmanager
 def spooled(path: Path, on_bytes: Callable[[int], None] | None = None, what: str = "video") -> Iterator[Path]:
     """`path` itself; or, for a pipe (`is_pipe`), its whole stream copied into a temporary file
@@ -87,9 +130,9 @@ def spooled(path: Path, on_bytes: Callable[[int], None] | None = None, what: str
         return
     shown = str(path)
     stdin = shown == PIPE
-    if stdin and (sys.stdin is None or sys.stdin.isatty()):
-        raise InputError(f"cannot read {what} from '-' (standard input): it is a terminal; pipe {'an' if what[0] in 'aeiou' else 'a'} {what} "
-                         "in, or give a file")
+    if stdin and stdin_is_a_terminal():
+        raise InputError(f"cannot read {what} from '-' (standard input): it is a terminal; pipe {_a(what)} in, "
+                         "or give a file")
     folder = Path(tempfile.mkdtemp(prefix="lipparse-pipe-"))
     target = folder / pipe_name(path)
     try:
@@ -114,23 +157,21 @@ def _downloaded(url: str, on_bytes: Callable[[int], None] | None, what: str) -> 
     """An http(s) URL's file, downloaded into a temporary folder under its own name (`pipe_name`),
     removed afterwards. A web page (a YouTube page, a share link's) is said as such."""
     import urllib.error
-    import urllib.request
 
     folder = Path(tempfile.mkdtemp(prefix="lipparse-download-"))
     target = folder / pipe_name(Path(url))
     try:
         try:
-            answer = urllib.request.urlopen(urllib.request.Request(url, headers={"User-Agent": "lipparse-rt"}),
-                                            timeout=DOWNLOAD_TIMEOUT_S)
+            answer = _request(url, DOWNLOAD_TIMEOUT_S)
         except urllib.error.HTTPError as exc:
             raise InputError(f"cannot read {what} '{url}': the server answered {exc.code} {exc.reason}") from None
         except (urllib.error.URLError, OSError, ValueError) as exc:
             reason = getattr(exc, "reason", exc)
             raise InputError(f"cannot read {what} '{url}': cannot reach it ({reason})") from None
         with answer:
-            if answer.headers.get_content_type() in ("text/html", "application/xhtml+xml"):
-                raise InputError(f"cannot read {what} '{url}': it is a web page, not a{'n' * (what[0] in 'aeiou')} "
-                                 f"{what} (for a video site: yt-dlp -o - URL | lipparse-rt {what} - ...)")
+            if answer.headers.get_content_type() in PAGE_TYPES:
+                raise InputError(f"cannot read {what} '{url}': it is a web page, not {_a(what)} (for a video site: "
+                                 f"yt-dlp -o - URL | lipparse-rt {what} - ...)")
             total = _copy_into(answer, target, url, what, on_bytes)
         if not total:
             raise InputError(f"cannot read {what} '{url}': the server sent nothing")

@@ -24,7 +24,8 @@ from numpy.typing import NDArray
 from . import devices
 from .devices import cameras_here, metadata_node
 from .errors import CameraError, InputError
-from .fetch import PIPE, as_url, given_as, is_pipe, spooled, stem_of, web_url
+from .fetch import (PIPE, as_url, copied_first, given_as, is_pipe, same_stems, spooled, stdin_is_a_terminal,
+                    web_page, web_url)
 from .hdr import HLG, PQ, ToSdr
 
 log = logging.getLogger(__name__)
@@ -261,6 +262,9 @@ class VideoFile:
             first = float(self._first_pts * self.time_base)
             yield from (vf for n, vf in enumerate(self._decoded()) if first + n / float(self.fps) >= edge)
             return
+        def kept(vf) -> bool:
+            return vf.pts is None or vf.pts * self.time_base >= edge
+
         try:
             self._container.seek(round(self._start_time / self.time_base), stream=self._stream, backward=True)
         except av.FFmpegError:
@@ -268,12 +272,12 @@ class VideoFile:
         decoded = 0
         for vf in self._decoded():
             decoded += 1
-            if vf.pts is None or vf.pts * self.time_base >= edge:
+            if kept(vf):
                 yield vf
         if not decoded:  # sought "fine", and nothing came
             self._container.close()
             self._open()
-            yield from (vf for vf in self._decoded() if vf.pts is None or vf.pts * self.time_base >= edge)
+            yield from filter(kept, self._decoded())
 
     def _decoded(self) -> Iterator:
         """The stream's frames (PyAV's), in order; interlaced ones made progressive (`Deinterlace`),
@@ -512,20 +516,6 @@ def open_capture(spec: str) -> cv2.VideoCapture | FileCapture:
     return cap
 
 
-def _web_page(url: str, timeout: float = 3.0) -> bool:
-    """Whether an http(s) URL that FFmpeg could not open as a stream answers with a web page."""
-    import urllib.request
-
-    if not url.lower().startswith(("http://", "https://")):
-        return False
-    try:
-        request = urllib.request.Request(url, headers={"User-Agent": "lipparse-rt"})
-        with urllib.request.urlopen(request, timeout=timeout) as answer:
-            return answer.headers.get_content_type() in ("text/html", "application/xhtml+xml")
-    except (OSError, ValueError):
-        return False
-
-
 class Camera:
     """A live source read by its own thread that keeps only the newest frame.
 
@@ -555,7 +545,7 @@ class Camera:
         self.pipe = not self.is_file and is_pipe(Path(spec))
         if not (self.is_file or self.pipe or spec.isdigit() or self.network or spec.startswith("/dev/")):
             raise CameraError(f"cannot open camera '{spec}': no such device, stream or file")
-        if spec == PIPE and (sys.stdin is None or sys.stdin.isatty()):
+        if spec == PIPE and stdin_is_a_terminal():
             raise CameraError("cannot open camera '-' (standard input): it is a terminal; pipe a video stream in")
         self._opener = opener
         self._reconnect_s = reconnect_s
@@ -563,7 +553,7 @@ class Camera:
         try:
             self._cap = self._open()
         except CameraError:  # asked at the first opening only, not at each reconnection
-            if self.network and _web_page(spec):  # a YouTube or Twitch page, a camera's own web interface
+            if web_url(Path(spec)) and web_page(spec):  # a YouTube or Twitch page, a camera's own web interface
                 raise CameraError(f"cannot open stream '{spec}': it is a web page, not a video stream (pipe the "
                                   "stream in instead: yt-dlp -o - URL | lipparse-rt webcam --camera -)") from None
             raise
@@ -702,7 +692,7 @@ class Images:
         self.files: list[Path] = []
         seen: set[Path] = set()
         for path in given:
-            for file in [path] if is_pipe(path) or web_url(path) else listing(path, IMAGE_EXTS, "images"):
+            for file in [path] if copied_first(path) else listing(path, IMAGE_EXTS, "images"):
                 real = file.resolve()
                 if real not in seen:
                     seen.add(real)
@@ -731,10 +721,7 @@ class Images:
 
     def same_names(self) -> list[list[Path]]:
         """Groups of images sharing a stem (`a.jpg`, `a.png`): their outputs would have one name."""
-        groups: dict[str, list[Path]] = {}
-        for path in self.files:
-            groups.setdefault(stem_of(path), []).append(path)
-        return [g for g in groups.values() if len(g) > 1]
+        return same_stems(self.files)
 
 
 def listing(path: Path, exts: Sequence[str], what: str) -> list[Path]:
