@@ -199,12 +199,13 @@ def _frames(n: int) -> str:
     return f"{n} frame" + "s" * (n != 1)
 
 
-def _summary(stats, label: str, which: str = "") -> None:
+def _summary(stats, label: str, which: str = "", to: Console | None = None) -> None:
+    """The run's line: frames, time, end-to-end and model-only FPS (on `to`, stdout by default)."""
     line = (f"{label}: {which}{_frames(stats.frames_out)} in {stats.wall_s:.1f} s, end-to-end {stats.fps:.1f} FPS, "
             f"model-only {stats.model_fps:.1f} FPS ({stats.model_ms_median:.1f} ms/frame)")
     if stats.dropped:
         line += f", {stats.dropped} stale frame{'s' * (stats.dropped != 1)} dropped"
-    out.print(line, highlight=False, soft_wrap=True)
+    (to or out).print(line, highlight=False, soft_wrap=True)
 
 
 def _video_jobs(inputs: list[Path], out_path: Optional[Path], masks: Optional[Path],
@@ -214,12 +215,14 @@ def _video_jobs(inputs: list[Path], out_path: Optional[Path], masks: Optional[Pa
     videos (or a folder's, a pattern's) need one (made where missing), and their frame masks go to
     a folder each, MASKS/<input's name>/."""
     from .fetch import same_stems, stem_of
-    from .sinks import MP4_SUFFIXES, check_output, clear_frame_masks, output_folder
+    from .sinks import MP4_SUFFIXES, check_output, clear_frame_masks, output_folder, output_name, streamed
     from .sources import video_files
 
     given = inputs
     inputs = video_files(given)
     several = len(inputs) > 1 or any(p.is_dir() or p not in inputs for p in given)  # a folder, a pattern: a batch
+    if several and out_path is not None and streamed(out_path):
+        raise OutputError(f"cannot write {len(inputs)} videos to {output_name(out_path)}: give --out a folder")
     if several and (out_path is not None or masks is not None):
         _refuse_same_names(same_stems(inputs), "videos", str)
     if several and out_path is not None and not out_path.is_dir():
@@ -257,7 +260,7 @@ def video(
                                              "an http(s) URL: downloaded first); "
                                              "several are parsed one after another, the model loaded once, and "
                                              "--out is then a folder."),
-    out_path: Optional[Path] = typer.Option(None, "--out", "-o", help="Output MP4 (H.264; the input's sound, every track, its text subtitles, and its date and place tags kept), or a folder: FOLDER/<input's name>.mp4 (made for several inputs)."),
+    out_path: Optional[Path] = typer.Option(None, "--out", "-o", help="Output MP4 (H.264; the input's sound, every track, its text subtitles, and its date and place tags kept), or a folder: FOLDER/<input's name>.mp4 (made for several inputs), or '-': standard output (`| ffplay -`; every line then goes to stderr)."),
     masks: Optional[Path] = typer.Option(None, "--masks", help="Also write one index PNG of LIP ids per frame here (for several inputs, in a folder for each: MASKS/<input's name>/)."),
     show: bool = typer.Option(False, "--show", help="Also show the result live in a window (q or Esc stops the run; what was parsed is kept)."),
     force: bool = typer.Option(False, "--force", "-f", help="Overwrite an existing output, and an earlier run's frame masks in --masks."),
@@ -275,8 +278,8 @@ def video(
 ) -> None:
     """Parse every frame of a video, or of several, and write an overlay video (and/or masks)."""
     from .engine import plan_streams
-    from .fetch import given_as
-    from .sinks import X264_PRESETS, Window
+    from .fetch import PIPE, given_as
+    from .sinks import X264_PRESETS, Window, stdout_for_video
     from .sources import VideoFile
 
     engine = window = None
@@ -291,6 +294,8 @@ def video(
         start_s = _start(start)
         jobs = _video_jobs(inputs, out_path, masks, force)
         with ExitStack() as run_stack, _between_videos(len(jobs), lambda: parsed):
+            # `--out -`: standard output kept for the video from here on, every line sent to stderr
+            fd = run_stack.enter_context(stdout_for_video()) if str(out_path) == PIPE else None
             for k, (input, out_file, frame_masks) in enumerate(jobs):
                 with ExitStack() as stack:
                     try:
@@ -310,7 +315,7 @@ def video(
                     title = "parsing" if len(jobs) == 1 else f"parsing {k + 1}/{len(jobs)}"
                     stats, cut = _parse_video(stack, src, input, path, out_file, frame_masks, engine, window, title,
                                               alpha=alpha, preset=preset, streams=streams, zoom=zoom,
-                                              max_frames=max_frames)
+                                              max_frames=max_frames, fd=fd)
                 parsed += 1
                 frames_total += stats.frames_out
                 wall_total += stats.wall_s
@@ -330,10 +335,10 @@ def video(
 
 def _parse_video(stack: ExitStack, src, input: Path, path: Path, out_file: Optional[Path], frame_masks: Optional[Path],
                  engine, window, title: str, *, alpha: float, preset: str, streams: int, zoom: bool,
-                 max_frames: int) -> tuple:
+                 max_frames: int, fd: Optional[int] = None) -> tuple:
     """One video of `video`: its writers (on `stack`), a status line, the run with its progress.
-    `path` holds the video (a pipe's copy, where `input` is a pipe). Return the run's stats and
-    whether --max-frames cut it short."""
+    `path` holds the video (a pipe's copy, where `input` is a pipe); `fd`: the output goes there
+    (standard output's copy). Return the run's stats and whether --max-frames cut it short."""
     from .pipeline import queue_depth, run_file, search_workers
     from .sinks import MaskWriter, VideoWriter
     from .fetch import pipe_name
@@ -344,7 +349,7 @@ def _parse_video(stack: ExitStack, src, input: Path, path: Path, out_file: Optio
     if out_file is not None:
         writer = stack.enter_context(VideoWriter(
             out_file, src.fps, src.width, src.height, src.time_base, preset=preset, metadata=src.metadata,
-            tracks_from=path if src.has_audio or src.has_subtitles else None, start=bool(src.start)))
+            tracks_from=path if src.has_audio or src.has_subtitles else None, start=bool(src.start), fd=fd))
     mask_writer = stack.enter_context(MaskWriter(frame_masks)) if frame_masks is not None else None
     mh, mw = engine.model_shape(src.height, src.width)
     err.print(f"{pipe_name(input)}: {src.describe()} @ {float(src.fps):.2f} FPS -> model {mw}x{mh} on {engine.mode}"
@@ -368,7 +373,7 @@ def _parse_video(stack: ExitStack, src, input: Path, path: Path, out_file: Optio
                              depth=queue_depth(src.width, src.height), streams=streams, zoom=zoomer,
                              max_frames=max_frames)
         except ModelError as exc:  # what was written is kept (the writer closes on the way out)
-            kept = f"; {_frames(writer.frames)} written to {writer.path}" if writer is not None else ""
+            kept = f"; {_frames(writer.frames)} written to {writer.name}" if writer is not None else ""
             raise ModelError(f"{exc}{kept}") from exc
         bar.update(task, total=stats.frames_out)
     cut = bool(max_frames) and stats.frames_in == max_frames  # a preview: what follows not read
@@ -415,6 +420,7 @@ def _video_outcome(stats, src, input: Path, out_path: Optional[Path], window, le
     damaged file's warning, an interruption or a stop in the window (with the inputs `left` not
     parsed), exiting where the run ends here. Return whether the file was damaged."""
     from .fetch import pipe_name
+    from .sinks import output_name
 
     _summary(stats, pipe_name(input), "the first " if cut else "")
     damaged = stats.source_error
@@ -425,13 +431,13 @@ def _video_outcome(stats, src, input: Path, out_path: Optional[Path], window, le
                   highlight=False)
     rest = f"; {left} more video{'s' * (left != 1)} not parsed" if left else ""
     if stats.interrupted:
-        err.print(f"interrupted: {_frames(stats.frames_out)} written" + (f" to {out_path}" if out_path else "") + rest,
+        err.print(f"interrupted: {_frames(stats.frames_out)} written" + (f" to {output_name(out_path)}" if out_path else "") + rest,
                   highlight=False, soft_wrap=True)
         raise typer.Exit(stats.interrupted)
     if stats.stopped:  # q, Esc or the window closed: the user's choice, so no error, but said
         of = f" of {src.declared_frames}" if src.declared_frames > stats.frames_out else ""
         parsed = f"{stats.frames_out}{of} frames" if of else _frames(stats.frames_out)
-        kept = f"{parsed} parsed" + (f" and written to {out_path}" if out_path else "") + rest
+        kept = f"{parsed} parsed" + (f" and written to {output_name(out_path)}" if out_path else "") + rest
         if getattr(window, "lost", False):  # not the user's choice: an error, with what was kept
             err.print(f"error: the display was lost (its X connection broke): {kept}", highlight=False, soft_wrap=True)
             raise typer.Exit(DisplayError.exit_code)
@@ -446,7 +452,8 @@ def webcam(
     mirror: bool = typer.Option(True, "--mirror/--no-mirror", help="Mirror the display (the model always sees the camera's own frame)."),
     show: bool = typer.Option(True, "--show/--no-show", help="Open a window (q or Esc quits)."),
     out_path: Optional[Path] = typer.Option(None, "--out", "-o", help="Also record what is shown to this MP4 (or, in "
-                                            "an existing folder, to lipparse-<date>-<time>.mp4)."),
+                                            "an existing folder, to lipparse-<date>-<time>.mp4; '-': to standard "
+                                            "output, a fragment per frame, for `| ffplay -`)."),
     force: bool = typer.Option(False, "--force", "-f", help="Overwrite an existing recording."),
     weights: Weights = None,
     int8: Int8 = None,
@@ -471,8 +478,9 @@ def webcam(
     """
     from fractions import Fraction
 
+    from .fetch import PIPE
     from .pipeline import LiveView, run_live
-    from .sinks import Snapshots, VideoWriter, Window, check_output, has_display
+    from .sinks import Snapshots, VideoWriter, Window, check_output, has_display, stdout_for_video, streamed
     from .sources import Camera
     from .zoom import Zoom
 
@@ -489,8 +497,10 @@ def webcam(
         shots = Snapshots(snapshots or Path(".")) if show else None
         if shots is not None and snapshots is not None:
             shots.check()  # a folder named is checked before anything starts; the default one at the first s
-        engine = _engine(weights, provider, size, flip=flip, int8=int8)
         with ExitStack() as stack:
+            # `--out -`: standard output kept for the recording from here on, every line sent to stderr
+            fd = stack.enter_context(stdout_for_video()) if str(out_path) == PIPE else None
+            engine = _engine(weights, provider, size, flip=flip, int8=int8)
             cam = stack.enter_context(Camera(camera, size=wanted))
             if wanted and (cam.is_file or cam.network or cam.pipe):
                 comes = "plays" if cam.recording else "comes"
@@ -510,7 +520,8 @@ def webcam(
                         raise InputError(f"camera '{camera}' gave no frames") from None
                 h, w = frame.image.shape[:2]
                 writer = stack.enter_context(VideoWriter(out_path, Fraction(round(cam.fps * 1000), 1000), w, h,
-                                                         time_base=Fraction(1, 1000)))
+                                                         time_base=Fraction(1, 1000), fd=fd,
+                                                         live=streamed(out_path)))
             # a live stream's rate is FFmpeg's guess (25 for MJPEG over HTTP): not said; the HUD measures it
             rate = "" if (cam.network or cam.pipe) and not cam.recording else f", {cam.fps:g} FPS"
             shape = f" ({cam.width}x{cam.height}{rate})" if cam.width else ""
@@ -522,14 +533,15 @@ def webcam(
                              zoom=Zoom(engine, background=True), zoom_on=zoom, snapshots=shots)
     except LipParseError as exc:
         _fail(exc)
-    _summary(stats, f"camera {camera}")
+    said = err if str(out_path) == PIPE else out  # standard output carried the recording
+    _summary(stats, f"camera {camera}", to=said)
     p50, p95 = stats.latency(50), stats.latency(95)
     if p50 is not None:
-        out.print(f"capture-to-display latency p50 {p50:.1f} ms, p95 {p95:.1f} ms", highlight=False)
+        said.print(f"capture-to-display latency p50 {p50:.1f} ms, p95 {p95:.1f} ms", highlight=False)
     if stats.interrupted:
         raise typer.Exit(stats.interrupted)
     if getattr(window, "lost", False):
-        kept = f": {_frames(writer.frames)} recorded to {out_path}" if writer is not None else ""
+        kept = f": {_frames(writer.frames)} recorded to {writer.name}" if writer is not None else ""
         err.print(f"error: the display was lost (its X connection broke){kept}", highlight=False, soft_wrap=True)
         raise typer.Exit(DisplayError.exit_code)
 

@@ -12,14 +12,17 @@ import os
 import re
 import sys
 import time
+from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
+from typing import Iterator
 
 import cv2
 import numpy as np
 from numpy.typing import NDArray
 
 from .errors import DisplayError, OutputError
+from .fetch import PIPE, is_pipe
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +64,29 @@ def encoder_threads(width: int, height: int, cores: int | None = None) -> int:
     return 1 if cores <= 4 or width * height > BIG_FRAME else 0
 
 
+def streamed(path: Path) -> bool:
+    """Whether a video output is a stream, not a file: '-' (standard output) or a named pipe."""
+    return is_pipe(path)
+
+
+def output_name(path: Path) -> str:
+    """How an output is named in lines: 'standard output' for '-', else its path."""
+    return "standard output" if str(path) == PIPE else str(path)
+
+
 def check_output(path: Path, force: bool, inputs: tuple[Path, ...] = ()) -> None:
     """Refuse an output that is an input, exists (without `force`), sits in an unwritable folder,
-    or is named for a container other than the MP4 that VideoWriter writes (`o.avi`, `o.mkv`)."""
+    or is named for a container other than the MP4 that VideoWriter writes (`o.avi`, `o.mkv`).
+    A stream ('-', a named pipe) takes the MP4 under any name; standard output not where it is
+    a terminal."""
     path = Path(path)
+    if str(path) == PIPE:
+        if os.isatty(1):
+            raise OutputError("cannot write the video to standard output: it is a terminal (pipe it, as in "
+                              "'| ffplay -', or redirect it, '> o.mp4')")
+        return
+    if streamed(path):
+        return
     if path.suffix.lower() not in MP4_SUFFIXES:
         raise OutputError(f"cannot write '{path}': the output is an H.264 MP4; name it "
                           + ", ".join(MP4_SUFFIXES[:-1]) + f" or {MP4_SUFFIXES[-1]}")
@@ -92,6 +114,24 @@ def check_writable(path: Path) -> None:
             raise OutputError(f"cannot create folder '{parent}': {exc.strerror}") from exc
     if not os.access(parent, os.W_OK):
         raise OutputError(f"cannot write '{path}': folder '{parent}' is not writable")
+
+
+@contextmanager
+def stdout_for_video() -> Iterator[int]:
+    """Standard output kept for the video alone (`--out -`): yield a copy of its descriptor for
+    `VideoWriter(fd=...)`, and point descriptor 1 at standard error until the end, so that
+    nothing else printed there (a summary line, any library's print, Python's or C's) lands in
+    the stream."""
+    sys.stdout.flush()
+    fd = os.dup(1)
+    os.dup2(2, 1)
+    stdout, sys.stdout = sys.stdout, sys.stderr  # Python's prints, where sys.stdout is not descriptor 1
+    try:
+        yield fd
+    finally:
+        sys.stdout = stdout
+        os.dup2(fd, 1)
+        os.close(fd)
 
 
 def aac_settings(rate: int | None, layout) -> tuple[int, str]:
@@ -432,23 +472,34 @@ class VideoWriter:
             written makes the output's 0, its time taken off every timestamp, the picture's and
             the kept tracks', and what comes before it in the tracks left out. False: the
             source's timestamps kept as they are.
+        fd: write to this file descriptor, not to `path` (standard output's copy, from
+            `stdout_for_video`; `path` then only names it, '-').
+        live: each frame its own fragment, sent at once, for a player reading the stream as it
+            comes (`webcam --out -`); else a fragment per keyframe (every 2 s).
     """
 
     def __init__(self, path: Path, fps: Fraction, width: int, height: int,
                  time_base: Fraction | None = None, tracks_from: Path | None = None,
                  crf: int = 22, preset: str = "superfast", metadata: dict[str, str] | None = None,
-                 start: bool = False) -> None:
+                 start: bool = False, fd: int | None = None, live: bool = False) -> None:
         import av
 
         self.path = Path(path)
+        self.name = output_name(self.path)
+        said = self.name if str(self.path) == PIPE else f"'{self.name}'"  # in messages
         self.frames = 0
+        self._file = fd is None and not streamed(self.path)  # a file, removed where no frame was written
         self._refitted = False  # a frame of another size than the first has come (and was fitted in)
         self._w, self._h = width - width % 2, height - height % 2
+        fragments = "frag_every_frame" if live else "frag_keyframe"
         try:
-            self._out = av.open(f"file:{self.path}", "w", format="mp4", options={
-                "movflags": "frag_keyframe+empty_moov+default_base_moof+delay_moov"})
+            self._out = av.open(f"pipe:{fd}" if fd is not None else f"file:{self.path}", "w", format="mp4",
+                                options={"movflags": f"{fragments}+empty_moov+default_base_moof+delay_moov",
+                                         **({"flush_packets": "1"} if live else {})})
         except (av.FFmpegError, OSError) as exc:
-            raise OutputError(f"cannot write '{self.path}': {exc}") from exc
+            raise OutputError(f"cannot write {said}: {exc}") from exc
+        self._said = said
+        self._broken = False  # the program reading the stream has closed it
         self._out.metadata.update(metadata or {})  # the MP4 keeps those it has a place for
         try:
             self._stream = self._out.add_stream("libx264", rate=fps)
@@ -547,7 +598,7 @@ class VideoWriter:
             # switched quality): the whole frame, fitted into the output's, not a corner of it
             if not self._refitted:
                 log.warning("the video changes size at frame %d (%dx%d, not %dx%d): frames of another size are "
-                            "scaled to fit %s", self.frames, bgr.shape[1], bgr.shape[0], self._w, self._h, self.path.name)
+                            "scaled to fit %s", self.frames, bgr.shape[1], bgr.shape[0], self._w, self._h, Path(self.name).name)
             self._refitted = True
             bgr = fit_into(bgr, self._w, self._h)
         # OpenCV's BGR -> I420 (BT.601, limited range, as swscale's default): cheaper than
@@ -561,8 +612,12 @@ class VideoWriter:
                 track.feed_until(float(pts * self._tb))
             for packet in self._stream.encode(frame):
                 self._out.mux(packet)
+        except BrokenPipeError as exc:  # `| ffplay -` closed, `| head -c` had enough
+            self._broken = True
+            raise OutputError(f"cannot write {self._said}: the program reading it closed it "
+                              f"(after {self.frames} frame{'s' * (self.frames != 1)})") from exc
         except (av.FFmpegError, OSError) as exc:
-            raise OutputError(f"cannot write '{self.path}': {exc}") from exc
+            raise OutputError(f"cannot write {self._said}: {exc}") from exc
         self.frames += 1
 
     def close(self) -> None:
@@ -571,14 +626,20 @@ class VideoWriter:
             return
         out, self._out = self._out, None
         try:
-            for packet in self._stream.encode(None):
-                out.mux(packet)
-            end = (self._last_pts or 0) * self._tb + 1 / self._fps  # the last frame's end
-            for track in self._tracks:
-                track.close(float(end) if self._sound_until_picture else float("inf"))
+            if not self._broken:
+                for packet in self._stream.encode(None):
+                    out.mux(packet)
+                end = (self._last_pts or 0) * self._tb + 1 / self._fps  # the last frame's end
+                for track in self._tracks:
+                    track.close(float(end) if self._sound_until_picture else float("inf"))
+        except BrokenPipeError:
+            self._broken = True  # the reader went away at the end: what it read was whole fragments
         finally:
-            out.close()
-            if self.frames == 0:  # nothing playable: leave no empty file behind
+            try:
+                out.close()
+            except BrokenPipeError:
+                pass
+            if self.frames == 0 and self._file:  # nothing playable: leave no empty file behind
                 self.path.unlink(missing_ok=True)
 
 

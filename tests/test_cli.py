@@ -1,3 +1,4 @@
+import os
 import re
 import subprocess
 import sys
@@ -807,3 +808,18 @@ def test_video_start_begins_there_with_its_sound_and_subtitles(tmp_path):
     assert not (tmp_path / "q.mp4").exists()
     line = _one_line_error(runner.invoke(app, ["video", str(src), "--out", str(tmp_path / "q.mp4"), "--start", "1:x"]), 2)
     assert line == "error: --start takes seconds or [H:]M:SS (e.g. 90 or 1:30), not '1:x'"
+
+
+def test_webcam_records_to_standard_output(tmp_path, tiny_weights):
+    """`ssh pi lipparse-rt webcam --no-show --out - | ffplay -`: the recording streams to standard
+    output, a fragment per frame, and the summary and latency lines go to standard error. Before
+    2026-12-05: `cannot write '-': the output is an H.264 MP4; name it .mp4, .m4v or .mov`."""
+    clip = make_video(tmp_path / "clip.mp4", n=20, fps=30)
+    env = dict(os.environ, LIPPARSE_WEIGHTS=str(tiny_weights))
+    done = subprocess.run([sys.executable, "-m", "lipparse_rt", "webcam", "--camera", str(clip), "--no-show",
+                           "--out", "-"], env=env, capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout[4:8] == b"ftyp" and b"capture-to-display latency p50" in done.stderr
+    (tmp_path / "rec.mp4").write_bytes(done.stdout)
+    assert probe(tmp_path / "rec.mp4")["frames"] >= 15
+    assert done.stdout.count(b"moof") >= 15  # a fragment per frame: a player shows each as it comes

@@ -1,6 +1,7 @@
 """Bad input, interruptions and kills: clear one-line errors, and nothing written is lost."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -754,3 +755,81 @@ def test_an_image_from_a_pipe_is_parsed_as_stdin(tmp_path, tiny_weights, monkeyp
     assert cv2.imread(str(tmp_path / "m" / "stdin.png"), cv2.IMREAD_UNCHANGED).shape == (90, 60)
     r = runner.invoke(app, ["image", "-", "--out", str(tmp_path / "o2")], input=b"hello")
     assert r.exit_code == 2 and r.stderr.strip().splitlines()[-1] == "error: cannot read image '-': not an image file"
+
+
+def test_a_video_written_to_standard_output(tmp_path, tiny_weights):
+    """`lipparse-rt video in.mkv --out - | ffplay -` (or `| ffmpeg -i - ...`, `> o.mp4`): the MP4
+    goes to standard output, with its sound, and every line to standard error. Before 2026-12-05:
+    `cannot write '-': the output is an H.264 MP4; name it .mp4, .m4v or .mov`."""
+    import pty
+
+    env = dict(os.environ, LIPPARSE_WEIGHTS=str(tiny_weights))
+    cmd = [sys.executable, "-m", "lipparse_rt", "video"]
+    src = make_video(tmp_path / "in.mkv", n=40, audio=True)
+    done = subprocess.run(cmd + [str(src), "--out", "-"], env=env, capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout[4:8] == b"ftyp"  # the MP4 alone
+    assert b"in.mkv: 40 frames in" in done.stderr  # the summary with the other lines
+    (tmp_path / "o.mp4").write_bytes(done.stdout)
+    got = probe(tmp_path / "o.mp4")
+    assert got["frames"] == 40 and got["types"] == ["video", "audio"]
+    # the reader stops early (`| head -c`, a player closed): one line, exit 3
+    noise = tmp_path / "noise.mkv"  # frames that do not compress: more than a pipe holds
+    import av
+
+    with av.open(str(noise), "w") as c:
+        v = c.add_stream("libx264", rate=25)
+        v.width, v.height, v.pix_fmt = 320, 240, "yuv420p"
+        rng = np.random.default_rng(0)
+        for i in range(30):
+            f = av.VideoFrame.from_ndarray(rng.integers(0, 255, (240, 320, 3), np.uint8), format="bgr24")
+            f.pts = i
+            for p in v.encode(f):
+                c.mux(p)
+        for p in v.encode(None):
+            c.mux(p)
+    reader = subprocess.Popen(cmd + [str(noise), "--out", "-"], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE)
+    reader.stdout.read(2000)
+    reader.stdout.close()
+    _, stderr = reader.communicate(timeout=120)
+    assert reader.returncode == 3, stderr
+    assert re.fullmatch(rb"error: cannot write standard output: the program reading it closed it "
+                        rb"\(after \d+ frames?\)", stderr.strip().splitlines()[-1]), stderr
+    # a terminal: not sent there
+    main, term = pty.openpty()
+    done = subprocess.run(cmd + [str(src), "--out", "-"], env=env, stdout=term, stderr=subprocess.PIPE, timeout=120)
+    os.close(term)
+    os.close(main)
+    assert done.returncode == 3 and done.stderr.strip().splitlines()[-1].endswith(
+        b"cannot write the video to standard output: it is a terminal (pipe it, as in '| ffplay -', or redirect "
+        b"it, '> o.mp4')")
+    # several videos cannot share it
+    done = subprocess.run(cmd + [str(src), str(make_video(tmp_path / "b.mp4", n=3)), "--out", "-"], env=env,
+                          capture_output=True, timeout=120)
+    assert done.returncode == 3 and done.stdout == b""
+    assert done.stderr.strip().splitlines()[-1] == b"error: cannot write 2 videos to standard output: give --out a folder"
+
+
+def test_a_video_written_into_a_named_pipe(tmp_path, tiny_weights, monkeypatch):
+    """`mkfifo p; ffplay p & lipparse-rt video in.mp4 --out p`: a pipe takes the MP4 under any
+    name, and is not removed. Before 2026-12-05: `name it .mp4, .m4v or .mov`."""
+    import threading
+
+    import av
+
+    monkeypatch.setenv("LIPPARSE_WEIGHTS", str(tiny_weights))
+    fifo = tmp_path / "player"
+    os.mkfifo(fifo)
+    frames = []
+
+    def play() -> None:
+        with av.open(str(fifo)) as c:
+            frames.extend(c.decode(video=0))
+
+    reader = threading.Thread(target=play, daemon=True)
+    reader.start()
+    r = runner.invoke(app, ["video", str(make_video(tmp_path / "in.mp4", n=15)), "--out", str(fifo)])
+    reader.join(30)
+    assert r.exit_code == 0, r.output
+    assert len(frames) == 15 and fifo.exists()

@@ -595,3 +595,52 @@ def test_overlapping_cues_are_shown_together_one_text_at_a_time():
         done += timeline.add(start, end, text)
     assert done == [(200, 500, "one\ntwo"), (500, 800, "one\ntwo\nthree"), (800, 1500, "three")]  # over at 2000
     assert timeline.flush() == [(2000, 2500, "four")]
+
+
+def test_a_live_stream_sends_each_frame_as_it_comes():
+    """`webcam --out - | ffplay -`: each frame its own fragment, flushed at once, so a player
+    shows the stream as it comes; a file's fragments (one per keyframe, every 2 s) would hold
+    60 frames back at 30 FPS."""
+    import fcntl
+    import os
+    from pathlib import Path
+
+    def fragments_after_each_frame(live: bool) -> list[int]:
+        r, w = os.pipe()
+        fcntl.fcntl(r, fcntl.F_SETFL, os.O_NONBLOCK)
+        fcntl.fcntl(r, 1031, 1 << 20)  # F_SETPIPE_SZ: room for the whole stream
+        got, counts = b"", []
+        try:
+            with VideoWriter(Path("-"), Fraction(30), 160, 120, time_base=Fraction(1, 1000), fd=w, live=live) as vw:
+                for i in range(12):
+                    vw.write(np.full((120, 160, 3), i * 20, np.uint8), pts=i * 33)
+                    try:
+                        while True:
+                            got += os.read(r, 1 << 20)
+                    except BlockingIOError:
+                        pass
+                    counts.append(got.count(b"moof"))
+        finally:
+            os.close(r)
+            os.close(w)
+        return counts
+
+    live = fragments_after_each_frame(True)
+    assert all(n >= i - 1 for i, n in enumerate(live)), live  # at most two frames behind (encoder, muxer)
+    assert fragments_after_each_frame(False) == [0] * 12
+
+
+def test_stdout_is_kept_for_the_video(capfd):
+    """`--out -`: while the video goes to standard output, whatever else is printed there (the
+    summary line, a library's print) goes to standard error, or it would corrupt the MP4."""
+    import os
+
+    from lipparse_rt.sinks import stdout_for_video
+
+    with stdout_for_video() as fd:
+        os.write(fd, b"VIDEO")
+        print("a line", flush=True)
+        os.write(1, b"C-level\n")
+    print("after", flush=True)
+    out, err = capfd.readouterr()
+    assert out == "VIDEOafter\n" and err == "a line\nC-level\n"
