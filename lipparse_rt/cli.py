@@ -513,9 +513,9 @@ def webcam(
             writer = None
             if out_path is not None:
                 frame = None
-                while frame is None:  # the recording's size is the camera's
+                while frame is None:  # the recording's size is the camera's (its first frame, then recorded)
                     try:
-                        frame = cam.read(timeout=1.0)
+                        frame = cam.peek(timeout=1.0)
                     except StopIteration:
                         raise InputError(f"camera '{camera}' gave no frames") from None
                 h, w = frame.image.shape[:2]

@@ -661,13 +661,22 @@ class Camera:
 
         Raises StopIteration when the source has ended and every frame was seen.
         """
+        return self._next(timeout, take=True)
+
+    def peek(self, timeout: float = 0.1) -> Frame | None:
+        """The frame `read` would return, left for it (the recording's size is read off the
+        first frame, which is then recorded too); None, StopIteration as `read`."""
+        return self._next(timeout, take=False)
+
+    def _next(self, timeout: float, take: bool) -> Frame | None:
         with self._cond:
             if self._count == self._consumed and not self.ended:
                 self._cond.wait(timeout)
             if self._count > self._consumed and self._slot is not None:
                 frame = self._slot
-                self.dropped += self._count - self._consumed - 1
-                self._consumed = self._count
+                if take:
+                    self.dropped += self._count - self._consumed - 1
+                    self._consumed = self._count
                 return frame
             if self.ended:
                 if self.error:

@@ -697,3 +697,23 @@ def test_a_video_given_as_an_image_says_to_parse_it_as_a_video(tmp_path):
     (tmp_path / "notes.jpg").write_text("not a picture")
     with pytest.raises(InputError, match="not an image file"):
         read_image_any(tmp_path / "notes.jpg")
+
+
+def test_a_peeked_frame_is_still_read():
+    """`webcam --out` reads the recording's size off the camera's first frame: before 2026-12-05 it
+    took that frame, and a clip played as the camera was recorded without it (89 of 90 frames)."""
+    fake = FakeCapture(n=3)
+    cam = Camera("0", reconnect_s=0, opener=lambda spec: fake)
+    try:
+        fake.gate.release()
+        first = None
+        while first is None:
+            first = cam.peek(timeout=1)
+        assert first.index == 0
+        again = cam.read(timeout=1)
+        assert again is first and cam.dropped == 0
+        assert cam.read(timeout=0.05) is None  # and not twice
+    finally:
+        for _ in range(5):
+            fake.gate.release()
+        cam.close()
