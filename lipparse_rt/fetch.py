@@ -39,6 +39,7 @@ def given_as(path: Path) -> str:
 PIPE = "-"  # standard input, as a file name
 DOWNLOAD_TIMEOUT_S = 15.0  # a server that sends nothing for this long has failed the download
 PAGE_TYPES = ("text/html", "application/xhtml+xml")  # what a web page is sent as
+PLAYLIST_START = b"#EXTM3U"  # an HLS playlist's first line, whatever type it is sent as
 
 
 def copied_first(path: Path) -> bool:
@@ -172,12 +173,78 @@ def _downloaded(url: str, on_bytes: Callable[[int], None] | None, what: str) -> 
             if answer.headers.get_content_type() in PAGE_TYPES:
                 raise InputError(f"cannot read {what} '{url}': it is a web page, not {_a(what)} (for a video site: "
                                  f"yt-dlp -o - URL | lipparse-rt {what} - ...)")
-            total = _copy_into(answer, target, url, what, on_bytes)
+            playlist = answer.peek(len(PLAYLIST_START))[:len(PLAYLIST_START)] == PLAYLIST_START
+            if not playlist:
+                total = _copy_into(answer, target, url, what, on_bytes)
+        if playlist:  # HLS: its segments fetched by FFmpeg and joined into one file
+            target = target.with_suffix(".mkv")
+            total = _joined_segments(url, target, what, on_bytes)
         if not total:
             raise InputError(f"cannot read {what} '{url}': the server sent nothing")
         yield target
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _joined_segments(url: str, target: Path, what: str, on_bytes: Callable[[int], None] | None) -> int:
+    """An HLS playlist's video (`.../index.m3u8`, as many sites serve theirs): its segments read
+    by FFmpeg and copied, packet for packet, into the Matroska file `target`: the best picture
+    (of a playlist of several qualities, the largest) and its best sound track; the segments of
+    the others are not fetched. Return the bytes copied. A live playlist (no end, so no
+    duration) is refused: it would never finish."""
+    import av
+
+    try:
+        src = av.open(url, timeout=DOWNLOAD_TIMEOUT_S)
+    except (av.FFmpegError, OSError) as exc:
+        raise InputError(f"cannot read {what} '{url}': its HLS playlist could not be read "
+                         f"({getattr(exc, 'strerror', None) or exc})") from None
+    with src:
+        if not src.streams.video:
+            raise InputError(f"cannot read {what} '{url}': its HLS playlist holds no video")
+        if src.duration is None:
+            raise InputError(f"cannot read {what} '{url}': it is a live stream (an HLS playlist without an end): "
+                             "parse it live with lipparse-rt webcam --camera URL")
+        keep = _best_variant(src)
+        total = 0
+        try:
+            out = av.open(f"file:{target}", "w", format="matroska")
+        except (av.FFmpegError, OSError) as exc:
+            raise OutputError(f"cannot keep the {what} from '{url}' in '{target.parent}': {exc}") from exc
+        with out:
+            to = {s.index: out.add_stream_from_template(s) for s in keep}
+            packets = src.demux(keep)  # the others discarded: their segments are not fetched
+            while True:
+                try:
+                    packet = next(packets)
+                except StopIteration:
+                    break
+                except (av.FFmpegError, OSError) as exc:
+                    raise InputError(f"cannot read {what} '{url}': it broke off ({exc})") from None
+                if packet.dts is None:  # the demuxer's flush
+                    continue
+                packet.stream = to[packet.stream.index]
+                try:
+                    out.mux(packet)
+                except (av.FFmpegError, OSError) as exc:
+                    raise OutputError(f"cannot keep the {what} from '{url}' in '{target.parent}' (it is read into a "
+                                      f"file first): {exc}; set TMPDIR to a folder with room") from exc
+                total += packet.size
+                if on_bytes is not None:
+                    on_bytes(total)
+    return total
+
+
+def _best_variant(src) -> list:
+    """Of an HLS playlist's streams (every quality it offers), the largest picture and a sound
+    track of the same quality (the demuxer tags each stream with its variant's bit rate), else
+    the best sound track there is."""
+    def rate(stream) -> int:
+        return int(stream.metadata.get("variant_bitrate", 0) or 0)
+
+    video = max(src.streams.video, key=lambda s: (s.codec_context.width * s.codec_context.height, rate(s)))
+    audio = [s for s in src.streams.audio if rate(s) == rate(video)] or [src.streams.best("audio")]
+    return [video] + [s for s in audio[:1] if s is not None]
 
 
 def _copy_into(src, target: Path, shown: str, what: str, on_bytes: Callable[[int], None] | None) -> int:

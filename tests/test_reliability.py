@@ -833,3 +833,61 @@ def test_a_video_written_into_a_named_pipe(tmp_path, tiny_weights, monkeypatch):
     reader.join(30)
     assert r.exit_code == 0, r.output
     assert len(frames) == 15 and fifo.exists()
+
+
+def _hls(folder, src, seconds: int = 1):
+    """`src` cut into an HLS playlist of MPEG-TS segments (`folder/index.m3u8`), as sites serve video."""
+    import av
+
+    folder.mkdir()
+    with av.open(str(src)) as inp, av.open(str(folder / "index.m3u8"), "w", format="hls", options={
+            "hls_time": str(seconds), "hls_playlist_type": "vod"}) as out:
+        to = {s.index: out.add_stream_from_template(s) for s in inp.streams}
+        for p in inp.demux():
+            if p.dts is not None:
+                p.stream = to[p.stream.index]
+                out.mux(p)
+    return folder / "index.m3u8"
+
+
+def test_an_hls_playlist_url_is_fetched_at_its_best_quality(tmp_path, tiny_weights, monkeypatch):
+    """`video https://site/master.m3u8` (HLS, as many sites serve video): before 2026-12-05 the
+    playlist's text was downloaded and refused as `not a video file`. Its segments are joined into
+    one file, the largest picture of the qualities it offers with its sound; the other qualities'
+    segments are not fetched. A live playlist (no end) is said to be one."""
+    import functools
+    import http.server
+
+    from conftest import _serving
+
+    monkeypatch.setenv("LIPPARSE_WEIGHTS", str(tiny_weights))
+    site = tmp_path / "site"
+    site.mkdir()
+    _hls(site / "lo", make_video(tmp_path / "lo.mp4", n=50, size=(160, 120), audio=True))
+    _hls(site / "hi", make_video(tmp_path / "hi.mp4", n=50, size=(320, 240), audio=True))
+    (site / "master.m3u8").write_text("#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=200000,RESOLUTION=160x120\nlo/index.m3u8\n"
+                                      "#EXT-X-STREAM-INF:BANDWIDTH=800000,RESOLUTION=320x240\nhi/index.m3u8\n")
+    live = (site / "hi" / "index.m3u8").read_text().replace("#EXT-X-ENDLIST\n", "").replace(
+        "#EXT-X-PLAYLIST-TYPE:VOD\n", "")
+    (site / "live.m3u8").write_text(live.replace("index", "hi/index"))
+    asked = []
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args) -> None:
+            asked.append(self.path)
+
+    out = tmp_path / "out"
+    out.mkdir()
+    with _serving(functools.partial(Handler, directory=str(site))) as base:
+        r = runner.invoke(app, ["video", f"{base}/master.m3u8", "--out", str(out)])
+        assert r.exit_code == 0, r.output
+        got = probe(out / "master.mp4")
+        assert got["frames"] == 50 and got["size"] == (320, 240) and got["types"] == ["video", "audio"]
+        hi = sorted(p.name for p in (site / "hi").glob("*.ts"))
+        assert len(hi) >= 2 and all(f"/hi/{n}" in asked for n in hi)
+        assert sum(p.startswith("/lo/") and p.endswith(".ts") for p in asked) <= 1  # looked at, not fetched
+        r = runner.invoke(app, ["video", f"{base}/live.m3u8", "--out", str(tmp_path / "l.mp4")])
+    assert r.exit_code == 2 and " ".join(r.stderr.split()) == (
+        f"error: cannot read video '{base}/live.m3u8': it is a live stream (an HLS playlist without an end): "
+        "parse it live with lipparse-rt webcam --camera URL")
+    assert not (tmp_path / "l.mp4").exists()
