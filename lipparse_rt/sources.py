@@ -746,9 +746,10 @@ def listing(path: Path, exts: Sequence[str], what: str) -> list[Path]:
     if url:
         raise InputError(f"cannot read {what} '{url}': it is a URL of a kind this does not download")
     if not path.exists() and glob.has_magic(str(path)):
-        files = sorted(p for p in map(Path, glob.glob(str(path), recursive=True)) if named(p))
+        matched = [p for p in map(Path, glob.glob(str(path), recursive=True)) if p.is_file()]
+        files = sorted(p for p in matched if named(p))
         if not files:
-            raise InputError(f"cannot read {what} '{path}': no {what[:-1]} matches it")
+            raise InputError(f"cannot read {what} '{path}': no {what[:-1]} matches it" + _other_kind(matched, what, path))
         return files
     if not path.exists():
         raise InputError(f"cannot read {what} '{path}': no such file or folder")
@@ -758,9 +759,22 @@ def listing(path: Path, exts: Sequence[str], what: str) -> list[Path]:
             folders = sum(1 for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
             hint = (f" (it holds {folders} folder{'s' if folders > 1 else ''}: give them, or a pattern such as "
                     f"'{path / '**' / ('*' + exts[0])}')") if folders else ""
+            hint = hint or _other_kind([p for p in path.iterdir() if not p.name.startswith(".")], what, path)
             raise InputError(f"cannot read {what} '{path}': the folder has no {what}" + hint)
         return files
     return [path]
+
+
+def _other_kind(files: Sequence[Path], what: str, given: Path) -> str:
+    """' (it holds 10 images: lipparse-rt image seq parses them)': where a folder or a pattern
+    given to `video` names images (a frame sequence), or one given to `image` videos."""
+    other, command = ("images", "image") if what == "videos" else ("videos", "video")
+    exts = IMAGE_EXTS if other == "images" else VIDEO_EXTS
+    n = sum(1 for p in files if p.suffix.lower() in exts and p.is_file())
+    if not n:
+        return ""
+    verb = "holds" if given.is_dir() else "matches"
+    return f" (it {verb} {n} {other if n > 1 else other[:-1]}: lipparse-rt {command} '{given}' parses {'them' if n > 1 else 'it'})"
 
 
 def video_files(paths: Sequence[Path]) -> list[Path]:

@@ -891,3 +891,25 @@ def test_an_hls_playlist_url_is_fetched_at_its_best_quality(tmp_path, tiny_weigh
         f"error: cannot read video '{base}/live.m3u8': it is a live stream (an HLS playlist without an end): "
         "parse it live with lipparse-rt webcam --camera URL")
     assert not (tmp_path / "l.mp4").exists()
+
+
+def test_a_folder_of_the_other_kind_says_which_command_reads_it(tmp_path):
+    """A frame sequence given to `video` (a dataset's, a render's), a folder of clips given to
+    `image`: before 2026-12-05 a plain `the folder has no videos`, which did not say what it holds."""
+    seq = tmp_path / "seq"
+    seq.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(seq / f"{i:04d}.png"), np.zeros((8, 8, 3), np.uint8))
+    r = runner.invoke(app, ["video", str(seq), "--out", str(tmp_path / "o.mp4")])
+    assert r.exit_code == 2 and " ".join(r.stderr.split()) == (
+        f"error: cannot read videos '{seq}': the folder has no videos (it holds 3 images: lipparse-rt image "
+        f"'{seq}' parses them)")
+    r = runner.invoke(app, ["video", str(seq / "*.png"), "--out", str(tmp_path / "o.mp4")])
+    assert r.exit_code == 2 and " ".join(r.stderr.split()).endswith(
+        f"no video matches it (it matches 3 images: lipparse-rt image '{seq / '*.png'}' parses them)")
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    make_video(clips / "a.mp4", n=2)
+    r = runner.invoke(app, ["image", str(clips), "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2 and " ".join(r.stderr.split()).endswith(
+        f"the folder has no images (it holds 1 video: lipparse-rt video '{clips}' parses it)")
