@@ -139,8 +139,8 @@ def _scales(text: str) -> tuple[float, ...]:
     return () if scales == (1.0,) else scales
 
 
-def _start(text: str | None) -> float:
-    """`video --start`: seconds from '90', '1:30', '1:02:03.5'; 0 where not given."""
+def _start(text: str | None, flag: str = "--start") -> float:
+    """`video --start` (or `--end`): seconds from '90', '1:30', '1:02:03.5'; 0 where not given."""
     from .sources import parse_clock
 
     if text is None:
@@ -148,7 +148,7 @@ def _start(text: str | None) -> float:
     try:
         return parse_clock(text)
     except ValueError:
-        raise InputError(f"--start takes seconds or [H:]M:SS (e.g. 90 or 1:30), not {text!r}") from None
+        raise InputError(f"{flag} takes seconds or [H:]M:SS (e.g. 90 or 1:30), not {text!r}") from None
 
 
 def _resolution(text: str | None) -> tuple[int, int] | None:
@@ -274,13 +274,14 @@ def video(
     preset: str = typer.Option("superfast", "--preset", help="x264 preset: ultrafast..veryslow (slower = smaller file)."),
     streams: int = typer.Option(0, "--streams", min=0, help="Frames parsed at once, one per core by default (0)."),
     start: Optional[str] = typer.Option(None, "--start", help="Begin this far into each video: seconds or [H:]M:SS (e.g. 1:30); its sound and subtitles begin there too."),
+    end: Optional[str] = typer.Option(None, "--end", help="Stop this far into each video (seconds or [H:]M:SS; with --start, the scene between them); its sound and subtitles end there too."),
     max_frames: int = typer.Option(0, "--max-frames", min=0, help="Parse only the first this many frames of each video (from --start), its sound and subtitles cut with them (a preview; 0 = every frame)."),
 ) -> None:
     """Parse every frame of a video, or of several, and write an overlay video (and/or masks)."""
     from .engine import plan_streams
     from .fetch import PIPE, given_as
     from .sinks import X264_PRESETS, Window, stdout_for_video
-    from .sources import VideoFile
+    from .sources import VideoFile, clock
 
     engine = window = None
     unreadable: list[str] = []
@@ -292,6 +293,9 @@ def video(
         if preset not in X264_PRESETS:
             raise InputError(f"unknown preset '{preset}': use one of {', '.join(X264_PRESETS)}")
         start_s = _start(start)
+        end_s = None if end is None else _start(end, "--end")
+        if end_s is not None and end_s <= start_s:
+            raise InputError(f"--end ({clock(end_s)}) must come after --start ({clock(start_s)})")
         jobs = _video_jobs(inputs, out_path, masks, force)
         with ExitStack() as run_stack, _between_videos(len(jobs), lambda: parsed):
             # `--out -`: standard output kept for the video from here on, every line sent to stderr
@@ -300,7 +304,7 @@ def video(
                 with ExitStack() as stack:
                     try:
                         path = stack.enter_context(_spooled(input))  # a pipe's stream, kept in a file
-                        src = stack.enter_context(VideoFile(path, shown=given_as(input), start=start_s))
+                        src = stack.enter_context(VideoFile(path, shown=given_as(input), start=start_s, end=end_s))
                     except InputError as exc:
                         if len(jobs) == 1:
                             raise
@@ -353,7 +357,8 @@ def _parse_video(stack: ExitStack, src, input: Path, path: Path, out_file: Optio
     mask_writer = stack.enter_context(MaskWriter(frame_masks)) if frame_masks is not None else None
     mh, mw = engine.model_shape(src.height, src.width)
     err.print(f"{pipe_name(input)}: {src.describe()} @ {float(src.fps):.2f} FPS -> model {mw}x{mh} on {engine.mode}"
-              + (", person zoom" if zoom else "") + (f", from {clock(src.start)}" if src.start else ""), highlight=False)
+              + (", person zoom" if zoom else "") + (f", from {clock(src.start)}" if src.start else "")
+              + (f", to {clock(src.end)}" if src.end is not None else ""), highlight=False)
     # the search in line: no frame is late in a file, and the search frame gets the enlarged parse
     # (BENCHMARKS.md, "zoom"); its strips at once up to 1080p
     zoomer = Zoom(engine, workers=search_workers(src.width, src.height, streams)) if zoom else None
@@ -376,7 +381,7 @@ def _parse_video(stack: ExitStack, src, input: Path, path: Path, out_file: Optio
             kept = f"; {_frames(writer.frames)} written to {writer.name}" if writer is not None else ""
             raise ModelError(f"{exc}{kept}") from exc
         bar.update(task, total=stats.frames_out)
-    cut = bool(max_frames) and stats.frames_in == max_frames  # a preview: what follows not read
+    cut = bool(max_frames) and stats.frames_in == max_frames or src.cut  # a preview, --end: what follows not read
     if writer is not None and (stats.interrupted or stats.stopped or cut):
         writer.stop_sound_with_picture()  # not the rest of the input's sound after the last frame
     return stats, cut
@@ -422,7 +427,7 @@ def _video_outcome(stats, src, input: Path, out_path: Optional[Path], window, le
     from .fetch import pipe_name
     from .sinks import output_name
 
-    _summary(stats, pipe_name(input), "the first " if cut else "")
+    _summary(stats, pipe_name(input), "the first " if cut and not src.cut else "")  # --max-frames, not --end
     damaged = stats.source_error
     if not damaged and not (stats.interrupted or stats.stopped or cut) and src.declared_frames > stats.frames_out:
         damaged = f"only {stats.frames_out} of the {src.declared_frames} frames its header announces could be decoded"

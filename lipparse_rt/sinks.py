@@ -180,6 +180,7 @@ class _TrackCopy:
         self._start: Fraction | None = None
         self._shift = 0
         self._last: tuple[int, int] | None = None  # (dts, end) of the last packet, shifted, in source ticks
+        self._until = float("inf")  # seconds of the output where the track ends (`close`)
 
     def _keep_names(self, stream) -> None:
         """Which track is which, in a film's several languages: its language and title."""
@@ -220,6 +221,7 @@ class _TrackCopy:
 
     def close(self, until: float = float("inf")) -> None:
         """Mux the packets left that start before `until` seconds (of the output), and finish."""
+        self._until = until
         try:
             self.feed_until(until)
             self._finish()
@@ -320,6 +322,7 @@ class _SubtitleCopy(_TrackCopy):
         codec = self._src.codec_context.codec
         self._codec = codec.canonical_name
         self._cues = CueTimeline()
+        self._held: tuple[bytes, int, int | None] | None = None  # an MP4's own cue, written at the next
         try:
             if not codec.text_sub:
                 raise ValueError(f"{self._codec} subtitles are pictures, which an MP4 cannot hold")
@@ -344,7 +347,10 @@ class _SubtitleCopy(_TrackCopy):
             if start < 0 and duration:  # shown from the video's --start on, what is left of it
                 start, duration = 0, duration + start
             if bytes(packet)[:2] != b"\0\0" and start >= 0 and (duration is None or duration > 0):
-                self._write(bytes(packet), start, duration)  # no text: the muxer fills the time between cues
+                # no text: the muxer fills the time between cues; a cue is held until the next, so
+                # that one running where the picture ends is cut there (`close`)
+                self._release()
+                self._held = (bytes(packet), start, duration)
             return
         text = cue_text(bytes(packet), self._codec)
         if text:
@@ -354,12 +360,23 @@ class _SubtitleCopy(_TrackCopy):
                 self._write(mov_text_sample(shown), a, b - a)
 
     def _finish(self) -> None:
+        self._release()
         for a, b, shown in self._cues.flush():
             self._write(mov_text_sample(shown), a, b - a)
+
+    def _release(self) -> None:
+        if self._held is not None:
+            self._write(*self._held)
+            self._held = None
 
     def _write(self, data: bytes, start: int, duration: int | None) -> None:
         import av
 
+        if duration is not None and self._until != float("inf"):  # a cue running where the picture ends: cut there
+            end = round(Fraction(self._until) / self._src.time_base)
+            if start >= end:
+                return
+            duration = min(duration, end - start)
         out = av.Packet(data)
         out.pts = out.dts = start
         out.duration, out.time_base, out.stream = duration, self._src.time_base, self.stream

@@ -112,12 +112,14 @@ def mp4_without_index(path: Path) -> bool:
 class VideoFile:
     """Every frame of a video file, in order, decoded by PyAV (FFmpeg); nothing is dropped."""
 
-    def __init__(self, path: Path, shown: str | None = None, start: float = 0.0) -> None:
+    def __init__(self, path: Path, shown: str | None = None, start: float = 0.0, end: float | None = None) -> None:
         import av
 
         self.path = Path(path)
         self.shown = shown or str(path)  # the name errors give: a pipe's, where `path` holds its stream
         self.start = max(0.0, float(start))  # seconds after the first frame where reading begins
+        self.end = end  # seconds after the first frame where reading stops (None: the end of the file)
+        self.cut = False  # reading stopped at `end`, before the end of the file
         _check_file(self.path, "video")
         try:
             self._open()
@@ -164,6 +166,8 @@ class VideoFile:
         skipped = round(self.start * float(self.fps))  # the frames before --start
         self.declared_frames = max(0, self.declared_frames - skipped) if self.declared_frames else 0
         self.expected_frames = max(0, self.expected_frames - skipped)
+        if end is not None:  # the frames from --start to --end
+            self.expected_frames = min(self.expected_frames, round((end - self.start) * float(self.fps)))
         # where reading begins, in the source's seconds (0: at its own start, its timestamps kept)
         self._start_time = float(self._first_pts * self.time_base) + self.start if self.start else 0.0
         self.has_audio = bool(self._container.streams.audio)
@@ -304,8 +308,16 @@ class VideoFile:
 
         index = 0
         sdr = ToSdr(self._transfer) if self.hdr else None
+        first = self._first_pts * self.time_base
+        edge = None if self.end is None else self.end - 0.5 / float(self.fps)  # the frame nearest --end not kept
         try:
             for vf in self._from_start() if self.start else self._decoded():
+                if edge is not None:
+                    at = (vf.pts * self.time_base - first) if self._timed and vf.pts is not None else \
+                        self.start + index / float(self.fps)  # no timestamps: counted
+                    if at >= edge:
+                        self.cut = True
+                        break
                 # one swscale thread: its automatic threads (PyAV >= 17) cost ~50% more CPU
                 # per 640x480 frame, CPU that the pipeline's other stages need
                 img = sdr.bgr(vf) if sdr else vf.to_ndarray(format="bgr24", threads=1)

@@ -810,6 +810,47 @@ def test_video_start_begins_there_with_its_sound_and_subtitles(tmp_path):
     assert line == "error: --start takes seconds or [H:]M:SS (e.g. 90 or 1:30), not '1:x'"
 
 
+def test_video_end_stops_there_with_its_sound_and_subtitles(tmp_path):
+    """`video film.mkv --out scene.mp4 --start 1:30 --end 2:00`: the scene between two times.
+    Before 2026-12-05 only a frame count (`--max-frames`) could end it: `No such option: --end`."""
+    import av
+
+    from test_sinks import _cues, _video_with_subtitles
+
+    src = make_video(tmp_path / "in.mp4", n=50, audio=True)  # 2 s at 25 FPS
+    r = runner.invoke(app, ["video", str(src), "--out", str(tmp_path / "o.mp4"), "--start", "0.4", "--end", "1.2",
+                            "--alpha", "0"])
+    assert r.exit_code == 0, r.output
+    assert "in.mp4: 20 frames in" in r.stdout and "warning" not in r.stderr  # not taken for a damaged file
+    assert ", from 0.4 s, to 1.2 s" in " ".join(r.stderr.split())
+    with av.open(str(src)) as a, av.open(str(tmp_path / "o.mp4")) as b:
+        frames_in = [f.to_ndarray(format="gray").astype(int)[80:] for f in a.decode(video=0)]  # below the legend
+        frames_out = [f.to_ndarray(format="gray").astype(int)[80:] for f in b.decode(video=0)]
+    assert len(frames_out) == 20  # the input's frames 10..29: 0.4 s up to, not with, the one at 1.2 s
+    for k in (0, 19):
+        assert int(np.argmin([np.abs(frames_out[k] - f).mean() for f in frames_in])) == 10 + k
+    with av.open(str(tmp_path / "o.mp4")) as c:
+        sound = c.streams.audio[0]
+        assert 0.75 < float(sound.duration * sound.time_base) < 0.9  # 0.8 s, and an AAC frame at most
+    # from the start; the subtitles end with the picture (a cue running at --end cut there)
+    film = _video_with_subtitles(tmp_path)
+    r = runner.invoke(app, ["video", str(film), "--out", str(tmp_path / "s.mp4"), "--end", "0:01.5"])
+    # 25 FPS: frames 0..36; the one at 1.48 s is nearer the scene that would begin at 1.5 s (`--start 1.5`)
+    assert r.exit_code == 0 and probe(tmp_path / "s.mp4")["frames"] == 37, r.output
+    assert [(round(a, 2), round(b, 2), t) for a, b, t in _cues(tmp_path / "s.mp4")[0][1]] == [
+        (0.2, 0.8, "Hello there"), (1.2, 1.48, "Second cue\nOther speaker")]
+    r = runner.invoke(app, ["video", str(tmp_path / "s.mp4"), "--out", str(tmp_path / "s2.mp4"), "--end", "1.35"])
+    assert r.exit_code == 0, r.output  # an MP4's own subtitles (copied as they are) cut the same way
+    assert [(round(a, 2), round(b, 2), t) for a, b, t in _cues(tmp_path / "s2.mp4")[0][1]] == [
+        (0.2, 0.8, "Hello there"), (1.2, 1.36, "Second cue\nOther speaker")]
+    # not after the start, not a time
+    line = _one_line_error(runner.invoke(app, ["video", str(src), "--out", str(tmp_path / "q.mp4"), "--start", "1",
+                                               "--end", "0.5"]), 2)
+    assert line == "error: --end (0.5 s) must come after --start (1 s)"
+    line = _one_line_error(runner.invoke(app, ["video", str(src), "--out", str(tmp_path / "q.mp4"), "--end", "x"]), 2)
+    assert line == "error: --end takes seconds or [H:]M:SS (e.g. 90 or 1:30), not 'x'"
+
+
 def test_webcam_records_to_standard_output(tmp_path, tiny_weights):
     """`ssh pi lipparse-rt webcam --no-show --out - | ffplay -`: the recording streams to standard
     output, a fragment per frame, and the summary and latency lines go to standard error. Before
