@@ -510,7 +510,10 @@ class VideoWriter:
         self._w, self._h = width - width % 2, height - height % 2
         fragments = "frag_every_frame" if live else "frag_keyframe"
         try:
-            self._out = av.open(f"pipe:{fd}" if fd is not None else f"file:{self.path}", "w", format="mp4",
+            # a descriptor through a Python file (PyAV's own I/O), not FFmpeg's 'pipe:N': on Windows
+            # FFmpeg's C runtime has its own descriptor table
+            target = os.fdopen(fd, "wb", buffering=0, closefd=False) if fd is not None else f"file:{self.path}"
+            self._out = av.open(target, "w", format="mp4",
                                 options={"movflags": f"{fragments}+empty_moov+default_base_moof+delay_moov",
                                          **({"flush_packets": "1"} if live else {})})
         except (av.FFmpegError, OSError) as exc:
