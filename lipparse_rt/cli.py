@@ -280,7 +280,7 @@ def video(
     """Parse every frame of a video, or of several, and write an overlay video (and/or masks)."""
     from .engine import plan_streams
     from .fetch import PIPE, given_as
-    from .sinks import X264_PRESETS, Window, stdout_for_video
+    from .sinks import X264_PRESETS, Window, stdout_kept
     from .sources import VideoFile, clock
 
     engine = window = None
@@ -299,7 +299,7 @@ def video(
         jobs = _video_jobs(inputs, out_path, masks, force)
         with ExitStack() as run_stack, _between_videos(len(jobs), lambda: parsed):
             # `--out -`: standard output kept for the video from here on, every line sent to stderr
-            fd = run_stack.enter_context(stdout_for_video()) if str(out_path) == PIPE else None
+            fd = run_stack.enter_context(stdout_kept()) if str(out_path) == PIPE else None
             for k, (input, out_file, frame_masks) in enumerate(jobs):
                 with ExitStack() as stack:
                     try:
@@ -485,7 +485,7 @@ def webcam(
 
     from .fetch import PIPE
     from .pipeline import LiveView, run_live
-    from .sinks import Snapshots, VideoWriter, Window, check_output, has_display, stdout_for_video, streamed
+    from .sinks import Snapshots, VideoWriter, Window, check_output, has_display, stdout_kept, streamed
     from .sources import Camera
     from .zoom import Zoom
 
@@ -504,7 +504,7 @@ def webcam(
             shots.check()  # a folder named is checked before anything starts; the default one at the first s
         with ExitStack() as stack:
             # `--out -`: standard output kept for the recording from here on, every line sent to stderr
-            fd = stack.enter_context(stdout_for_video()) if str(out_path) == PIPE else None
+            fd = stack.enter_context(stdout_kept()) if str(out_path) == PIPE else None
             engine = _engine(weights, provider, size, flip=flip, int8=int8)
             cam = stack.enter_context(Camera(camera, size=wanted))
             if wanted and (cam.is_file or cam.network or cam.pipe):
@@ -555,8 +555,8 @@ def webcam(
 def image(
     paths: list[Path] = typer.Argument(..., readable=False, show_default=False,
                                        help="Images, folders of images, or patterns such as 'photos/*.jpg' ('-': standard input; an http(s) URL: downloaded first)."),
-    out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="Write overlays here (PNG, named by the input's stem; one of that name is replaced, an input image never)."),
-    masks: Optional[Path] = typer.Option(None, "--masks", help="Write masks here: one 8-bit PNG of LIP ids per image, full size, named by stem."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="Write overlays here (PNG, named by the input's stem; one of that name is replaced, an input image never); '-': one image's to standard output."),
+    masks: Optional[Path] = typer.Option(None, "--masks", help="Write masks here: one 8-bit PNG of LIP ids per image, full size, named by stem; '-': one image's to standard output."),
     weights: Weights = None,
     int8: Int8 = None,
     size: Size = 0,
@@ -575,8 +575,8 @@ def image(
     import cv2
 
     from .pipeline import render_frame
-    from .fetch import copied_first, stem_of
-    from .sinks import MaskWriter, check_image_outputs, output_folder
+    from .fetch import PIPE, copied_first, stem_of
+    from .sinks import MaskWriter, check_image_outputs, output_folder, stdout_kept, write_png
     from .sources import Images
     from .zoom import Zoom
 
@@ -593,33 +593,42 @@ def image(
         images = Images(paths, on_unreadable=None if one_file else skip)  # one file: an error
         _refuse_same_names(images.same_names(), "images", lambda p: p.name)
         check_image_outputs(images.files, out_dir, masks)
-        mask_writer = MaskWriter(masks) if masks is not None else None
-        if out_dir is not None:
+        piped = PIPE in (str(out_dir), str(masks))  # one image's PNG to standard output
+        mask_writer = MaskWriter(masks) if masks is not None and str(masks) != PIPE else None
+        if out_dir is not None and str(out_dir) != PIPE:
             output_folder(out_dir, "overlays")
-        engine = _engine(weights, provider, size, flip=flip, int8=int8, scales=_scales(scales), face=face)
-        zoomer = Zoom(engine) if zoom else None
-        n = 0
-        where = (f", masks in {masks}" if masks else "") + (f", overlays in {out_dir}" if out_dir else "")
-        try:
-            with progress(err, TextColumn("parsing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                          unit="images") as bar:
-                task = bar.add_task("parsing", total=len(images))
-                for img_path, bgr in images:
-                    ids = zoomer.run_still(bgr) if zoomer else engine.run(bgr)
-                    if mask_writer is not None:
-                        mask_writer.write(ids, stem_of(img_path))
-                    if out_dir is not None:
-                        target = out_dir / f"{stem_of(img_path)}.png"
-                        if not cv2.imwrite(str(target), render_frame(bgr, ids, alpha)):
-                            raise OutputError(f"cannot write overlay '{target}'")
-                    n += 1
-                    bar.advance(task)
-        except (KeyboardInterrupt, Interrupted) as exc:  # Ctrl-C, SIGTERM: what is done is kept, and said
-            err.print(f"interrupted: {n} of {len(images)} image(s) parsed{where}", highlight=False, soft_wrap=True)
-            raise typer.Exit(getattr(exc, "exit_code", 130)) from None
+        where = "".join(f", {what} {'to standard output' if str(at) == PIPE else f'in {at}'}"
+                        for what, at in (("masks", masks), ("overlays", out_dir)) if at is not None)
+        with ExitStack() as stack:
+            fd = stack.enter_context(stdout_kept()) if piped else None  # every line to stderr meanwhile
+            engine = _engine(weights, provider, size, flip=flip, int8=int8, scales=_scales(scales), face=face)
+            zoomer = Zoom(engine) if zoom else None
+            n = 0
+            try:
+                with progress(err, TextColumn("parsing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                              unit="images") as bar:
+                    task = bar.add_task("parsing", total=len(images))
+                    for img_path, bgr in images:
+                        ids = zoomer.run_still(bgr) if zoomer else engine.run(bgr)
+                        if mask_writer is not None:
+                            mask_writer.write(ids, stem_of(img_path))
+                        elif masks is not None:
+                            write_png(fd, ids, "mask")
+                        if out_dir is not None and str(out_dir) == PIPE:
+                            write_png(fd, render_frame(bgr, ids, alpha), "overlay")
+                        elif out_dir is not None:
+                            target = out_dir / f"{stem_of(img_path)}.png"
+                            if not cv2.imwrite(str(target), render_frame(bgr, ids, alpha)):
+                                raise OutputError(f"cannot write overlay '{target}'")
+                        n += 1
+                        bar.advance(task)
+            except (KeyboardInterrupt, Interrupted) as exc:  # Ctrl-C, SIGTERM: what is done is kept, and said
+                err.print(f"interrupted: {n} of {len(images)} image(s) parsed{where}", highlight=False,
+                          soft_wrap=True)
+                raise typer.Exit(getattr(exc, "exit_code", 130)) from None
     except LipParseError as exc:
         _fail(exc)
-    out.print(f"{n} image(s) parsed on {engine.mode}{where}", highlight=False)
+    (err if piped else out).print(f"{n} image(s) parsed on {engine.mode}{where}", highlight=False)
     if unreadable:
         err.print(f"warning: {len(unreadable)} of {len(images)} image(s) could not be read (listed above)",
                   highlight=False)

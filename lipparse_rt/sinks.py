@@ -81,9 +81,7 @@ def check_output(path: Path, force: bool, inputs: tuple[Path, ...] = ()) -> None
     a terminal."""
     path = Path(path)
     if str(path) == PIPE:
-        if os.isatty(1):
-            raise OutputError("cannot write the video to standard output: it is a terminal (pipe it, as in "
-                              "'| ffplay -', or redirect it, '> o.mp4')")
+        check_stdout("video", "| ffplay -", "> o.mp4")
         return
     if streamed(path):
         return
@@ -116,12 +114,19 @@ def check_writable(path: Path) -> None:
         raise OutputError(f"cannot write '{path}': folder '{parent}' is not writable")
 
 
+def check_stdout(what: str, pipe: str, redirect: str) -> None:
+    """Refuse to send the binary `what` (a video, an image) to standard output where it is a terminal."""
+    if os.isatty(1):
+        raise OutputError(f"cannot write the {what} to standard output: it is a terminal (pipe it, as in "
+                          f"'{pipe}', or redirect it, '{redirect}')")
+
+
 @contextmanager
-def stdout_for_video() -> Iterator[int]:
-    """Standard output kept for the video alone (`--out -`): yield a copy of its descriptor for
-    `VideoWriter(fd=...)`, and point descriptor 1 at standard error until the end, so that
-    nothing else printed there (a summary line, any library's print, Python's or C's) lands in
-    the stream."""
+def stdout_kept() -> Iterator[int]:
+    """Standard output kept for one output alone (`--out -`: a video, an image): yield a copy of
+    its descriptor for the writer (`VideoWriter(fd=...)`, `write_png`), and point descriptor 1
+    at standard error until the end, so that nothing else printed there (a summary line, any
+    library's print, Python's or C's) lands in the stream."""
     sys.stdout.flush()
     fd = os.dup(1)
     os.dup2(2, 1)
@@ -451,13 +456,22 @@ def _adts_config(first: bytes) -> bytes | None:
 
 def check_image_outputs(inputs: list[Path], overlays: Path | None, masks: Path | None) -> None:
     """Refuse `image` outputs (`folder/<stem>.png`) that would replace one of the input images, or
-    overlays and masks sent to one folder (each image's two PNGs would share a name)."""
+    overlays and masks sent to one folder (each image's two PNGs would share a name); '-'
+    (standard output) takes one image's PNG, where it is not a terminal."""
+    to_stdout = [flag for flag, folder in (("--out", overlays), ("--masks", masks)) if str(folder) == PIPE]
+    if len(to_stdout) == 2:
+        raise OutputError("cannot write overlays and masks both to standard output: give one of them a folder")
+    if to_stdout and len(inputs) != 1:
+        raise OutputError(f"cannot write {len(inputs)} images to standard output (one PNG): give {to_stdout[0]} "
+                          "a folder")
+    if to_stdout:
+        check_stdout("image", "| display -", "> o.png")
     if overlays is not None and masks is not None and Path(overlays).resolve() == Path(masks).resolve():
         raise OutputError(f"cannot write overlays and masks both to '{overlays}': each image's two PNGs "
                           "would have one name; give two folders")
     given = {Path(p).resolve() for p in inputs}
     for folder, flag in ((overlays, "--out"), (masks, "--masks")):
-        if folder is None:
+        if folder is None or str(folder) == PIPE:
             continue
         for src in inputs:
             target = Path(folder) / f"{Path(src).stem}.png"
@@ -490,7 +504,7 @@ class VideoWriter:
             the kept tracks', and what comes before it in the tracks left out. False: the
             source's timestamps kept as they are.
         fd: write to this file descriptor, not to `path` (standard output's copy, from
-            `stdout_for_video`; `path` then only names it, '-').
+            `stdout_kept`; `path` then only names it, '-').
         live: each frame its own fragment, sent at once, for a player reading the stream as it
             comes (`webcam --out -`); else a fragment per keyframe (every 2 s).
     """
@@ -711,6 +725,21 @@ def output_folder(folder: Path, what: str) -> Path:
     if not os.access(folder, os.W_OK):
         raise OutputError(f"cannot write {what} to '{folder}': not writable")
     return folder
+
+
+def write_png(fd: int, img: U8, what: str) -> None:
+    """`img` (BGR, or LIP ids) as a PNG to the descriptor `fd` (standard output's, `stdout_kept`)."""
+    ok, data = cv2.imencode(".png", img)
+    if not ok:
+        raise OutputError(f"cannot encode the {what} as a PNG")
+    view = memoryview(data)
+    try:
+        while view:
+            view = view[os.write(fd, view):]
+    except BrokenPipeError:
+        raise OutputError(f"cannot write the {what} to standard output: the program reading it closed it") from None
+    except OSError as exc:
+        raise OutputError(f"cannot write the {what} to standard output: {exc.strerror}") from exc
 
 
 class MaskWriter:

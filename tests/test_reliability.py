@@ -757,6 +757,46 @@ def test_an_image_from_a_pipe_is_parsed_as_stdin(tmp_path, tiny_weights, monkeyp
     assert r.exit_code == 2 and r.stderr.strip().splitlines()[-1] == "error: cannot read image '-': not an image file"
 
 
+def test_an_image_written_to_standard_output(tmp_path, tiny_weights):
+    """`curl -s URL | lipparse-rt image - --masks - > ids.png` (a web service's, a script's): one
+    image's PNG to standard output, every line to standard error. Before 2026-12-05: a folder
+    named '-' was made and `-/stdin.png` written there."""
+    import pty
+
+    env = dict(os.environ, LIPPARSE_WEIGHTS=str(tiny_weights))
+    cmd = [sys.executable, "-m", "lipparse_rt", "image"]
+    rng = np.random.default_rng(1)
+    photo = cv2.GaussianBlur(rng.integers(0, 255, (90, 60, 3), np.uint8), (9, 9), 3)
+    cv2.imwrite(str(tmp_path / "p.png"), photo)
+    done = subprocess.run(cmd + ["-", "--masks", "-", "--no-flip"], input=(tmp_path / "p.png").read_bytes(), env=env,
+                          capture_output=True, cwd=tmp_path, timeout=120)
+    assert done.returncode == 0, done.stderr
+    ids = cv2.imdecode(np.frombuffer(done.stdout, np.uint8), cv2.IMREAD_UNCHANGED)  # the PNG alone
+    assert b"1 image(s) parsed" in done.stderr and not (tmp_path / "-").exists()
+    done = subprocess.run(cmd + [str(tmp_path / "p.png"), "--masks", str(tmp_path / "m"), "--out", "-", "--no-flip"],
+                          env=env, capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert np.array_equal(ids, cv2.imread(str(tmp_path / "m" / "p.png"), cv2.IMREAD_UNCHANGED))  # as a folder gets it
+    overlay = cv2.imdecode(np.frombuffer(done.stdout, np.uint8), cv2.IMREAD_COLOR)
+    assert overlay.shape == (90, 60, 3) and not np.array_equal(overlay, photo)
+    # two images, both outputs, a terminal: refused, nothing written
+    cv2.imwrite(str(tmp_path / "q.png"), photo)
+    for args, line in (([str(tmp_path / "p.png"), str(tmp_path / "q.png"), "--out", "-"],
+                        b"error: cannot write 2 images to standard output (one PNG): give --out a folder"),
+                       ([str(tmp_path / "p.png"), "--out", "-", "--masks", "-"],
+                        b"error: cannot write overlays and masks both to standard output: give one of them a folder")):
+        done = subprocess.run(cmd + args, env=env, capture_output=True, timeout=120)
+        assert done.returncode == 3 and done.stdout == b"" and done.stderr.strip().splitlines()[-1] == line
+    main, term = pty.openpty()
+    done = subprocess.run(cmd + [str(tmp_path / "p.png"), "--out", "-"], env=env, stdout=term, stderr=subprocess.PIPE,
+                          timeout=120)
+    os.close(term)
+    os.close(main)
+    assert done.returncode == 3 and done.stderr.strip().splitlines()[-1].endswith(
+        b"cannot write the image to standard output: it is a terminal (pipe it, as in '| display -', or redirect "
+        b"it, '> o.png')")
+
+
 def test_a_video_written_to_standard_output(tmp_path, tiny_weights):
     """`lipparse-rt video in.mkv --out - | ffplay -` (or `| ffmpeg -i - ...`, `> o.mp4`): the MP4
     goes to standard output, with its sound, and every line to standard error. Before 2026-12-05:

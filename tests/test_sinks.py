@@ -635,9 +635,9 @@ def test_stdout_is_kept_for_the_video(capfd):
     summary line, a library's print) goes to standard error, or it would corrupt the MP4."""
     import os
 
-    from lipparse_rt.sinks import stdout_for_video
+    from lipparse_rt.sinks import stdout_kept
 
-    with stdout_for_video() as fd:
+    with stdout_kept() as fd:
         os.write(fd, b"VIDEO")
         print("a line", flush=True)
         os.write(1, b"C-level\n")
