@@ -27,3 +27,18 @@ def test_the_from_python_example_runs_on_the_shipped_weights(tmp_path):
     assert abs(sum(float(v.rstrip("%")) for v in shares.values()) - 100) < 0.1 * len(shares)
     out = cv2.imread(str(tmp_path / "photo-parsed.jpg"))
     assert out is not None and out.shape == photo.shape
+
+
+def test_table_cells_keep_their_pipes_escaped():
+    """A '|' in a table row ends the cell, inside a code span too (GitHub's tables): the README's
+    rows for `webcam`, `video` and `image` showed `... URL ` and the rest of the row as new cells
+    before 2026-12-05. Every shell pipe in a table is written `\\|`."""
+    root = README.parent
+    for doc in [README, root / "BENCHMARKS.md", root / "weights" / "MODEL_CARD.md", *sorted((root / "docs").glob("*.md"))]:
+        fenced = False
+        for n, line in enumerate(doc.read_text().splitlines(), 1):
+            fenced ^= line.startswith("```")
+            if fenced or not line.startswith("|"):
+                continue
+            for span in re.findall(r"`[^`]*`", line):
+                assert not re.search(r"(?<!\\)\|", span), f"{doc.name}:{n}: unescaped '|' in {span}"
