@@ -256,7 +256,7 @@ def _refuse_same_names(groups: list[list[Path]], what: str, shown: Callable[[Pat
 def video(
     inputs: list[Path] = typer.Argument(..., readable=False, show_default=False,
                                         help="Video files (anything FFmpeg reads), folders of videos, or patterns "
-                                             "such as 'clips/*.mp4' ('-': standard input, read to its end first; "
+                                             "such as 'clips/*.mp4' ('-': standard input, parsed as it comes; "
                                              "an http(s) URL: downloaded first); "
                                              "several are parsed one after another, the model loaded once, and "
                                              "--out is then a folder."),
@@ -389,7 +389,8 @@ def _parse_video(stack: ExitStack, src, input: Path, path: Path, out_file: Optio
 
 @contextmanager
 def _spooled(path: Path) -> Iterator[Path]:
-    """`fetch.spooled` with a line and a byte count while a pipe's stream is read or a URL downloaded."""
+    """`fetch.spooled`, followed: a pipe's stream or a download parsed as it comes (a line says
+    so); an HLS playlist's segments joined first, with a byte count."""
     from rich.progress import DownloadColumn, TransferSpeedColumn
 
     from .fetch import copied_first, pipe_name, spooled, web_url
@@ -398,12 +399,13 @@ def _spooled(path: Path) -> Iterator[Path]:
         yield path
         return
     url = web_url(path)
+    err.print(f"downloading {url}" if url else f"reading {pipe_name(path)} (a pipe) as it comes", highlight=False,
+              soft_wrap=True)
     with ExitStack() as stack:
         with progress(err, TextColumn("[progress.description]{task.description}"), DownloadColumn(),
                       TransferSpeedColumn(), unit="bytes") as bar:
-            task = bar.add_task(f"downloading {url}" if url else f"reading {pipe_name(path)} (a pipe) to its end first",
-                                total=None)
-            kept = stack.enter_context(spooled(path, lambda n: bar.update(task, completed=n)))
+            task = bar.add_task(f"downloading {url or pipe_name(path)}", total=None)
+            kept = stack.enter_context(spooled(path, lambda n: bar.update(task, completed=n), follow=True))
         yield kept  # the file is removed when the stack closes
 
 

@@ -1,22 +1,25 @@
 """Inputs that are not files to open in place: standard input ('-'), a named pipe (a FIFO; a
 shell's `<(...)`), an http(s) URL. `spooled` gives each as a temporary file, removed afterwards
-(FFmpeg reads a video more than once; a pipe gives its bytes once); and the names the commands
-show and write outputs under. No model, no video decoding.
+(FFmpeg reads a video more than once; a pipe gives its bytes once), a pipe's read as it is
+copied where asked (`open_media`); and the names the commands show and write outputs under. No
+model, no video decoding.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import shutil
 import stat
 import sys
 import tempfile
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
-from .errors import InputError, OutputError
+from .errors import InputError, LipParseError, OutputError
 
 
 def as_url(path: Path) -> str | None:
@@ -115,15 +118,23 @@ def same_stems(paths: list[Path]) -> list[list[Path]]:
 
 
 @contextmanager
-def spooled(path: Path, on_bytes: Callable[[int], None] | None = None, what: str = "video") -> Iterator[Path]:
-    """`path` itself; or, for a pipe (`is_pipe`), its whole stream copied into a temporary file
-    named after it (`pipe_name`), removed afterwards. FFmpeg reads a video more than once (its
-    first frame, then each sound and subtitle track), and a pipe gives its bytes once; nor can
-    the MP4 a phone or `yt-dlp -o -` sends be read before its index, which comes last.
-    `on_bytes` is told the bytes copied so far."""
+def spooled(path: Path, on_bytes: Callable[[int], None] | None = None, what: str = "video",
+            follow: bool = False) -> Iterator[Path]:
+    """`path` itself; or, for a pipe (`is_pipe`) or an http(s) URL, its stream copied into a
+    temporary file named after it (`pipe_name`), removed afterwards. FFmpeg reads a video more
+    than once (its first frame, then each sound and subtitle track), and a pipe gives its bytes
+    once.
+
+    Without `follow`, the whole stream is copied first (an image is read whole). With it, the
+    copy goes on in a thread once the first bytes are in, and the file is read as it grows
+    (`open_media`): a live stream (`ffmpeg ... -f mpegts - | lipparse-rt video -`) is parsed as
+    it comes, a download while it downloads, and a stream that must be read to its end first
+    (an MP4 whose index comes last, as `yt-dlp -o -` sends it) still is. `on_bytes` is told the
+    bytes copied so far (without `follow`). A failed copy (a read error, a full disk) is raised
+    at the end."""
     url = web_url(path)
     if url:
-        with _downloaded(url, on_bytes, what) as kept:
+        with _downloaded(url, on_bytes, what, follow) as kept:
             yield kept
         return
     if not is_pipe(path):
@@ -135,28 +146,173 @@ def spooled(path: Path, on_bytes: Callable[[int], None] | None = None, what: str
         raise InputError(f"cannot read {what} from '-' (standard input): it is a terminal; pipe {_a(what)} in, "
                          "or give a file")
     folder = Path(tempfile.mkdtemp(prefix="lipparse-pipe-"))
-    target = folder / pipe_name(path)
     try:
         try:
-            src = sys.stdin.buffer if stdin else open(path, "rb")
+            # read in follow mode by a thread that may still be waiting on it at exit: unbuffered,
+            # as sys.stdin's buffer would be locked then, and the interpreter could not exit
+            src = (((follow and _raw_stdin()) or sys.stdin.buffer) if stdin
+                   else open(path, "rb", buffering=0 if follow else -1))
         except OSError as exc:
             raise InputError(f"cannot read {what} '{shown}': {exc.strerror}") from exc
-        try:
-            total = _copy_into(src, target, shown, what, on_bytes)
-        finally:
-            if not stdin:
-                src.close()
-        if not total:
-            raise InputError(f"cannot read {what} '{shown}': the pipe gave nothing")
-        yield target
+        with _kept(src, folder / pipe_name(path), shown, what, on_bytes, follow, close=not stdin,
+                   nothing="the pipe gave nothing") as kept:
+            yield kept
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
 
 @contextmanager
-def _downloaded(url: str, on_bytes: Callable[[int], None] | None, what: str) -> Iterator[Path]:
+def _kept(src, target: Path, shown: str, what: str, on_bytes: Callable[[int], None] | None, follow: bool,
+          close: bool, nothing: str) -> Iterator[Path]:
+    """`src` copied into `target`: whole, then `target` given; or, with `follow`, by a `_Copy`
+    whose file is given once its first bytes are in, stopped when the caller is done. `close`:
+    `src` is closed when read. `nothing`: what an empty stream is called."""
+    copy = None
+    try:
+        if follow:
+            copy = _Copy(src, target, shown, what, close=close)
+            total = copy.wait(1)
+        else:
+            try:
+                total = _copy_into(src, target, shown, what, on_bytes)
+            finally:
+                if close:
+                    src.close()
+        if not total:
+            if copy is not None and copy.error is not None:
+                raise copy.error
+            raise InputError(f"cannot read {what} '{shown}': {nothing}")
+        if copy is not None:
+            _FOLLOWED[str(target)] = copy
+        yield target
+        if copy is not None and copy.done and copy.error is not None:
+            raise copy.error
+    finally:
+        if copy is not None:
+            _FOLLOWED.pop(str(target), None)
+            copy.stop()  # a run that ended first (--end, Ctrl-C) needs no more of the stream
+
+
+def _raw_stdin():
+    """Standard input's descriptor as an unbuffered file (no lock), or None where it has none (a test's)."""
+    try:
+        return open(sys.stdin.fileno(), "rb", buffering=0, closefd=False)
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+_FOLLOWED: dict[str, "_Copy"] = {}  # the temporary files `spooled(follow=True)` is still filling
+
+
+FOLLOW_PROBE = {"probesize": "1000000", "analyzeduration": "1000000"}  # bytes, microseconds
+
+
+def open_media(path: Path):
+    """`av.open` of the file at `path` ('file:<path>': a colon in a name is not a protocol); or,
+    for a pipe's copy still being made, through a reader that waits for its bytes, FFmpeg's
+    look at the stream before its first frame cut from 5 s to 1 s (FOLLOW_PROBE), so that a
+    live stream is parsed a second after it starts."""
+    import av
+
+    copy = _FOLLOWED.get(str(path))
+    if copy is None or copy.done:
+        return av.open(f"file:{path}")
+    return av.open(_Following(copy), options=FOLLOW_PROBE)
+
+
+class _Copy:
+    """A pipe's stream copied into `target` by a thread of its own (`_copy_into`); readers wait
+    for the bytes they need (`wait`)."""
+
+    def __init__(self, src, target: Path, shown: str, what: str, close: bool) -> None:
+        self.target = target
+        self.size = 0
+        self.done = False
+        self.error: LipParseError | None = None
+        self._stopped = False
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._run, args=(src, shown, what, close), name="pipe copy",
+                                        daemon=True)  # a pipe that never ends cannot hold the exit up
+        self._thread.start()
+
+    def _run(self, src, shown: str, what: str, close: bool) -> None:
+        try:
+            _copy_into(src, self.target, shown, what, self._grew)
+        except LipParseError as exc:
+            self.error = exc
+        except _Stopped:
+            pass
+        finally:
+            if close:
+                src.close()
+            with self._cond:
+                self.done = True
+                self._cond.notify_all()
+
+    def _grew(self, size: int) -> None:
+        if self._stopped:
+            raise _Stopped
+        with self._cond:
+            self.size = size
+            self._cond.notify_all()
+
+    def stop(self) -> None:
+        """Copy no more (a download is not finished in the background); at the next bytes."""
+        self._stopped = True
+
+    def wait(self, size: int | None) -> int:
+        """Wait until the copy holds `size` bytes (None: the whole stream) or has ended; return
+        the bytes it holds."""
+        with self._cond:
+            while not self.done and (size is None or self.size < size):
+                self._cond.wait()
+            return self.size
+
+
+class _Stopped(Exception):
+    """`_Copy.stop` was called."""
+
+
+class _Following(io.RawIOBase):
+    """The file a `_Copy` is filling, read as it grows: a read past its end waits for the next
+    bytes, or for the end of the stream (then the end of the file is the end); its size is
+    unknown until the stream has ended."""
+
+    def __init__(self, copy: _Copy) -> None:
+        super().__init__()
+        self._copy = copy
+        self._file = open(copy.target, "rb")
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        self._copy.wait(self._file.tell() + 1)
+        return self._file.readinto(buffer)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if whence == io.SEEK_END and not self._copy.done:
+            # FFmpeg asks for the size this way (its demuxers for MPEG-TS and Matroska do, at
+            # opening): "unknown" (-1, the file not moved), or a live stream would not start
+            return -1
+        return self._file.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._file.tell()
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
+
+
+@contextmanager
+def _downloaded(url: str, on_bytes: Callable[[int], None] | None, what: str, follow: bool = False) -> Iterator[Path]:
     """An http(s) URL's file, downloaded into a temporary folder under its own name (`pipe_name`),
-    removed afterwards. A web page (a YouTube page, a share link's) is said as such."""
+    removed afterwards; with `follow`, given while it downloads (`spooled`). A web page (a
+    YouTube page, a share link's) is said as such; an HLS playlist's segments are joined first."""
     import urllib.error
 
     folder = Path(tempfile.mkdtemp(prefix="lipparse-download-"))
@@ -169,19 +325,23 @@ def _downloaded(url: str, on_bytes: Callable[[int], None] | None, what: str) -> 
         except (urllib.error.URLError, OSError, ValueError) as exc:
             reason = getattr(exc, "reason", exc)
             raise InputError(f"cannot read {what} '{url}': cannot reach it ({reason})") from None
-        with answer:
+        try:
             if answer.headers.get_content_type() in PAGE_TYPES:
                 raise InputError(f"cannot read {what} '{url}': it is a web page, not {_a(what)} (for a video site: "
                                  f"yt-dlp -o - URL | lipparse-rt {what} - ...)")
             playlist = answer.peek(len(PLAYLIST_START))[:len(PLAYLIST_START)] == PLAYLIST_START
-            if not playlist:
-                total = _copy_into(answer, target, url, what, on_bytes)
+        except BaseException:
+            answer.close()
+            raise
         if playlist:  # HLS: its segments fetched by FFmpeg and joined into one file
+            answer.close()
             target = target.with_suffix(".mkv")
-            total = _joined_segments(url, target, what, on_bytes)
-        if not total:
-            raise InputError(f"cannot read {what} '{url}': the server sent nothing")
-        yield target
+            if not _joined_segments(url, target, what, on_bytes):
+                raise InputError(f"cannot read {what} '{url}': the server sent nothing")
+            yield target
+            return
+        with _kept(answer, target, url, what, on_bytes, follow, close=True, nothing="the server sent nothing") as kept:
+            yield kept
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -248,7 +408,7 @@ def _best_variant(src) -> list:
 
 
 def _copy_into(src, target: Path, shown: str, what: str, on_bytes: Callable[[int], None] | None) -> int:
-    """Copy the readable `src` (a pipe, a download) into `target` a MiB at a time, telling
+    """Copy the readable `src` (a pipe, a download) into `target` up to a MiB at a time, telling
     `on_bytes` the bytes so far; return them. A read that fails (a pipe's error, a connection
     dropped or timed out) is an InputError; a write that fails (a full disk), an OutputError."""
     total = 0
@@ -256,10 +416,11 @@ def _copy_into(src, target: Path, shown: str, what: str, on_bytes: Callable[[int
         dst = open(target, "wb")
     except OSError as exc:
         raise OutputError(f"cannot keep the {what} from '{shown}' in '{target.parent}': {exc.strerror}") from exc
+    read = getattr(src, "read1", src.read)  # what has come, up to a MiB: a live stream's bytes as they come
     with dst:
         while True:
             try:
-                chunk = src.read(1 << 20)
+                chunk = read(1 << 20)
             except (OSError, ValueError) as exc:
                 raise InputError(f"cannot read {what} '{shown}': it broke off ({getattr(exc, 'strerror', None) or exc})") \
                     from None
@@ -272,4 +433,5 @@ def _copy_into(src, target: Path, shown: str, what: str, on_bytes: Callable[[int
                                   f"file first): {exc.strerror}; set TMPDIR to a folder with room") from exc
             total += len(chunk)
             if on_bytes is not None:
+                dst.flush()  # readable by the time it is said
                 on_bytes(total)

@@ -22,7 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .errors import DisplayError, OutputError
-from .fetch import PIPE, is_pipe
+from .fetch import PIPE, is_pipe, open_media
 
 log = logging.getLogger(__name__)
 
@@ -171,10 +171,8 @@ class _TrackCopy:
     track (`_finish`)."""
 
     def __init__(self, source: Path, out, kind: str, track: int) -> None:  # out: av.container.OutputContainer
-        import av
-
         self._name = Path(source).name
-        self._in = av.open(f"file:{source}")  # 'file:': a colon in the name is not a protocol
+        self._in = open_media(source)  # 'file:<path>', or a pipe's copy as it grows
         self._src = getattr(self._in.streams, kind)[track]
         self._out = out
         self._packets = self._in.demux(self._src)  # from the file's start: demuxing is cheap (~1 us a packet)
@@ -690,9 +688,7 @@ def fit_into(bgr: U8, w: int, h: int) -> U8:
 
 def _track_counts(path: Path) -> tuple[int, int]:
     """How many sound and subtitle tracks the file at `path` holds."""
-    import av
-
-    with av.open(f"file:{path}") as c:
+    with open_media(path) as c:
         return len(c.streams.audio), len(c.streams.subtitles)
 
 

@@ -24,8 +24,8 @@ from numpy.typing import NDArray
 from . import devices
 from .devices import cameras_here, metadata_node
 from .errors import CameraError, InputError
-from .fetch import (PIPE, as_url, copied_first, given_as, is_pipe, same_stems, spooled, stdin_is_a_terminal,
-                    web_page, web_url)
+from .fetch import (PIPE, as_url, copied_first, given_as, is_pipe, open_media, same_stems, spooled,
+                    stdin_is_a_terminal, web_page, web_url)
 from .hdr import HLG, PQ, ToSdr
 
 log = logging.getLogger(__name__)
@@ -182,10 +182,9 @@ class VideoFile:
 
     def _open(self) -> None:
         """Open the file and its main video stream, at its start."""
-        import av
-
-        # 'file:': a name with a colon ('take:1.mp4') is a file, not a protocol FFmpeg would look for
-        self._container = av.open(f"file:{self.path}")
+        # 'file:': a name with a colon ('take:1.mp4') is a file, not a protocol FFmpeg would look for;
+        # or a pipe's copy, read as it grows (`fetch.spooled`)
+        self._container = open_media(self.path)
         if not self._container.streams.video:
             return
         # the main picture, as players choose it (FFmpeg's best stream): not a cover image, nor a

@@ -51,3 +51,38 @@ def test_a_file_is_given_back_as_it_is(tmp_path):
     with spooled(f) as got:
         assert got == f
     assert f.exists()
+
+
+def test_a_pipes_copy_is_read_as_it_grows(tmp_path):
+    """`video -` on a live stream: the copy is read as it is made (a read takes what has come and
+    waits only for the first byte past it), its size is unknown until the stream ends (FFmpeg asks
+    for it at opening, and a live stream would never start), and the end of the stream is the end
+    of the file. Before 2026-12-05 the whole stream was copied first: an endless one never started."""
+    import threading
+
+    from lipparse_rt.fetch import _Copy, _Following
+
+    r, w = os.pipe()
+    src = open(r, "rb", buffering=0)
+    copy = _Copy(src, tmp_path / "stdin", "-", "video", close=True)
+    os.write(w, b"abc")
+    assert copy.wait(3) == 3
+    reader = _Following(copy)
+    assert reader.read(10) == b"abc"  # what has come, not 10 bytes
+    assert reader.seek(0, io.SEEK_END) == -1 and reader.tell() == 3  # size unknown, not moved
+    got = []
+    waiting = threading.Thread(target=lambda: got.append(reader.read(10)))
+    waiting.start()
+    waiting.join(0.3)
+    assert waiting.is_alive() and not got  # waits for the next bytes
+    os.write(w, b"de")
+    waiting.join(5)
+    assert got == [b"de"]
+    os.close(w)  # the stream ends
+    copy.wait(None)
+    assert reader.read(10) == b"" and reader.seek(0, io.SEEK_END) == 5 and copy.error is None
+    reader.close()
+    # a copy that cannot be written (a full disk) ends, and keeps its error for the end of the run
+    full = _Copy(io.BytesIO(b"x" * (1 << 20)), Path("/dev/full"), "-", "video", close=False)
+    full.wait(None)
+    assert full.done and isinstance(full.error, OutputError) and "set TMPDIR" in str(full.error)

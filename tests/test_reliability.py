@@ -927,7 +927,7 @@ def test_an_hls_playlist_url_is_fetched_at_its_best_quality(tmp_path, tiny_weigh
         assert len(hi) >= 2 and all(f"/hi/{n}" in asked for n in hi)
         assert sum(p.startswith("/lo/") and p.endswith(".ts") for p in asked) <= 1  # looked at, not fetched
         r = runner.invoke(app, ["video", f"{base}/live.m3u8", "--out", str(tmp_path / "l.mp4")])
-    assert r.exit_code == 2 and " ".join(r.stderr.split()) == (
+    assert r.exit_code == 2 and " ".join(r.stderr.split()).endswith(
         f"error: cannot read video '{base}/live.m3u8': it is a live stream (an HLS playlist without an end): "
         "parse it live with lipparse-rt webcam --camera URL")
     assert not (tmp_path / "l.mp4").exists()
@@ -953,3 +953,122 @@ def test_a_folder_of_the_other_kind_says_which_command_reads_it(tmp_path):
     r = runner.invoke(app, ["image", str(clips), "--out", str(tmp_path / "o")])
     assert r.exit_code == 2 and " ".join(r.stderr.split()).endswith(
         f"the folder has no images (it holds 1 video: lipparse-rt video '{clips}' parses it)")
+
+
+LIVE_TS = """
+import sys, time
+from pathlib import Path
+import av, numpy as np
+frames, wait_for = int(sys.argv[1]), Path(sys.argv[2])
+out = av.open(sys.stdout.buffer, "w", format="mpegts")
+v = out.add_stream("libx264", rate=25)
+v.width, v.height, v.pix_fmt = 160, 120, "yuv420p"
+v.options = {"tune": "zerolatency", "g": "25"}
+a = out.add_stream("aac", rate=22050)
+a.layout = "mono"
+t0, k = time.time(), 0
+for i in range(frames):
+    img = np.full((120, 160, 3), 40, np.uint8)
+    img[:, (i * 7) % 150:(i * 7) % 150 + 10] = 200
+    f = av.VideoFrame.from_ndarray(img, format="bgr24")
+    f.pts = i
+    for p in v.encode(f):
+        out.mux(p)
+    while k < (i + 1) * 22050 // 25:
+        af = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+        af.sample_rate, af.pts = 22050, k
+        k += 1024
+        for p in a.encode(af):
+            out.mux(p)
+    sys.stdout.buffer.flush()
+    time.sleep(max(0, t0 + (i + 1) / 25 - time.time()))
+    if i == 39:  # the stream stays open until the parser has parsed some of it (or 20 s)
+        deadline = time.time() + 20
+        while not wait_for.exists() and time.time() < deadline:
+            time.sleep(0.05)
+        print("parsed while the stream was open" if wait_for.exists() else "not parsed", file=sys.stderr, flush=True)
+for s in (v, a):
+    for p in s.encode(None):
+        out.mux(p)
+out.close()
+"""  # a live stream on standard output, as `ffmpeg -i rtsp://... -f mpegts -` sends one
+
+
+def test_a_live_stream_piped_to_video_is_parsed_as_it_comes(tmp_path, tiny_weights):
+    """`ffmpeg -i rtsp://cam/live -f mpegts - | lipparse-rt video - --out rec.mp4`: the stream is
+    parsed as it comes, with its sound; Ctrl-C finalises what was written. Before 2026-12-05 the
+    stream was read to its end first: a live one was never parsed, and a stream that ends was
+    parsed only then."""
+    env = dict(os.environ, LIPPARSE_WEIGHTS=str(tiny_weights))
+    masks = tmp_path / "m"
+    producer = subprocess.Popen([sys.executable, "-c", LIVE_TS, "60", str(masks / "000009.png")],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    done = subprocess.run([sys.executable, "-m", "lipparse_rt", "video", "-", "--out", str(tmp_path / "o.mp4"),
+                           "--masks", str(masks)], stdin=producer.stdout, env=env, capture_output=True, timeout=120)
+    producer.stdout.close()
+    said = producer.communicate(timeout=60)[1].decode()
+    assert done.returncode == 0, done.stderr
+    assert "parsed while the stream was open" in said, said
+    got = probe(tmp_path / "o.mp4")
+    assert got["frames"] == 60 and got["types"] == ["video", "audio"]
+    # an endless stream: Ctrl-C ends the run, the MP4 finalised (and the thread still reading the
+    # pipe does not hold the exit up: it aborted the interpreter, "could not acquire lock for <stdin>")
+    producer = subprocess.Popen([sys.executable, "-c", LIVE_TS, "100000", str(tmp_path / "m2" / "000009.png")],
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    run = subprocess.Popen([sys.executable, "-m", "lipparse_rt", "video", "-", "--out", str(tmp_path / "r.mp4"),
+                            "--masks", str(tmp_path / "m2")], stdin=producer.stdout, env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=_default_sigint)
+    producer.stdout.close()
+    try:
+        deadline = time.time() + 60
+        while not (tmp_path / "m2" / "000020.png").exists() and time.time() < deadline:
+            time.sleep(0.05)
+        run.send_signal(signal.SIGINT)
+        _, stderr = run.communicate(timeout=60)
+    finally:
+        producer.kill()
+        producer.wait()
+    assert run.returncode == 130, stderr
+    line = stderr.decode().strip().splitlines()[-1]
+    assert re.fullmatch(rf"interrupted: \d+ frames written to {re.escape(str(tmp_path / 'r.mp4'))}", line), line
+    assert probe(tmp_path / "r.mp4")["frames"] >= 20
+
+
+def test_a_download_is_parsed_while_it_downloads(tmp_path, tiny_weights, monkeypatch):
+    """`video https://host/clip.mkv`: parsing begins with the first frames that arrive, so a slow
+    download and the parse overlap. Before 2026-12-05 the whole file was downloaded first."""
+    import http.server
+    import threading
+
+    from conftest import _serving
+
+    monkeypatch.setenv("LIPPARSE_WEIGHTS", str(tiny_weights))
+    data = make_video(tmp_path / "clip.mkv", n=100, audio=True).read_bytes()
+    masks = tmp_path / "m"
+    seen = threading.Event()
+
+    class Slow(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "video/x-matroska")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            half = len(data) // 2
+            self.wfile.write(data[:half])
+            self.wfile.flush()
+            deadline = time.time() + 20  # the rest once some frames were parsed (or 20 s)
+            while not (masks / "000009.png").exists() and time.time() < deadline:
+                time.sleep(0.05)
+            if (masks / "000009.png").exists():
+                seen.set()
+            self.wfile.write(data[half:])
+
+    with _serving(Slow) as base:
+        r = runner.invoke(app, ["video", f"{base}/clip.mkv", "--out", str(tmp_path / "o.mp4"), "--masks", str(masks)])
+    assert r.exit_code == 0, r.output
+    assert seen.is_set()  # parsed while half of it was still to come
+    got = probe(tmp_path / "o.mp4")
+    assert got["frames"] == 100 and got["types"] == ["video", "audio"]
