@@ -163,14 +163,15 @@ def spooled(path: Path, on_bytes: Callable[[int], None] | None = None, what: str
 
 @contextmanager
 def _kept(src, target: Path, shown: str, what: str, on_bytes: Callable[[int], None] | None, follow: bool,
-          close: bool, nothing: str) -> Iterator[Path]:
+          close: bool, nothing: str, expected: int | None = None) -> Iterator[Path]:
     """`src` copied into `target`: whole, then `target` given; or, with `follow`, by a `_Copy`
     whose file is given once its first bytes are in, stopped when the caller is done. `close`:
-    `src` is closed when read. `nothing`: what an empty stream is called."""
+    `src` is closed when read. `nothing`: what an empty stream is called; `expected`: its size,
+    where known ahead."""
     copy = None
     try:
         if follow:
-            copy = _Copy(src, target, shown, what, close=close)
+            copy = _Copy(src, target, shown, what, close=close, expected=expected)
             total = copy.wait(1)
         else:
             try:
@@ -224,8 +225,9 @@ class _Copy:
     """A pipe's stream copied into `target` by a thread of its own (`_copy_into`); readers wait
     for the bytes they need (`wait`)."""
 
-    def __init__(self, src, target: Path, shown: str, what: str, close: bool) -> None:
+    def __init__(self, src, target: Path, shown: str, what: str, close: bool, expected: int | None = None) -> None:
         self.target = target
+        self.expected = expected  # the stream's size where it is known ahead (a download's Content-Length)
         self.size = 0
         self.done = False
         self.error: LipParseError | None = None
@@ -296,8 +298,12 @@ class _Following(io.RawIOBase):
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         if whence == io.SEEK_END and not self._copy.done:
             # FFmpeg asks for the size this way (its demuxers for MPEG-TS and Matroska do, at
-            # opening): "unknown" (-1, the file not moved), or a live stream would not start
-            return -1
+            # opening): a download's, which it says ahead (without it, an MP4's demuxer looks
+            # past its media for more boxes, and waits for the whole file), or "unknown" (-1, the
+            # file not moved), or a live stream would not start
+            if self._copy.expected is None:
+                return -1
+            return self._file.seek(self._copy.expected + offset)
         return self._file.seek(offset, whence)
 
     def tell(self) -> int:
@@ -340,7 +346,9 @@ def _downloaded(url: str, on_bytes: Callable[[int], None] | None, what: str, fol
                 raise InputError(f"cannot read {what} '{url}': the server sent nothing")
             yield target
             return
-        with _kept(answer, target, url, what, on_bytes, follow, close=True, nothing="the server sent nothing") as kept:
+        length = answer.headers.get("Content-Length", "")
+        with _kept(answer, target, url, what, on_bytes, follow, close=True, nothing="the server sent nothing",
+                   expected=int(length) if length.isdigit() else None) as kept:
             yield kept
     finally:
         shutil.rmtree(folder, ignore_errors=True)
