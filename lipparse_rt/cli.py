@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import sys
+import threading
 import time
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -279,9 +280,9 @@ def video(
 ) -> None:
     """Parse every frame of a video, or of several, and write an overlay video (and/or masks)."""
     from .engine import plan_streams
-    from .fetch import PIPE, given_as
+    from .fetch import PIPE
     from .sinks import X264_PRESETS, Window, stdout_kept
-    from .sources import VideoFile, clock
+    from .sources import clock
 
     engine = window = None
     unreadable: list[str] = []
@@ -303,8 +304,7 @@ def video(
             for k, (input, out_file, frame_masks) in enumerate(jobs):
                 with ExitStack() as stack:
                     try:
-                        path = stack.enter_context(_spooled(input))  # a pipe's stream, kept in a file
-                        src = stack.enter_context(VideoFile(path, shown=given_as(input), start=start_s, end=end_s))
+                        path, src = _opened(stack, input, start_s, end_s)
                     except InputError as exc:
                         if len(jobs) == 1:
                             raise
@@ -387,26 +387,33 @@ def _parse_video(stack: ExitStack, src, input: Path, path: Path, out_file: Optio
     return stats, cut
 
 
-@contextmanager
-def _spooled(path: Path) -> Iterator[Path]:
-    """`fetch.spooled`, followed: a pipe's stream or a download parsed as it comes (a line says
-    so); an HLS playlist's segments joined first, with a byte count."""
+def _opened(stack: ExitStack, input: Path, start: float, end: Optional[float]) -> tuple:
+    """`video`'s input opened on `stack`: (the file that holds it, its `VideoFile`). A pipe's
+    stream or a download is copied into a temporary file and parsed as it comes (`fetch.spooled`,
+    followed); a line says so, and a byte count runs while the video opens (an MP4 whose index
+    comes last, as yt-dlp sends it, opens only once it is all in; an HLS playlist's segments are
+    joined first)."""
     from rich.progress import DownloadColumn, TransferSpeedColumn
 
-    from .fetch import copied_first, pipe_name, spooled, web_url
+    from .fetch import copied_first, given_as, pipe_name, spooled, web_url
+    from .sources import VideoFile
 
-    if not copied_first(path):
-        yield path
-        return
-    url = web_url(path)
-    err.print(f"downloading {url}" if url else f"reading {pipe_name(path)} (a pipe) as it comes", highlight=False,
+    if not copied_first(input):
+        return input, stack.enter_context(VideoFile(input, shown=given_as(input), start=start, end=end))
+    url = web_url(input)
+    err.print(f"downloading {url}" if url else f"reading {pipe_name(input)} (a pipe) as it comes", highlight=False,
               soft_wrap=True)
-    with ExitStack() as stack:
-        with progress(err, TextColumn("[progress.description]{task.description}"), DownloadColumn(),
-                      TransferSpeedColumn(), unit="bytes") as bar:
-            task = bar.add_task(f"downloading {url or pipe_name(path)}", total=None)
-            kept = stack.enter_context(spooled(path, lambda n: bar.update(task, completed=n), follow=True))
-        yield kept  # the file is removed when the stack closes
+    with progress(err, TextColumn("[progress.description]{task.description}"), DownloadColumn(),
+                  TransferSpeedColumn(), unit="bytes") as bar:
+        task = bar.add_task(f"{'downloading' if url else 'reading'} {url or pipe_name(input)}", total=None)
+        counting = threading.Event()  # the count stops with the bar: the parse's own progress follows
+        counting.set()
+        path = stack.enter_context(spooled(input, lambda n: counting.is_set() and bar.update(task, completed=n),
+                                           follow=True))
+        try:
+            return path, stack.enter_context(VideoFile(path, shown=given_as(input), start=start, end=end))
+        finally:
+            counting.clear()
 
 
 @contextmanager

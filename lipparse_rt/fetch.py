@@ -130,8 +130,8 @@ def spooled(path: Path, on_bytes: Callable[[int], None] | None = None, what: str
     (`open_media`): a live stream (`ffmpeg ... -f mpegts - | lipparse-rt video -`) is parsed as
     it comes, a download while it downloads, and a stream that must be read to its end first
     (an MP4 whose index comes last, as `yt-dlp -o -` sends it) still is. `on_bytes` is told the
-    bytes copied so far (without `follow`). A failed copy (a read error, a full disk) is raised
-    at the end."""
+    bytes copied so far (with `follow`, from the copy's thread). A failed copy (a read error, a
+    full disk) is raised at the end."""
     url = web_url(path)
     if url:
         with _downloaded(url, on_bytes, what, follow) as kept:
@@ -171,7 +171,7 @@ def _kept(src, target: Path, shown: str, what: str, on_bytes: Callable[[int], No
     copy = None
     try:
         if follow:
-            copy = _Copy(src, target, shown, what, close=close, expected=expected)
+            copy = _Copy(src, target, shown, what, close=close, expected=expected, on_bytes=on_bytes)
             total = copy.wait(1)
         else:
             try:
@@ -225,8 +225,10 @@ class _Copy:
     """A pipe's stream copied into `target` by a thread of its own (`_copy_into`); readers wait
     for the bytes they need (`wait`)."""
 
-    def __init__(self, src, target: Path, shown: str, what: str, close: bool, expected: int | None = None) -> None:
+    def __init__(self, src, target: Path, shown: str, what: str, close: bool, expected: int | None = None,
+                 on_bytes: Callable[[int], None] | None = None) -> None:
         self.target = target
+        self._on_bytes = on_bytes
         self.expected = expected  # the stream's size where it is known ahead (a download's Content-Length)
         self.size = 0
         self.done = False
@@ -257,6 +259,8 @@ class _Copy:
         with self._cond:
             self.size = size
             self._cond.notify_all()
+        if self._on_bytes is not None:
+            self._on_bytes(size)
 
     def stop(self) -> None:
         """Copy no more (a download is not finished in the background); at the next bytes."""
