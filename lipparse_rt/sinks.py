@@ -504,7 +504,9 @@ class VideoWriter:
         fd: write to this file descriptor, not to `path` (standard output's copy, from
             `stdout_kept`; `path` then only names it, '-').
         live: each frame its own fragment, sent at once, for a player reading the stream as it
-            comes (`webcam --out -`); else a fragment per keyframe (every 2 s).
+            comes (`webcam --out -`); else a fragment per keyframe (every 2 s). Picture only:
+            with `tracks_from`, fragments per keyframe (FFmpeg's fragment per frame lost a third
+            of a clip's sound in a throwaway check).
     """
 
     def __init__(self, path: Path, fps: Fraction, width: int, height: int,
@@ -520,6 +522,7 @@ class VideoWriter:
         self._file = fd is None and not streamed(self.path)  # a file, removed where no frame was written
         self._refitted = False  # a frame of another size than the first has come (and was fitted in)
         self._w, self._h = width - width % 2, height - height % 2
+        live = live and not tracks_from
         fragments = "frag_every_frame" if live else "frag_keyframe"
         try:
             # a descriptor through a Python file (PyAV's own I/O), not FFmpeg's 'pipe:N': on Windows
