@@ -258,7 +258,7 @@ def video(
     inputs: list[Path] = typer.Argument(..., readable=False, show_default=False,
                                         help="Video files (anything FFmpeg reads), folders of videos, or patterns "
                                              "such as 'clips/*.mp4' ('-': standard input, parsed as it comes; "
-                                             "an http(s) URL: downloaded first); "
+                                             "an http(s) URL: parsed as it downloads); "
                                              "several are parsed one after another, the model loaded once, and "
                                              "--out is then a folder."),
     out_path: Optional[Path] = typer.Option(None, "--out", "-o", help="Output MP4 (H.264; the input's sound, every track, its text subtitles, and its date and place tags kept), or a folder: FOLDER/<input's name>.mp4 (made for several inputs), or '-': standard output (`| ffplay -`; every line then goes to stderr)."),
@@ -342,7 +342,8 @@ def _parse_video(stack: ExitStack, src, input: Path, path: Path, out_file: Optio
                  max_frames: int, fd: Optional[int] = None) -> tuple:
     """One video of `video`: its writers (on `stack`), a status line, the run with its progress.
     `path` holds the video (a pipe's copy, where `input` is a pipe); `fd`: the output goes there
-    (standard output's copy). Return the run's stats and whether --max-frames cut it short."""
+    (standard output's copy). Return the run's stats and whether --max-frames or --end cut it
+    short."""
     from .pipeline import queue_depth, run_file, search_workers
     from .sinks import MaskWriter, VideoWriter
     from .fetch import pipe_name
@@ -445,8 +446,8 @@ def _video_outcome(stats, src, input: Path, out_path: Optional[Path], window, le
                   highlight=False)
     rest = f"; {left} more video{'s' * (left != 1)} not parsed" if left else ""
     if stats.interrupted:
-        err.print(f"interrupted: {_frames(stats.frames_out)} written" + (f" to {output_name(out_path)}" if out_path else "") + rest,
-                  highlight=False, soft_wrap=True)
+        to = f" to {output_name(out_path)}" if out_path else ""
+        err.print(f"interrupted: {_frames(stats.frames_out)} written{to}{rest}", highlight=False, soft_wrap=True)
         raise typer.Exit(stats.interrupted)
     if stats.stopped:  # q, Esc or the window closed: the user's choice, so no error, but said
         of = f" of {src.declared_frames}" if src.declared_frames > stats.frames_out else ""

@@ -1,7 +1,7 @@
 """Inputs that are not files to open in place: standard input ('-'), a named pipe (a FIFO; a
 shell's `<(...)`), an http(s) URL. `spooled` gives each as a temporary file, removed afterwards
-(FFmpeg reads a video more than once; a pipe gives its bytes once), a pipe's read as it is
-copied where asked (`open_media`); and the names the commands show and write outputs under. No
+(FFmpeg reads a video more than once; a pipe gives its bytes once), read as it is copied where
+asked (`open_media`); and the names the commands show and write outputs under. No
 model, no video decoding.
 """
 
@@ -222,8 +222,8 @@ def open_media(path: Path):
 
 
 class _Copy:
-    """A pipe's stream copied into `target` by a thread of its own (`_copy_into`); readers wait
-    for the bytes they need (`wait`)."""
+    """A pipe's stream or a download copied into `target` by a thread of its own (`_copy_into`);
+    readers wait for the bytes they need (`wait`)."""
 
     def __init__(self, src, target: Path, shown: str, what: str, close: bool, expected: int | None = None,
                  on_bytes: Callable[[int], None] | None = None) -> None:
@@ -301,10 +301,10 @@ class _Following(io.RawIOBase):
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         if whence == io.SEEK_END and not self._copy.done:
-            # FFmpeg asks for the size this way (its demuxers for MPEG-TS and Matroska do, at
-            # opening): a download's, which it says ahead (without it, an MP4's demuxer looks
-            # past its media for more boxes, and waits for the whole file), or "unknown" (-1, the
-            # file not moved), or a live stream would not start
+            # FFmpeg asks for the size this way (avio_size, as a demuxer opens): a download's,
+            # which the server says ahead (without it, an MP4's demuxer looks past its media for
+            # more boxes, and waits for the whole file), else "unknown" (-1, the file not moved),
+            # or a live stream would not start
             if self._copy.expected is None:
                 return -1
             return self._file.seek(self._copy.expected + offset)

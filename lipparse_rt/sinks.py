@@ -222,6 +222,10 @@ class _TrackCopy:
             if pkt.size:
                 self._mux(pkt)
 
+    def drop(self) -> None:
+        """Close the source unread: the output is gone (its reader closed the stream)."""
+        self._in.close()
+
     def close(self, until: float = float("inf")) -> None:
         """Mux the packets left that start before `until` seconds (of the output), and finish."""
         self._until = until
@@ -633,7 +637,8 @@ class VideoWriter:
             # switched quality): the whole frame, fitted into the output's, not a corner of it
             if not self._refitted:
                 log.warning("the video changes size at frame %d (%dx%d, not %dx%d): frames of another size are "
-                            "scaled to fit %s", self.frames, bgr.shape[1], bgr.shape[0], self._w, self._h, Path(self.name).name)
+                            "scaled to fit %s", self.frames, bgr.shape[1], bgr.shape[0], self._w, self._h,
+                            Path(self.name).name)
             self._refitted = True
             bgr = fit_into(bgr, self._w, self._h)
         # OpenCV's BGR -> I420 (BT.601, limited range, as swscale's default): cheaper than
@@ -670,6 +675,9 @@ class VideoWriter:
         except BrokenPipeError:
             self._broken = True  # the reader went away at the end: what it read was whole fragments
         finally:
+            if self._broken:
+                for track in self._tracks:
+                    track.drop()
             try:
                 out.close()
             except BrokenPipeError:
