@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from fractions import Fraction
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -955,43 +956,7 @@ def test_a_folder_of_the_other_kind_says_which_command_reads_it(tmp_path):
         f"the folder has no images (it holds 1 video: lipparse-rt video '{clips}' parses it)")
 
 
-LIVE_TS = """
-import sys, time
-from pathlib import Path
-import av, numpy as np
-frames, wait_for = int(sys.argv[1]), Path(sys.argv[2])
-out = av.open(sys.stdout.buffer, "w", format="mpegts")
-v = out.add_stream("libx264", rate=25)
-v.width, v.height, v.pix_fmt = 160, 120, "yuv420p"
-v.options = {"tune": "zerolatency", "g": "25"}
-a = out.add_stream("aac", rate=22050)
-a.layout = "mono"
-t0, k = time.time(), 0
-for i in range(frames):
-    img = np.full((120, 160, 3), 40, np.uint8)
-    img[:, (i * 7) % 150:(i * 7) % 150 + 10] = 200
-    f = av.VideoFrame.from_ndarray(img, format="bgr24")
-    f.pts = i
-    for p in v.encode(f):
-        out.mux(p)
-    while k < (i + 1) * 22050 // 25:
-        af = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
-        af.sample_rate, af.pts = 22050, k
-        k += 1024
-        for p in a.encode(af):
-            out.mux(p)
-    sys.stdout.buffer.flush()
-    time.sleep(max(0, t0 + (i + 1) / 25 - time.time()))
-    if i == 39:  # the stream stays open until the parser has parsed some of it (or 20 s)
-        deadline = time.time() + 20
-        while not wait_for.exists() and time.time() < deadline:
-            time.sleep(0.05)
-        print("parsed while the stream was open" if wait_for.exists() else "not parsed", file=sys.stderr, flush=True)
-for s in (v, a):
-    for p in s.encode(None):
-        out.mux(p)
-out.close()
-"""  # a live stream on standard output, as `ffmpeg -i rtsp://... -f mpegts -` sends one
+LIVE_PIPE = Path(__file__).resolve().parents[1] / "tools" / "live_pipe.py"  # a live MPEG-TS on stdout
 
 
 def test_a_live_stream_piped_to_video_is_parsed_as_it_comes(tmp_path, tiny_weights):
@@ -1001,8 +966,8 @@ def test_a_live_stream_piped_to_video_is_parsed_as_it_comes(tmp_path, tiny_weigh
     parsed only then."""
     env = dict(os.environ, LIPPARSE_WEIGHTS=str(tiny_weights))
     masks = tmp_path / "m"
-    producer = subprocess.Popen([sys.executable, "-c", LIVE_TS, "60", str(masks / "000009.png")],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    producer = subprocess.Popen([sys.executable, str(LIVE_PIPE), "produce", "60", "--wait-for",
+                                 str(masks / "000009.png")], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     done = subprocess.run([sys.executable, "-m", "lipparse_rt", "video", "-", "--out", str(tmp_path / "o.mp4"),
                            "--masks", str(masks)], stdin=producer.stdout, env=env, capture_output=True, timeout=120)
     producer.stdout.close()
@@ -1013,7 +978,7 @@ def test_a_live_stream_piped_to_video_is_parsed_as_it_comes(tmp_path, tiny_weigh
     assert got["frames"] == 60 and got["types"] == ["video", "audio"]
     # an endless stream: Ctrl-C ends the run, the MP4 finalised (and the thread still reading the
     # pipe does not hold the exit up: it aborted the interpreter, "could not acquire lock for <stdin>")
-    producer = subprocess.Popen([sys.executable, "-c", LIVE_TS, "100000", str(tmp_path / "m2" / "000009.png")],
+    producer = subprocess.Popen([sys.executable, str(LIVE_PIPE), "produce", "100000"],
                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     run = subprocess.Popen([sys.executable, "-m", "lipparse_rt", "video", "-", "--out", str(tmp_path / "r.mp4"),
                             "--masks", str(tmp_path / "m2")], stdin=producer.stdout, env=env,
