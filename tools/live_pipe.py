@@ -99,7 +99,10 @@ def main() -> None:
     t.add_argument("--frames", type=int, default=200)
     args = ap.parse_args()
     if args.what == "produce":
-        produce(args.frames, args.wait_for)
+        try:
+            produce(args.frames, args.wait_for)
+        except BrokenPipeError:  # the reader has had enough (--end, Ctrl-C): the stream ends
+            sys.stderr.close()
     else:
         time_runs(args.runs, args.frames)
 
