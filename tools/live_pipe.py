@@ -15,6 +15,7 @@ when the first frame's mask was written and when the run ended, against the stre
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -101,8 +102,8 @@ def main() -> None:
     if args.what == "produce":
         try:
             produce(args.frames, args.wait_for)
-        except BrokenPipeError:  # the reader has had enough (--end, Ctrl-C): the stream ends
-            sys.stderr.close()
+        except BrokenPipeError:  # the reader has had enough (--end, Ctrl-C): the stream ends, quietly
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # (Python's advice for SIGPIPE)
     else:
         time_runs(args.runs, args.frames)
 
