@@ -396,7 +396,7 @@ def _opened(stack: ExitStack, input: Path, start: float, end: Optional[float]) -
     joined first)."""
     from rich.progress import DownloadColumn, TransferSpeedColumn
 
-    from .fetch import copied_first, given_as, pipe_name, spooled, web_url
+    from .fetch import copied_first, given_as, interruption, pipe_name, spooled, web_url
     from .sources import VideoFile
 
     if not copied_first(input):
@@ -415,6 +415,9 @@ def _opened(stack: ExitStack, input: Path, start: float, end: Optional[float]) -
             return path, stack.enter_context(VideoFile(path, shown=given_as(input), start=start, end=end))
         finally:
             counting.clear()
+            stopped = interruption(path)  # Ctrl-C or SIGTERM while FFmpeg waited for the stream
+            if stopped is not None:
+                raise stopped
 
 
 @contextmanager

@@ -221,6 +221,13 @@ def open_media(path: Path):
     return av.open(_Following(copy), options=FOLLOW_PROBE)
 
 
+def interruption(path: Path) -> BaseException | None:
+    """Ctrl-C or SIGTERM that came while FFmpeg waited for the bytes of `path`, a pipe's or a
+    download's copy (`spooled(follow=True)`): the caller raises it once FFmpeg has returned."""
+    copy = _FOLLOWED.get(str(path))
+    return copy.interruption if copy is not None else None
+
+
 class _Copy:
     """A pipe's stream or a download copied into `target` by a thread of its own (`_copy_into`);
     readers wait for the bytes they need (`wait`)."""
@@ -233,6 +240,7 @@ class _Copy:
         self.size = 0
         self.done = False
         self.error: LipParseError | None = None
+        self.interruption: BaseException | None = None  # Ctrl-C or SIGTERM while FFmpeg waited (`_Following`)
         self._stopped = False
         self._cond = threading.Condition()
         self._thread = threading.Thread(target=self._run, args=(src, shown, what, close), name="pipe copy",
@@ -296,7 +304,16 @@ class _Following(io.RawIOBase):
         return True
 
     def readinto(self, buffer) -> int:
-        self._copy.wait(self._file.tell() + 1)
+        if self._copy.interruption is not None:
+            return 0
+        try:
+            self._copy.wait(self._file.tell() + 1)
+        except BaseException as exc:
+            # Ctrl-C or SIGTERM while FFmpeg waits for the stream (an MP4 whose index comes last):
+            # raised here, inside FFmpeg's call, it would be lost; kept for `interruption`, and
+            # the stream ends here for FFmpeg
+            self._copy.interruption = exc
+            return 0
         return self._file.readinto(buffer)
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:

@@ -1040,3 +1040,30 @@ def test_a_download_is_parsed_while_it_downloads(tmp_path, tiny_weights, monkeyp
     assert seen.is_set()  # parsed while half of it was still to come
     got = probe(tmp_path / "o.mp4")
     assert got["frames"] == 100 and got["types"] == ["video", "audio"]
+
+
+@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_while_a_piped_mp4_is_awaited_stops_the_run(tmp_path, tiny_weights, sig, code):
+    """`yt-dlp -o - URL | lipparse-rt video - ...` on a slow link: an MP4 whose index comes last is
+    opened only once it is all in, FFmpeg waiting for its bytes meanwhile. Ctrl-C or SIGTERM there
+    came inside FFmpeg's read and was lost (the run went on until the stream ended, exit 0)."""
+    src = make_video(tmp_path / "in.mp4", n=300, size=(320, 240))  # its index ('moov') written last
+    slow = ("import sys, time\ndata = open(sys.argv[1], 'rb').read()\nstep = len(data) // 100 + 1\n"
+            "for i in range(0, len(data), step):\n"
+            "    sys.stdout.buffer.write(data[i:i + step]); sys.stdout.buffer.flush(); time.sleep(0.1)\n")  # 10 s
+    producer = subprocess.Popen([sys.executable, "-c", slow, str(src)], stdout=subprocess.PIPE)
+    env = dict(os.environ, LIPPARSE_WEIGHTS=str(tiny_weights))
+    run = subprocess.Popen([sys.executable, "-m", "lipparse_rt", "video", "-", "--out", str(tmp_path / "o.mp4")],
+                           stdin=producer.stdout, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           preexec_fn=_default_sigint)
+    producer.stdout.close()
+    try:
+        time.sleep(3)  # the stream takes some 10 s to come
+        assert run.poll() is None
+        run.send_signal(sig)
+        _, stderr = run.communicate(timeout=10)
+    finally:
+        producer.kill()
+        producer.wait()
+    assert run.returncode == code, stderr
+    assert stderr.decode().strip().splitlines()[-1] == "interrupted"
