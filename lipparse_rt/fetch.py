@@ -221,6 +221,15 @@ def open_media(path: Path):
     return av.open(_Following(copy), options=FOLLOW_PROBE)
 
 
+def cancel_reads(path: Path) -> None:
+    """A run on the copy at `path` was stopped (Ctrl-C, q, a failure): reads waiting for a
+    stalled stream's next bytes (the run's reader, a sound track's) end, as at the stream's
+    end, so that its threads can be joined. Nothing for a file."""
+    copy = _FOLLOWED.get(str(path))
+    if copy is not None:
+        copy.cancel()
+
+
 def interruption(path: Path) -> BaseException | None:
     """Ctrl-C or SIGTERM that came while FFmpeg waited for the bytes of `path`, a pipe's or a
     download's copy (`spooled(follow=True)`): the caller raises it once FFmpeg has returned."""
@@ -241,6 +250,7 @@ class _Copy:
         self.done = False
         self.error: LipParseError | None = None
         self.interruption: BaseException | None = None  # Ctrl-C or SIGTERM while FFmpeg waited (`_Following`)
+        self.cancelled = False  # the run stopped: reads end here (`cancel_reads`)
         self._stopped = False
         self._cond = threading.Condition()
         self._thread = threading.Thread(target=self._run, args=(src, shown, what, close), name="pipe copy",
@@ -275,12 +285,18 @@ class _Copy:
         self._stopped = True
 
     def wait(self, size: int | None) -> int:
-        """Wait until the copy holds `size` bytes (None: the whole stream) or has ended; return
-        the bytes it holds."""
+        """Wait until the copy holds `size` bytes (None: the whole stream), has ended or its
+        readers were cancelled; return the bytes it holds."""
         with self._cond:
-            while not self.done and (size is None or self.size < size):
+            while not self.done and not self.cancelled and (size is None or self.size < size):
                 self._cond.wait()
             return self.size
+
+    def cancel(self) -> None:
+        """End every read, now and later, where it is (`cancel_reads`)."""
+        with self._cond:
+            self.cancelled = True
+            self._cond.notify_all()
 
 
 class _Stopped(Exception):
@@ -304,7 +320,7 @@ class _Following(io.RawIOBase):
         return True
 
     def readinto(self, buffer) -> int:
-        if self._copy.interruption is not None:
+        if self._copy.interruption is not None or self._copy.cancelled:
             return 0
         try:
             self._copy.wait(self._file.tell() + 1)

@@ -328,6 +328,9 @@ def run_file(
         stats.interrupted = getattr(exc, "exit_code", 130)
     finally:
         stop.set()
+        cancel = getattr(frames, "cancel", None)  # a source that may wait on a stream (`VideoFile`)
+        if cancel is not None and (stats.interrupted or stats.stopped or any(s.error for s in stages)):
+            cancel()  # a stalled pipe's read ends, or the reader could not be joined
         try:
             _join(stages)  # before the pool goes: the reader may still be submitting
         finally:

@@ -24,7 +24,7 @@ from numpy.typing import NDArray
 from . import devices
 from .devices import cameras_here, metadata_node
 from .errors import CameraError, InputError
-from .fetch import (PIPE, as_url, copied_first, given_as, is_pipe, open_media, same_stems, spooled,
+from .fetch import (PIPE, as_url, cancel_reads, copied_first, given_as, is_pipe, open_media, same_stems, spooled,
                     stdin_is_a_terminal, web_page, web_url)
 from .hdr import HLG, PQ, ToSdr
 
@@ -252,6 +252,11 @@ class VideoFile:
     def close(self) -> None:
         """Release the file."""
         self._container.close()
+
+    def cancel(self) -> None:
+        """The run was stopped: a read waiting for a pipe's or a download's next bytes ends
+        (`fetch.cancel_reads`), so that the thread reading can be joined."""
+        cancel_reads(self.path)
 
     def _from_start(self) -> Iterator:
         """`_decoded` from `_start_time`: the demuxer sought to the keyframe before it (decoding

@@ -1067,3 +1067,32 @@ def test_ctrl_c_while_a_piped_mp4_is_awaited_stops_the_run(tmp_path, tiny_weight
         producer.wait()
     assert run.returncode == code, stderr
     assert stderr.decode().strip().splitlines()[-1] == "interrupted"
+
+
+def test_ctrl_c_while_a_live_stream_stalls_stops_the_run(tmp_path, tiny_weights):
+    """A live stream piped to `video` that stops sending (a camera's network gone, `cat x.ts; sleep`):
+    Ctrl-C ends the run and finalises the output. The reader, waiting for the stream's next bytes,
+    could not be joined: the run hung until the stream went on."""
+    env = dict(os.environ, LIPPARSE_WEIGHTS=str(tiny_weights))
+    masks = tmp_path / "m"
+    # after 40 frames the stream stalls for 20 s (it waits for a file that never comes)
+    producer = subprocess.Popen([sys.executable, str(LIVE_PIPE), "produce", "60", "--wait-for",
+                                 str(tmp_path / "never")], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    run = subprocess.Popen([sys.executable, "-m", "lipparse_rt", "video", "-", "--out", str(tmp_path / "o.mp4"),
+                            "--masks", str(masks)], stdin=producer.stdout, env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, preexec_fn=_default_sigint)
+    producer.stdout.close()
+    try:
+        deadline = time.time() + 60
+        while not (masks / "000030.png").exists() and time.time() < deadline:
+            time.sleep(0.05)
+        time.sleep(1)  # well into the stall
+        run.send_signal(signal.SIGINT)
+        _, stderr = run.communicate(timeout=10)
+    finally:
+        producer.kill()
+        producer.wait()
+    assert run.returncode == 130, stderr
+    assert re.fullmatch(r"interrupted: \d+ frames written to .*o\.mp4", stderr.decode().strip().splitlines()[-1])
+    got = probe(tmp_path / "o.mp4")
+    assert got["frames"] >= 30 and got["types"] == ["video", "audio"]
