@@ -392,8 +392,7 @@ def _opened(stack: ExitStack, input: Path, start: float, end: Optional[float]) -
     """`video`'s input opened on `stack`: (the file that holds it, its `VideoFile`). A pipe's
     stream or a download is copied into a temporary file and parsed as it comes (`fetch.spooled`,
     followed); a line says so, and a byte count runs while the video opens (an MP4 whose index
-    comes last, as yt-dlp sends it, opens only once it is all in; an HLS playlist's segments are
-    joined first)."""
+    comes last, as yt-dlp sends it, opens only once it is all in)."""
     from rich.progress import DownloadColumn, TransferSpeedColumn
 
     from .fetch import copied_first, given_as, interruption, pipe_name, spooled, web_url

@@ -355,7 +355,8 @@ class _Following(io.RawIOBase):
 def _downloaded(url: str, on_bytes: Callable[[int], None] | None, what: str, follow: bool = False) -> Iterator[Path]:
     """An http(s) URL's file, downloaded into a temporary folder under its own name (`pipe_name`),
     removed afterwards; with `follow`, given while it downloads (`spooled`). A web page (a
-    YouTube page, a share link's) is said as such; an HLS playlist's segments are joined first."""
+    YouTube page, a share link's) is said as such; an HLS playlist's segments are joined (as
+    they come, with `follow`)."""
     import urllib.error
 
     folder = Path(tempfile.mkdtemp(prefix="lipparse-download-"))
@@ -379,8 +380,14 @@ def _downloaded(url: str, on_bytes: Callable[[int], None] | None, what: str, fol
         if playlist:  # HLS: its segments fetched by FFmpeg and joined into one file
             answer.close()
             target = target.with_suffix(".mkv")
-            if not _joined_segments(url, target, what, on_bytes):
-                raise InputError(f"cannot read {what} '{url}': the server sent nothing")
+            if follow:
+                with _followed_playlist(url, target.with_suffix(".ts"), what, on_bytes) as kept:
+                    yield kept
+                return
+            src, keep = _playlist(url, what)
+            with src:
+                if not _joined_segments(src, keep, f"file:{target}", url, what, target.parent, on_bytes):
+                    raise InputError(f"cannot read {what} '{url}': the server sent nothing")
             yield target
             return
         length = answer.headers.get("Content-Length", "")
@@ -391,12 +398,10 @@ def _downloaded(url: str, on_bytes: Callable[[int], None] | None, what: str, fol
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _joined_segments(url: str, target: Path, what: str, on_bytes: Callable[[int], None] | None) -> int:
-    """An HLS playlist's video (`.../index.m3u8`, as many sites serve theirs): its segments read
-    by FFmpeg and copied, packet for packet, into the Matroska file `target`: the best picture
-    (of a playlist of several qualities, the largest) and its best sound track; the segments of
-    the others are not fetched. Return the bytes copied. A live playlist (no end, so no
-    duration) is refused: it would never finish."""
+def _playlist(url: str, what: str):
+    """An HLS playlist opened by FFmpeg (`.../index.m3u8`, as many sites serve video), and the
+    streams to keep of it (`_best_variant`). A live playlist (no end, so no duration) is refused:
+    it would never finish."""
     import av
 
     try:
@@ -404,40 +409,79 @@ def _joined_segments(url: str, target: Path, what: str, on_bytes: Callable[[int]
     except (av.FFmpegError, OSError) as exc:
         raise InputError(f"cannot read {what} '{url}': its HLS playlist could not be read "
                          f"({getattr(exc, 'strerror', None) or exc})") from None
-    with src:
-        if not src.streams.video:
-            raise InputError(f"cannot read {what} '{url}': its HLS playlist holds no video")
-        if src.duration is None:
-            raise InputError(f"cannot read {what} '{url}': it is a live stream (an HLS playlist without an end): "
-                             "parse it live with lipparse-rt webcam --camera URL")
-        keep = _best_variant(src)
-        total = 0
-        try:
-            out = av.open(f"file:{target}", "w", format="matroska")
-        except (av.FFmpegError, OSError) as exc:
-            raise OutputError(f"cannot keep the {what} from '{url}' in '{target.parent}': {exc}") from exc
-        with out:
-            to = {s.index: out.add_stream_from_template(s) for s in keep}
-            packets = src.demux(keep)  # the others discarded: their segments are not fetched
-            while True:
-                try:
-                    packet = next(packets)
-                except StopIteration:
-                    break
-                except (av.FFmpegError, OSError) as exc:
-                    raise InputError(f"cannot read {what} '{url}': it broke off ({exc})") from None
-                if packet.dts is None:  # the demuxer's flush
-                    continue
-                packet.stream = to[packet.stream.index]
-                try:
-                    out.mux(packet)
-                except (av.FFmpegError, OSError) as exc:
-                    raise OutputError(f"cannot keep the {what} from '{url}' in '{target.parent}' (it is read into a "
-                                      f"file first): {exc}; set TMPDIR to a folder with room") from exc
-                total += packet.size
-                if on_bytes is not None:
-                    on_bytes(total)
+    if not src.streams.video:
+        src.close()
+        raise InputError(f"cannot read {what} '{url}': its HLS playlist holds no video")
+    if src.duration is None:
+        src.close()
+        raise InputError(f"cannot read {what} '{url}': it is a live stream (an HLS playlist without an end): "
+                         "parse it live with lipparse-rt webcam --camera URL")
+    return src, _best_variant(src)
+
+
+def _joined_segments(src, keep: list, out, url: str, what: str, room: Path,
+                     on_bytes: Callable[[int], None] | None = None, format: str = "matroska") -> int:
+    """The playlist's segments (`_playlist`) read by FFmpeg and copied, packet for packet, into
+    `format` at `out` ('file:<path>', or a pipe's file object); the other qualities' segments
+    are not fetched. Return the bytes copied; `room`: the folder the copy needs room in, for the
+    error a full disk gives."""
+    import av
+
+    total = 0
+    try:
+        muxer = av.open(out, "w", format=format)
+    except (av.FFmpegError, OSError) as exc:
+        raise OutputError(f"cannot keep the {what} from '{url}' in '{room}': {exc}") from exc
+    with muxer:
+        to = {s.index: muxer.add_stream_from_template(s) for s in keep}
+        packets = src.demux(keep)  # the others discarded: their segments are not fetched
+        while True:
+            try:
+                packet = next(packets)
+            except StopIteration:
+                break
+            except (av.FFmpegError, OSError) as exc:
+                raise InputError(f"cannot read {what} '{url}': it broke off ({exc})") from None
+            if packet.dts is None:  # the demuxer's flush
+                continue
+            packet.stream = to[packet.stream.index]
+            try:
+                muxer.mux(packet)
+            except (av.FFmpegError, OSError) as exc:
+                raise OutputError(f"cannot keep the {what} from '{url}' in '{room}' (it is read into a file "
+                                  f"first): {exc}; set TMPDIR to a folder with room") from exc
+            total += packet.size
+            if on_bytes is not None:
+                on_bytes(total)
     return total
+
+
+@contextmanager
+def _followed_playlist(url: str, target: Path, what: str, on_bytes: Callable[[int], None] | None) -> Iterator[Path]:
+    """An HLS playlist's segments joined by a thread into a pipe as MPEG-TS (what HLS segments
+    mostly are; Matroska cannot be written as a stream from them: its header wants the sound's
+    configuration, which comes with the first packet), which `_kept` copies into `target` and
+    gives to be read as it grows: its video parsed as it downloads. The joining's error (a
+    segment that broke off) is raised at the end, as a copy's is."""
+    src, keep = _playlist(url, what)
+    r, w = os.pipe()
+    failed: list[LipParseError] = []
+
+    def join() -> None:
+        try:
+            with src, open(w, "wb") as stream:
+                _joined_segments(src, keep, stream, url, what, target.parent, format="mpegts")
+        except OutputError:
+            pass  # the pipe's reader stopped (the run ended first): nothing more is wanted
+        except LipParseError as exc:
+            failed.append(exc)
+
+    threading.Thread(target=join, name="hls join", daemon=True).start()
+    with _kept(open(r, "rb", buffering=0), target, url, what, on_bytes, True, close=True,
+               nothing="the server sent nothing") as kept:
+        yield kept
+        if failed:
+            raise failed[0]
 
 
 def _best_variant(src) -> list:

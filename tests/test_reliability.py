@@ -1096,3 +1096,42 @@ def test_ctrl_c_while_a_live_stream_stalls_stops_the_run(tmp_path, tiny_weights)
     assert re.fullmatch(r"interrupted: \d+ frames written to .*o\.mp4", stderr.decode().strip().splitlines()[-1])
     got = probe(tmp_path / "o.mp4")
     assert got["frames"] >= 30 and got["types"] == ["video", "audio"]
+
+
+def test_an_hls_playlist_is_parsed_as_its_segments_come(tmp_path, tiny_weights, monkeypatch):
+    """`video https://site/index.m3u8`: its first segments are parsed while the later ones
+    download. Before 2026-12-05 every segment was fetched and joined first."""
+    import functools
+    import http.server
+    import threading
+
+    from conftest import _serving
+
+    monkeypatch.setenv("LIPPARSE_WEIGHTS", str(tiny_weights))
+    site = tmp_path / "site"
+    playlist = _hls(site, make_video(tmp_path / "v.mp4", n=100, size=(160, 120), audio=True))
+    segments = sorted(p.name for p in site.glob("*.ts"))
+    assert len(segments) >= 2
+    masks = tmp_path / "m"
+    seen = threading.Event()
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            if self.path.endswith(segments[-1]):  # the last segment once some frames were parsed (or 20 s)
+                deadline = time.time() + 20
+                while not (masks / "000009.png").exists() and time.time() < deadline:
+                    time.sleep(0.05)
+                if (masks / "000009.png").exists():
+                    seen.set()
+            super().do_GET()
+
+    with _serving(functools.partial(Handler, directory=str(site))) as base:
+        r = runner.invoke(app, ["video", f"{base}/{playlist.name}", "--out", str(tmp_path / "o.mp4"), "--masks",
+                                str(masks)])
+    assert r.exit_code == 0, r.output
+    assert seen.is_set()  # parsed while a segment was still to come
+    got = probe(tmp_path / "o.mp4")
+    assert got["frames"] == 100 and got["types"] == ["video", "audio"]
