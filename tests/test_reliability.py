@@ -959,6 +959,14 @@ def test_a_folder_of_the_other_kind_says_which_command_reads_it(tmp_path):
 LIVE_PIPE = Path(__file__).resolve().parents[1] / "tools" / "live_pipe.py"  # a live MPEG-TS on stdout
 
 
+def _appears(path: Path, seconds: float) -> bool:
+    """Wait up to `seconds` for `path` (a frame's mask: the run has parsed that far); whether it came."""
+    deadline = time.time() + seconds
+    while not path.exists() and time.time() < deadline:
+        time.sleep(0.05)
+    return path.exists()
+
+
 def test_a_live_stream_piped_to_video_is_parsed_as_it_comes(tmp_path, tiny_weights):
     """`ffmpeg -i rtsp://cam/live -f mpegts - | lipparse-rt video - --out rec.mp4`: the stream is
     parsed as it comes, with its sound; Ctrl-C finalises what was written. Before 2026-12-05 the
@@ -985,9 +993,7 @@ def test_a_live_stream_piped_to_video_is_parsed_as_it_comes(tmp_path, tiny_weigh
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=_default_sigint)
     producer.stdout.close()
     try:
-        deadline = time.time() + 60
-        while not (tmp_path / "m2" / "000020.png").exists() and time.time() < deadline:
-            time.sleep(0.05)
+        _appears(tmp_path / "m2" / "000020.png", 60)
         run.send_signal(signal.SIGINT)
         _, stderr = run.communicate(timeout=60)
     finally:
@@ -1027,10 +1033,7 @@ def test_a_download_is_parsed_while_it_downloads(tmp_path, tiny_weights, monkeyp
             half = len(data) // 2
             self.wfile.write(data[:half])
             self.wfile.flush()
-            deadline = time.time() + 20  # the rest once some frames were parsed (or 20 s)
-            while not (masks / "000009.png").exists() and time.time() < deadline:
-                time.sleep(0.05)
-            if (masks / "000009.png").exists():
+            if _appears(masks / "000009.png", 20):  # the rest once some frames were parsed (or 20 s)
                 seen.set()
             self.wfile.write(data[half:])
 
@@ -1083,9 +1086,7 @@ def test_ctrl_c_while_a_live_stream_stalls_stops_the_run(tmp_path, tiny_weights)
                            stderr=subprocess.PIPE, preexec_fn=_default_sigint)
     producer.stdout.close()
     try:
-        deadline = time.time() + 60
-        while not (masks / "000030.png").exists() and time.time() < deadline:
-            time.sleep(0.05)
+        _appears(masks / "000030.png", 60)
         time.sleep(1)  # well into the stall
         run.send_signal(signal.SIGINT)
         _, stderr = run.communicate(timeout=10)
@@ -1121,10 +1122,7 @@ def test_an_hls_playlist_is_parsed_as_its_segments_come(tmp_path, tiny_weights, 
 
         def do_GET(self) -> None:
             if self.path.endswith(segments[-1]):  # the last segment once some frames were parsed (or 20 s)
-                deadline = time.time() + 20
-                while not (masks / "000009.png").exists() and time.time() < deadline:
-                    time.sleep(0.05)
-                if (masks / "000009.png").exists():
+                if _appears(masks / "000009.png", 20):
                     seen.set()
             super().do_GET()
 
