@@ -280,7 +280,7 @@ def video(
 ) -> None:
     """Parse every frame of a video, or of several, and write an overlay video (and/or masks)."""
     from .engine import plan_streams
-    from .fetch import PIPE
+    from .fetch import PIPE, copy_error
     from .sinks import X264_PRESETS, Window, stdout_kept
     from .sources import clock
 
@@ -320,11 +320,12 @@ def video(
                     stats, cut = _parse_video(stack, src, input, path, out_file, frame_masks, engine, window, title,
                                               alpha=alpha, preset=preset, streams=streams, zoom=zoom,
                                               max_frames=max_frames, fd=fd)
+                    broke = copy_error(path)  # a download cut off, a full disk: after what came was parsed
                 parsed += 1
                 frames_total += stats.frames_out
                 wall_total += stats.wall_s
                 left = len(jobs) - k - 1
-                damaged_any |= _video_outcome(stats, src, input, out_file, window, left, cut)
+                damaged_any |= _video_outcome(stats, src, input, out_file, window, left, cut, broke)
     except LipParseError as exc:
         _fail(exc)
     if len(jobs) > 1:
@@ -432,18 +433,23 @@ def _between_videos(total: int, parsed: Callable[[], int]) -> Iterator[None]:
         raise typer.Exit(getattr(exc, "exit_code", 130)) from None
 
 
-def _video_outcome(stats, src, input: Path, out_path: Optional[Path], window, left: int, cut: bool = False) -> bool:
+def _video_outcome(stats, src, input: Path, out_path: Optional[Path], window, left: int, cut: bool = False,
+                   broke: Optional[LipParseError] = None) -> bool:
     """Say how one video's run ended: its summary (`cut`: the first frames only, --max-frames), a
-    damaged file's warning, an interruption or a stop in the window (with the inputs `left` not
-    parsed), exiting where the run ends here. Return whether the file was damaged."""
+    damaged file's warning (`broke`: the input's copy ended short, a download cut off), an
+    interruption or a stop in the window (with the inputs `left` not parsed), exiting where the
+    run ends here. Return whether the file was damaged."""
     from .fetch import pipe_name
     from .sinks import output_name
 
     _summary(stats, pipe_name(input), "the first " if cut and not src.cut else "")  # --max-frames, not --end
     damaged = stats.source_error
-    if not damaged and not (stats.interrupted or stats.stopped or cut) and src.declared_frames > stats.frames_out:
+    if not (damaged or broke) and not (stats.interrupted or stats.stopped or cut) and \
+            src.declared_frames > stats.frames_out:
         damaged = f"only {stats.frames_out} of the {src.declared_frames} frames its header announces could be decoded"
-    if damaged:
+    if broke is not None and not stats.interrupted:
+        err.print(f"warning: {broke}; {_frames(stats.frames_out)} written", highlight=False, soft_wrap=True)
+    elif damaged:
         err.print(f"warning: {input}: {damaged} (truncated or damaged file); {_frames(stats.frames_out)} written",
                   highlight=False)
     rest = f"; {left} more video{'s' * (left != 1)} not parsed" if left else ""
@@ -460,7 +466,7 @@ def _video_outcome(stats, src, input: Path, out_path: Optional[Path], window, le
             raise typer.Exit(DisplayError.exit_code)
         err.print(f"stopped in the window: {kept}", highlight=False, soft_wrap=True)
         raise typer.Exit(2 if damaged else 0)
-    return bool(damaged)
+    return bool(damaged or broke)
 
 
 @app.command()

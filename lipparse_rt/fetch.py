@@ -131,7 +131,8 @@ def spooled(path: Path, on_bytes: Callable[[int], None] | None = None, what: str
     it comes, a download while it downloads, and a stream that must be read to its end first
     (an MP4 whose index comes last, as `yt-dlp -o -` sends it) still is. `on_bytes` is told the
     bytes copied so far (with `follow`, from the copy's thread). A failed copy (a read error, a
-    full disk) is raised at the end."""
+    full disk, a download cut off) is raised; with `follow`, once the stream has begun, told by
+    `copy_error` for the caller to say after its run (what came before it was parsed)."""
     url = web_url(path)
     if url:
         with _downloaded(url, on_bytes, what, follow) as kept:
@@ -163,31 +164,30 @@ def spooled(path: Path, on_bytes: Callable[[int], None] | None = None, what: str
 
 @contextmanager
 def _kept(src, target: Path, shown: str, what: str, on_bytes: Callable[[int], None] | None, follow: bool,
-          close: bool, nothing: str, expected: int | None = None) -> Iterator[Path]:
+          close: bool, nothing: str, expected: int | None = None,
+          upstream: Callable[[], LipParseError | None] | None = None) -> Iterator[Path]:
     """`src` copied into `target`: whole, then `target` given; or, with `follow`, by a `_Copy`
-    whose file is given once its first bytes are in, stopped when the caller is done. `close`:
-    `src` is closed when read. `nothing`: what an empty stream is called; `expected`: its size,
-    where known ahead."""
+    whose file is given once its first bytes are in (its failure told by `copy_error`), stopped
+    when the caller is done. `close`: `src` is closed when read. `nothing`: what an empty stream
+    is called; `expected`: its size, where known ahead; `upstream`: the failure of what feeds
+    `src`, if any (an HLS playlist's joining)."""
     copy = None
     try:
         if follow:
-            copy = _Copy(src, target, shown, what, close=close, expected=expected, on_bytes=on_bytes)
+            copy = _Copy(src, target, shown, what, close=close, expected=expected, on_bytes=on_bytes,
+                         upstream=upstream)
             total = copy.wait(1)
         else:
             try:
-                total = _copy_into(src, target, shown, what, on_bytes)
+                total = _copy_into(src, target, shown, what, on_bytes, expected)
             finally:
                 if close:
                     src.close()
         if not total:
-            if copy is not None and copy.error is not None:
-                raise copy.error
-            raise InputError(f"cannot read {what} '{shown}': {nothing}")
+            raise (copy.failure() if copy is not None else None) or InputError(f"cannot read {what} '{shown}': {nothing}")
         if copy is not None:
             _FOLLOWED[str(target)] = copy
         yield target
-        if copy is not None and copy.done and copy.error is not None:
-            raise copy.error
     finally:
         if copy is not None:
             _FOLLOWED.pop(str(target), None)
@@ -230,6 +230,13 @@ def cancel_reads(path: Path) -> None:
         copy.cancel()
 
 
+def copy_error(path: Path) -> LipParseError | None:
+    """Why the copy at `path` (`spooled(follow=True)`) ended short (a download cut off, a full
+    disk): for the caller to say once its run is over. None for a file, and for a whole copy."""
+    copy = _FOLLOWED.get(str(path))
+    return copy.failure() if copy is not None else None
+
+
 def interruption(path: Path) -> BaseException | None:
     """Ctrl-C or SIGTERM that came while FFmpeg waited for the bytes of `path`, a pipe's or a
     download's copy (`spooled(follow=True)`): the caller raises it once FFmpeg has returned."""
@@ -242,9 +249,11 @@ class _Copy:
     readers wait for the bytes they need (`wait`)."""
 
     def __init__(self, src, target: Path, shown: str, what: str, close: bool, expected: int | None = None,
-                 on_bytes: Callable[[int], None] | None = None) -> None:
+                 on_bytes: Callable[[int], None] | None = None,
+                 upstream: Callable[[], LipParseError | None] | None = None) -> None:
         self.target = target
         self._on_bytes = on_bytes
+        self._upstream = upstream
         self.expected = expected  # the stream's size where it is known ahead (a download's Content-Length)
         self.size = 0
         self.done = False
@@ -259,7 +268,7 @@ class _Copy:
 
     def _run(self, src, shown: str, what: str, close: bool) -> None:
         try:
-            _copy_into(src, self.target, shown, what, self._grew)
+            _copy_into(src, self.target, shown, what, self._grew, self.expected)
         except LipParseError as exc:
             self.error = exc
         except _Stopped:
@@ -279,6 +288,13 @@ class _Copy:
             self._cond.notify_all()
         if self._on_bytes is not None:
             self._on_bytes(size)
+
+    def failure(self) -> LipParseError | None:
+        """Why the copy ended short, once it has ended: a read error, a full disk, a download cut
+        off, or what fed it failing (`upstream`); None while it goes on, or where it ended whole."""
+        if not self.done:
+            return None
+        return self.error or (self._upstream() if self._upstream is not None else None)
 
     def stop(self) -> None:
         """Copy no more (a download is not finished in the background); at the next bytes."""
@@ -462,7 +478,7 @@ def _followed_playlist(url: str, target: Path, what: str, on_bytes: Callable[[in
     mostly are; Matroska cannot be written as a stream from them: its header wants the sound's
     configuration, which comes with the first packet), which `_kept` copies into `target` and
     gives to be read as it grows: its video parsed as it downloads. The joining's error (a
-    segment that broke off) is raised at the end, as a copy's is."""
+    segment that broke off) is the copy's (`copy_error`)."""
     src, keep = _playlist(url, what)
     r, w = os.pipe()
     failed: list[LipParseError] = []
@@ -478,10 +494,8 @@ def _followed_playlist(url: str, target: Path, what: str, on_bytes: Callable[[in
 
     threading.Thread(target=join, name="hls join", daemon=True).start()
     with _kept(open(r, "rb", buffering=0), target, url, what, on_bytes, True, close=True,
-               nothing="the server sent nothing") as kept:
+               nothing="the server sent nothing", upstream=lambda: failed[0] if failed else None) as kept:
         yield kept
-        if failed:
-            raise failed[0]
 
 
 def _best_variant(src) -> list:
@@ -496,10 +510,14 @@ def _best_variant(src) -> list:
     return [video] + [s for s in audio[:1] if s is not None]
 
 
-def _copy_into(src, target: Path, shown: str, what: str, on_bytes: Callable[[int], None] | None) -> int:
+def _copy_into(src, target: Path, shown: str, what: str, on_bytes: Callable[[int], None] | None,
+               expected: int | None = None) -> int:
     """Copy the readable `src` (a pipe, a download) into `target` up to a MiB at a time, telling
     `on_bytes` the bytes so far; return them. A read that fails (a pipe's error, a connection
-    dropped or timed out) is an InputError; a write that fails (a full disk), an OutputError."""
+    dropped or timed out), or a stream that ends short of the `expected` bytes (a download whose
+    connection closed early), is an InputError; a write that fails (a full disk), an OutputError."""
+    import http.client
+
     total = 0
     try:
         dst = open(target, "wb")
@@ -510,10 +528,13 @@ def _copy_into(src, target: Path, shown: str, what: str, on_bytes: Callable[[int
         while True:
             try:
                 chunk = read(1 << 20)
-            except (OSError, ValueError) as exc:
+            except (OSError, ValueError, http.client.HTTPException) as exc:
                 raise InputError(f"cannot read {what} '{shown}': it broke off ({getattr(exc, 'strerror', None) or exc})") \
                     from None
             if not chunk:
+                if expected is not None and total < expected:
+                    raise InputError(f"cannot read {what} '{shown}': it broke off after {total:,} of its {expected:,} "
+                                     "bytes")
                 return total
             try:
                 dst.write(chunk)

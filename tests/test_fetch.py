@@ -40,6 +40,10 @@ def test_copy_errors_say_which_side_failed(tmp_path):
 
     with pytest.raises(InputError, match=r"cannot read image 'http://h/a.jpg': it broke off \(Connection reset"):
         _copy_into(Broken(), tmp_path / "a", "http://h/a.jpg", "image", None)
+    # a download whose connection closed early ends short of its Content-Length: before 2026-12-05
+    # that was the end of the file, and what had come was parsed as the whole video, exit 0
+    with pytest.raises(InputError, match=r"cannot read video 'http://h/a.mkv': it broke off after 5 of its 9 bytes"):
+        _copy_into(io.BytesIO(b"x" * 5), tmp_path / "c", "http://h/a.mkv", "video", None, expected=9)
     seen = []
     assert _copy_into(io.BytesIO(b"y" * (3 << 20)), tmp_path / "b", "-", "video", seen.append) == 3 << 20
     assert seen == [1 << 20, 2 << 20, 3 << 20] and (tmp_path / "b").stat().st_size == 3 << 20

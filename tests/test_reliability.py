@@ -1099,6 +1099,53 @@ def test_ctrl_c_while_a_live_stream_stalls_stops_the_run(tmp_path, tiny_weights)
     assert got["frames"] >= 30 and got["types"] == ["video", "audio"]
 
 
+def test_a_download_cut_off_is_said_after_what_came_is_parsed(tmp_path, tiny_weights, monkeypatch):
+    """A server that closes the connection halfway (a dropped link, a server restarted): the
+    frames that came are parsed and written, then `warning: cannot read video '...': it broke off
+    after N of its M bytes; K frames written`, exit 2. Before 2026-12-05 the half was taken for the
+    whole video (exit 0, no word) where the container says no frame count (Matroska)."""
+    import http.server
+
+    import av
+
+    from conftest import _serving
+
+    monkeypatch.setenv("LIPPARSE_WEIGHTS", str(tiny_weights))
+    rng = np.random.default_rng(0)
+    src = tmp_path / "clip.mkv"
+    with av.open(str(src), "w") as c:  # frames that do not compress: half the bytes is half the frames
+        v = c.add_stream("libx264", rate=25)
+        v.width, v.height, v.pix_fmt = 160, 120, "yuv420p"
+        for i in range(60):
+            f = av.VideoFrame.from_ndarray(rng.integers(0, 255, (120, 160, 3), np.uint8), format="bgr24")
+            f.pts = i
+            for p in v.encode(f):
+                c.mux(p)
+        for p in v.encode(None):
+            c.mux(p)
+    data = src.read_bytes()
+
+    class Cut(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data[:len(data) // 2])
+            self.close_connection = True
+
+    with _serving(Cut) as base:
+        r = runner.invoke(app, ["video", f"{base}/clip.mkv", "--out", str(tmp_path / "o.mp4")])
+    assert r.exit_code == 2, r.output
+    n = probe(tmp_path / "o.mp4")["frames"]
+    assert 10 <= n < 60
+    assert " ".join(r.stderr.split()).endswith(
+        f"warning: cannot read video '{base}/clip.mkv': it broke off after {len(data) // 2:,} of its {len(data):,} "
+        f"bytes; {n} frames written")
+
+
 def test_an_hls_playlist_is_parsed_as_its_segments_come(tmp_path, tiny_weights, monkeypatch):
     """`video https://site/index.m3u8`: its first segments are parsed while the later ones
     download. Before 2026-12-05 every segment was fetched and joined first."""
