@@ -261,7 +261,7 @@ def video(
                                              "an http(s) URL: parsed as it downloads); "
                                              "several are parsed one after another, the model loaded once, and "
                                              "--out is then a folder."),
-    out_path: Optional[Path] = typer.Option(None, "--out", "-o", help="Output MP4 (H.264; the input's sound, every track, its text subtitles, and its date and place tags kept), or a folder: FOLDER/<input's name>.mp4 (made for several inputs), or '-': standard output (`| ffplay -`; every line then goes to stderr)."),
+    out_path: Optional[Path] = typer.Option(None, "--out", "-o", help="Output MP4 (H.264; the input's sound, every track, its text subtitles, and its date and place tags kept), or a folder: FOLDER/<input's name>.mp4 (made for several inputs), or '-': standard output, a fragment per frame (`| ffplay -`; every line then goes to stderr)."),
     masks: Optional[Path] = typer.Option(None, "--masks", help="Also write one index PNG of LIP ids per frame here (for several inputs, in a folder for each: MASKS/<input's name>/)."),
     show: bool = typer.Option(False, "--show", help="Also show the result live in a window (q or Esc stops the run; what was parsed is kept)."),
     force: bool = typer.Option(False, "--force", "-f", help="Overwrite an existing output, and an earlier run's frame masks in --masks."),
@@ -346,7 +346,7 @@ def _parse_video(stack: ExitStack, src, input: Path, path: Path, out_file: Optio
     (standard output's copy). Return the run's stats and whether --max-frames or --end cut it
     short."""
     from .pipeline import queue_depth, run_file, search_workers
-    from .sinks import MaskWriter, VideoWriter
+    from .sinks import MaskWriter, VideoWriter, streamed
     from .fetch import pipe_name
     from .sources import clock
     from .zoom import Zoom
@@ -355,7 +355,8 @@ def _parse_video(stack: ExitStack, src, input: Path, path: Path, out_file: Optio
     if out_file is not None:
         writer = stack.enter_context(VideoWriter(
             out_file, src.fps, src.width, src.height, src.time_base, preset=preset, metadata=src.metadata,
-            tracks_from=path if src.has_audio or src.has_subtitles else None, start=bool(src.start), fd=fd))
+            tracks_from=path if src.has_audio or src.has_subtitles else None, start=bool(src.start), fd=fd,
+            live=streamed(out_file)))  # a stream (`--out -`, a named pipe): its reader plays it as it comes
     mask_writer = stack.enter_context(MaskWriter(frame_masks)) if frame_masks is not None else None
     mh, mw = engine.model_shape(src.height, src.width)
     err.print(f"{pipe_name(input)}: {src.describe()} @ {float(src.fps):.2f} FPS -> model {mw}x{mh} on {engine.mode}"

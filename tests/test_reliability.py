@@ -810,6 +810,7 @@ def test_a_video_written_to_standard_output(tmp_path, tiny_weights):
     done = subprocess.run(cmd + [str(src), "--out", "-"], env=env, capture_output=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout[4:8] == b"ftyp"  # the MP4 alone
+    assert done.stdout.count(b"moof") >= 40  # a fragment per frame: a player downstream shows each as it comes
     assert b"in.mkv: 40 frames in" in done.stderr  # the summary with the other lines
     (tmp_path / "o.mp4").write_bytes(done.stdout)
     got = probe(tmp_path / "o.mp4")

@@ -647,8 +647,8 @@ def test_stdout_is_kept_for_the_video(capfd):
 
 
 def test_a_live_stream_with_sound_keeps_all_of_it(tmp_path):
-    """Fragments per frame are for picture-only streams: with a sound track FFmpeg's lost a third
-    of a clip's sound, so a writer given one keeps fragments per keyframe."""
+    """A live writer with a sound track (`video in.mkv --out - | ffplay -`) cuts its fragments by
+    time: FFmpeg's own fragment per frame ('frag_every_frame') lost a third of a clip's sound."""
     import av
 
     src = make_video(tmp_path / "in.mp4", n=50, audio=True)
