@@ -414,10 +414,11 @@ def _downloaded(url: str, on_bytes: Callable[[int], None] | None, what: str, fol
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _playlist(url: str, what: str):
+def _playlist(url: str, what: str, live: bool = False):
     """An HLS playlist opened by FFmpeg (`.../index.m3u8`, as many sites serve video), and the
-    streams to keep of it (`_best_variant`). A live playlist (no end, so no duration) is refused:
-    it would never finish."""
+    streams to keep of it (`_best_variant`). A live playlist (no end, so no duration: a camera's,
+    a broadcast's) is refused unless `live` (followed, it is parsed as its segments come, until
+    Ctrl-C); copied whole, it would never finish."""
     import av
 
     try:
@@ -428,7 +429,7 @@ def _playlist(url: str, what: str):
     if not src.streams.video:
         src.close()
         raise InputError(f"cannot read {what} '{url}': its HLS playlist holds no video")
-    if src.duration is None:
+    if src.duration is None and not live:
         src.close()
         raise InputError(f"cannot read {what} '{url}': it is a live stream (an HLS playlist without an end): "
                          "parse it live with lipparse-rt webcam --camera URL")
@@ -479,7 +480,7 @@ def _followed_playlist(url: str, target: Path, what: str, on_bytes: Callable[[in
     configuration, which comes with the first packet), which `_kept` copies into `target` and
     gives to be read as it grows: its video parsed as it downloads. The joining's error (a
     segment that broke off) is the copy's (`copy_error`)."""
-    src, keep = _playlist(url, what)
+    src, keep = _playlist(url, what, live=True)
     r, w = os.pipe()
     failed: list[LipParseError] = []
 

@@ -896,7 +896,7 @@ def test_an_hls_playlist_url_is_fetched_at_its_best_quality(tmp_path, tiny_weigh
     """`video https://site/master.m3u8` (HLS, as many sites serve video): before 2026-12-05 the
     playlist's text was downloaded and refused as `not a video file`. Its segments are joined into
     one file, the largest picture of the qualities it offers with its sound; the other qualities'
-    segments are not fetched. A live playlist (no end) is said to be one."""
+    segments are not fetched."""
     import functools
     import http.server
 
@@ -909,9 +909,6 @@ def test_an_hls_playlist_url_is_fetched_at_its_best_quality(tmp_path, tiny_weigh
     _hls(site / "hi", make_video(tmp_path / "hi.mp4", n=50, size=(320, 240), audio=True))
     (site / "master.m3u8").write_text("#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=200000,RESOLUTION=160x120\nlo/index.m3u8\n"
                                       "#EXT-X-STREAM-INF:BANDWIDTH=800000,RESOLUTION=320x240\nhi/index.m3u8\n")
-    live = (site / "hi" / "index.m3u8").read_text().replace("#EXT-X-ENDLIST\n", "").replace(
-        "#EXT-X-PLAYLIST-TYPE:VOD\n", "")
-    (site / "live.m3u8").write_text(live.replace("index", "hi/index"))
     asked = []
 
     class Handler(http.server.SimpleHTTPRequestHandler):
@@ -928,11 +925,6 @@ def test_an_hls_playlist_url_is_fetched_at_its_best_quality(tmp_path, tiny_weigh
         hi = sorted(p.name for p in (site / "hi").glob("*.ts"))
         assert len(hi) >= 2 and all(f"/hi/{n}" in asked for n in hi)
         assert sum(p.startswith("/lo/") and p.endswith(".ts") for p in asked) <= 1  # looked at, not fetched
-        r = runner.invoke(app, ["video", f"{base}/live.m3u8", "--out", str(tmp_path / "l.mp4")])
-    assert r.exit_code == 2 and " ".join(r.stderr.split()).endswith(
-        f"error: cannot read video '{base}/live.m3u8': it is a live stream (an HLS playlist without an end): "
-        "parse it live with lipparse-rt webcam --camera URL")
-    assert not (tmp_path / "l.mp4").exists()
 
 
 def test_a_folder_of_the_other_kind_says_which_command_reads_it(tmp_path):
@@ -1145,6 +1137,59 @@ def test_a_download_cut_off_is_said_after_what_came_is_parsed(tmp_path, tiny_wei
     assert " ".join(r.stderr.split()).endswith(
         f"warning: cannot read video '{base}/clip.mkv': it broke off after {len(data) // 2:,} of its {len(data):,} "
         f"bytes; {n} frames written")
+
+
+def test_a_live_hls_playlist_is_parsed_as_it_grows_until_ctrl_c(tmp_path, tiny_weights):
+    """`video https://cam/live.m3u8` (a camera's, a broadcast's: a playlist that gains a segment
+    every few seconds and has no end) is parsed as its segments come, until Ctrl-C finalises the
+    output. Before 2026-12-05 it was refused (`it is a live stream`): copied whole first, it would
+    never have ended."""
+    import functools
+    import http.server
+
+    from conftest import _serving
+
+    site = tmp_path / "site"
+    vod = _hls(site, make_video(tmp_path / "v.mp4", n=250, size=(160, 120), audio=True)).read_text()
+    head = [line for line in vod.splitlines() if line.startswith("#EXT") and not line.startswith(
+        ("#EXTINF", "#EXT-X-ENDLIST", "#EXT-X-PLAYLIST-TYPE"))]
+    entries = [line for line in vod.splitlines() if not line.startswith("#") or line.startswith("#EXTINF")]
+    segments = list(zip(entries[0::2], entries[1::2]))  # (#EXTINF, name), shown one more a second
+    assert len(segments) >= 4
+    t0 = time.time()
+
+    class Live(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            if not self.path.endswith("live.m3u8"):
+                return super().do_GET()
+            shown = segments[:min(len(segments), 1 + int(time.time() - t0))]  # a segment more each second
+            body = "\n".join(head + [x for pair in shown for x in pair]) + "\n"
+            self.send_response(200)
+            self.send_header("Content-Type", "application/vnd.apple.mpegurl")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body.encode())
+
+    with _serving(functools.partial(Live, directory=str(site))) as base:
+        run = subprocess.Popen([sys.executable, "-m", "lipparse_rt", "video", f"{base}/live.m3u8", "--out",
+                                str(tmp_path / "l.mp4"), "--masks", str(tmp_path / "m")],
+                               env=dict(os.environ, LIPPARSE_WEIGHTS=str(tiny_weights)), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, preexec_fn=_default_sigint)
+        try:
+            assert _appears(tmp_path / "m" / "000100.png", 60)  # past the first segment (65 frames): it grew
+            assert run.poll() is None
+            run.send_signal(signal.SIGINT)
+            _, stderr = run.communicate(timeout=20)
+        finally:
+            run.kill()
+    assert run.returncode == 130, stderr
+    line = stderr.decode().strip().splitlines()[-1]
+    assert re.fullmatch(rf"interrupted: \d+ frames written to {re.escape(str(tmp_path / 'l.mp4'))}", line), line
+    got = probe(tmp_path / "l.mp4")
+    assert got["frames"] > 100 and got["types"] == ["video", "audio"]
 
 
 def test_an_hls_playlist_is_parsed_as_its_segments_come(tmp_path, tiny_weights, monkeypatch):
