@@ -140,7 +140,7 @@ def _scales(text: str) -> tuple[float, ...]:
     return () if scales == (1.0,) else scales
 
 
-def _start(text: str | None, flag: str = "--start") -> float:
+def _clock_option(text: str | None, flag: str = "--start") -> float:
     """`video --start` (or `--end`): seconds from '90', '1:30', '1:02:03.5'; 0 where not given."""
     from .sources import parse_clock
 
@@ -215,14 +215,14 @@ def _video_jobs(inputs: list[Path], out_path: Optional[Path], masks: Optional[Pa
     checked before anything is parsed. `--out` a folder: FOLDER/<input's name>.mp4; several
     videos (or a folder's, a pattern's) need one (made where missing), and their frame masks go to
     a folder each, MASKS/<input's name>/."""
-    from .fetch import same_stems, stem_of
-    from .sinks import MP4_SUFFIXES, check_output, clear_frame_masks, output_folder, output_name, streamed
+    from .fetch import is_pipe, same_stems, stem_of
+    from .sinks import MP4_SUFFIXES, check_output, clear_frame_masks, output_folder, output_name
     from .sources import video_files
 
     given = inputs
     inputs = video_files(given)
     several = len(inputs) > 1 or any(p.is_dir() or p not in inputs for p in given)  # a folder, a pattern: a batch
-    if several and out_path is not None and streamed(out_path):
+    if several and out_path is not None and is_pipe(out_path):
         raise OutputError(f"cannot write {len(inputs)} videos to {output_name(out_path)}: give --out a folder")
     if several and (out_path is not None or masks is not None):
         _refuse_same_names(same_stems(inputs), "videos", str)
@@ -293,8 +293,8 @@ def video(
             raise InputError("nothing to do: give --out FILE, --masks DIR or --show")
         if preset not in X264_PRESETS:
             raise InputError(f"unknown preset '{preset}': use one of {', '.join(X264_PRESETS)}")
-        start_s = _start(start)
-        end_s = None if end is None else _start(end, "--end")
+        start_s = _clock_option(start)
+        end_s = None if end is None else _clock_option(end, "--end")
         if end_s is not None and end_s <= start_s:
             raise InputError(f"--end ({clock(end_s)}) must come after --start ({clock(start_s)})")
         jobs = _video_jobs(inputs, out_path, masks, force)
@@ -345,9 +345,9 @@ def _parse_video(stack: ExitStack, src, input: Path, path: Path, out_file: Optio
     `path` holds the video (a pipe's copy, where `input` is a pipe); `fd`: the output goes there
     (standard output's copy). Return the run's stats and whether --max-frames or --end cut it
     short."""
+    from .fetch import is_pipe, pipe_name
     from .pipeline import queue_depth, run_file, search_workers
-    from .sinks import MaskWriter, VideoWriter, streamed
-    from .fetch import pipe_name
+    from .sinks import MaskWriter, VideoWriter
     from .sources import clock
     from .zoom import Zoom
 
@@ -356,7 +356,7 @@ def _parse_video(stack: ExitStack, src, input: Path, path: Path, out_file: Optio
         writer = stack.enter_context(VideoWriter(
             out_file, src.fps, src.width, src.height, src.time_base, preset=preset, metadata=src.metadata,
             tracks_from=path if src.has_audio or src.has_subtitles else None, start=bool(src.start), fd=fd,
-            live=streamed(out_file)))  # a stream (`--out -`, a named pipe): its reader plays it as it comes
+            live=is_pipe(out_file)))  # a stream (`--out -`, a named pipe): its reader plays it as it comes
     mask_writer = stack.enter_context(MaskWriter(frame_masks)) if frame_masks is not None else None
     mh, mw = engine.model_shape(src.height, src.width)
     err.print(f"{pipe_name(input)}: {src.describe()} @ {float(src.fps):.2f} FPS -> model {mw}x{mh} on {engine.mode}"
@@ -502,9 +502,9 @@ def webcam(
     """
     from fractions import Fraction
 
-    from .fetch import PIPE
+    from .fetch import PIPE, is_pipe
     from .pipeline import LiveView, run_live
-    from .sinks import Snapshots, VideoWriter, Window, check_output, has_display, stdout_kept, streamed
+    from .sinks import Snapshots, VideoWriter, Window, check_output, has_display, stdout_kept
     from .sources import Camera
     from .zoom import Zoom
 
@@ -545,7 +545,7 @@ def webcam(
                 h, w = frame.image.shape[:2]
                 writer = stack.enter_context(VideoWriter(out_path, Fraction(round(cam.fps * 1000), 1000), w, h,
                                                          time_base=Fraction(1, 1000), fd=fd,
-                                                         live=streamed(out_path)))
+                                                         live=is_pipe(out_path)))
             # a live stream's rate is FFmpeg's guess (25 for MJPEG over HTTP): not said; the HUD measures it
             rate = "" if (cam.network or cam.pipe) and not cam.recording else f", {cam.fps:g} FPS"
             shape = f" ({cam.width}x{cam.height}{rate})" if cam.width else ""

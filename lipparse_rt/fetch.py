@@ -395,11 +395,11 @@ def _downloaded(url: str, on_bytes: Callable[[int], None] | None, what: str, fol
             raise
         if playlist:  # HLS: its segments fetched by FFmpeg and joined into one file
             answer.close()
-            target = target.with_suffix(".mkv")
-            if follow:
+            if follow:  # as an MPEG-TS stream
                 with _followed_playlist(url, target.with_suffix(".ts"), what, on_bytes) as kept:
                     yield kept
                 return
+            target = target.with_suffix(".mkv")
             src, keep = _playlist(url, what)
             with src:
                 if not _joined_segments(src, keep, f"file:{target}", url, what, target.parent, on_bytes):

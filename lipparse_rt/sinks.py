@@ -64,11 +64,6 @@ def encoder_threads(width: int, height: int, cores: int | None = None) -> int:
     return 1 if cores <= 4 or width * height > BIG_FRAME else 0
 
 
-def streamed(path: Path) -> bool:
-    """Whether a video output is a stream, not a file: '-' (standard output) or a named pipe."""
-    return is_pipe(path)
-
-
 def output_name(path: Path) -> str:
     """How an output is named in lines: 'standard output' for '-', else its path."""
     return "standard output" if str(path) == PIPE else str(path)
@@ -83,7 +78,7 @@ def check_output(path: Path, force: bool, inputs: tuple[Path, ...] = ()) -> None
     if str(path) == PIPE:
         check_stdout("video", "| ffplay -", "> o.mp4")
         return
-    if streamed(path):
+    if is_pipe(path):  # a named pipe: a stream, not a file
         return
     if path.suffix.lower() not in MP4_SUFFIXES:
         raise OutputError(f"cannot write '{path}': the output is an H.264 MP4; name it "
@@ -522,7 +517,7 @@ class VideoWriter:
         self.name = output_name(self.path)
         said = self.name if str(self.path) == PIPE else f"'{self.name}'"  # in messages
         self.frames = 0
-        self._file = fd is None and not streamed(self.path)  # a file, removed where no frame was written
+        self._file = fd is None and not is_pipe(self.path)  # a file, removed where no frame was written
         self._refitted = False  # a frame of another size than the first has come (and was fitted in)
         self._w, self._h = width - width % 2, height - height % 2
         # live: a fragment at each frame (cut after half a frame's time, as timestamps jitter), sent

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import http.server
 import threading
 from fractions import Fraction
 from pathlib import Path
@@ -106,12 +108,11 @@ def mjpeg_camera(frames: int = 5, connections: list | None = None):
     """A local MJPEG camera over HTTP (a phone's camera app, an IP camera) that sends `frames`
     frames on each connection, then keeps it open and silent until the event it gives is set (or
     the block ends). Yields (its URL, that event)."""
-    import http.server
     import time
 
     quit_ = threading.Event()
 
-    class Stalls(http.server.BaseHTTPRequestHandler):
+    class Stalls(QuietHandler):
         def do_GET(self):
             if connections is not None:
                 connections.append(1)
@@ -125,9 +126,6 @@ def mjpeg_camera(frames: int = 5, connections: list | None = None):
                 time.sleep(0.02)
             quit_.wait(60)
 
-        def log_message(self, *args):
-            pass
-
     with _serving(Stalls) as base:
         try:
             yield f"{base}/video", quit_
@@ -135,23 +133,24 @@ def mjpeg_camera(frames: int = 5, connections: list | None = None):
             quit_.set()
 
 
-@contextlib.contextmanager
-def served_folder(folder: Path):
-    """`folder` served over HTTP on a local port (a video a user plays from a web server). Yields
-    the base URL."""
-    import functools
-    import http.server
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves a folder's files (`served_folder`) without a log line per request; the tests' own
+    servers subclass it."""
 
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
-    handler.log_message = lambda *a, **k: None
-    with _serving(handler) as base:
+    def log_message(self, *args) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def served_folder(folder: Path, handler: type[http.server.SimpleHTTPRequestHandler] = QuietHandler):
+    """`folder` served over HTTP on a local port by `handler` (a video a user plays from a web
+    server). Yields the base URL."""
+    with _serving(functools.partial(handler, directory=str(folder))) as base:
         yield base
 
 
 @contextlib.contextmanager
 def _serving(handler):
-    import http.server
-
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()

@@ -798,6 +798,25 @@ def test_an_image_written_to_standard_output(tmp_path, tiny_weights):
         b"it, '> o.png')")
 
 
+def _noise_video(path: Path, n: int, size: tuple[int, int]) -> Path:
+    """`n` frames of noise at 25 FPS, H.264: frames that do not compress, so bytes go with frames."""
+    import av
+
+    w, h = size
+    rng = np.random.default_rng(0)
+    with av.open(str(path), "w") as c:
+        v = c.add_stream("libx264", rate=25)
+        v.width, v.height, v.pix_fmt = w, h, "yuv420p"
+        for i in range(n):
+            f = av.VideoFrame.from_ndarray(rng.integers(0, 255, (h, w, 3), np.uint8), format="bgr24")
+            f.pts = i
+            for p in v.encode(f):
+                c.mux(p)
+        for p in v.encode(None):
+            c.mux(p)
+    return path
+
+
 def test_a_video_written_to_standard_output(tmp_path, tiny_weights):
     """`lipparse-rt video in.mkv --out - | ffplay -` (or `| ffmpeg -i - ...`, `> o.mp4`): the MP4
     goes to standard output, with its sound, and every line to standard error. Before 2026-12-05:
@@ -816,20 +835,7 @@ def test_a_video_written_to_standard_output(tmp_path, tiny_weights):
     got = probe(tmp_path / "o.mp4")
     assert got["frames"] == 40 and got["types"] == ["video", "audio"]
     # the reader stops early (`| head -c`, a player closed): one line, exit 3
-    noise = tmp_path / "noise.mkv"  # frames that do not compress: more than a pipe holds
-    import av
-
-    with av.open(str(noise), "w") as c:
-        v = c.add_stream("libx264", rate=25)
-        v.width, v.height, v.pix_fmt = 320, 240, "yuv420p"
-        rng = np.random.default_rng(0)
-        for i in range(30):
-            f = av.VideoFrame.from_ndarray(rng.integers(0, 255, (240, 320, 3), np.uint8), format="bgr24")
-            f.pts = i
-            for p in v.encode(f):
-                c.mux(p)
-        for p in v.encode(None):
-            c.mux(p)
+    noise = _noise_video(tmp_path / "noise.mkv", 30, (320, 240))  # more than a pipe holds
     reader = subprocess.Popen(cmd + [str(noise), "--out", "-"], env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE)
     reader.stdout.read(2000)
@@ -897,10 +903,7 @@ def test_an_hls_playlist_url_is_fetched_at_its_best_quality(tmp_path, tiny_weigh
     playlist's text was downloaded and refused as `not a video file`. Its segments are joined into
     one file, the largest picture of the qualities it offers with its sound; the other qualities'
     segments are not fetched."""
-    import functools
-    import http.server
-
-    from conftest import _serving
+    from conftest import QuietHandler, served_folder
 
     monkeypatch.setenv("LIPPARSE_WEIGHTS", str(tiny_weights))
     site = tmp_path / "site"
@@ -911,13 +914,13 @@ def test_an_hls_playlist_url_is_fetched_at_its_best_quality(tmp_path, tiny_weigh
                                       "#EXT-X-STREAM-INF:BANDWIDTH=800000,RESOLUTION=320x240\nhi/index.m3u8\n")
     asked = []
 
-    class Handler(http.server.SimpleHTTPRequestHandler):
+    class Handler(QuietHandler):
         def log_message(self, *args) -> None:
             asked.append(self.path)
 
     out = tmp_path / "out"
     out.mkdir()
-    with _serving(functools.partial(Handler, directory=str(site))) as base:
+    with served_folder(site, Handler) as base:
         r = runner.invoke(app, ["video", f"{base}/master.m3u8", "--out", str(out)])
         assert r.exit_code == 0, r.output
         got = probe(out / "master.mp4")
@@ -1004,20 +1007,16 @@ def test_a_download_is_parsed_while_it_downloads(tmp_path, tiny_weights, monkeyp
     download and the parse overlap (an MP4 whose index comes first, as web videos are made: its
     demuxer is told the size the server announced, or it looks past the media for more boxes and
     waits for the end). Before 2026-12-05 the whole file was downloaded first."""
-    import http.server
     import threading
 
-    from conftest import _serving
+    from conftest import QuietHandler, _serving
 
     monkeypatch.setenv("LIPPARSE_WEIGHTS", str(tiny_weights))
     data = make_video(tmp_path / name, n=100, audio=True, options=options).read_bytes()
     masks = tmp_path / "m"
     seen = threading.Event()
 
-    class Slow(http.server.BaseHTTPRequestHandler):
-        def log_message(self, *args) -> None:
-            pass
-
+    class Slow(QuietHandler):
         def do_GET(self) -> None:
             self.send_response(200)
             self.send_header("Content-Type", "video/x-matroska")
@@ -1097,31 +1096,12 @@ def test_a_download_cut_off_is_said_after_what_came_is_parsed(tmp_path, tiny_wei
     frames that came are parsed and written, then `warning: cannot read video '...': it broke off
     after N of its M bytes; K frames written`, exit 2. Before 2026-12-05 the half was taken for the
     whole video (exit 0, no word) where the container says no frame count (Matroska)."""
-    import http.server
-
-    import av
-
-    from conftest import _serving
+    from conftest import QuietHandler, _serving
 
     monkeypatch.setenv("LIPPARSE_WEIGHTS", str(tiny_weights))
-    rng = np.random.default_rng(0)
-    src = tmp_path / "clip.mkv"
-    with av.open(str(src), "w") as c:  # frames that do not compress: half the bytes is half the frames
-        v = c.add_stream("libx264", rate=25)
-        v.width, v.height, v.pix_fmt = 160, 120, "yuv420p"
-        for i in range(60):
-            f = av.VideoFrame.from_ndarray(rng.integers(0, 255, (120, 160, 3), np.uint8), format="bgr24")
-            f.pts = i
-            for p in v.encode(f):
-                c.mux(p)
-        for p in v.encode(None):
-            c.mux(p)
-    data = src.read_bytes()
+    data = _noise_video(tmp_path / "clip.mkv", 60, (160, 120)).read_bytes()  # half the bytes: half the frames
 
-    class Cut(http.server.BaseHTTPRequestHandler):
-        def log_message(self, *args) -> None:
-            pass
-
+    class Cut(QuietHandler):
         def do_GET(self) -> None:
             self.send_response(200)
             self.send_header("Content-Length", str(len(data)))
@@ -1144,10 +1124,7 @@ def test_a_live_hls_playlist_is_parsed_as_it_grows_until_ctrl_c(tmp_path, tiny_w
     every few seconds and has no end) is parsed as its segments come, until Ctrl-C finalises the
     output. Before 2026-12-05 it was refused (`it is a live stream`): copied whole first, it would
     never have ended."""
-    import functools
-    import http.server
-
-    from conftest import _serving
+    from conftest import QuietHandler, served_folder
 
     site = tmp_path / "site"
     vod = _hls(site, make_video(tmp_path / "v.mp4", n=250, size=(160, 120), audio=True)).read_text()
@@ -1158,10 +1135,7 @@ def test_a_live_hls_playlist_is_parsed_as_it_grows_until_ctrl_c(tmp_path, tiny_w
     assert len(segments) >= 4
     t0 = time.time()
 
-    class Live(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args) -> None:
-            pass
-
+    class Live(QuietHandler):
         def do_GET(self) -> None:
             if not self.path.endswith("live.m3u8"):
                 return super().do_GET()
@@ -1173,7 +1147,7 @@ def test_a_live_hls_playlist_is_parsed_as_it_grows_until_ctrl_c(tmp_path, tiny_w
             self.end_headers()
             self.wfile.write(body.encode())
 
-    with _serving(functools.partial(Live, directory=str(site))) as base:
+    with served_folder(site, Live) as base:
         run = subprocess.Popen([sys.executable, "-m", "lipparse_rt", "video", f"{base}/live.m3u8", "--out",
                                 str(tmp_path / "l.mp4"), "--masks", str(tmp_path / "m")],
                                env=dict(os.environ, LIPPARSE_WEIGHTS=str(tiny_weights)), stdout=subprocess.PIPE,
@@ -1195,11 +1169,9 @@ def test_a_live_hls_playlist_is_parsed_as_it_grows_until_ctrl_c(tmp_path, tiny_w
 def test_an_hls_playlist_is_parsed_as_its_segments_come(tmp_path, tiny_weights, monkeypatch):
     """`video https://site/index.m3u8`: its first segments are parsed while the later ones
     download. Before 2026-12-05 every segment was fetched and joined first."""
-    import functools
-    import http.server
     import threading
 
-    from conftest import _serving
+    from conftest import QuietHandler, served_folder
 
     monkeypatch.setenv("LIPPARSE_WEIGHTS", str(tiny_weights))
     site = tmp_path / "site"
@@ -1209,17 +1181,14 @@ def test_an_hls_playlist_is_parsed_as_its_segments_come(tmp_path, tiny_weights, 
     masks = tmp_path / "m"
     seen = threading.Event()
 
-    class Handler(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args) -> None:
-            pass
-
+    class Handler(QuietHandler):
         def do_GET(self) -> None:
             if self.path.endswith(segments[-1]):  # the last segment once some frames were parsed (or 20 s)
                 if _appears(masks / "000009.png", 20):
                     seen.set()
             super().do_GET()
 
-    with _serving(functools.partial(Handler, directory=str(site))) as base:
+    with served_folder(site, Handler) as base:
         r = runner.invoke(app, ["video", f"{base}/{playlist.name}", "--out", str(tmp_path / "o.mp4"), "--masks",
                                 str(masks)])
     assert r.exit_code == 0, r.output
